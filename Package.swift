@@ -1,0 +1,68 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "SwitchAuth",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "switchauth", targets: ["switchauth"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+    ],
+    targets: [
+        // libpq as a system library (Debian: libpq-dev).
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"]), .brew(["libpq"])]
+        ),
+        // Blocking libpq wrapper: one owner per PGconn / PGresult. Knows nothing of SIP.
+        .target(name: "Postgres", dependencies: ["CLibPQ"], swiftSettings: strict),
+        // Sockets, pure HTTP/1.1 parser with limits, form decoding, event loops. Knows nothing of FreeSWITCH.
+        .target(name: "CSystemShims"),
+        .target(name: "HTTPServer", dependencies: ["CSystemShims"], swiftSettings: strict),
+        // Pure decisions: no I/O. Requests and database facts in, decisions out.
+        .target(name: "Decisions", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+        // Pure rendering of FreeSWITCH XML documents through one escaping writer.
+        .target(name: "FreeSWITCHXML", dependencies: ["Decisions"], swiftSettings: strict),
+        // One type per SQL statement over the wrapper; the migrations runner.
+        .target(name: "Store", dependencies: ["Postgres", "Decisions"], swiftSettings: strict),
+        // Wiring: request -> facts -> decision -> XML; configuration; event-socket push.
+        .target(
+            name: "SwitchAuthService",
+            dependencies: [
+                "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "switchauth",
+            dependencies: [
+                "SwitchAuthCLI",
+            ],
+            swiftSettings: strict
+        ),
+        // The CLI: serve, migrate, demo and the operators' commands. A library so tests can drive it.
+        .target(
+            name: "SwitchAuthCLI",
+            dependencies: [
+                "SwitchAuthService", "Store", "Postgres", "Decisions", "FreeSWITCHXML",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwitchAuthTests",
+            dependencies: ["SwitchAuthService", "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres", "SwitchAuthCLI"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+    ]
+)

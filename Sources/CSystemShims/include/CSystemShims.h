@@ -1,0 +1,24 @@
+#ifndef SWITCHAUTH_CSYSTEMSHIMS_H
+#define SWITCHAUTH_CSYSTEMSHIMS_H
+#include <stdint.h>
+
+/* struct epoll_event is packed on x86_64, which Swift cannot import faithfully; these wrappers take
+   and return plain integers instead. */
+enum {
+    SA_EPOLLIN = 0x001,
+    SA_EPOLLOUT = 0x004,
+    SA_EPOLLERR = 0x008,
+    SA_EPOLLHUP = 0x010,
+    SA_EPOLLEXCLUSIVE = 1u << 28,
+    SA_EPOLL_CTL_ADD = 1,
+    SA_EPOLL_CTL_DEL = 2,
+    SA_EPOLL_CTL_MOD = 3
+};
+int sa_epoll_create(void);
+int sa_epoll_ctl(int epfd, int op, int fd, uint32_t events);
+/* Waits like epoll_wait; writes ready descriptors and their event masks into fds/events. */
+int sa_epoll_wait(int epfd, int32_t *fds, uint32_t *events, int max, int timeout_ms);
+int sa_eventfd(void);
+/* accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC (a GNU extension Glibc's module does not export). */
+int sa_accept(int fd, void *addr, uint32_t *addrlen);
+#endif

@@ -1,0 +1,162 @@
+/// Service settings the dialplan decision depends on.
+public struct DialplanPolicy: Sendable, Equatable {
+    /// Contexts whose lookups the service answers; every other context gets not found.
+    public var ownedContexts: Set<String>
+    /// Sofia profiles whose calls are IP-authenticated even without `sip_acl_authed_by`.
+    public var ipAuthProfiles: Set<String>
+    /// Where allowed calls are transferred (the operator's routing context).
+    public var routingContext: String
+    /// `limit` realm for channel counting.
+    public var limitRealm: String
+
+    public init(ownedContexts: Set<String> = ["switchauth"], ipAuthProfiles: Set<String> = ["switchauth_ip"],
+                routingContext: String = "switchauth_routing", limitRealm: String = "switchauth") {
+        self.ownedContexts = ownedContexts
+        self.ipAuthProfiles = ipAuthProfiles
+        self.routingContext = routingContext
+        self.limitRealm = limitRealm
+    }
+}
+
+/// What a dialplan lookup asks for (PROTOCOL.md §7).
+public enum DialplanQuery: Sendable, Equatable {
+    case notOwned(context: String)
+    /// IP-authenticated call: the account is chosen by source address and destination prefix.
+    case ip(context: String, source: String, destination: String)
+    /// Digest-authenticated call from a device.
+    case digest(context: String, user: String, domain: String, destination: String)
+    /// A call in an owned context that is neither: refused.
+    case unauthenticated(context: String, destination: String)
+}
+
+public struct DialplanAllowance: Sendable, Equatable {
+    public var account: AccountFacts
+    public var method: String
+    public var ipSettingID: Int64?
+    public var deviceID: Int64?
+    /// The destination after stripping the IP setting's prefix (when it says so).
+    public var destination: String
+    public var callerIDName: String?
+    public var callerIDNumber: String?
+    public var routingContext: String
+    public var limitRealm: String
+}
+
+public enum DialplanAnswer: Sendable, Equatable {
+    case notFound
+    case reject(context: String, SIPRejection)
+    case allow(context: String, DialplanAllowance)
+}
+
+public struct DialplanDecision: Sendable, Equatable {
+    public var answer: DialplanAnswer
+    public var reason: Reason
+    /// For logs and `explain`: the IP setting or device the decision rests on.
+    public var detail: String
+}
+
+public enum DialplanDecider {
+    /// Destinations we transfer: dial-able characters only, so nothing reaches application data that
+    /// FreeSWITCH would expand.
+    public static func isValidDestination(_ d: String) -> Bool {
+        guard !d.isEmpty, d.utf8.count <= 64 else { return false }
+        return d.utf8.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a)
+                || b == UInt8(ascii: "+") || b == UInt8(ascii: "*") || b == UInt8(ascii: "#")
+                || b == UInt8(ascii: ".") || b == UInt8(ascii: "-") || b == UInt8(ascii: "_")
+        }
+    }
+
+    public static func classify(_ request: XMLCurlRequest, policy: DialplanPolicy) throws(HostileRequest) -> DialplanQuery {
+        let context = try request.firstValue("Hunt-Context", "Caller-Context") ?? ""
+        guard policy.ownedContexts.contains(context) else { return .notOwned(context: context) }
+        let destination = try request.firstValue("Hunt-Destination-Number", "Caller-Destination-Number") ?? ""
+        let aclAuthedBy = try request.nonEmpty("variable_sip_acl_authed_by")
+        let profile = try request.nonEmpty("variable_sofia_profile_name")
+        if aclAuthedBy != nil || profile.map(policy.ipAuthProfiles.contains) == true {
+            // The network address FreeSWITCH saw; never a SIP header (P-Accountcode etc. are spoofable).
+            let source = try request.firstValue("variable_sip_network_ip", "Caller-Network-Addr") ?? ""
+            return .ip(context: context, source: source, destination: destination)
+        }
+        if try request.value("variable_sip_authorized") == "true",
+           let user = try request.nonEmpty("variable_user_name"),
+           let domain = try request.nonEmpty("variable_domain_name") {
+            return .digest(context: context, user: user, domain: domain, destination: destination)
+        }
+        return .unauthenticated(context: context, destination: destination)
+    }
+
+    /// Chooses among IP settings: among enabled settings whose network contains `source` and whose
+    /// prefix begins `destination`, the longest prefix wins, then the most specific network, then the
+    /// lowest id (so the answer never depends on row order).
+    public static func chooseIPSetting(source: IPAddress, destination: String, candidates: [IPSettingFacts]) -> IPSettingFacts? {
+        var best: IPSettingFacts?
+        for c in candidates where c.enabled && c.network.contains(source) && destination.hasPrefix(c.prefix) {
+            guard let b = best else { best = c; continue }
+            if c.prefix.count != b.prefix.count {
+                if c.prefix.count > b.prefix.count { best = c }
+            } else if c.network.prefixLength != b.network.prefixLength {
+                if c.network.prefixLength > b.network.prefixLength { best = c }
+            } else if c.id < b.id {
+                best = c
+            }
+        }
+        return best
+    }
+
+    /// The IP path. `candidates` are the IP settings whose network may contain the source.
+    public static func decideIP(context: String, source: String, destination: String,
+                                candidates: [IPSettingFacts], policy: DialplanPolicy) -> DialplanDecision {
+        guard let address = IPAddress(source) else {
+            return reject(context, .invalidSourceAddress, "source \(source.isEmpty ? "missing" : "not an address")")
+        }
+        guard isValidDestination(destination) else {
+            return reject(context, .invalidDestination, "destination not dial-able")
+        }
+        guard let setting = chooseIPSetting(source: address, destination: destination, candidates: candidates) else {
+            return reject(context, .noIPMatch, "no enabled IP setting for \(address) with a prefix of the destination")
+        }
+        let detail = "ip_setting=\(setting.id) name=\(setting.name) network=\(setting.network) prefix=\(setting.prefix) account=\(setting.account.number)"
+        if let refusal = AccountGate.standing(setting.account) ?? AccountGate.funds(setting.account) {
+            return reject(context, refusal, detail)
+        }
+        var dest = destination
+        if setting.stripPrefix && !setting.prefix.isEmpty {
+            dest = String(destination.dropFirst(setting.prefix.count))
+            if dest.isEmpty { return reject(context, .invalidDestination, detail + " (empty after strip)") }
+        }
+        let allowance = DialplanAllowance(
+            account: setting.account, method: "ip", ipSettingID: setting.id, deviceID: nil, destination: dest,
+            callerIDName: nil, callerIDNumber: nil, routingContext: policy.routingContext, limitRealm: policy.limitRealm)
+        return DialplanDecision(answer: .allow(context: context, allowance), reason: .ok, detail: detail)
+    }
+
+    /// The digest path: the device FreeSWITCH just authenticated.
+    public static func decideDigest(context: String, destination: String, device: DeviceFacts?,
+                                    policy: DialplanPolicy) -> DialplanDecision {
+        guard let device else { return reject(context, .unknownUser, "device not found") }
+        let detail = "device=\(device.id) user=\(device.username)@\(device.realm) account=\(device.account.number)"
+        guard device.enabled else { return reject(context, .deviceDisabled, detail) }
+        guard isValidDestination(destination) else { return reject(context, .invalidDestination, detail) }
+        if let refusal = AccountGate.standing(device.account) ?? AccountGate.funds(device.account) {
+            return reject(context, refusal, detail)
+        }
+        let allowance = DialplanAllowance(
+            account: device.account, method: "digest", ipSettingID: nil, deviceID: device.id, destination: destination,
+            callerIDName: device.callerIDName.isEmpty ? nil : device.callerIDName,
+            callerIDNumber: device.callerIDNumber.isEmpty ? nil : device.callerIDNumber,
+            routingContext: policy.routingContext, limitRealm: policy.limitRealm)
+        return DialplanDecision(answer: .allow(context: context, allowance), reason: .ok, detail: detail)
+    }
+
+    public static func reject(_ context: String, _ reason: Reason, _ detail: String) -> DialplanDecision {
+        DialplanDecision(answer: .reject(context: context, SIPRejection.forReason(reason)), reason: reason, detail: detail)
+    }
+}
+
+/// acl.conf: the networks of enabled IP settings of active accounts, de-duplicated and ordered.
+public enum ACLBuilder {
+    public static func networks(_ rows: [IPNetwork]) -> [IPNetwork] {
+        Array(Set(rows)).sorted()
+    }
+}

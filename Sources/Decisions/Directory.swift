@@ -1,0 +1,184 @@
+/// What a directory lookup asks for, classified from the request (PROTOCOL.md §3).
+public enum DirectoryQuery: Sendable, Equatable {
+    /// A REGISTER/INVITE/SUBSCRIBE/MESSAGE digest check.
+    case sipAuth(SipAuthQuery)
+    /// A lookup of a user without digest (no action: ACL tokens, `user_exists`; `user_call`: bridging).
+    case user(user: String, domain: String, action: String?, sourceIP: String?)
+    /// Something we do not serve (message-count, group_call, reverse-auth-lookup, gateways,
+    /// network-list, an unknown action): answered not found.
+    case unsupported(String)
+}
+
+public struct SipAuthQuery: Sendable, Equatable {
+    public var user: String
+    public var domain: String
+    public var sourceIP: String?
+    /// `nil` when a digest field is missing: the lookup cannot be verified.
+    public var credentials: DigestCredentials?
+}
+
+/// Service settings the directory decision depends on.
+public struct DirectoryPolicy: Sendable, Equatable {
+    /// `user_context` given to devices: the dialplan context their calls start in.
+    public var userContext: String
+    /// `cacheable` in milliseconds on published users; nil = not cacheable (the default).
+    public var cacheableMilliseconds: Int?
+
+    public init(userContext: String = "switchauth", cacheableMilliseconds: Int? = nil) {
+        self.userContext = userContext
+        self.cacheableMilliseconds = cacheableMilliseconds
+    }
+}
+
+/// A user to publish in a directory answer.
+public struct PublishedUser: Sendable, Equatable {
+    public var id: String
+    public var a1Hash: String
+    public var cacheableMilliseconds: Int?
+    public var variables: [Variable]
+
+    public struct Variable: Sendable, Equatable {
+        public var name: String
+        public var value: String
+        public init(_ name: String, _ value: String) { self.name = name; self.value = value }
+    }
+}
+
+public enum DirectoryAnswer: Sendable, Equatable {
+    /// `<result status="not found"/>`: FreeSWITCH falls back to its (empty) static directory.
+    case notFound
+    /// The domain without the user: a final not-found (403), no static fallback.
+    case domainWithoutUser(domain: String)
+    case user(domain: String, PublishedUser)
+}
+
+/// What the service must record after answering.
+public enum AuthEffect: Sendable, Equatable {
+    case none
+    /// A failed attempt from `ip` (may be nil) against `user` (nil when the user does not exist).
+    case countFailure(ip: String?, user: String?)
+    /// A verified success: clear the user's failure counter.
+    case clearUserFailures(user: String)
+}
+
+public struct DirectoryDecision: Sendable, Equatable {
+    public var answer: DirectoryAnswer
+    public var reason: Reason
+    public var effect: AuthEffect
+}
+
+public enum DirectoryDecider {
+    /// Classifies a directory request. Throws for the injection shapes of PROTOCOL.md §1.
+    public static func classify(_ request: XMLCurlRequest) throws(HostileRequest) -> DirectoryQuery {
+        if let purpose = try request.nonEmpty("purpose") {
+            return .unsupported("purpose=\(purpose)")
+        }
+        guard request.tagName == "domain", request.keyName == "name" else {
+            return .unsupported("tag \(request.tagName)/\(request.keyName)")
+        }
+        let action = try request.nonEmpty("action")
+        let domain = request.keyValue
+        guard !domain.isEmpty else { return .unsupported("no domain") }
+        if let d = try request.nonEmpty("domain"), d.lowercased() != domain.lowercased() {
+            throw HostileRequest(field: "domain", problem: "differs from key_value")
+        }
+        guard let user = try request.nonEmpty("user") else {
+            return .unsupported("no user")
+        }
+        let ip = try request.nonEmpty("ip")
+        switch action {
+        case nil, "user_call":
+            return .user(user: user, domain: domain, action: action, sourceIP: ip)
+        case "sip_auth":
+            var credentials: DigestCredentials?
+            if let username = try request.nonEmpty("sip_auth_username"),
+               let realm = try request.nonEmpty("sip_auth_realm"),
+               let nonce = try request.nonEmpty("sip_auth_nonce"),
+               let uri = try request.nonEmpty("sip_auth_uri"),
+               let method = try request.nonEmpty("sip_auth_method"),
+               let response = try request.nonEmpty("sip_auth_response") {
+                credentials = DigestCredentials(
+                    username: username, realm: realm, nonce: nonce, uri: uri, method: method,
+                    qop: try request.nonEmpty("sip_auth_qop"), cnonce: try request.nonEmpty("sip_auth_cnonce"),
+                    nc: try request.nonEmpty("sip_auth_nc"), response: response)
+                if username != user {
+                    throw HostileRequest(field: "sip_auth_username", problem: "differs from user")
+                }
+            }
+            return .sipAuth(SipAuthQuery(user: user, domain: domain, sourceIP: ip, credentials: credentials))
+        case let other?:
+            return .unsupported("action=\(other)")
+        }
+    }
+
+    /// The decision for a classified query, given what the database said.
+    /// - Parameters:
+    ///   - domainKnown: the requested domain is a name or alias of an enabled SIP domain.
+    ///   - device: the device `user` in that domain, if any.
+    ///   - lockout: lockout state of the source IP and of user@domain.
+    public static func decide(_ query: DirectoryQuery, domainKnown: Bool, device: DeviceFacts?,
+                              lockout: LockoutFacts, policy: DirectoryPolicy) -> DirectoryDecision {
+        switch query {
+        case .unsupported:
+            return DirectoryDecision(answer: .notFound, reason: .unsupported, effect: .none)
+
+        case let .user(_, domain, _, _):
+            guard domainKnown else { return DirectoryDecision(answer: .notFound, reason: .unknownDomain, effect: .none) }
+            guard let device else { return final(domain, .unknownUser) }
+            if let refusal = deviceRefusal(device) { return final(domain, refusal) }
+            return DirectoryDecision(answer: .user(domain: domain, publish(device, a1: device.ha1MD5, policy: policy)),
+                                     reason: .ok, effect: .none)
+
+        case let .sipAuth(q):
+            guard domainKnown else { return DirectoryDecision(answer: .notFound, reason: .unknownDomain, effect: .none) }
+            let userKey = "\(q.user)@\(q.domain.lowercased())"
+            if lockout.ipLocked { return final(q.domain, .lockedOutIP) }
+            if lockout.userLocked { return final(q.domain, .lockedOutUser) }
+            guard let device else {
+                return DirectoryDecision(answer: .domainWithoutUser(domain: q.domain), reason: .unknownUser,
+                                         effect: .countFailure(ip: q.sourceIP, user: nil))
+            }
+            if let refusal = deviceRefusal(device) { return final(q.domain, refusal) }
+            guard let credentials = q.credentials, let algorithm = credentials.algorithm else {
+                return final(q.domain, .digestUnverifiable)
+            }
+            guard credentials.realm.lowercased() == device.realm.lowercased() else {
+                return final(q.domain, .realmMismatch)
+            }
+            let ha1 = algorithm == .md5 ? device.ha1MD5 : device.ha1SHA256
+            guard credentials.verify(ha1: ha1, algorithm: algorithm) else {
+                return DirectoryDecision(answer: .domainWithoutUser(domain: q.domain), reason: .digestMismatch,
+                                         effect: .countFailure(ip: q.sourceIP, user: userKey))
+            }
+            return DirectoryDecision(answer: .user(domain: q.domain, publish(device, a1: ha1, policy: policy)),
+                                     reason: .ok, effect: lockout.userHasFailures ? .clearUserFailures(user: userKey) : .none)
+        }
+    }
+
+    private static func final(_ domain: String, _ reason: Reason) -> DirectoryDecision {
+        DirectoryDecision(answer: .domainWithoutUser(domain: domain), reason: reason, effect: .none)
+    }
+
+    private static func deviceRefusal(_ device: DeviceFacts) -> Reason? {
+        if !device.enabled { return .deviceDisabled }
+        return AccountGate.standing(device.account)
+    }
+
+    static func publish(_ device: DeviceFacts, a1: String, policy: DirectoryPolicy) -> PublishedUser {
+        var variables: [PublishedUser.Variable] = [
+            .init("accountcode", device.account.number),
+            .init("user_context", policy.userContext),
+            .init("switchauth_account_id", String(device.account.id)),
+            .init("switchauth_device_id", String(device.id)),
+            .init("switchauth_auth_method", "digest"),
+        ]
+        if !device.callerIDName.isEmpty {
+            variables.append(.init("effective_caller_id_name", device.callerIDName))
+        }
+        if !device.callerIDNumber.isEmpty {
+            variables.append(.init("effective_caller_id_number", device.callerIDNumber))
+        }
+        return PublishedUser(id: device.username, a1Hash: a1, cacheableMilliseconds: policy.cacheableMilliseconds,
+                             variables: variables)
+    }
+}

@@ -1,0 +1,116 @@
+/// The decoded fields of a mod_xml_curl form body, in the order they arrived.
+public struct FormFields: Sendable, Equatable {
+    public var pairs: [(name: String, value: String)]
+
+    public init(_ pairs: [(name: String, value: String)]) {
+        self.pairs = pairs
+    }
+
+    public static func == (lhs: FormFields, rhs: FormFields) -> Bool {
+        lhs.pairs.count == rhs.pairs.count && zip(lhs.pairs, rhs.pairs).allSatisfy { $0.name == $1.name && $0.value == $1.value }
+    }
+
+    public enum Lookup: Equatable, Sendable {
+        case absent
+        case one(String)
+        /// The field came more than once: a sign of injection through a raw fixed field.
+        case duplicated
+    }
+
+    public func lookup(_ name: String) -> Lookup {
+        var found: String?
+        for pair in pairs where pair.name == name {
+            if found != nil { return .duplicated }
+            found = pair.value
+        }
+        return found.map(Lookup.one) ?? .absent
+    }
+}
+
+/// Why a request was refused as hostile before any decision was made.
+public struct HostileRequest: Error, Sendable, Equatable {
+    public var field: String
+    public var problem: String
+    public init(field: String, problem: String) {
+        self.field = field
+        self.problem = problem
+    }
+}
+
+/// A mod_xml_curl lookup whose fields were checked for the injection shapes of PROTOCOL.md §1.
+/// Fields are read through `value(_:)`, which refuses duplicates, NUL and control characters.
+public struct XMLCurlRequest: Sendable, Equatable {
+    public enum Section: Sendable, Equatable {
+        case directory, configuration, dialplan
+        case other(String)
+    }
+
+    public var section: Section
+    public var tagName: String
+    public var keyName: String
+    public var keyValue: String
+    public let fields: FormFields
+
+    /// Longest value accepted for any field we read.
+    public static let maxFieldLength = 1024
+
+    public init(fields: FormFields) throws(HostileRequest) {
+        self.fields = fields
+        // The five fixed fields are sent raw by FreeSWITCH: any of them appearing twice means a value
+        // carried '&' or '=' (e.g. a realm like `x&user=1001`).
+        let sectionName = try Self.read(fields, "section") ?? ""
+        switch sectionName {
+        case "directory": section = .directory
+        case "configuration": section = .configuration
+        case "dialplan": section = .dialplan
+        default: section = .other(sectionName)
+        }
+        tagName = try Self.read(fields, "tag_name") ?? ""
+        keyName = try Self.read(fields, "key_name") ?? ""
+        keyValue = try Self.read(fields, "key_value") ?? ""
+        _ = try Self.read(fields, "hostname")
+        if keyValue.contains("=") {
+            throw HostileRequest(field: "key_value", problem: "contains '='")
+        }
+    }
+
+    /// The value of a field FreeSWITCH sends at most once. Throws when it appears twice or holds a
+    /// NUL, a control character or an oversized value.
+    public func value(_ name: String) throws(HostileRequest) -> String? {
+        try Self.read(fields, name)
+    }
+
+    /// The first of several fields that is present and not empty.
+    public func firstValue(_ names: String...) throws(HostileRequest) -> String? {
+        for name in names {
+            if let v = try nonEmpty(name) { return v }
+        }
+        return nil
+    }
+
+    /// Like `value(_:)`, but an empty value counts as absent.
+    public func nonEmpty(_ name: String) throws(HostileRequest) -> String? {
+        guard let v = try value(name), !v.isEmpty else { return nil }
+        return v
+    }
+
+    static func read(_ fields: FormFields, _ name: String) throws(HostileRequest) -> String? {
+        switch fields.lookup(name) {
+        case .absent:
+            return nil
+        case .duplicated:
+            throw HostileRequest(field: name, problem: "sent more than once")
+        case .one(let v):
+            if v.utf8.count > maxFieldLength {
+                throw HostileRequest(field: name, problem: "longer than \(maxFieldLength) bytes")
+            }
+            for byte in v.utf8 where byte < 0x20 || byte == 0x7f {
+                throw HostileRequest(field: name, problem: "contains a control character")
+            }
+            if v.unicodeScalars.contains("\u{FFFD}") {
+                throw HostileRequest(field: name, problem: "contains invalid UTF-8")
+            }
+            return v
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import Decisions
+
+/// The one writer every document goes through. Attribute values are escaped for XML and for
+/// FreeSWITCH's preprocessor: `$` is written as `&#36;`, so `$${...}` can never appear in the raw
+/// text that the preprocessor expands, while the XML parser still reads a `$`. Control characters
+/// (which XML 1.0 forbids) are dropped.
+public struct XMLWriter {
+    public private(set) var bytes: [UInt8] = []
+
+    public init(capacity: Int = 1024) {
+        bytes.reserveCapacity(capacity)
+    }
+
+    /// Trusted markup (element names, fixed attribute names) only.
+    public mutating func raw(_ s: StaticString) {
+        s.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    public mutating func escaped(_ s: String) {
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "&"): bytes.append(contentsOf: [38, 97, 109, 112, 59]) // &amp;
+            case UInt8(ascii: "<"): bytes.append(contentsOf: [38, 108, 116, 59]) // &lt;
+            case UInt8(ascii: ">"): bytes.append(contentsOf: [38, 103, 116, 59]) // &gt;
+            case UInt8(ascii: "\""): bytes.append(contentsOf: [38, 113, 117, 111, 116, 59]) // &quot;
+            case UInt8(ascii: "'"): bytes.append(contentsOf: [38, 35, 51, 57, 59]) // &#39;
+            case UInt8(ascii: "$"): bytes.append(contentsOf: [38, 35, 51, 54, 59]) // &#36;
+            case 0x09, 0x0a, 0x0d: bytes.append(contentsOf: Array("&#\(b);".utf8))
+            case 0x00..<0x20, 0x7f: continue
+            default: bytes.append(b)
+            }
+        }
+    }
+
+    /// `<name attr="value" .../>` with escaped values.
+    public mutating func element(_ name: StaticString, _ attributes: [(StaticString, String)], close: Bool = true) {
+        raw("<")
+        raw(name)
+        for (key, value) in attributes {
+            raw(" ")
+            raw(key)
+            raw("=\"")
+            escaped(value)
+            raw("\"")
+        }
+        close ? raw("/>") : raw(">")
+    }
+
+    public var string: String { String(decoding: bytes, as: UTF8.self) }
+}
+
+/// FreeSWITCH XML documents (PROTOCOL.md §3, §6, §7). Pure: values in, bytes out.
+public enum Documents {
+    /// The not-found document: FreeSWITCH moves on to the next binding, then its static tree.
+    public static let notFound: [UInt8] = Array(
+        #"<document type="freeswitch/xml"><section name="result"><result status="not found"/></section></document>"#.utf8)
+
+    /// `dial-string` for `user/<id>@<domain>` bridges. Written through the escaper: `${` reaches
+    /// FreeSWITCH as text for run-time expansion; `$${` never appears in the raw document.
+    public static let dialString =
+        "{^^:sip_invite_domain=${dialed_domain}:presence_id=${dialed_user}@${dialed_domain}}${sofia_contact(*/${dialed_user}@${dialed_domain})}"
+
+    public static func directory(_ answer: DirectoryAnswer) -> [UInt8] {
+        var w = XMLWriter()
+        switch answer {
+        case .notFound:
+            return notFound
+        case .domainWithoutUser(let domain):
+            w.raw(#"<document type="freeswitch/xml"><section name="directory">"#)
+            w.element("domain", [("name", domain)], close: false)
+            w.raw("<users/></domain></section></document>")
+        case let .user(domain, user):
+            w.raw(#"<document type="freeswitch/xml"><section name="directory">"#)
+            w.element("domain", [("name", domain)], close: false)
+            w.raw("<users>")
+            if let ms = user.cacheableMilliseconds {
+                w.element("user", [("id", user.id), ("cacheable", String(ms))], close: false)
+            } else {
+                w.element("user", [("id", user.id)], close: false)
+            }
+            w.raw("<params>")
+            w.element("param", [("name", "a1-hash"), ("value", user.a1Hash)])
+            w.element("param", [("name", "allow-empty-password"), ("value", "false")])
+            w.element("param", [("name", "dial-string"), ("value", dialString)])
+            w.raw("</params><variables>")
+            for v in user.variables {
+                w.element("variable", [("name", v.name), ("value", v.value)])
+            }
+            w.raw("</variables></user></users></domain></section></document>")
+        }
+        return w.bytes
+    }
+
+    public static func acl(listName: String, networks: [IPNetwork]) -> [UInt8] {
+        var w = XMLWriter(capacity: 200 + networks.count * 48)
+        w.raw(#"<document type="freeswitch/xml"><section name="configuration">"#)
+        w.raw(#"<configuration name="acl.conf" description="Network Lists"><network-lists>"#)
+        w.element("list", [("name", listName), ("default", "deny")], close: false)
+        for n in networks {
+            w.element("node", [("type", "allow"), ("cidr", n.description)])
+        }
+        w.raw("</list></network-lists></configuration></section></document>")
+        return w.bytes
+    }
+
+    /// Characters FreeSWITCH would expand or split in application data are removed from
+    /// free-text values (caller-ID names); identifiers are already restricted by the schema.
+    static func dataSafe(_ s: String) -> String {
+        String(String.UnicodeScalarView(s.unicodeScalars.filter { c in
+            c != "$" && c != "{" && c != "}" && c != "'" && c != "\"" && c != "\\" && c.value >= 0x20 && c.value != 0x7f
+        }))
+    }
+
+    public static func dialplan(_ answer: DialplanAnswer, reason: Reason) -> [UInt8] {
+        var w = XMLWriter()
+        switch answer {
+        case .notFound:
+            return notFound
+        case let .reject(context, rejection):
+            w.raw(#"<document type="freeswitch/xml"><section name="dialplan" description="SwitchAuth">"#)
+            w.element("context", [("name", context)], close: false)
+            w.raw(#"<extension name="switchauth_reject"><condition>"#)
+            w.element("action", [("application", "set"), ("data", "switchauth_reason=\(reason.rawValue)")])
+            w.element("action", [("application", "respond"), ("data", "\(rejection.code) \(rejection.phrase)")])
+            w.raw("</condition></extension></context></section></document>")
+        case let .allow(context, a):
+            w.raw(#"<document type="freeswitch/xml"><section name="dialplan" description="SwitchAuth">"#)
+            w.element("context", [("name", context)], close: false)
+            w.raw(#"<extension name="switchauth_allow"><condition>"#)
+            func set(_ name: String, _ value: String) {
+                w.element("action", [("application", "set"), ("data", "\(name)=\(value)")])
+            }
+            set("accountcode", a.account.number)
+            set("switchauth_account_id", String(a.account.id))
+            set("switchauth_auth_method", a.method)
+            if let id = a.ipSettingID { set("switchauth_ip_setting_id", String(id)) }
+            if let id = a.deviceID { set("switchauth_device_id", String(id)) }
+            if let n = a.callerIDName { set("effective_caller_id_name", dataSafe(n)) }
+            if let n = a.callerIDNumber { set("effective_caller_id_number", dataSafe(n)) }
+            set("switchauth_reason", reason.rawValue)
+            if a.account.maxChannels > 0 {
+                w.element("action", [("application", "limit"),
+                                     ("data", "hash \(a.limitRealm) \(a.account.number) \(a.account.maxChannels) !USER_BUSY")])
+            }
+            w.element("action", [("application", "transfer"), ("data", "\(a.destination) XML \(a.routingContext)")])
+            w.raw("</condition></extension></context></section></document>")
+        }
+        return w.bytes
+    }
+}

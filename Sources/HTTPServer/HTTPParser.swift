@@ -1,0 +1,316 @@
+/// Limits the parser enforces. Every limit maps to a status code.
+public struct HTTPLimits: Sendable, Equatable {
+    /// Request line plus headers, including the blank line (431 past it; 414 when the request line alone is past it).
+    public var maxHeaderBytes: Int
+    public var maxHeaderCount: Int
+    /// Content-Length above this gets 413 before the body is read.
+    public var maxBodyBytes: Int
+
+    public init(maxHeaderBytes: Int = 16 * 1024, maxHeaderCount: Int = 64, maxBodyBytes: Int = 256 * 1024) {
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxHeaderCount = maxHeaderCount
+        self.maxBodyBytes = maxBodyBytes
+    }
+}
+
+public struct HTTPRequestHead: Sendable, Equatable {
+    public var method: String
+    public var target: String
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    public var minorVersion: Int
+    public var headers: [(name: String, value: String)]
+    public var contentLength: Int
+    public var keepAlive: Bool
+    public var expectContinue: Bool
+
+    public static func == (a: HTTPRequestHead, b: HTTPRequestHead) -> Bool {
+        a.method == b.method && a.target == b.target && a.minorVersion == b.minorVersion
+            && a.contentLength == b.contentLength && a.keepAlive == b.keepAlive && a.expectContinue == b.expectContinue
+            && a.headers.count == b.headers.count
+            && zip(a.headers, b.headers).allSatisfy { $0.name == $1.name && $0.value == $1.value }
+    }
+
+    /// First value of a header, case-insensitive name.
+    public func header(_ name: String) -> String? {
+        let lower = name.lowercased()
+        return headers.first { $0.name.lowercased() == lower }?.value
+    }
+
+    /// The path without the query string.
+    public var path: Substring { target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0] }
+}
+
+public struct HTTPRequest: Sendable, Equatable {
+    public var head: HTTPRequestHead
+    public var body: [UInt8]
+}
+
+/// Why a request was refused; each carries the status to answer with before closing.
+public enum HTTPParseError: Error, Sendable, Equatable {
+    case badRequest(String)
+    case headerTooLarge
+    case uriTooLong
+    case bodyTooLarge
+    case notImplemented(String)
+    case versionNotSupported
+    case expectationFailed
+
+    public var status: HTTPStatus {
+        switch self {
+        case .badRequest: return .badRequest
+        case .headerTooLarge: return .requestHeaderFieldsTooLarge
+        case .uriTooLong: return .uriTooLong
+        case .bodyTooLarge: return .payloadTooLarge
+        case .notImplemented: return .notImplemented
+        case .versionNotSupported: return .httpVersionNotSupported
+        case .expectationFailed: return .expectationFailed
+        }
+    }
+}
+
+public enum HTTPParserEvent: Sendable, Equatable {
+    /// A head is complete and its body is still to come; `expectContinue` asks for `100 Continue`.
+    case head(HTTPRequestHead)
+    case request(HTTPRequest)
+    /// Terminal: answer `error.status` and close.
+    case error(HTTPParseError)
+}
+
+/// An incremental HTTP/1.1 request parser: pure, no I/O. Feed it bytes as they arrive, in any
+/// split; it returns complete requests in order (pipelining) and refuses smuggling shapes:
+/// Transfer-Encoding (501, or 400 together with Content-Length), differing Content-Lengths, obs-fold,
+/// bare CR or LF, whitespace before a colon, control characters in values.
+public struct HTTPRequestParser: Sendable {
+    public let limits: HTTPLimits
+    private var buffer: [UInt8] = []
+    /// Start of unconsumed data in `buffer`.
+    private var start = 0
+    /// Where the search for the end of the header section resumes.
+    private var scanned = 0
+    private var state: State = .head
+
+    private enum State: Sendable {
+        case head
+        case body(HTTPRequestHead)
+        case failed
+    }
+
+    public init(limits: HTTPLimits = HTTPLimits()) {
+        self.limits = limits
+    }
+
+    /// True when bytes of an unfinished request are buffered.
+    public var hasPartialRequest: Bool {
+        switch state {
+        case .body: return true
+        case .failed: return false
+        case .head: return buffer[start...].contains { $0 != 13 && $0 != 10 }
+        }
+    }
+
+    public var isFailed: Bool { if case .failed = state { return true } else { return false } }
+
+    public mutating func feed<C: Collection>(_ bytes: C) -> [HTTPParserEvent] where C.Element == UInt8 {
+        if case .failed = state { return [] }
+        buffer.append(contentsOf: bytes)
+        var events: [HTTPParserEvent] = []
+        loop: while true {
+            switch state {
+            case .failed:
+                break loop
+            case .head:
+                // Skip empty lines before a request line (RFC 9112 §2.2).
+                while start + 1 < buffer.count, buffer[start] == 13, buffer[start + 1] == 10 { start += 2 }
+                if scanned < start { scanned = start }
+                guard let end = findHeaderEnd() else {
+                    if buffer.count - start > limits.maxHeaderBytes {
+                        let lineEnd = buffer[start...].firstIndex(of: 10)
+                        fail(&events, lineEnd == nil ? .uriTooLong : .headerTooLarge)
+                    }
+                    break loop
+                }
+                if end - start > limits.maxHeaderBytes {
+                    fail(&events, .headerTooLarge)
+                    break loop
+                }
+                let parsed = parseHead(buffer[start..<end - 4])
+                start = end
+                scanned = end
+                switch parsed {
+                case .failure(let error):
+                    fail(&events, error)
+                    break loop
+                case .success(let head):
+                    if head.contentLength > 0 {
+                        state = .body(head)
+                        if buffer.count - start < head.contentLength { events.append(.head(head)) }
+                    } else {
+                        events.append(.request(HTTPRequest(head: head, body: [])))
+                    }
+                }
+            case .body(let head):
+                guard buffer.count - start >= head.contentLength else { break loop }
+                let body = Array(buffer[start..<start + head.contentLength])
+                start += head.contentLength
+                scanned = start
+                state = .head
+                events.append(.request(HTTPRequest(head: head, body: body)))
+            }
+        }
+        compact()
+        return events
+    }
+
+    private mutating func fail(_ events: inout [HTTPParserEvent], _ error: HTTPParseError) {
+        state = .failed
+        buffer = []
+        start = 0
+        scanned = 0
+        events.append(.error(error))
+    }
+
+    private mutating func compact() {
+        if start > 0 && (start == buffer.count || start > 4096) {
+            buffer.removeSubrange(0..<start)
+            scanned -= start
+            start = 0
+        }
+    }
+
+    /// Index just past CRLFCRLF, scanning only bytes not scanned before.
+    private mutating func findHeaderEnd() -> Int? {
+        var i = max(start, scanned - 3)
+        let n = buffer.count
+        while i + 3 < n {
+            if buffer[i + 3] != 10 { i += (buffer[i + 3] == 13 ? 1 : 4); continue }
+            if buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 { return i + 4 }
+            i += 1
+        }
+        scanned = max(start, n - 3)
+        return nil
+    }
+
+    // MARK: Head
+
+    static func isTChar(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"):
+            return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    private func parseHead(_ bytes: ArraySlice<UInt8>) -> Result<HTTPRequestHead, HTTPParseError> {
+        // Split into lines on CRLF; a CR or LF anywhere else is refused.
+        var lines: [ArraySlice<UInt8>] = []
+        var lineStart = bytes.startIndex
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            let b = bytes[i]
+            if b == 13 {
+                guard i + 1 < bytes.endIndex, bytes[i + 1] == 10 else { return .failure(.badRequest("bare CR")) }
+                lines.append(bytes[lineStart..<i])
+                i += 2
+                lineStart = i
+                continue
+            }
+            if b == 10 { return .failure(.badRequest("bare LF")) }
+            i += 1
+        }
+        lines.append(bytes[lineStart..<bytes.endIndex])
+        guard let requestLine = lines.first else { return .failure(.badRequest("empty")) }
+        guard lines.count - 1 <= limits.maxHeaderCount else { return .failure(.headerTooLarge) }
+
+        // request-line = method SP request-target SP HTTP-version
+        let parts = requestLine.split(separator: 32, omittingEmptySubsequences: false)
+        guard parts.count == 3 else { return .failure(.badRequest("request line")) }
+        let methodBytes = parts[0], targetBytes = parts[1], versionBytes = parts[2]
+        guard !methodBytes.isEmpty, methodBytes.allSatisfy(Self.isTChar) else { return .failure(.badRequest("method")) }
+        guard !targetBytes.isEmpty, targetBytes.allSatisfy({ $0 > 32 && $0 < 127 }) else { return .failure(.badRequest("target")) }
+        let minor: Int
+        switch Array(versionBytes) {
+        case Array("HTTP/1.1".utf8): minor = 1
+        case Array("HTTP/1.0".utf8): minor = 0
+        default:
+            let v = Array(versionBytes)
+            if v.count == 8, v.starts(with: Array("HTTP/".utf8)), (48...57).contains(v[5]), v[6] == UInt8(ascii: "."), (48...57).contains(v[7]) {
+                return .failure(.versionNotSupported)
+            }
+            return .failure(.badRequest("version"))
+        }
+
+        var headers: [(name: String, value: String)] = []
+        headers.reserveCapacity(lines.count - 1)
+        var contentLength: Int?
+        var hasTransferEncoding = false
+        var hostCount = 0
+        var connectionClose = false
+        var connectionKeepAlive = false
+        var expectContinue = false
+        for line in lines.dropFirst() {
+            guard let first = line.first else { return .failure(.badRequest("empty header line")) }
+            if first == 32 || first == 9 { return .failure(.badRequest("obs-fold")) }
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return .failure(.badRequest("header without colon")) }
+            let nameBytes = line[line.startIndex..<colon]
+            guard !nameBytes.isEmpty, nameBytes.allSatisfy(Self.isTChar) else { return .failure(.badRequest("header name")) }
+            var valueBytes = line[(colon + 1)...]
+            while let f = valueBytes.first, f == 32 || f == 9 { valueBytes = valueBytes.dropFirst() }
+            while let l = valueBytes.last, l == 32 || l == 9 { valueBytes = valueBytes.dropLast() }
+            for b in valueBytes where (b < 32 && b != 9) || b == 127 {
+                return .failure(.badRequest("control character in header value"))
+            }
+            let name = String(decoding: nameBytes, as: UTF8.self)
+            let value = String(decoding: valueBytes, as: UTF8.self)
+            headers.append((name, value))
+            switch name.lowercased() {
+            case "content-length":
+                guard !valueBytes.isEmpty, valueBytes.count <= 12, valueBytes.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+                      let n = Int(value) else { return .failure(.badRequest("Content-Length")) }
+                if let existing = contentLength, existing != n { return .failure(.badRequest("conflicting Content-Length")) }
+                contentLength = n
+            case "transfer-encoding":
+                hasTransferEncoding = true
+            case "host":
+                hostCount += 1
+            case "connection":
+                for token in value.lowercased().split(separator: ",") {
+                    let t = token.trimmingSpaces()
+                    if t == "close" { connectionClose = true }
+                    if t == "keep-alive" { connectionKeepAlive = true }
+                }
+            case "expect":
+                guard value.lowercased() == "100-continue" else { return .failure(.expectationFailed) }
+                expectContinue = true
+            default:
+                break
+            }
+        }
+        if hasTransferEncoding {
+            if contentLength != nil { return .failure(.badRequest("Transfer-Encoding with Content-Length")) }
+            return .failure(.notImplemented("Transfer-Encoding"))
+        }
+        if minor == 1 && hostCount != 1 { return .failure(.badRequest("Host")) }
+        if hostCount > 1 { return .failure(.badRequest("Host")) }
+        let length = contentLength ?? 0
+        if length > limits.maxBodyBytes { return .failure(.bodyTooLarge) }
+        let keepAlive = minor == 1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
+        return .success(HTTPRequestHead(
+            method: String(decoding: methodBytes, as: UTF8.self), target: String(decoding: targetBytes, as: UTF8.self),
+            minorVersion: minor, headers: headers, contentLength: length, keepAlive: keepAlive,
+            expectContinue: expectContinue && length > 0))
+    }
+}
+
+extension Substring {
+    func trimmingSpaces() -> Substring {
+        var s = self
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return s
+    }
+}

@@ -1,0 +1,139 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failed system call: its name, errno and strerror. All Glibc calls of this module go through
+/// `syscall(_:_:)`, which retries EINTR.
+public struct SocketError: Error, CustomStringConvertible, Sendable, Equatable {
+    public var call: String
+    public var errno: Int32
+    public var description: String { "\(call) failed: \(String(cString: strerror(errno))) (errno \(errno))" }
+}
+
+@discardableResult
+func syscall(_ name: String, _ body: () -> Int32) throws(SocketError) -> Int32 {
+    while true {
+        let r = body()
+        if r >= 0 { return r }
+        let e = errno
+        if e == EINTR { continue }
+        throw SocketError(call: name, errno: e)
+    }
+}
+
+func syscallSize(_ name: String, _ body: () -> Int) throws(SocketError) -> Int {
+    while true {
+        let r = body()
+        if r >= 0 { return r }
+        let e = errno
+        if e == EINTR { continue }
+        throw SocketError(call: name, errno: e)
+    }
+}
+
+/// A socket address parsed from a numeric host and a port, IPv4 or IPv6.
+struct SocketAddress {
+    var storage = sockaddr_storage()
+    var length: socklen_t = 0
+    var family: Int32 = AF_INET
+
+    init?(host: String, port: UInt16) {
+        var v4 = sockaddr_in()
+        if host.withCString({ inet_pton(AF_INET, $0, &v4.sin_addr) }) == 1 {
+            v4.sin_family = sa_family_t(AF_INET)
+            v4.sin_port = port.bigEndian
+            withUnsafeBytes(of: v4) { src in
+                withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: src) }
+            }
+            length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            family = AF_INET
+            return
+        }
+        var v6 = sockaddr_in6()
+        var h = host
+        if h.hasPrefix("["), h.hasSuffix("]") { h = String(h.dropFirst().dropLast()) }
+        if h.withCString({ inet_pton(AF_INET6, $0, &v6.sin6_addr) }) == 1 {
+            v6.sin6_family = sa_family_t(AF_INET6)
+            v6.sin6_port = port.bigEndian
+            withUnsafeBytes(of: v6) { src in
+                withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: src) }
+            }
+            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+            family = AF_INET6
+            return
+        }
+        return nil
+    }
+
+    /// Numeric host of a peer address (IPv4-mapped IPv6 shown as IPv4).
+    static func describe(_ storage: sockaddr_storage) -> (host: String, port: UInt16) {
+        var s = storage
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        switch Int32(s.ss_family) {
+        case AF_INET:
+            return withUnsafePointer(to: &s) { p in
+                p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
+                    var addr = sin.pointee.sin_addr
+                    inet_ntop(AF_INET, &addr, &buffer, socklen_t(buffer.count))
+                    return (cString(buffer), UInt16(bigEndian: sin.pointee.sin_port))
+                }
+            }
+        case AF_INET6:
+            return withUnsafePointer(to: &s) { p in
+                p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
+                    var addr = sin6.pointee.sin6_addr
+                    inet_ntop(AF_INET6, &addr, &buffer, socklen_t(buffer.count))
+                    var host = cString(buffer)
+                    if host.hasPrefix("::ffff:"), host.contains(".") { host.removeFirst(7) }
+                    return (host, UInt16(bigEndian: sin6.pointee.sin6_port))
+                }
+            }
+        default:
+            return ("", 0)
+        }
+    }
+}
+
+/// The listening socket. Owns its descriptor.
+final class ListeningSocket: Sendable {
+    let fd: Int32
+    let port: UInt16
+
+    init(host: String, port: UInt16, backlog: Int32) throws {
+        guard var address = SocketAddress(host: host, port: port) else {
+            throw SocketError(call: "inet_pton(\(host))", errno: EINVAL)
+        }
+        let fd = try syscall("socket") { socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        do {
+            var one: Int32 = 1
+            try syscall("setsockopt(SO_REUSEADDR)") { setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size)) }
+            let length = address.length
+            try syscall("bind") {
+                withUnsafePointer(to: &address.storage) { p in
+                    p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+                }
+            }
+            try syscall("listen") { listen(fd, backlog) }
+            var bound = sockaddr_storage()
+            var boundLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            try syscall("getsockname") {
+                withUnsafeMutablePointer(to: &bound) { p in
+                    p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &boundLength) }
+                }
+            }
+            self.port = SocketAddress.describe(bound).port
+        } catch {
+            close(fd)
+            throw error
+        }
+        self.fd = fd
+    }
+
+    deinit {
+        close(fd)
+    }
+}
+
+func cString(_ buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

@@ -1,0 +1,407 @@
+import CLibPQ
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// How to reach PostgreSQL. Built from a URL or from key/value pairs and handed to
+/// `PQconnectStartParams` as separate keywords: a password is never pasted into a conninfo string.
+public struct ConnectionConfig: Sendable, Equatable {
+    /// libpq keywords and values, in order (`host`, `port`, `dbname`, `user`, `password`, ...).
+    public var parameters: [KeyValue]
+    /// Client-side deadline for connecting, in milliseconds.
+    public var connectTimeoutMilliseconds: Int
+    /// Client-side deadline for one statement, in milliseconds. The server-side `statement_timeout`
+    /// is set to the same value so that the server stops working too.
+    public var queryTimeoutMilliseconds: Int
+    /// After a failed connect, further attempts within this many milliseconds fail at once instead of
+    /// waiting on the network again.
+    public var reconnectBackoffMilliseconds: Int
+    /// `application_name` shown in `pg_stat_activity`.
+    public var applicationName: String
+
+    public struct KeyValue: Sendable, Equatable {
+        public var key: String
+        public var value: String
+        public init(_ key: String, _ value: String) { self.key = key; self.value = value }
+    }
+
+    public init(
+        parameters: [KeyValue],
+        connectTimeoutMilliseconds: Int = 2_000,
+        queryTimeoutMilliseconds: Int = 1_000,
+        reconnectBackoffMilliseconds: Int = 200,
+        applicationName: String = "switchauth"
+    ) {
+        self.parameters = parameters
+        self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
+        self.queryTimeoutMilliseconds = queryTimeoutMilliseconds
+        self.reconnectBackoffMilliseconds = reconnectBackoffMilliseconds
+        self.applicationName = applicationName
+    }
+
+    /// A `postgresql://` URL or a `key=value` conninfo string. libpq parses it itself
+    /// (`expand_dbname`), so nothing is pasted together here.
+    public static func url(_ url: String) -> ConnectionConfig {
+        ConnectionConfig(parameters: [KeyValue("dbname", url)])
+    }
+
+    /// The same server with another database name (used by the test harness and `demo`).
+    public func with(database: String) -> ConnectionConfig {
+        var copy = self
+        copy.parameters.append(KeyValue("dbname", database))
+        return copy
+    }
+}
+
+/// A notification received on a LISTENing connection.
+public struct Notification: Sendable, Equatable {
+    public var channel: String
+    public var payload: String
+    public var processID: Int32
+}
+
+/// One PostgreSQL connection. It owns its `PGconn` and frees it in `deinit`; it is not `Sendable`:
+/// libpq connections must not be used by two threads at once, so each worker owns one.
+public final class Connection {
+    private var conn: OpaquePointer?
+    public let config: ConnectionConfig
+    private var prepared: [String: String] = [:]
+    private var nextStatementID = 0
+    private var listening: [String] = []
+    private var lastFailedConnect: UInt64 = 0
+    private var inTransaction = false
+    /// Number of times this connection was (re)established.
+    public private(set) var connectCount = 0
+
+    /// Connects at once; throws if the server cannot be reached.
+    public init(_ config: ConnectionConfig) throws {
+        self.config = config
+        try connect()
+    }
+
+    deinit {
+        if let conn { PQfinish(conn) }
+    }
+
+    // MARK: Connecting
+
+    private func connect() throws {
+        if let old = conn {
+            PQfinish(old)
+            conn = nil
+        }
+        prepared.removeAll()
+        inTransaction = false
+        var keys = ["application_name", "client_encoding"]
+        var values = [config.applicationName, "UTF8"]
+        // The server-side statement timeout matches the client deadline.
+        keys.append("options")
+        values.append("-c statement_timeout=\(max(1, config.queryTimeoutMilliseconds))")
+        var expand = false
+        for kv in config.parameters {
+            if kv.key == "dbname" && (kv.value.contains("=") || kv.value.hasPrefix("postgres")) { expand = true }
+            keys.append(kv.key)
+            values.append(kv.value)
+        }
+        let deadline = Clock.now() + UInt64(config.connectTimeoutMilliseconds) * 1_000_000
+        let newConn: OpaquePointer? = withCStringArray(keys) { k in
+            withCStringArray(values) { v in
+                PQconnectStartParams(k, v, expand ? 1 : 0)
+            }
+        }
+        guard let newConn else {
+            throw PostgresError(kind: .connection, operation: "connect", message: "out of memory")
+        }
+        conn = newConn
+        if PQstatus(newConn) == CONNECTION_BAD {
+            let message = currentMessage()
+            PQfinish(newConn)
+            conn = nil
+            lastFailedConnect = Clock.now()
+            throw PostgresError(kind: .connection, operation: "connect", message: message)
+        }
+        var status = PGRES_POLLING_WRITING
+        while true {
+            switch status {
+            case PGRES_POLLING_OK:
+                PQsetnonblocking(newConn, 1)
+                connectCount += 1
+                lastFailedConnect = 0
+                let channels = listening
+                listening = []
+                for channel in channels { try listen(channel) }
+                return
+            case PGRES_POLLING_FAILED:
+                let message = currentMessage()
+                PQfinish(newConn)
+                conn = nil
+                lastFailedConnect = Clock.now()
+                throw PostgresError(kind: .connection, operation: "connect", message: message)
+            case PGRES_POLLING_READING:
+                try waitSocket(newConn, events: Int16(POLLIN), deadline: deadline, operation: "connect", dropOnTimeout: true)
+            default:
+                try waitSocket(newConn, events: Int16(POLLOUT), deadline: deadline, operation: "connect", dropOnTimeout: true)
+            }
+            status = PQconnectPoll(newConn)
+        }
+    }
+
+    /// Reconnects if the connection is known to be broken, respecting the back-off after a failure.
+    private func ensureConnected() throws {
+        if let conn, PQstatus(conn) == CONNECTION_OK { return }
+        if lastFailedConnect != 0,
+           Clock.now() - lastFailedConnect < UInt64(config.reconnectBackoffMilliseconds) * 1_000_000 {
+            throw PostgresError(kind: .connection, operation: "connect", message: "database unavailable (backing off)")
+        }
+        try connect()
+    }
+
+    /// True when the connection is up and the server answers `SELECT 1`.
+    public func healthCheck() -> Bool {
+        do {
+            let r = try execute("SELECT 1")
+            return r.rowCount == 1
+        } catch {
+            return false
+        }
+    }
+
+    /// Closes the connection now (also done by `deinit`). A later call reconnects.
+    public func close() {
+        if let conn { PQfinish(conn) }
+        conn = nil
+        prepared.removeAll()
+    }
+
+    // MARK: Statements
+
+    /// Runs `sql` as a prepared statement with text parameters (`$1`, `$2`, ...). The statement is
+    /// prepared once per connection and reused. If the connection had broken since the last call, it
+    /// is re-established first; a statement that fails because the connection broke while outside a
+    /// transaction is retried once on a new connection.
+    @discardableResult
+    public func execute(_ sql: String, _ parameters: [String?] = []) throws -> QueryResult {
+        do {
+            return try executeOnce(sql, parameters)
+        } catch let error as PostgresError where error.kind == .connection && !inTransaction {
+            lastFailedConnect = 0
+            try connect()
+            return try executeOnce(sql, parameters)
+        }
+    }
+
+    private func executeOnce(_ sql: String, _ parameters: [String?]) throws -> QueryResult {
+        // libpq's text parameters end at the first NUL: refuse rather than truncate silently.
+        for case let p? in parameters where p.utf8.contains(0) {
+            throw PostgresError(kind: .server, sqlState: "22021", operation: "bind", message: "parameter contains a NUL byte")
+        }
+        try ensureConnected()
+        guard let conn else { throw PostgresError(kind: .connection, operation: "execute", message: "not connected") }
+        let name: String
+        if let existing = prepared[sql] {
+            name = existing
+        } else {
+            nextStatementID += 1
+            name = "sa\(nextStatementID)"
+            let sent = PQsendPrepare(conn, name, sql, Int32(parameters.count), nil)
+            _ = try awaitResult(sent, operation: "prepare")
+            prepared[sql] = name
+        }
+        let sent: Int32 = withOptionalCStringArray(parameters) { values in
+            PQsendQueryPrepared(conn, name, Int32(parameters.count), values, nil, nil, 0)
+        }
+        return try awaitResult(sent, operation: "execute")
+    }
+
+    /// Runs SQL text that may hold several statements (migration files). Never used with request data.
+    public func executeScript(_ sql: String) throws {
+        try ensureConnected()
+        guard let conn else { throw PostgresError(kind: .connection, operation: "script", message: "not connected") }
+        _ = try awaitResult(PQsendQuery(conn, sql), operation: "script")
+    }
+
+    /// Runs `body` inside BEGIN/COMMIT; rolls back if it throws.
+    public func transaction<T>(_ body: (Connection) throws -> T) throws -> T {
+        try executeScript("BEGIN")
+        inTransaction = true
+        do {
+            let value = try body(self)
+            inTransaction = false
+            try executeScript("COMMIT")
+            return value
+        } catch {
+            inTransaction = false
+            try? executeScript("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Waits for the answer to what was just sent, within the query deadline.
+    private func awaitResult(_ sent: Int32, operation: String) throws -> QueryResult {
+        guard let conn else { throw PostgresError(kind: .connection, operation: operation, message: "not connected") }
+        guard sent == 1 else { throw brokenOrError(operation) }
+        let deadline = Clock.now() + UInt64(max(1, config.queryTimeoutMilliseconds) + 250) * 1_000_000
+        // Push out what libpq buffered.
+        while true {
+            let f = PQflush(conn)
+            if f == 0 { break }
+            if f < 0 { throw brokenOrError(operation) }
+            try waitSocket(conn, events: Int16(POLLIN | POLLOUT), deadline: deadline, operation: operation, dropOnTimeout: true)
+            if PQconsumeInput(conn) == 0 { throw brokenOrError(operation) }
+        }
+        var kept: QueryResult?
+        var firstError: PostgresError?
+        while true {
+            while PQisBusy(conn) == 1 {
+                try waitSocket(conn, events: Int16(POLLIN), deadline: deadline, operation: operation, dropOnTimeout: true)
+                if PQconsumeInput(conn) == 0 { throw brokenOrError(operation) }
+            }
+            guard let raw = PQgetResult(conn) else { break }
+            let result = QueryResult(owning: raw)
+            switch PQresultStatus(raw) {
+            case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY, PGRES_COPY_OUT, PGRES_COPY_IN:
+                kept = result
+            default:
+                if firstError == nil { firstError = result.error(operation: operation) }
+            }
+        }
+        if let firstError {
+            if PQstatus(conn) != CONNECTION_OK {
+                throw PostgresError(kind: .connection, sqlState: firstError.sqlState, operation: operation, message: firstError.message)
+            }
+            throw firstError
+        }
+        guard let kept else { throw brokenOrError(operation) }
+        return kept
+    }
+
+    private func brokenOrError(_ operation: String) -> PostgresError {
+        let message = currentMessage()
+        if let conn, PQstatus(conn) == CONNECTION_OK {
+            return PostgresError(kind: .server, operation: operation, message: message)
+        }
+        close()
+        return PostgresError(kind: .connection, operation: operation, message: message)
+    }
+
+    private func waitSocket(_ c: OpaquePointer, events: Int16, deadline: UInt64, operation: String, dropOnTimeout: Bool) throws {
+        let fd = PQsocket(c)
+        guard fd >= 0 else { throw PostgresError(kind: .connection, operation: operation, message: "no socket") }
+        while true {
+            let now = Clock.now()
+            if now >= deadline {
+                if dropOnTimeout { close() }
+                throw PostgresError(kind: .timeout, operation: operation, message: "client-side deadline passed")
+            }
+            var p = pollfd(fd: fd, events: events, revents: 0)
+            let ms = Int32(min(UInt64(Int32.max), (deadline - now) / 1_000_000 + 1))
+            let r = poll(&p, 1, ms)
+            if r > 0 { return }
+            if r < 0 && errno != EINTR {
+                throw PostgresError(kind: .connection, operation: operation, message: "poll failed: errno \(errno)")
+            }
+        }
+    }
+
+    private func currentMessage() -> String {
+        guard let conn, let c = PQerrorMessage(conn) else { return "unknown libpq error" }
+        return String(cString: c).trimmingTrailingNewlines()
+    }
+
+    // MARK: LISTEN / NOTIFY
+
+    /// Starts listening on `channel`. Re-issued automatically after a reconnect.
+    public func listen(_ channel: String) throws {
+        try ensureConnected()
+        guard let conn else { throw PostgresError(kind: .connection, operation: "listen", message: "not connected") }
+        let quoted: String = channel.withCString { p in
+            guard let escaped = PQescapeIdentifier(conn, p, strlen(p)) else { return "\"\"" }
+            defer { PQfreemem(escaped) }
+            return String(cString: escaped)
+        }
+        try executeScript("LISTEN \(quoted)")
+        if !listening.contains(channel) { listening.append(channel) }
+    }
+
+    /// The connection's socket, for `poll`. -1 when not connected.
+    public var socketDescriptor: Int32 {
+        guard let conn else { return -1 }
+        return PQsocket(conn)
+    }
+
+    /// Whether the connection is currently up.
+    public var isConnected: Bool {
+        guard let conn else { return false }
+        return PQstatus(conn) == CONNECTION_OK
+    }
+
+    /// Waits up to `timeoutMilliseconds` for notifications and returns those that arrived. Throws a
+    /// `.connection` error when the connection broke (the caller reconnects with `reconnect()`).
+    public func notifications(timeoutMilliseconds: Int) throws -> [Notification] {
+        try ensureConnected()
+        guard let conn else { return [] }
+        var out = drainNotifications(conn)
+        if !out.isEmpty { return out }
+        var p = pollfd(fd: PQsocket(conn), events: Int16(POLLIN), revents: 0)
+        let r = poll(&p, 1, Int32(timeoutMilliseconds))
+        if r > 0 {
+            if PQconsumeInput(conn) == 0 { throw brokenOrError("listen") }
+            out = drainNotifications(conn)
+        }
+        return out
+    }
+
+    /// Drops the connection and connects again (re-LISTENing).
+    public func reconnect() throws {
+        lastFailedConnect = 0
+        try connect()
+    }
+
+    private func drainNotifications(_ conn: OpaquePointer) -> [Notification] {
+        var out: [Notification] = []
+        while let n = PQnotifies(conn) {
+            let channel = String(cString: n.pointee.relname)
+            let payload = n.pointee.extra.map { String(cString: $0) } ?? ""
+            out.append(Notification(channel: channel, payload: payload, processID: n.pointee.be_pid))
+            PQfreemem(n)
+        }
+        return out
+    }
+}
+
+// MARK: helpers
+
+enum Clock {
+    /// Monotonic nanoseconds.
+    static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}
+
+extension String {
+    func trimmingTrailingNewlines() -> String {
+        var s = Substring(self)
+        while let last = s.last, last == "\n" || last == "\r" || last == " " { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+/// Calls `body` with a NULL-terminated-free array of C strings that live for the call.
+func withCStringArray<R>(_ strings: [String], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+    let copies = strings.map { strdup($0) }
+    defer { copies.forEach { free($0) } }
+    var pointers = copies.map { UnsafePointer<CChar>($0) }
+    pointers.append(nil)
+    return body(pointers)
+}
+
+func withOptionalCStringArray<R>(_ strings: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+    let copies: [UnsafeMutablePointer<CChar>?] = strings.map { s in s.map { strdup($0) } ?? nil }
+    defer { copies.forEach { free($0) } }
+    let pointers = copies.map { $0.map { UnsafePointer<CChar>($0) } }
+    return body(pointers)
+}
