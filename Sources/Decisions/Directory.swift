@@ -131,13 +131,14 @@ public enum DirectoryDecider {
 
         case let .sipAuth(q):
             guard domainKnown else { return DirectoryDecision(answer: .notFound, reason: .unknownDomain, effect: .none) }
-            let userKey = "\(q.user)@\(q.domain.lowercased())"
             if lockout.ipLocked { return final(q.domain, .lockedOutIP) }
             if lockout.userLocked { return final(q.domain, .lockedOutUser) }
             guard let device else {
                 return DirectoryDecision(answer: .domainWithoutUser(domain: q.domain), reason: .unknownUser,
                                          effect: .countFailure(ip: q.sourceIP, user: nil))
             }
+            // Counters are keyed by the realm (primary domain name), so aliases share one counter.
+            let userKey = "\(device.username)@\(device.realm.lowercased())"
             if let refusal = deviceRefusal(device) { return final(q.domain, refusal) }
             guard let credentials = q.credentials, let algorithm = credentials.algorithm else {
                 return final(q.domain, .digestUnverifiable)

@@ -56,7 +56,7 @@ public struct ConnectionConfig: Sendable, Equatable {
 }
 
 /// A notification received on a LISTENing connection.
-public struct Notification: Sendable, Equatable {
+public struct PostgresNotification: Sendable, Equatable {
     public var channel: String
     public var payload: String
     public var processID: Int32
@@ -127,6 +127,8 @@ public final class Connection {
             switch status {
             case PGRES_POLLING_OK:
                 PQsetnonblocking(newConn, 1)
+                // Server notices (e.g. "already exists, skipping") are not errors: keep them off stderr.
+                PQsetNoticeProcessor(newConn, { _, _ in }, nil)
                 connectCount += 1
                 lastFailedConnect = 0
                 let channels = listening
@@ -339,7 +341,7 @@ public final class Connection {
 
     /// Waits up to `timeoutMilliseconds` for notifications and returns those that arrived. Throws a
     /// `.connection` error when the connection broke (the caller reconnects with `reconnect()`).
-    public func notifications(timeoutMilliseconds: Int) throws -> [Notification] {
+    public func notifications(timeoutMilliseconds: Int) throws -> [PostgresNotification] {
         try ensureConnected()
         guard let conn else { return [] }
         var out = drainNotifications(conn)
@@ -359,12 +361,12 @@ public final class Connection {
         try connect()
     }
 
-    private func drainNotifications(_ conn: OpaquePointer) -> [Notification] {
-        var out: [Notification] = []
+    private func drainNotifications(_ conn: OpaquePointer) -> [PostgresNotification] {
+        var out: [PostgresNotification] = []
         while let n = PQnotifies(conn) {
             let channel = String(cString: n.pointee.relname)
             let payload = n.pointee.extra.map { String(cString: $0) } ?? ""
-            out.append(Notification(channel: channel, payload: payload, processID: n.pointee.be_pid))
+            out.append(PostgresNotification(channel: channel, payload: payload, processID: n.pointee.be_pid))
             PQfreemem(n)
         }
         return out

@@ -1,0 +1,146 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A throwaway PostgreSQL cluster: initdb into a private temporary directory, listening on a unix
+/// socket only (no TCP port), fsync off. Used by the test suite and by `switchauth demo`.
+///
+/// PostgreSQL refuses to run as root; when run as root the cluster is created and started as the
+/// `postgres` system user (via `runuser`). A watchdog process stops the cluster and removes the
+/// directory when the owning process dies, also when it crashes.
+public final class TemporaryCluster: Sendable {
+    public let directory: String
+    public let binDirectory: String
+    private let runAs: String?
+
+    public struct ClusterError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// A connection config for `database` on this cluster.
+    public func config(database: String = "postgres") -> ConnectionConfig {
+        ConnectionConfig(parameters: [.init("host", directory), .init("port", "5432"), .init("user", "postgres"), .init("dbname", database)])
+    }
+
+    /// Finds `initdb`/`pg_ctl` on PATH or under /usr/lib/postgresql/*/bin (newest first).
+    public static func findBinaries() -> String? {
+        var candidates: [String] = []
+        if let path = ProcessInfo.processInfo.environment["PATH"] {
+            candidates += path.split(separator: ":").map(String.init)
+        }
+        if let versions = try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql") {
+            candidates += versions.sorted { (Int($0) ?? 0) > (Int($1) ?? 0) }.map { "/usr/lib/postgresql/\($0)/bin" }
+        }
+        for dir in candidates {
+            let initdb = "\(dir)/initdb", pgctl = "\(dir)/pg_ctl"
+            if FileManager.default.isExecutableFile(atPath: initdb) && FileManager.default.isExecutableFile(atPath: pgctl) {
+                // Resolve symlinks so that pg_ctl finds its `postgres` binary beside it.
+                return URL(fileURLWithPath: initdb).resolvingSymlinksInPath().deletingLastPathComponent().path
+            }
+        }
+        return nil
+    }
+
+    /// Creates and starts the cluster. `log` receives one line per step.
+    public init(log: (String) -> Void = { _ in }) throws {
+        guard let bin = Self.findBinaries() else {
+            throw ClusterError(description: "PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or under /usr/lib/postgresql/*/bin; install the Debian package 'postgresql'")
+        }
+        binDirectory = bin
+        var template = Array("/tmp/switchauth-pg-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw ClusterError(description: "mkdtemp failed: errno \(errno)")
+        }
+        directory = String(cString: made)
+        if geteuid() == 0 {
+            guard let pw = getpwnam("postgres") else {
+                throw ClusterError(description: "running as root, and PostgreSQL refuses root: create a 'postgres' system user (the Debian package does)")
+            }
+            chown(directory, pw.pointee.pw_uid, pw.pointee.pw_gid)
+            runAs = "postgres"
+        } else {
+            runAs = nil
+        }
+        chmod(directory, 0o700)
+        log("initdb \(directory)/data")
+        try run("initdb", ["-D", "\(directory)/data", "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+        let options = "-F -k \(directory) -c listen_addresses='' -c max_connections=300 -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=64MB"
+        log("pg_ctl start")
+        try run("pg_ctl", ["-D", "\(directory)/data", "-o", options, "-l", "\(directory)/server.log", "-w", "-t", "60", "start"])
+        startWatchdog()
+    }
+
+    /// Stops the server at once and removes the directory.
+    public func stop() {
+        try? run("pg_ctl", ["-D", "\(directory)/data", "-m", "immediate", "-w", "stop"])
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Restarts the server (used to prove reconnects).
+    public func restart() throws {
+        try run("pg_ctl", ["-D", "\(directory)/data", "-m", "fast", "-w", "-t", "60", "restart"])
+    }
+
+    public func stopServer() throws {
+        try run("pg_ctl", ["-D", "\(directory)/data", "-m", "fast", "-w", "stop"])
+    }
+
+    public func startServer() throws {
+        let options = "-F -k \(directory) -c listen_addresses='' -c max_connections=300 -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=64MB"
+        try run("pg_ctl", ["-D", "\(directory)/data", "-o", options, "-l", "\(directory)/server.log", "-w", "-t", "60", "start"])
+    }
+
+    private func command(_ tool: String, _ args: [String]) -> (String, [String]) {
+        let path = "\(binDirectory)/\(tool)"
+        if let runAs { return ("/usr/sbin/runuser", ["-u", runAs, "--", path] + args) }
+        return (path, args)
+    }
+
+    private func run(_ tool: String, _ args: [String]) throws {
+        let (exe, arguments) = command(tool, args)
+        // Output goes to a file, not a pipe, and the child is waited for with waitpid: the server
+        // that pg_ctl starts inherits descriptors and would hold a pipe (or Foundation's
+        // termination-monitoring socket) open for its whole life.
+        let outputPath = "\(directory)/\(tool).out"
+        let pid = try spawn(exe, arguments, outputPath: outputPath)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exited = (status & 0x7f) == 0
+        let code = (status >> 8) & 0xff
+        if !exited || code != 0 {
+            let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+            throw ClusterError(description: "\(tool) failed (status \(status)): \(text)")
+        }
+    }
+
+    private func spawn(_ exe: String, _ arguments: [String], outputPath: String) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // A new process group: a Ctrl-C meant for the parent does not kill the server mid-test.
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        var pid: pid_t = 0
+        var argv: [UnsafeMutablePointer<CChar>?] = ([exe] + arguments).map { strdup($0) }
+        argv.append(nil)
+        defer { argv.forEach { free($0) } }
+        let rc = posix_spawn(&pid, exe, &actions, &attributes, argv, environ)
+        guard rc == 0 else { throw ClusterError(description: "posix_spawn \(exe) failed: errno \(rc)") }
+        return pid
+    }
+
+    /// A detached shell that waits for this process to end, then stops the cluster and removes it.
+    private func startWatchdog() {
+        let (exe, args) = command("pg_ctl", ["-D", "\(directory)/data", "-m", "immediate", "-w", "stop"])
+        let quoted = ([exe] + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        let script = "while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done; \(quoted) >/dev/null 2>&1; rm -rf '\(directory)'"
+        _ = try? spawn("/bin/sh", ["-c", script], outputPath: "/dev/null")
+    }
+}

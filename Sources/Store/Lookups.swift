@@ -1,0 +1,208 @@
+import Decisions
+import Foundation
+import Postgres
+
+/// The account columns every lookup selects, in this order, and their decoding.
+enum AccountColumns {
+    static let select = """
+        a.id, a.number, a.name, a.kind, a.status, a.billing, a.balance::text, a.credit_limit::text, a.max_channels,
+        (a.expires_at IS NOT NULL AND a.expires_at <= now())
+        """
+    static let count = 10
+
+    static func decode(_ r: QueryResult, _ row: Int, at c: Int) throws -> AccountFacts {
+        func enumValue<E: RawRepresentable>(_ column: Int, _: E.Type) throws -> E where E.RawValue == String {
+            guard let v = E(rawValue: try r.decode(row, column)) else {
+                throw PostgresError(kind: .decoding, operation: "decode", message: "unexpected \(E.self)")
+            }
+            return v
+        }
+        func decimal(_ column: Int) throws -> Decimal {
+            guard let d = Decimal(string: try r.decode(row, column, as: String.self), locale: Locale(identifier: "en_US_POSIX")) else {
+                throw PostgresError(kind: .decoding, operation: "decode", message: "bad numeric")
+            }
+            return d
+        }
+        return AccountFacts(
+            id: try r.decode(row, c), number: try r.decode(row, c + 1), name: try r.decode(row, c + 2),
+            kind: try enumValue(c + 3, AccountKind.self), status: try enumValue(c + 4, AccountStatus.self),
+            billing: try enumValue(c + 5, Billing.self), balance: try decimal(c + 6), creditLimit: try decimal(c + 7),
+            maxChannels: try r.decode(row, c + 8), expired: try r.decode(row, c + 9))
+    }
+}
+
+/// What the database says about user@domain, and the lockout state of the source IP and the user.
+public struct DirectoryFactsResult: Sendable, Equatable {
+    public var domainKnown: Bool
+    public var device: DeviceFacts?
+    public var lockout: LockoutFacts
+}
+
+/// Domain resolution (primary name or alias, case-insensitive), the device and its account, and
+/// lockouts, in one round trip.
+public enum DirectoryLookup {
+    static let sql = """
+        WITH d AS (
+            SELECT id, name FROM sip_domains WHERE lower(name) = lower($1) AND enabled
+            UNION ALL
+            SELECT sd.id, sd.name FROM sip_domain_aliases al JOIN sip_domains sd ON sd.id = al.domain_id
+             WHERE lower(al.alias) = lower($1) AND sd.enabled
+            LIMIT 1
+        )
+        SELECT d.name, dev.id, dev.username, dev.enabled, dev.ha1_md5, dev.ha1_sha256,
+               dev.caller_id_name, dev.caller_id_number,
+               \(AccountColumns.select),
+               EXISTS (SELECT 1 FROM auth_failures f WHERE f.scope = 'ip' AND f.subject = $3 AND f.locked_until > now()),
+               EXISTS (SELECT 1 FROM auth_failures f WHERE f.scope = 'user' AND f.subject = $2 || '@' || lower(d.name) AND f.locked_until > now()),
+               EXISTS (SELECT 1 FROM auth_failures f WHERE f.scope = 'user' AND f.subject = $2 || '@' || lower(d.name))
+          FROM d
+          LEFT JOIN sip_devices dev ON dev.domain_id = d.id AND dev.username = $2
+          LEFT JOIN accounts a ON a.id = dev.account_id
+        """
+
+    public static func run(_ db: Connection, domain: String, user: String, sourceIP: String?) throws -> DirectoryFactsResult {
+        let r = try db.execute(sql, [domain, user, sourceIP ?? ""])
+        guard r.rowCount > 0 else {
+            return DirectoryFactsResult(domainKnown: false, device: nil, lockout: .none)
+        }
+        let realm: String = try r.decode(0, 0)
+        let a = 8 + AccountColumns.count
+        let lockout = LockoutFacts(ipLocked: try r.decode(0, a), userLocked: try r.decode(0, a + 1),
+                                   userHasFailures: try r.decode(0, a + 2))
+        guard r.string(0, 1) != nil else {
+            return DirectoryFactsResult(domainKnown: true, device: nil, lockout: lockout)
+        }
+        let device = DeviceFacts(
+            id: try r.decode(0, 1), username: try r.decode(0, 2), realm: realm, enabled: try r.decode(0, 3),
+            ha1MD5: try r.decode(0, 4), ha1SHA256: try r.decode(0, 5), callerIDName: try r.decode(0, 6),
+            callerIDNumber: try r.decode(0, 7), account: try AccountColumns.decode(r, 0, at: 8))
+        return DirectoryFactsResult(domainKnown: true, device: device, lockout: lockout)
+    }
+}
+
+/// The IP settings whose network contains an address (GiST index on `network`).
+public enum IPCandidatesLookup {
+    static let sql = """
+        SELECT s.id, s.name, s.network::text, s.prefix, s.strip_prefix, s.enabled, \(AccountColumns.select)
+          FROM ip_settings s JOIN accounts a ON a.id = s.account_id
+         WHERE s.network >>= $1::inet
+        """
+
+    public static func run(_ db: Connection, source: IPAddress) throws -> [IPSettingFacts] {
+        let r = try db.execute(sql, [source.description])
+        var out: [IPSettingFacts] = []
+        out.reserveCapacity(r.rowCount)
+        for i in 0..<r.rowCount {
+            guard let network = IPNetwork(try r.decode(i, 2, as: String.self)) else {
+                throw PostgresError(kind: .decoding, operation: "decode", message: "bad cidr")
+            }
+            out.append(IPSettingFacts(
+                id: try r.decode(i, 0), name: try r.decode(i, 1), network: network, prefix: try r.decode(i, 3),
+                stripPrefix: try r.decode(i, 4), enabled: try r.decode(i, 5), account: try AccountColumns.decode(r, i, at: 6)))
+        }
+        return out
+    }
+}
+
+/// acl.conf: networks of enabled IP settings of active, unexpired accounts. One statement, so one
+/// snapshot: never a half-read list.
+public enum ACLNetworksLookup {
+    static let sql = """
+        SELECT DISTINCT s.network::text
+          FROM ip_settings s JOIN accounts a ON a.id = s.account_id
+         WHERE s.enabled AND a.status = 'active' AND (a.expires_at IS NULL OR a.expires_at > now())
+        """
+
+    public static func run(_ db: Connection) throws -> [IPNetwork] {
+        let r = try db.execute(sql)
+        var out: [IPNetwork] = []
+        out.reserveCapacity(r.rowCount)
+        for i in 0..<r.rowCount {
+            guard let n = IPNetwork(try r.decode(i, 0, as: String.self)) else {
+                throw PostgresError(kind: .decoding, operation: "decode", message: "bad cidr")
+            }
+            out.append(n)
+        }
+        return ACLBuilder.networks(out)
+    }
+}
+
+/// Brute-force counters: one row per source IP and per user@realm, shared by every instance.
+public struct LockoutPolicy: Sendable, Equatable {
+    /// Failures within `windowSeconds` that lock the subject.
+    public var threshold: Int
+    public var windowSeconds: Int
+    public var lockSeconds: Int
+
+    public init(threshold: Int = 10, windowSeconds: Int = 300, lockSeconds: Int = 900) {
+        self.threshold = threshold
+        self.windowSeconds = windowSeconds
+        self.lockSeconds = lockSeconds
+    }
+}
+
+public struct LockoutEntry: Sendable, Equatable {
+    public var scope: String
+    public var subject: String
+    public var failures: Int
+    public var lockedUntil: String
+}
+
+public enum AuthFailures {
+    static let recordSQL = """
+        INSERT INTO auth_failures AS f (scope, subject, window_start, failures, locked_until)
+        VALUES ($1, $2, now(), 1, CASE WHEN 1 >= $4::int THEN now() + make_interval(secs => $5::int) END)
+        ON CONFLICT (scope, subject) DO UPDATE SET
+            window_start = CASE WHEN f.window_start <= now() - make_interval(secs => $3::int)
+                                  OR f.locked_until <= now() THEN now() ELSE f.window_start END,
+            failures = CASE WHEN f.window_start <= now() - make_interval(secs => $3::int)
+                              OR f.locked_until <= now() THEN 1 ELSE f.failures + 1 END,
+            locked_until = CASE
+                WHEN f.locked_until > now() THEN f.locked_until
+                WHEN (CASE WHEN f.window_start <= now() - make_interval(secs => $3::int)
+                             OR f.locked_until <= now() THEN 1 ELSE f.failures + 1 END) >= $4::int
+                    THEN now() + make_interval(secs => $5::int)
+                ELSE NULL END
+        RETURNING failures, coalesce(locked_until > now(), false)
+        """
+
+    /// Counts one failure for `subject`; returns whether it is now locked.
+    @discardableResult
+    public static func record(_ db: Connection, scope: String, subject: String, policy: LockoutPolicy) throws -> Bool {
+        let r = try db.execute(recordSQL, [scope, subject, String(policy.windowSeconds), String(policy.threshold), String(policy.lockSeconds)])
+        return try r.decode(0, 1)
+    }
+
+    public static func clearUser(_ db: Connection, subject: String) throws {
+        try db.execute("DELETE FROM auth_failures WHERE scope = 'user' AND subject = $1 AND (locked_until IS NULL OR locked_until <= now())", [subject])
+    }
+
+    public static func locked(_ db: Connection) throws -> [LockoutEntry] {
+        let r = try db.execute("""
+            SELECT scope, subject, failures, to_char(locked_until AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+              FROM auth_failures WHERE locked_until > now() ORDER BY locked_until, scope, subject
+            """)
+        return try (0..<r.rowCount).map { i in
+            LockoutEntry(scope: try r.decode(i, 0), subject: try r.decode(i, 1), failures: try r.decode(i, 2), lockedUntil: try r.decode(i, 3))
+        }
+    }
+
+    /// Clears lockouts and counters: all, or one subject (an IP or user@domain). Returns rows removed.
+    @discardableResult
+    public static func clear(_ db: Connection, subject: String?) throws -> Int {
+        try db.execute("DELETE FROM auth_failures WHERE $1::text IS NULL OR subject = $1", [subject]).affectedRows
+    }
+
+    public static func lockedCount(_ db: Connection) throws -> Int {
+        try db.execute("SELECT count(*) FROM auth_failures WHERE locked_until > now()").decode(0, 0)
+    }
+
+    /// Removes counters whose window and lock are both over.
+    public static func prune(_ db: Connection, policy: LockoutPolicy) throws {
+        try db.execute("""
+            DELETE FROM auth_failures
+             WHERE (locked_until IS NULL OR locked_until <= now())
+               AND window_start <= now() - make_interval(secs => $1::int)
+            """, [String(policy.windowSeconds)])
+    }
+}

@@ -1,0 +1,139 @@
+import Foundation
+import Postgres
+import Store
+import Testing
+
+@Suite("libpq wrapper and migrations against a real PostgreSQL")
+struct PostgresTests {
+    @Test func migrationsApplyToEmptyDatabaseAndReapplyAsNoOp() throws {
+        let db = try Connection(try TestDatabase.shared.emptyDatabase())
+        let migrator = try Migrator(directory: TestDatabase.migrationsDirectory)
+        let first = try migrator.migrate(db)
+        #expect(first.map(\.version) == migrator.files.map(\.version))
+        #expect(!first.isEmpty)
+        let second = try migrator.migrate(db)
+        #expect(second.isEmpty)
+        #expect(try migrator.status(db).allSatisfy { $0.status == .applied })
+    }
+
+    @Test func editedMigrationIsRefused() throws {
+        let db = try Connection(try TestDatabase.shared.emptyDatabase())
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mig-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("0001_t.sql")
+        try "CREATE TABLE t (x int);".write(to: file, atomically: true, encoding: .utf8)
+        try Migrator(directory: dir.path).migrate(db)
+        try "CREATE TABLE t (x int, y int);".write(to: file, atomically: true, encoding: .utf8)
+        let edited = try Migrator(directory: dir.path)
+        #expect(throws: MigrationError.edited(version: "0001", name: "t")) { try edited.migrate(db) }
+        #expect(try edited.status(db).first?.status == .edited)
+        // A failing migration rolls back and is not recorded.
+        try "CREATE TABLE t (x int);".write(to: file, atomically: true, encoding: .utf8)
+        try "CREATE TABLE u (x int); SELECT 1/0;".write(to: dir.appendingPathComponent("0002_bad.sql"), atomically: true, encoding: .utf8)
+        #expect(throws: PostgresError.self) { try Migrator(directory: dir.path).migrate(db) }
+        #expect(try db.execute("SELECT to_regclass('u') IS NULL").decode(0, 0, as: Bool.self))
+        #expect(try Migrator(directory: dir.path).status(db).map(\.status) == [.applied, .pending])
+    }
+
+    @Test(arguments: [
+        ("INSERT INTO ip_settings (account_id, name, network, prefix) VALUES ($1, 'x', '203.0.113.300', '')", "22P02"),
+        ("INSERT INTO ip_settings (account_id, name, network, prefix) VALUES ($1, 'x', '10.0.0.1/24', '')", "22P02"),
+        ("INSERT INTO ip_settings (account_id, name, network, prefix) VALUES ($1, 'x', '203.0.113.10', '9a')", "23514"),
+        ("INSERT INTO ip_settings (account_id, name, network, prefix) VALUES ($1, 'dup', '203.0.113.10', '91')", "23505"),
+        ("UPDATE accounts SET status = 'frozen' WHERE id = $1", "23514"),
+        ("UPDATE accounts SET kind = 'reseller' WHERE id = $1", "23514"),
+        ("INSERT INTO ip_settings (account_id, name, network, prefix) VALUES ($1 + 1000, 'x', '203.0.113.11', '')", "23503"),
+    ])
+    func constraintsReject(sql: String, sqlState: String) throws {
+        let db = try Connection(try TestDatabase.shared.freshDatabase())
+        let id: String = try db.execute("INSERT INTO accounts (number, name) VALUES ('1000', 'PBX1') RETURNING id").decode(0, 0)
+        try db.execute("INSERT INTO ip_settings (account_id, name, network, prefix) VALUES ($1, 'PBX1', '203.0.113.10', '91')", [id])
+        do {
+            try db.execute(sql, [id])
+            Issue.record("statement was accepted: \(sql)")
+        } catch let e as PostgresError {
+            #expect(e.sqlState == sqlState, "\(e.debugDescription)")
+        }
+        // The connection is still usable after an error.
+        #expect(db.healthCheck())
+    }
+
+    @Test func parametersRoundTrip() throws {
+        let db = try Connection(try TestDatabase.shared.freshDatabase())
+        let values = ["", "'", "''; DROP TABLE accounts; --", "back\\slash", "\"quoted\"", "ünïcødé ☎️ 电话", "$${hostname}", "a&b=c", String(repeating: "x", count: 100_000)]
+        for v in values {
+            let r = try db.execute("SELECT $1::text, length($1::text)", [v])
+            #expect(r.string(0, 0) == v)
+            #expect(try r.decode(0, 1, as: Int.self) == v.unicodeScalars.count)
+        }
+        #expect(try db.execute("SELECT $1::text IS NULL", [nil]).decode(0, 0, as: Bool.self))
+        #expect(throws: PostgresError.self) { try db.execute("SELECT $1::text", ["nul\u{0}byte"]) }
+    }
+
+    @Test func failingStatementYieldsSQLState() throws {
+        let db = try Connection(try TestDatabase.shared.freshDatabase())
+        do {
+            try db.execute("SELECT 1/0")
+            Issue.record("no error")
+        } catch let e as PostgresError {
+            #expect(e.sqlState == "22012")
+            #expect(e.kind == .server)
+            #expect(!e.description.contains("division"), "description must stay generic")
+        }
+        do {
+            try db.execute("SELECT * FROM no_such_table WHERE x = $1", ["secret"])
+        } catch let e as PostgresError {
+            #expect(e.sqlState == "42P01")
+            #expect(!e.description.contains("secret"))
+        }
+    }
+
+    @Test func statementTimeoutIsEnforced() throws {
+        var config = try TestDatabase.shared.freshDatabase()
+        config.queryTimeoutMilliseconds = 200
+        let db = try Connection(config)
+        let started = Date()
+        #expect(throws: PostgresError.self) { try db.execute("SELECT pg_sleep(5)") }
+        #expect(Date().timeIntervalSince(started) < 2)
+        #expect(db.healthCheck())
+    }
+
+    @Test func listenReceivesNotifyFromAnotherConnection() throws {
+        let config = try TestDatabase.shared.freshDatabase()
+        let listener = try Connection(config)
+        try listener.listen("switchauth_test")
+        let sender = try Connection(config)
+        try sender.execute("SELECT pg_notify($1, $2)", ["switchauth_test", "hello 'world'"])
+        var got: [PostgresNotification] = []
+        for _ in 0..<20 where got.isEmpty {
+            got = try listener.notifications(timeoutMilliseconds: 100)
+        }
+        #expect(got.map(\.payload) == ["hello 'world'"])
+        #expect(got.first?.channel == "switchauth_test")
+        #expect(listener.socketDescriptor >= 0)
+    }
+}
+
+/// Restarting a server affects every connection to it: this test has a cluster of its own.
+@Suite("reconnect")
+struct ReconnectTests {
+    @Test func connectionSurvivesServerRestart() throws {
+        let cluster = try TemporaryCluster()
+        defer { cluster.stop() }
+        let db = try Connection(cluster.config())
+        #expect(try db.execute("SELECT 41 + 1").decode(0, 0, as: Int.self) == 42)
+        try cluster.restart()
+        // The next call notices the broken connection and reconnects.
+        #expect(try db.execute("SELECT 42").decode(0, 0, as: Int.self) == 42)
+        #expect(db.connectCount == 2)
+        // Server down: a bounded, clear failure; back up: answering again without a new Connection.
+        try cluster.stopServer()
+        let started = Date()
+        #expect(throws: PostgresError.self) { try db.execute("SELECT 1") }
+        #expect(Date().timeIntervalSince(started) < 3)
+        try cluster.startServer()
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(try db.execute("SELECT 43").decode(0, 0, as: Int.self) == 43)
+    }
+}
