@@ -1,0 +1,147 @@
+import ArgumentParser
+import Foundation
+import Postgres
+import Store
+import SwitchAuthService
+
+/// Where the database is: `--database-url`, else `database_url` of `--config`, else
+/// `$SWITCHAUTH_DATABASE_URL`, else the local socket database `switchauth`.
+struct DatabaseOptions: ParsableArguments {
+    @Option(name: .long, help: "Configuration file (key = value lines; see 'switchauth serve --help-config').")
+    var config: String?
+
+    @Option(name: .long, help: "libpq URL of the database, e.g. postgresql://switchauth@localhost/switchauth (the password comes from ~/.pgpass or PGPASSWORD).")
+    var databaseURL: String?
+
+    @Flag(name: .long, help: "Print JSON instead of a table.")
+    var json = false
+
+    func serviceConfig() throws -> ServiceConfig {
+        var text: String?
+        if let config {
+            do {
+                text = try String(contentsOfFile: config, encoding: .utf8)
+            } catch {
+                throw ValidationError("cannot read configuration file \(config)")
+            }
+        }
+        do {
+            var c = try ServiceConfig.load(fileText: text, environment: ProcessInfo.processInfo.environment)
+            if let databaseURL { c.databaseURL = databaseURL }
+            return c
+        } catch let e as ConfigError {
+            throw ValidationError("configuration: \(e.message)")
+        }
+    }
+
+    func connect() throws -> Connection {
+        let c = try serviceConfig()
+        var db = c.databaseConfig
+        db.queryTimeoutMilliseconds = 30_000
+        db.connectTimeoutMilliseconds = 5_000
+        do {
+            return try Connection(db)
+        } catch let e as PostgresError {
+            throw CLIError("cannot connect to the database: \(e.debugDescription)")
+        }
+    }
+}
+
+/// A clear message and exit status 1.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// Runs an admin action, turning refusals into clear messages.
+@discardableResult
+func admin<T>(_ options: DatabaseOptions, _ body: (Admin) throws -> T) throws -> T {
+    let db = try options.connect()
+    do {
+        return try body(Admin(db: db))
+    } catch let e as AdminError {
+        throw CLIError(e.message)
+    } catch let e as PostgresError {
+        throw CLIError(e.isConstraintViolation ? "refused by the database: \(e.message)" : e.debugDescription)
+    }
+}
+
+enum Output {
+    static func print(_ table: Table, json: Bool) {
+        if json {
+            let objects = table.rows.map { row in
+                Dictionary(uniqueKeysWithValues: zip(table.columns, row).map { ($0, $1) })
+            }
+            let data = (try? JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys])) ?? Data("[]".utf8)
+            Swift.print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        var widths = table.columns.map(\.count)
+        for row in table.rows {
+            for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) }
+        }
+        func line(_ cells: [String]) -> String {
+            zip(cells, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                .trimmingCharacters(in: .whitespaces)
+        }
+        Swift.print(line(table.columns.map { $0.uppercased() }))
+        for row in table.rows { Swift.print(line(row)) }
+        if table.rows.isEmpty { Swift.print("(none)") }
+    }
+
+    static func done(_ message: String, json: Bool, fields: [String: String] = [:]) {
+        if json {
+            var all = fields
+            all["result"] = "ok"
+            let data = (try? JSONSerialization.data(withJSONObject: all, options: [.sortedKeys])) ?? Data()
+            Swift.print(String(decoding: data, as: UTF8.self))
+        } else {
+            Swift.print(message)
+        }
+    }
+}
+
+/// Password input: never echoed, never required on the command line.
+enum PasswordInput {
+    static func read(stdin: Bool, file: String?, generate: Bool, argument: String?) throws -> (password: String, generated: Bool) {
+        if let argument {
+            FileHandle.standardError.write(Data("warning: a password given as an argument can land in shell history and the process list; prefer --password-stdin or the prompt\n".utf8))
+            return (argument, false)
+        }
+        if generate { return (generatePassword(), true) }
+        if let file {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw CLIError("cannot read password file \(file)") }
+            return (text.trimmingCharacters(in: .newlines), false)
+        }
+        if stdin || isatty(0) == 0 {
+            guard let line = readLine(strippingNewline: true) else { throw CLIError("no password on standard input") }
+            return (line, false)
+        }
+        let first = try prompt("Password: ")
+        let second = try prompt("Repeat password: ")
+        guard first == second else { throw CLIError("the passwords differ") }
+        return (first, false)
+    }
+
+    static func prompt(_ text: String) throws -> String {
+        FileHandle.standardError.write(Data(text.utf8))
+        var old = termios()
+        tcgetattr(0, &old)
+        var quiet = old
+        quiet.c_lflag &= ~tcflag_t(ECHO)
+        tcsetattr(0, TCSANOW, &quiet)
+        defer {
+            tcsetattr(0, TCSANOW, &old)
+            FileHandle.standardError.write(Data("\n".utf8))
+        }
+        guard let line = readLine(strippingNewline: true) else { throw CLIError("no password entered") }
+        return line
+    }
+
+    /// 20 characters from a 56-character alphabet without look-alikes (~116 bits).
+    static func generatePassword() -> String {
+        let alphabet = Array("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+        var rng = SystemRandomNumberGenerator()
+        return String((0..<20).map { _ in alphabet[Int(rng.next(upperBound: UInt64(alphabet.count)))] })
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import Synchronization
+
+/// Process-wide counters, rendered in the Prometheus text exposition format at `GET /metrics`.
+public final class Metrics: Sendable {
+    static let buckets: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
+
+    struct Histogram {
+        var counts = [UInt64](repeating: 0, count: Metrics.buckets.count)
+        var sum = 0.0
+        var count: UInt64 = 0
+    }
+
+    struct State {
+        var requests: [String: UInt64] = [:] // "section\u{0}outcome"
+        var durations: [String: Histogram] = [:]
+        var databaseErrors: UInt64 = 0
+        var authFailures: [String: UInt64] = [:]
+        var eslPushes: [String: UInt64] = [:]
+        var aclServedFromCache: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    public func observe(section: String, outcome: String, seconds: Double) {
+        state.withLock { s in
+            s.requests["\(section)\u{0}\(outcome)", default: 0] += 1
+            var h = s.durations[section] ?? Histogram()
+            for (i, b) in Self.buckets.enumerated() where seconds <= b { h.counts[i] += 1 }
+            h.sum += seconds
+            h.count += 1
+            s.durations[section] = h
+        }
+    }
+
+    public func databaseError() { state.withLock { $0.databaseErrors += 1 } }
+    public func authFailure(scope: String) { state.withLock { $0.authFailures[scope, default: 0] += 1 } }
+    public func eslPush(result: String) { state.withLock { $0.eslPushes[result, default: 0] += 1 } }
+    public func aclFromCache() { state.withLock { $0.aclServedFromCache += 1 } }
+
+    public var databaseErrors: UInt64 { state.withLock { $0.databaseErrors } }
+
+    public func requestCount(section: String, outcome: String) -> UInt64 {
+        state.withLock { $0.requests["\(section)\u{0}\(outcome)"] ?? 0 }
+    }
+
+    /// The exposition text. `gauges` are added as they are (name, help, value).
+    public func render(gauges: [(name: String, help: String, value: Double)]) -> String {
+        let s = state.withLock { $0 }
+        var out = ""
+        out += "# HELP switchauth_requests_total Lookups answered, by section and outcome (reason code).\n"
+        out += "# TYPE switchauth_requests_total counter\n"
+        for key in s.requests.keys.sorted() {
+            let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false)
+            out += "switchauth_requests_total{section=\"\(label(parts[0]))\",outcome=\"\(label(parts[1]))\"} \(s.requests[key]!)\n"
+        }
+        out += "# HELP switchauth_request_duration_seconds Time from parsed request to response bytes, by section.\n"
+        out += "# TYPE switchauth_request_duration_seconds histogram\n"
+        for section in s.durations.keys.sorted() {
+            let h = s.durations[section]!
+            for (i, b) in Self.buckets.enumerated() {
+                out += "switchauth_request_duration_seconds_bucket{section=\"\(label(section))\",le=\"\(b)\"} \(h.counts[i])\n"
+            }
+            out += "switchauth_request_duration_seconds_bucket{section=\"\(label(section))\",le=\"+Inf\"} \(h.count)\n"
+            out += "switchauth_request_duration_seconds_sum{section=\"\(label(section))\"} \(h.sum)\n"
+            out += "switchauth_request_duration_seconds_count{section=\"\(label(section))\"} \(h.count)\n"
+        }
+        out += "# HELP switchauth_database_errors_total Statements that failed or timed out.\n"
+        out += "# TYPE switchauth_database_errors_total counter\nswitchauth_database_errors_total \(s.databaseErrors)\n"
+        out += "# HELP switchauth_auth_failures_total Failed digest attempts counted, by scope.\n"
+        out += "# TYPE switchauth_auth_failures_total counter\n"
+        for k in s.authFailures.keys.sorted() { out += "switchauth_auth_failures_total{scope=\"\(label(k))\"} \(s.authFailures[k]!)\n" }
+        out += "# HELP switchauth_esl_commands_total Event-socket commands sent to switches, by result.\n"
+        out += "# TYPE switchauth_esl_commands_total counter\n"
+        for k in s.eslPushes.keys.sorted() { out += "switchauth_esl_commands_total{result=\"\(label(k))\"} \(s.eslPushes[k]!)\n" }
+        out += "# HELP switchauth_acl_served_from_cache_total acl.conf answers served from the last known good list.\n"
+        out += "# TYPE switchauth_acl_served_from_cache_total counter\nswitchauth_acl_served_from_cache_total \(s.aclServedFromCache)\n"
+        for g in gauges {
+            out += "# HELP \(g.name) \(g.help)\n# TYPE \(g.name) gauge\n\(g.name) \(g.value)\n"
+        }
+        return out
+    }
+
+    private func label<S: StringProtocol>(_ s: S) -> String {
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+    }
+}

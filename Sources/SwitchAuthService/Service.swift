@@ -1,0 +1,66 @@
+import Foundation
+import HTTPServer
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A running SwitchAuth: the HTTP server (one handler and one database connection per event loop)
+/// and the change watcher. `stop()` drains in-flight requests, then closes everything in reverse
+/// order of start.
+public final class Service: Sendable {
+    public let config: ServiceConfig
+    public let metrics = Metrics()
+    public let acl: ACLCache
+    public let server: HTTPServer
+    let watcher: ChangeWatcher
+    let logger: Logger
+
+    public var port: UInt16 { server.port }
+
+    public init(config: ServiceConfig, logger: Logger) throws {
+        self.config = config
+        self.logger = logger
+        acl = ACLCache(file: config.aclCacheFile)
+        server = try HTTPServer(config: config.server)
+        watcher = ChangeWatcher(config: config, acl: acl, metrics: metrics, logger: logger)
+    }
+
+    public func start() throws {
+        let resolver = Resolver(config: config, metrics: metrics, acl: acl, logger: logger)
+        let counters = server.counters
+        try server.start { _ in LookupHandler(resolver: resolver, counters: counters) }
+        watcher.start()
+        logger.notice("serving", metadata: [
+            "listen": .string("\(config.server.host):\(server.port)"), "path": .string(config.path),
+            "workers": .stringConvertible(config.server.workers)])
+    }
+
+    public func stop() {
+        logger.notice("stopping: draining in-flight requests")
+        server.stop()
+        watcher.stop()
+        logger.notice("stopped")
+    }
+
+    /// Blocks SIGTERM/SIGINT in every thread (call before `start`), so that `waitForSignal` can take them.
+    public static func blockTerminationSignals() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// Waits for SIGTERM or SIGINT; returns the signal number.
+    public static func waitForSignal() -> Int32 {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        var sig: Int32 = 0
+        sigwait(&set, &sig)
+        return sig
+    }
+}

@@ -1,0 +1,3 @@
+import SwitchAuthCLI
+
+SwitchAuthCommand.main()
