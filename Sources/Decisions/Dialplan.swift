@@ -40,6 +40,19 @@ public struct DialplanAllowance: Sendable, Equatable {
     public var callerIDNumber: String?
     public var routingContext: String
     public var limitRealm: String
+
+    public init(account: AccountFacts, method: String, ipSettingID: Int64?, deviceID: Int64?, destination: String,
+                callerIDName: String?, callerIDNumber: String?, routingContext: String, limitRealm: String) {
+        self.account = account
+        self.method = method
+        self.ipSettingID = ipSettingID
+        self.deviceID = deviceID
+        self.destination = destination
+        self.callerIDName = callerIDName
+        self.callerIDNumber = callerIDNumber
+        self.routingContext = routingContext
+        self.limitRealm = limitRealm
+    }
 }
 
 public enum DialplanAnswer: Sendable, Equatable {

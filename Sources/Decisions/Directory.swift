@@ -15,6 +15,13 @@ public struct SipAuthQuery: Sendable, Equatable {
     public var sourceIP: String?
     /// `nil` when a digest field is missing: the lookup cannot be verified.
     public var credentials: DigestCredentials?
+
+    public init(user: String, domain: String, sourceIP: String?, credentials: DigestCredentials?) {
+        self.user = user
+        self.domain = domain
+        self.sourceIP = sourceIP
+        self.credentials = credentials
+    }
 }
 
 /// Service settings the directory decision depends on.
@@ -36,6 +43,13 @@ public struct PublishedUser: Sendable, Equatable {
     public var a1Hash: String
     public var cacheableMilliseconds: Int?
     public var variables: [Variable]
+
+    public init(id: String, a1Hash: String, cacheableMilliseconds: Int?, variables: [Variable]) {
+        self.id = id
+        self.a1Hash = a1Hash
+        self.cacheableMilliseconds = cacheableMilliseconds
+        self.variables = variables
+    }
 
     public struct Variable: Sendable, Equatable {
         public var name: String

@@ -1,0 +1,368 @@
+import Decisions
+import Foundation
+import HTTPServer
+import Testing
+
+// MARK: Digest vectors
+
+@Suite("digest authentication")
+struct DigestTests {
+    /// RFC 2617 §3.5: Mufasa / Circle Of Life, qop=auth.
+    static let rfc2617 = DigestCredentials(
+        username: "Mufasa", realm: "testrealm@host.com", nonce: "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+        uri: "/dir/index.html", method: "GET", qop: "auth", cnonce: "0a4f113b", nc: "00000001",
+        response: "6629fae49393a05397450978507c4ef1")
+
+    /// RFC 7616 §3.9.1: SHA-256, qop=auth.
+    static let rfc7616 = DigestCredentials(
+        username: "Mufasa", realm: "http-auth@example.org", nonce: "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
+        uri: "/dir/index.html", method: "GET", qop: "auth", cnonce: "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
+        nc: "00000001", response: "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1")
+
+    @Test func rfc2617VectorVerifies() {
+        let ha1 = DigestAlgorithm.md5.ha1(username: "Mufasa", realm: "testrealm@host.com", password: "Circle Of Life")
+        #expect(Self.rfc2617.algorithm == .md5)
+        #expect(Self.rfc2617.verify(ha1: ha1, algorithm: .md5))
+    }
+
+    @Test func rfc7616SHA256VectorVerifies() {
+        let ha1 = DigestAlgorithm.sha256.ha1(username: "Mufasa", realm: "http-auth@example.org", password: "Circle of Life")
+        #expect(Self.rfc7616.algorithm == .sha256)
+        #expect(Self.rfc7616.verify(ha1: ha1, algorithm: .sha256))
+    }
+
+    /// The vector captured from FreeSWITCH (fixtures README).
+    @Test func freeSwitchFixtureVectorVerifies() {
+        let c = DigestCredentials(username: "1001", realm: "127.0.0.1", nonce: "df2600ad-33a9-4aeb-a2e8-522359a98b67",
+                                  uri: "sip:127.0.0.1:5080", method: "REGISTER", qop: "auth", cnonce: "6b8b4567",
+                                  nc: "00000001", response: "1a528ffb5f7260649cd3eac828b2def1")
+        #expect(c.verify(ha1: DigestAlgorithm.md5.ha1(username: "1001", realm: "127.0.0.1", password: "secret1001"), algorithm: .md5))
+        #expect(!c.verify(ha1: DigestAlgorithm.md5.ha1(username: "1001", realm: "127.0.0.1", password: "secret1002"), algorithm: .md5))
+    }
+
+    @Test func noQopForm() {
+        let ha1 = DigestAlgorithm.md5.ha1(username: "u", realm: "r", password: "p")
+        let ha2 = DigestAlgorithm.md5.hash("INVITE:sip:r")
+        let resp = DigestAlgorithm.md5.hash("\(ha1):n:\(ha2)")
+        let c = DigestCredentials(username: "u", realm: "r", nonce: "n", uri: "sip:r", method: "INVITE", qop: nil, cnonce: nil, nc: nil, response: resp.uppercased())
+        #expect(c.verify(ha1: ha1, algorithm: .md5), "compared case-insensitively, as FreeSWITCH does")
+    }
+
+    /// A one-character change to any input fails.
+    @Test(arguments: 0..<8)
+    func oneCharacterChangeFails(field: Int) {
+        var c = Self.rfc2617
+        func flip(_ s: String) -> String { s.isEmpty ? "x" : String(s.dropLast()) + (s.last == "a" ? "b" : "a") }
+        switch field {
+        case 0: c.response = flip(c.response)
+        case 1: c.nonce = flip(c.nonce)
+        case 2: c.uri = flip(c.uri)
+        case 3: c.method = "POST"
+        case 4: c.cnonce = flip(c.cnonce!)
+        case 5: c.nc = "00000002"
+        case 6: c.qop = "auth-int"
+        default: c.qop = nil
+        }
+        let ha1 = DigestAlgorithm.md5.ha1(username: "Mufasa", realm: "testrealm@host.com", password: "Circle Of Life")
+        #expect(!c.verify(ha1: ha1, algorithm: .md5))
+        #expect(!Self.rfc2617.verify(ha1: DigestAlgorithm.md5.ha1(username: "Mufasa", realm: "testrealm@host.com", password: "Circle Of Lifd"), algorithm: .md5))
+    }
+}
+
+// MARK: IP networks
+
+@Suite("IP addresses and networks")
+struct IPNetworkTests {
+    @Test(arguments: [
+        ("203.0.113.10", "203.0.113.10/32"), ("203.0.113.0/24", "203.0.113.0/24"), ("2001:db8::/32", "2001:db8::/32"),
+        ("2001:db8::1", "2001:db8::1/128"), ("::ffff:203.0.113.10", "203.0.113.10/32"), ("0.0.0.0/0", "0.0.0.0/0"),
+    ])
+    func parses(text: String, canonical: String) {
+        #expect(IPNetwork(text)?.description == canonical)
+    }
+
+    @Test(arguments: ["203.0.113.300", "10.0.0.1/24", "203.0.113.10/33", "010.0.0.1", "1.2.3", "", "abc", "2001:db8::1/129", "1.2.3.4/", "1.2.3.4/ 8", "fe80::1%eth0", "1.2.3.4/-1"])
+    func refuses(text: String) {
+        #expect(IPNetwork(text) == nil)
+    }
+
+    @Test func containment() throws {
+        let n = try #require(IPNetwork("203.0.113.0/25"))
+        #expect(n.contains(try #require(IPAddress("203.0.113.127"))))
+        #expect(!n.contains(try #require(IPAddress("203.0.113.128"))))
+        #expect(!n.contains(try #require(IPAddress("2001:db8::1"))))
+        let v6 = try #require(IPNetwork("2001:db8:abcd::/48"))
+        #expect(v6.contains(try #require(IPAddress("2001:db8:abcd:12::1"))))
+        #expect(!v6.contains(try #require(IPAddress("2001:db8:abce::1"))))
+        #expect(try #require(IPNetwork("0.0.0.0/0")).contains(try #require(IPAddress("198.51.100.7"))))
+    }
+
+    @Test func aclOrderIsDeterministicAndDeduplicated() {
+        let input = ["2001:db8::/32", "203.0.113.10/32", "10.0.0.0/8", "203.0.113.10/32", "10.0.0.0/16"].compactMap(IPNetwork.init)
+        #expect(ACLBuilder.networks(input).map(\.description) == ["10.0.0.0/8", "10.0.0.0/16", "203.0.113.10/32", "2001:db8::/32"])
+        #expect(ACLBuilder.networks(input.reversed()) == ACLBuilder.networks(input))
+    }
+}
+
+// MARK: Dialplan decision
+
+func account(_ id: Int64, _ number: String, kind: AccountKind = .customer, status: AccountStatus = .active,
+             billing: Billing = .prepaid, balance: Decimal = 10, credit: Decimal = 0, channels: Int = 0, expired: Bool = false) -> AccountFacts {
+    AccountFacts(id: id, number: number, name: number, kind: kind, status: status, billing: billing, balance: balance,
+                 creditLimit: credit, maxChannels: channels, expired: expired)
+}
+
+func setting(_ id: Int64, _ network: String, _ prefix: String, _ acct: AccountFacts, enabled: Bool = true, strip: Bool = false) -> IPSettingFacts {
+    IPSettingFacts(id: id, name: "s\(id)", network: IPNetwork(network)!, prefix: prefix, stripPrefix: strip, enabled: enabled, account: acct)
+}
+
+@Suite("dialplan decision (pure)")
+struct DialplanDecisionTests {
+    static let pbx1 = account(1, "PBX1")
+    static let pbx12 = account(2, "PBX12")
+    static let seed = [setting(10, "203.0.113.10", "91", pbx1), setting(11, "203.0.113.10", "92", pbx12)]
+
+    struct Row: Sendable, CustomTestStringConvertible {
+        var name: String
+        var source: String
+        var destination: String
+        var candidates: [IPSettingFacts]
+        var expectReason: Reason
+        var expectAccount: String?
+        var expectSIP: Int?
+        var expectDestination: String?
+        var testDescription: String { name }
+    }
+
+    static let rows: [Row] = [
+        Row(name: "seed: PBX1 prefix 91", source: "203.0.113.10", destination: "9112345", candidates: seed, expectReason: .ok, expectAccount: "PBX1"),
+        Row(name: "seed: PBX12 prefix 92", source: "203.0.113.10", destination: "9212345", candidates: seed, expectReason: .ok, expectAccount: "PBX12"),
+        Row(name: "seed: other prefix -> 403", source: "203.0.113.10", destination: "9312345", candidates: seed, expectReason: .noIPMatch, expectSIP: 403),
+        Row(name: "seed: unknown IP -> 403", source: "203.0.113.11", destination: "9112345", candidates: seed, expectReason: .noIPMatch, expectSIP: 403),
+        Row(name: "no prefix = any destination", source: "198.51.100.7", destination: "4420", candidates: [setting(1, "198.51.100.7", "", pbx1)], expectReason: .ok, expectAccount: "PBX1"),
+        Row(name: "CIDR contains", source: "198.51.100.77", destination: "1", candidates: [setting(1, "198.51.100.0/24", "", pbx1)], expectReason: .ok, expectAccount: "PBX1"),
+        Row(name: "CIDR does not contain", source: "198.51.101.77", destination: "1", candidates: [setting(1, "198.51.100.0/24", "", pbx1)], expectReason: .noIPMatch, expectSIP: 403),
+        Row(name: "IPv6", source: "2001:db8::5", destination: "91", candidates: [setting(1, "2001:db8::/64", "9", pbx1)], expectReason: .ok, expectAccount: "PBX1"),
+        Row(name: "IPv4-mapped source", source: "::ffff:203.0.113.10", destination: "9112345", candidates: seed, expectReason: .ok, expectAccount: "PBX1"),
+        Row(name: "longest prefix wins over specific network", source: "10.1.1.1", destination: "9123",
+            candidates: [setting(1, "10.1.1.1", "9", pbx1), setting(2, "10.0.0.0/8", "91", pbx12)], expectReason: .ok, expectAccount: "PBX12"),
+        Row(name: "equal prefixes: most specific network wins", source: "10.1.1.1", destination: "9123",
+            candidates: [setting(1, "10.0.0.0/8", "91", pbx1), setting(2, "10.1.1.0/24", "91", pbx12)], expectReason: .ok, expectAccount: "PBX12"),
+        Row(name: "equal prefix and network length: lowest id", source: "10.1.1.1", destination: "9123",
+            candidates: [setting(7, "10.1.0.0/16", "91", pbx12), setting(3, "10.1.0.0/16", "91", pbx1)], expectReason: .ok, expectAccount: "PBX1"),
+        Row(name: "disabled setting ignored", source: "203.0.113.10", destination: "9112345",
+            candidates: [setting(10, "203.0.113.10", "91", pbx1, enabled: false)], expectReason: .noIPMatch, expectSIP: 403),
+        Row(name: "disabled longer prefix falls back to enabled shorter", source: "203.0.113.10", destination: "9112345",
+            candidates: [setting(10, "203.0.113.10", "911", pbx12, enabled: false), setting(11, "203.0.113.10", "9", pbx1)], expectReason: .ok, expectAccount: "PBX1"),
+        Row(name: "suspended account -> 403", source: "1.2.3.4", destination: "1", candidates: [setting(1, "1.2.3.4", "", account(1, "S", status: .suspended))], expectReason: .accountSuspended, expectSIP: 403),
+        Row(name: "closed account -> 403", source: "1.2.3.4", destination: "1", candidates: [setting(1, "1.2.3.4", "", account(1, "C", status: .closed))], expectReason: .accountClosed, expectSIP: 403),
+        Row(name: "expired account -> 403", source: "1.2.3.4", destination: "1", candidates: [setting(1, "1.2.3.4", "", account(1, "E", expired: true))], expectReason: .accountExpired, expectSIP: 403),
+        Row(name: "prepaid zero balance -> 402", source: "1.2.3.4", destination: "1", candidates: [setting(1, "1.2.3.4", "", account(1, "P", balance: 0))], expectReason: .insufficientBalance, expectSIP: 402),
+        Row(name: "prepaid negative -> 402", source: "1.2.3.4", destination: "1", candidates: [setting(1, "1.2.3.4", "", account(1, "P", balance: -1))], expectReason: .insufficientBalance, expectSIP: 402),
+        Row(name: "prepaid positive", source: "1.2.3.4", destination: "1", candidates: [setting(1, "1.2.3.4", "", account(1, "P", balance: Decimal(string: "0.01")!))], expectReason: .ok, expectAccount: "P"),
+        Row(name: "postpaid within credit", source: "1.2.3.4", destination: "1", candidates: [setting(1, "1.2.3.4", "", account(1, "Q", billing: .postpaid, balance: -50, credit: 100))], expectReason: .ok, expectAccount: "Q"),
+        Row(name: "postpaid at credit limit -> 402", source: "1.2.3.4", destination: "1", candidates: [setting(1, "1.2.3.4", "", account(1, "Q", billing: .postpaid, balance: -100, credit: 100))], expectReason: .insufficientBalance, expectSIP: 402),
+        Row(name: "carrier not balance-gated", source: "1.2.3.4", destination: "1", candidates: [setting(1, "1.2.3.4", "", account(1, "K", kind: .carrier, balance: -1000))], expectReason: .ok, expectAccount: "K"),
+        Row(name: "suspended carrier -> 403", source: "1.2.3.4", destination: "1", candidates: [setting(1, "1.2.3.4", "", account(1, "K", kind: .carrier, status: .suspended))], expectReason: .accountSuspended, expectSIP: 403),
+        Row(name: "strip on", source: "203.0.113.10", destination: "9112345", candidates: [setting(1, "203.0.113.10", "91", pbx1, strip: true)], expectReason: .ok, expectAccount: "PBX1", expectDestination: "12345"),
+        Row(name: "strip off", source: "203.0.113.10", destination: "9112345", candidates: [setting(1, "203.0.113.10", "91", pbx1)], expectReason: .ok, expectAccount: "PBX1", expectDestination: "9112345"),
+        Row(name: "strip leaving nothing -> 404", source: "203.0.113.10", destination: "91", candidates: [setting(1, "203.0.113.10", "91", pbx1, strip: true)], expectReason: .invalidDestination, expectSIP: 404),
+        Row(name: "missing source -> 403", source: "", destination: "1", candidates: seed, expectReason: .invalidSourceAddress, expectSIP: 403),
+        Row(name: "garbage source -> 403", source: "203.0.113.10' OR 1=1", destination: "1", candidates: seed, expectReason: .invalidSourceAddress, expectSIP: 403),
+        Row(name: "destination with expansion -> 404", source: "203.0.113.10", destination: "91${x}", candidates: seed, expectReason: .invalidDestination, expectSIP: 404),
+        Row(name: "empty destination -> 404", source: "203.0.113.10", destination: "", candidates: seed, expectReason: .invalidDestination, expectSIP: 404),
+    ]
+
+    @Test(arguments: rows)
+    func decide(row: Row) {
+        let d = DialplanDecider.decideIP(context: "switchauth", source: row.source, destination: row.destination,
+                                         candidates: row.candidates, policy: DialplanPolicy())
+        #expect(d.reason == row.expectReason)
+        switch d.answer {
+        case .allow(let ctx, let a):
+            #expect(ctx == "switchauth")
+            #expect(a.account.number == row.expectAccount)
+            #expect(a.routingContext == "switchauth_routing")
+            if let dest = row.expectDestination { #expect(a.destination == dest) }
+            #expect(row.expectSIP == nil)
+        case .reject(_, let r):
+            #expect(r.code == row.expectSIP)
+            #expect(row.expectAccount == nil)
+        case .notFound:
+            Issue.record("unexpected not found")
+        }
+    }
+
+    @Test func ruleDoesNotDependOnRowOrder() {
+        for row in Self.rows {
+            let a = DialplanDecider.decideIP(context: "c", source: row.source, destination: row.destination, candidates: row.candidates, policy: DialplanPolicy())
+            let b = DialplanDecider.decideIP(context: "c", source: row.source, destination: row.destination, candidates: row.candidates.reversed(), policy: DialplanPolicy())
+            #expect(a == b, "\(row.name)")
+        }
+    }
+
+    static func device(enabled: Bool = true, acct: AccountFacts = account(5, "1000042")) -> DeviceFacts {
+        DeviceFacts(id: 9, username: "1001", realm: "voip.example.com", enabled: enabled, ha1MD5: String(repeating: "a", count: 32),
+                    ha1SHA256: String(repeating: "b", count: 64), callerIDName: "Desk ${x}", callerIDNumber: "15550101", account: acct)
+    }
+
+    @Test(arguments: [
+        (device(), Reason.ok, 0),
+        (device(enabled: false), .deviceDisabled, 403),
+        (device(acct: account(5, "X", status: .suspended)), .accountSuspended, 403),
+        (device(acct: account(5, "X", expired: true)), .accountExpired, 403),
+        (device(acct: account(5, "X", balance: 0)), .insufficientBalance, 402),
+    ])
+    func digestPath(device: DeviceFacts, reason: Reason, sip: Int) {
+        let d = DialplanDecider.decideDigest(context: "switchauth", destination: "15551234", device: device, policy: DialplanPolicy())
+        #expect(d.reason == reason)
+        if case .reject(_, let r) = d.answer { #expect(r.code == sip) }
+    }
+
+    @Test func digestPathUnknownDevice() {
+        let d = DialplanDecider.decideDigest(context: "switchauth", destination: "1", device: nil, policy: DialplanPolicy())
+        #expect(d.reason == .unknownUser)
+    }
+
+    static func request(_ pairs: [(String, String)]) throws -> XMLCurlRequest {
+        try XMLCurlRequest(fields: FormFields([("hostname", "h"), ("section", "dialplan"), ("tag_name", ""), ("key_name", ""), ("key_value", "")] + pairs.map { (name: $0.0, value: $0.1) }))
+    }
+
+    @Test func classifyPaths() throws {
+        let p = DialplanPolicy()
+        #expect(try DialplanDecider.classify(Self.request([("Hunt-Context", "public")]), policy: p) == .notOwned(context: "public"))
+        #expect(try DialplanDecider.classify(Self.request([("Hunt-Context", "switchauth"), ("Hunt-Destination-Number", "91"),
+                                                            ("variable_sip_acl_authed_by", "switchauth_ip"), ("variable_sip_network_ip", "203.0.113.10")]), policy: p)
+                == .ip(context: "switchauth", source: "203.0.113.10", destination: "91"))
+        // A spoofable header is never used as the source.
+        #expect(try DialplanDecider.classify(Self.request([("Hunt-Context", "switchauth"), ("Hunt-Destination-Number", "91"),
+                                                            ("variable_sofia_profile_name", "switchauth_ip"), ("variable_sip_h_P-Accountcode", "1001")]), policy: p)
+                == .ip(context: "switchauth", source: "", destination: "91"))
+        #expect(try DialplanDecider.classify(Self.request([("Hunt-Context", "switchauth"), ("Hunt-Destination-Number", "5"), ("variable_sip_authorized", "true"),
+                                                            ("variable_user_name", "1001"), ("variable_domain_name", "voip.example.com")]), policy: p)
+                == .digest(context: "switchauth", user: "1001", domain: "voip.example.com", destination: "5"))
+        #expect(try DialplanDecider.classify(Self.request([("Hunt-Context", "switchauth"), ("Hunt-Destination-Number", "5")]), policy: p)
+                == .unauthenticated(context: "switchauth", destination: "5"))
+        #expect(throws: HostileRequest.self) {
+            try DialplanDecider.classify(Self.request([("Hunt-Context", "switchauth"), ("variable_sip_acl_authed_by", "switchauth_ip"),
+                                                        ("variable_sip_network_ip", "1.1.1.1"), ("variable_sip_network_ip", "203.0.113.10")]), policy: p)
+        }
+    }
+}
+
+// MARK: Directory decision
+
+@Suite("directory decision (pure)")
+struct DirectoryDecisionTests {
+    static let ha1 = DigestAlgorithm.md5.ha1(username: "1001", realm: "voip.example.com", password: "right-password")
+    static let ha1sha = DigestAlgorithm.sha256.ha1(username: "1001", realm: "voip.example.com", password: "right-password")
+
+    static func device(enabled: Bool = true, status: AccountStatus = .active, expired: Bool = false) -> DeviceFacts {
+        DeviceFacts(id: 1, username: "1001", realm: "voip.example.com", enabled: enabled, ha1MD5: ha1, ha1SHA256: ha1sha,
+                    account: account(4, "1000042", status: status, expired: expired))
+    }
+
+    static func credentials(password: String, algorithm: DigestAlgorithm = .md5, realm: String = "voip.example.com") -> DigestCredentials {
+        let h1 = algorithm.ha1(username: "1001", realm: realm, password: password)
+        let h2 = algorithm.hash("REGISTER:sip:voip.example.com")
+        let r = algorithm.hash("\(h1):nonce:00000001:cn:auth:\(h2)")
+        return DigestCredentials(username: "1001", realm: realm, nonce: "nonce", uri: "sip:voip.example.com", method: "REGISTER",
+                                 qop: "auth", cnonce: "cn", nc: "00000001", response: r)
+    }
+
+    static func sipAuth(_ c: DigestCredentials?) -> DirectoryQuery {
+        .sipAuth(SipAuthQuery(user: "1001", domain: "voip.example.com", sourceIP: "198.51.100.20", credentials: c))
+    }
+
+    struct Row: Sendable, CustomTestStringConvertible {
+        var name: String
+        var query: DirectoryQuery
+        var domainKnown = true
+        var device: DeviceFacts?
+        var lockout = LockoutFacts.none
+        var reason: Reason
+        var answer: String // "user", "domain", "notfound"
+        var effect: AuthEffect = .none
+        var testDescription: String { name }
+    }
+
+    static let rows: [Row] = [
+        Row(name: "REGISTER right password (MD5)", query: sipAuth(credentials(password: "right-password")), device: device(), reason: .ok, answer: "user"),
+        Row(name: "REGISTER right password (SHA-256)", query: sipAuth(credentials(password: "right-password", algorithm: .sha256)), device: device(), reason: .ok, answer: "user"),
+        Row(name: "success clears user failures", query: sipAuth(credentials(password: "right-password")), device: device(),
+            lockout: LockoutFacts(userHasFailures: true), reason: .ok, answer: "user", effect: .clearUserFailures(user: "1001@voip.example.com")),
+        Row(name: "wrong password counted", query: sipAuth(credentials(password: "wrong")), device: device(), reason: .digestMismatch, answer: "domain",
+            effect: .countFailure(ip: "198.51.100.20", user: "1001@voip.example.com")),
+        Row(name: "unknown user counted per IP", query: sipAuth(credentials(password: "x")), device: nil, reason: .unknownUser, answer: "domain",
+            effect: .countFailure(ip: "198.51.100.20", user: nil)),
+        Row(name: "unknown domain -> not found", query: sipAuth(credentials(password: "x")), domainKnown: false, reason: .unknownDomain, answer: "notfound"),
+        Row(name: "disabled device", query: sipAuth(credentials(password: "right-password")), device: device(enabled: false), reason: .deviceDisabled, answer: "domain"),
+        Row(name: "suspended account", query: sipAuth(credentials(password: "right-password")), device: device(status: .suspended), reason: .accountSuspended, answer: "domain"),
+        Row(name: "closed account", query: sipAuth(credentials(password: "right-password")), device: device(status: .closed), reason: .accountClosed, answer: "domain"),
+        Row(name: "expired account", query: sipAuth(credentials(password: "right-password")), device: device(expired: true), reason: .accountExpired, answer: "domain"),
+        Row(name: "IP locked out: right password refused", query: sipAuth(credentials(password: "right-password")), device: device(),
+            lockout: LockoutFacts(ipLocked: true), reason: .lockedOutIP, answer: "domain"),
+        Row(name: "user locked out: right password refused", query: sipAuth(credentials(password: "right-password")), device: device(),
+            lockout: LockoutFacts(userLocked: true), reason: .lockedOutUser, answer: "domain"),
+        Row(name: "missing digest fields", query: sipAuth(nil), device: device(), reason: .digestUnverifiable, answer: "domain"),
+        Row(name: "realm other than the domain's", query: sipAuth(credentials(password: "right-password", realm: "198.51.100.1")), device: device(), reason: .realmMismatch, answer: "domain"),
+        Row(name: "lookup without action", query: .user(user: "1001", domain: "voip.example.com", action: nil, sourceIP: nil), device: device(), reason: .ok, answer: "user"),
+        Row(name: "user_call", query: .user(user: "1001", domain: "voip.example.com", action: "user_call", sourceIP: nil), device: device(), reason: .ok, answer: "user"),
+        Row(name: "lookup of suspended", query: .user(user: "1001", domain: "voip.example.com", action: nil, sourceIP: nil), device: device(status: .suspended), reason: .accountSuspended, answer: "domain"),
+        Row(name: "unsupported", query: .unsupported("action=message-count"), reason: .unsupported, answer: "notfound"),
+    ]
+
+    @Test(arguments: rows)
+    func decide(row: Row) {
+        let d = DirectoryDecider.decide(row.query, domainKnown: row.domainKnown, device: row.device, lockout: row.lockout, policy: DirectoryPolicy())
+        #expect(d.reason == row.reason)
+        #expect(d.effect == row.effect)
+        switch d.answer {
+        case .user(let domain, let u):
+            #expect(row.answer == "user")
+            #expect(domain == "voip.example.com")
+            #expect(u.a1Hash.count == 32 || u.a1Hash.count == 64)
+            #expect(u.variables.contains(.init("user_context", "switchauth")))
+            #expect(u.variables.contains(.init("accountcode", "1000042")))
+        case .domainWithoutUser: #expect(row.answer == "domain")
+        case .notFound: #expect(row.answer == "notfound")
+        }
+    }
+
+    @Test func sha256ResponseGetsSHA256HA1() {
+        let d = DirectoryDecider.decide(Self.sipAuth(Self.credentials(password: "right-password", algorithm: .sha256)), domainKnown: true,
+                                        device: Self.device(), lockout: .none, policy: DirectoryPolicy())
+        guard case .user(_, let u) = d.answer else { Issue.record("no user"); return }
+        #expect(u.a1Hash == Self.ha1sha)
+    }
+
+    static func form(_ extra: [(String, String)], keyValue: String = "voip.example.com") -> FormFields {
+        FormFields([("hostname", "h"), ("section", "directory"), ("tag_name", "domain"), ("key_name", "name"), ("key_value", keyValue)] + extra.map { (name: $0.0, value: $0.1) })
+    }
+
+    @Test func classifyVariants() throws {
+        func q(_ f: FormFields) throws -> DirectoryQuery { try DirectoryDecider.classify(try XMLCurlRequest(fields: f)) }
+        #expect(try q(Self.form([("purpose", "gateways")])) == .unsupported("purpose=gateways"))
+        #expect(try q(Self.form([("purpose", "network-list")])) == .unsupported("purpose=network-list"))
+        #expect(try q(Self.form([("action", "message-count"), ("user", "1001")])) == .unsupported("action=message-count"))
+        #expect(try q(Self.form([("action", "group_call"), ("user", "1001")])) == .unsupported("action=group_call"))
+        #expect(try q(Self.form([("action", "reverse-auth-lookup"), ("user", "1001")])) == .unsupported("action=reverse-auth-lookup"))
+        #expect(try q(Self.form([("key", "id"), ("user", "1001"), ("domain", "voip.example.com")])) == .user(user: "1001", domain: "voip.example.com", action: nil, sourceIP: nil))
+        #expect(try q(Self.form([("action", "user_call"), ("user", "1001")])) == .user(user: "1001", domain: "voip.example.com", action: "user_call", sourceIP: nil))
+    }
+
+    /// PROTOCOL.md §1: a realm like `x&user=1001&ip=...` injects fields ahead of the real ones.
+    @Test func realmInjectionIsRefused() throws {
+        let injected = FormFields(FormDecoder.decode(Array("hostname=h&section=directory&tag_name=domain&key_name=name&key_value=x&user=1001&ip=10.0.0.1&action=sip_auth&user=1001&domain=x&ip=198.51.100.20".utf8)))
+        #expect(throws: HostileRequest.self) { try DirectoryDecider.classify(try XMLCurlRequest(fields: injected)) }
+        #expect(throws: HostileRequest.self) { try XMLCurlRequest(fields: Self.form([], keyValue: "a=b")) }
+        #expect(throws: HostileRequest.self) {
+            try DirectoryDecider.classify(try XMLCurlRequest(fields: Self.form([("user", "1001"), ("domain", "other.example.com")])))
+        }
+        #expect(throws: HostileRequest.self) { try XMLCurlRequest(fields: Self.form([("section", "dialplan")])) }
+        #expect(throws: HostileRequest.self) {
+            try DirectoryDecider.classify(try XMLCurlRequest(fields: Self.form([("user", "10\u{0}01")])))
+        }
+    }
+}
+
