@@ -138,6 +138,8 @@ public final class HTTPServer: Sendable {
     /// shuts the handlers down and returns when every loop has ended.
     public func stop() {
         stopping.store(true, ordering: .releasing)
+        // Stop listening at once: new connections are refused instead of waiting in the backlog.
+        shutdown(listener.fd, Int32(SHUT_RDWR))
         var one: UInt64 = 1
         for fd in wakeFDs { _ = write(fd, &one, 8) }
         running.wait()
