@@ -1,0 +1,231 @@
+import Decisions
+import Foundation
+import Postgres
+import Store
+import SwitchAuthService
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A fake FreeSWITCH event socket speaking the handshake of fixtures/esl-transcript.txt, byte for
+/// byte: auth/request, command/reply +OK accepted (or -ERR invalid and a disconnect notice),
+/// api/response with Content-Length, and the goodbye on `exit`.
+final class FakeEventSocket: Sendable {
+    let port: UInt16
+    private let fd: Int32
+    let password: String
+    private let received = Mutex<[String]>([])
+    private let stopped = Atomic<Bool>(false)
+    private let done = DispatchSemaphore(value: 0)
+
+    var commands: [String] { received.withLock { $0 } }
+
+    init(password: String = "ClueCon", port: UInt16 = 0) throws {
+        self.password = password
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = port.bigEndian
+        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+        let fd = self.fd
+        let bound = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { close(fd); throw TestHTTPError(description: "bind failed") }
+        listen(fd, 16)
+        var out = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &out) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        self.port = UInt16(bigEndian: out.sin_port)
+        Thread { [self] in serve(); done.signal() }.start()
+    }
+
+    func stop() {
+        stopped.store(true, ordering: .releasing)
+        shutdown(fd, Int32(SHUT_RDWR))
+        done.wait()
+        close(fd)
+    }
+
+    private func serve() {
+        while !stopped.load(ordering: .acquiring) {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 100) > 0 else { continue }
+            let c = accept(fd, nil, nil)
+            if c < 0 { continue }
+            session(c)
+            close(c)
+        }
+    }
+
+    private func write(_ c: Int32, _ s: String) {
+        _ = Array(s.utf8).withUnsafeBytes { Glibc.send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    private func readCommand(_ c: Int32, _ buffer: inout [UInt8]) -> String? {
+        while true {
+            if let i = (0..<max(0, buffer.count - 1)).first(where: { buffer[$0] == 10 && buffer[$0 + 1] == 10 }) {
+                let line = String(decoding: buffer[0..<i], as: UTF8.self)
+                buffer.removeFirst(i + 2)
+                return line
+            }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            var p = pollfd(fd: c, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 3000) > 0 else { return nil }
+            let n = chunk.withUnsafeMutableBytes { recv(c, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return nil }
+            buffer += chunk[0..<n]
+        }
+    }
+
+    static let goodbye = "Content-Type: text/disconnect-notice\nContent-Length: 67\n\nDisconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
+
+    private func session(_ c: Int32) {
+        var buffer: [UInt8] = []
+        write(c, "Content-Type: auth/request\n\n")
+        guard let auth = readCommand(c, &buffer) else { return }
+        guard auth == "auth \(password)" else {
+            write(c, "Content-Type: command/reply\nReply-Text: -ERR invalid\n\n" + Self.goodbye)
+            return
+        }
+        write(c, "Content-Type: command/reply\nReply-Text: +OK accepted\n\n")
+        while let cmd = readCommand(c, &buffer) {
+            if cmd == "exit" {
+                write(c, "Content-Type: command/reply\nReply-Text: +OK bye\n\n" + Self.goodbye)
+                return
+            }
+            received.withLock { $0.append(cmd) }
+            let body = cmd == "api reloadacl" ? "+OK acl reloaded\n" : (cmd.hasPrefix("api xml_flush_cache") ? "+OK cleared 0 entries\n" : "-ERR unknown\n")
+            write(c, "Content-Type: api/response\nContent-Length: \(body.utf8.count)\n\n\(body)")
+        }
+    }
+}
+
+func waitUntil(seconds: Double, _ condition: () -> Bool) -> Bool {
+    let end = Date().addingTimeInterval(seconds)
+    while Date() < end {
+        if condition() { return true }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+    return condition()
+}
+
+@Suite("change notifications pushed to FreeSWITCH's event socket")
+struct PushTests {
+    @Test func clientSpeaksTheTranscript() throws {
+        let fake = try FakeEventSocket()
+        defer { fake.stop() }
+        let replies = try EventSocketClient(endpoint: EventSocketEndpoint(host: "127.0.0.1", port: fake.port, password: "ClueCon"))
+            .api(["reloadacl", "xml_flush_cache id 1001 127.0.0.1"])
+        #expect(replies == ["+OK acl reloaded\n", "+OK cleared 0 entries\n"])
+        #expect(fake.commands == ["api reloadacl", "api xml_flush_cache id 1001 127.0.0.1"])
+        #expect(throws: EventSocketClient.Failure.self) {
+            try EventSocketClient(endpoint: EventSocketEndpoint(host: "127.0.0.1", port: fake.port, password: "wrong")).api(["reloadacl"])
+        }
+    }
+
+    @Test func notifyBecomesReloadAndFlushAndIsRetried() throws {
+        let dbConfig = try TestDatabase.shared.freshDatabase()
+        let db = try Connection(dbConfig)
+        try seedFixtureData(db)
+        let fake = try FakeEventSocket()
+        var config = fixtureConfig(database: dbConfig)
+        config.eventSockets = [EventSocketEndpoint(host: "127.0.0.1", port: fake.port, password: "ClueCon")]
+        let s = try RunningService(config)
+        defer { s.stop() }
+        // Service start: every switch reloads its ACL (it may have started without us).
+        #expect(waitUntil(seconds: 5) { fake.commands == ["api reloadacl"] })
+        try Admin(db: db).addAlias(domain: "127.0.0.1", alias: "sip.example.net")
+        // An IP setting inserted: exactly one reloadacl.
+        try Admin(db: db).addIP(account: "2002", name: "second", network: "198.51.100.0/24", prefix: "44", strip: false)
+        #expect(waitUntil(seconds: 5) { fake.commands.count == 2 })
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(fake.commands == ["api reloadacl", "api reloadacl"])
+        // A device changed: its cache entry is flushed under every name of its domain.
+        try Admin(db: db).setPassword("1001@127.0.0.1", password: "new-password-1")
+        #expect(waitUntil(seconds: 5) { fake.commands.count == 4 })
+        #expect(Array(fake.commands.suffix(2)) == ["api xml_flush_cache id 1001 127.0.0.1", "api xml_flush_cache id 1001 sip.example.net"])
+        // An account suspended: its IPs leave the list, so the switches reload.
+        try Admin(db: db).setStatus("2002", .suspended)
+        #expect(waitUntil(seconds: 5) { fake.commands.count == 5 && fake.commands.last == "api reloadacl" })
+        // The switch down: the push is retried until it is back.
+        let port = fake.port
+        fake.stop()
+        try Admin(db: db).setIPEnabled(id: 1, false)
+        Thread.sleep(forTimeInterval: 1.0)
+        let back = try FakeEventSocket(port: port)
+        defer { back.stop() }
+        #expect(waitUntil(seconds: 10) { back.commands == ["api reloadacl"] })
+        let metrics = try exchange(s.port, Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8)).text
+        #expect(metrics.contains(#"switchauth_esl_commands_total{result="error"}"#))
+    }
+}
+
+/// PostgreSQL stopped under the service: answers stay fail-closed and bounded; acl.conf comes from
+/// the last known good list; PostgreSQL back: correct answers again without a restart.
+@Suite("database faults")
+struct DatabaseFaultTests {
+    @Test func failClosedThenRecover() throws {
+        let cluster = try TemporaryCluster()
+        defer { cluster.stop() }
+        let admin = try Connection(cluster.config())
+        try Migrator(directory: TestDatabase.migrationsDirectory).migrate(admin)
+        try seedFixtureData(admin)
+        admin.close()
+        var config = fixtureConfig(database: cluster.config())
+        config.queryTimeoutMilliseconds = 300
+        config.connectTimeoutMilliseconds = 300
+        let s = try RunningService(config)
+        defer { s.stop() }
+        let acl = try Fixtures.bytes("configuration-acl.conf.http")
+        let register = try Fixtures.bytes("directory-sip_auth-register-udp-ok.http")
+        let call = try Fixtures.bytes("dialplan-after-acl-auth.http")
+        let goodACL = try exchange(s.port, acl).text
+        #expect(goodACL.contains("127.0.0.2/32"))
+        #expect(try exchange(s.port, register).text == FixtureReplayTests.user1001)
+
+        try cluster.stopServer()
+        for _ in 0..<5 {
+            let started = Date()
+            let a = try exchange(s.port, acl)
+            #expect(a.status == 200 && a.text == goodACL, "acl.conf from the last known good list")
+            let r = try exchange(s.port, register)
+            #expect(r.status == 200 && r.text == FixtureReplayTests.domainOnly, "no user without the database")
+            let d = try exchange(s.port, call)
+            #expect(d.text.contains(#"data="503 Service Unavailable""#) && !d.text.contains("transfer"))
+            #expect(Date().timeIntervalSince(started) < 2.0)
+        }
+        #expect(try exchange(s.port, Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8)).status == 503)
+
+        try cluster.startServer()
+        let back = Date()
+        #expect(waitUntil(seconds: 3) { (try? exchange(s.port, register).text) == FixtureReplayTests.user1001 })
+        #expect(Date().timeIntervalSince(back) < 1.5, "answers correctly again within about a second")
+        #expect(try exchange(s.port, call).text.contains("transfer"))
+        #expect(try exchange(s.port, Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8)).status == 200)
+    }
+
+    @Test func aclCacheSurvivesRestartViaFile() throws {
+        let dbConfig = try TestDatabase.shared.freshDatabase()
+        let db = try Connection(dbConfig)
+        try seedFixtureData(db)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("acl-\(UUID().uuidString).xml").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        var config = fixtureConfig(database: dbConfig)
+        config.aclCacheFile = file
+        let s = try RunningService(config)
+        let good = try exchange(s.port, try Fixtures.bytes("configuration-acl.conf.http")).text
+        s.stop()
+        // A new service whose database is unreachable still answers the last known list.
+        var broken = config
+        broken.databaseURL = "host=/nonexistent port=1 user=nobody dbname=none"
+        broken.connectTimeoutMilliseconds = 200
+        let t = try RunningService(broken)
+        defer { t.stop() }
+        #expect(try exchange(t.port, try Fixtures.bytes("configuration-acl.conf.http")).text == good)
+    }
+}
