@@ -115,6 +115,7 @@ struct Demo: ParsableCommand {
         config.server.port = port
         config.server.workers = 2
         config.logLevel = logLevel
+        config.eventSockets = [] // no FreeSWITCH next to the demo
         let logger = makeLogger(logLevel)
         Service.blockTerminationSignals()
         let service = try Service(config: config, logger: logger)

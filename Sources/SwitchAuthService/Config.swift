@@ -31,7 +31,8 @@ public struct ServiceConfig: Sendable, Equatable {
     public var basicAuthPassword: String?
     /// Clients allowed to query; empty = any.
     public var allowClients: [IPNetwork] = []
-    public var eventSockets: [EventSocketEndpoint] = []
+    /// Default: the switch next to us (freeswitch-conf's event socket).
+    public var eventSockets: [EventSocketEndpoint] = [EventSocketEndpoint(host: "127.0.0.1", port: 8021, password: ServiceConfig.defaultEventSocketPassword)]
     public var queryTimeoutMilliseconds = 500
     public var connectTimeoutMilliseconds = 1_000
     /// Where the last known good acl.conf is kept across restarts; nil = memory only.
@@ -41,6 +42,9 @@ public struct ServiceConfig: Sendable, Equatable {
     public var forcePublic = false
 
     public init() {}
+
+    /// Matches freeswitch-conf/autoload_configs/event_socket.conf.xml; operators change both.
+    public static let defaultEventSocketPassword = "SwitchAuth-ESL-change-me"
 
     public var databaseConfig: ConnectionConfig {
         var c = ConnectionConfig.url(databaseURL)
@@ -75,8 +79,8 @@ public struct ServiceConfig: Sendable, Equatable {
         ("lockout_duration_s", "900", "how long a lockout lasts"),
         ("basic_auth", "(none)", "user:password that mod_xml_curl's gateway-credentials must send"),
         ("allow_clients", "(any)", "comma-separated networks allowed to query"),
-        ("event_sockets", "(none)", "comma-separated host:port of FreeSWITCH event sockets"),
-        ("event_socket_password", "ClueCon", "event-socket password"),
+        ("event_sockets", "127.0.0.1:8021", "comma-separated host:port of FreeSWITCH event sockets; empty = none"),
+        ("event_socket_password", ServiceConfig.defaultEventSocketPassword, "event-socket password (freeswitch-conf sets the same; change both)"),
         ("acl_cache_file", "(none)", "file keeping the last known good acl.conf across restarts"),
         ("log_level", "info", "trace, debug, info, notice, warning, error, critical"),
         ("force_public", "false", "allow a non-loopback listen address without basic_auth or allow_clients"),
@@ -104,8 +108,8 @@ public struct ServiceConfig: Sendable, Equatable {
             pairs.append((key, v, k))
         }
         var c = ServiceConfig()
-        var esPassword = "ClueCon"
-        var esHosts: [String] = []
+        var esPassword = ServiceConfig.defaultEventSocketPassword
+        var esHosts: [String]? = nil
         for (key, value, origin) in pairs {
             func int(_ range: ClosedRange<Int>) throws -> Int {
                 guard let i = Int(value), range.contains(i) else {
@@ -162,7 +166,8 @@ public struct ServiceConfig: Sendable, Equatable {
                 throw ConfigError(message: "\(origin): unknown setting '\(key)' (see switchauth serve --help-config)")
             }
         }
-        c.eventSockets = try esHosts.map { hp in
+        let hosts = esHosts ?? c.eventSockets.map { "\($0.host.contains(":") ? "[\($0.host)]" : $0.host):\($0.port)" }
+        c.eventSockets = try hosts.map { hp in
             guard let colon = hp.lastIndex(of: ":"), let port = UInt16(hp[hp.index(after: colon)...]) else {
                 throw ConfigError(message: "event_sockets: \(hp) must be host:port")
             }

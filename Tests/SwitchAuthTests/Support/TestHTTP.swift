@@ -146,6 +146,7 @@ func fixtureConfig(database: ConnectionConfig) -> ServiceConfig {
     c.directory.userContext = "default"
     c.dialplan.ownedContexts = ["public", "default"]
     c.dialplan.ipAuthProfiles = []
+    c.eventSockets = []
     return c
 }
 
