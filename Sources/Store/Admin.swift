@@ -290,13 +290,13 @@ public struct Admin {
     @discardableResult
     public func addDevice(_ d: DeviceInput) throws -> Int64 {
         guard Self.validUsername(d.username) else { throw AdminError("username must be 1-64 of A-Z a-z 0-9 _ . - +: \(d.username)") }
-        try Self.checkPassword(d.password)
         guard d.callerIDName.count <= 100, !d.callerIDName.unicodeScalars.contains(where: { $0.value < 32 }) else { throw AdminError("caller ID name must be at most 100 printable characters") }
         guard d.callerIDNumber.isEmpty || (d.callerIDNumber.count <= 33 && DialplanDecider.isValidDestination(d.callerIDNumber) && d.callerIDNumber.dropFirst(d.callerIDNumber.hasPrefix("+") ? 1 : 0).allSatisfy(\.isNumber)) else {
             throw AdminError("caller ID number must be digits, optionally with a leading +")
         }
         let accountID = try accountID(d.account)
         let domainID = try domainID(d.domain)
+        try Self.checkPassword(d.password)
         let (md5, sha) = digests(username: d.username, realm: try realm(of: domainID), password: d.password)
         return try mapConstraint({
             try db.execute("""

@@ -114,7 +114,7 @@ struct AccountCommand: ParsableCommand {
         @OptionGroup var options: DatabaseOptions
         @Argument var number: String
         @Option(help: "New balance.") var set: String?
-        @Option(help: "Amount to add (negative to charge).") var add: String?
+        @Option(help: "Amount to add; negative to charge, written --add=-12.50.") var add: String?
         func validate() throws {
             if set != nil && add != nil { throw ValidationError("give --set or --add, not both") }
         }

@@ -36,7 +36,7 @@ struct Serve: ParsableCommand {
     func run() throws {
         if helpConfig {
             for r in ServiceConfig.reference {
-                print("\(r.key.padding(toLength: 22, withPad: " ", startingAt: 0)) default \(r.defaultValue.padding(toLength: 26, withPad: " ", startingAt: 0)) \(r.meaning)")
+                Console.out("\(r.key.padding(toLength: 22, withPad: " ", startingAt: 0)) default \(r.defaultValue.padding(toLength: 26, withPad: " ", startingAt: 0)) \(r.meaning)")
             }
             return
         }
@@ -57,13 +57,17 @@ struct Serve: ParsableCommand {
     }
 }
 
+/// The process's logger: swift-log's stream handler on standard error, one line per event with
+/// key=value metadata. The logging system is bootstrapped once per process.
 func makeLogger(_ level: String) -> Logger {
-    LoggingSystem.bootstrap { label in
-        var h = StreamLogHandler.standardError(label: label)
-        h.logLevel = Logger.Level(rawValue: level) ?? .info
-        return h
-    }
-    return Logger(label: "switchauth")
+    _ = bootstrapLogging
+    var logger = Logger(label: "switchauth")
+    logger.logLevel = Logger.Level(rawValue: level) ?? .info
+    return logger
+}
+
+private let bootstrapLogging: Void = LoggingSystem.bootstrap { label in
+    StreamLogHandler.standardError(label: label)
 }
 
 // MARK: migrate

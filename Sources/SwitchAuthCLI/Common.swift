@@ -73,7 +73,7 @@ enum Output {
                 Dictionary(uniqueKeysWithValues: zip(table.columns, row).map { ($0, $1) })
             }
             let data = (try? JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys])) ?? Data("[]".utf8)
-            Swift.print(String(decoding: data, as: UTF8.self))
+            Console.out(String(decoding: data, as: UTF8.self))
             return
         }
         var widths = table.columns.map(\.count)
@@ -84,9 +84,9 @@ enum Output {
             zip(cells, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
                 .trimmingCharacters(in: .whitespaces)
         }
-        Swift.print(line(table.columns.map { $0.uppercased() }))
-        for row in table.rows { Swift.print(line(row)) }
-        if table.rows.isEmpty { Swift.print("(none)") }
+        Console.out(line(table.columns.map { $0.uppercased() }))
+        for row in table.rows { Console.out(line(row)) }
+        if table.rows.isEmpty { Console.out("(none)") }
     }
 
     static func done(_ message: String, json: Bool, fields: [String: String] = [:]) {
@@ -94,9 +94,9 @@ enum Output {
             var all = fields
             all["result"] = "ok"
             let data = (try? JSONSerialization.data(withJSONObject: all, options: [.sortedKeys])) ?? Data()
-            Swift.print(String(decoding: data, as: UTF8.self))
+            Console.out(String(decoding: data, as: UTF8.self))
         } else {
-            Swift.print(message)
+            Console.out(message)
         }
     }
 }
@@ -113,8 +113,8 @@ enum PasswordInput {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw CLIError("cannot read password file \(file)") }
             return (text.trimmingCharacters(in: .newlines), false)
         }
-        if stdin || isatty(0) == 0 {
-            guard let line = readLine(strippingNewline: true) else { throw CLIError("no password on standard input") }
+        if stdin || !Console.inputIsTerminal {
+            guard let line = Console.readLine() else { throw CLIError("no password on standard input") }
             return (line, false)
         }
         let first = try prompt("Password: ")
@@ -134,7 +134,7 @@ enum PasswordInput {
             tcsetattr(0, TCSANOW, &old)
             FileHandle.standardError.write(Data("\n".utf8))
         }
-        guard let line = readLine(strippingNewline: true) else { throw CLIError("no password entered") }
+        guard let line = Console.readLine() else { throw CLIError("no password entered") }
         return line
     }
 

@@ -95,10 +95,10 @@ struct Demo: ParsableCommand {
     }
 
     func run() throws {
-        print("Starting a throwaway PostgreSQL ...")
+        Console.out("Starting a throwaway PostgreSQL ...")
         let cluster: TemporaryCluster
         do {
-            cluster = try TemporaryCluster { print("  \($0)") }
+            cluster = try TemporaryCluster { Console.out("  \($0)") }
         } catch {
             throw CLIError("\(error)")
         }
@@ -106,7 +106,7 @@ struct Demo: ParsableCommand {
         let dbConfig = cluster.config(database: "postgres")
         let db = try Connection(dbConfig)
         let applied = try Migrator(directory: Migrator.defaultDirectory()).migrate(db)
-        print("Applied \(applied.count) migrations; loading the seed's examples (PBX1 and PBX12 on 203.0.113.10, device 1001@voip.example.com) ...")
+        Console.out("Applied \(applied.count) migrations; loading the seed's examples (PBX1 and PBX12 on 203.0.113.10, device 1001@voip.example.com) ...")
         try Self.seed(db)
         db.close()
 
@@ -121,27 +121,27 @@ struct Demo: ParsableCommand {
         let service = try Service(config: config, logger: logger)
         try service.start()
         let url = "http://127.0.0.1:\(service.port)\(config.path)"
-        print("\nSwitchAuth is answering on \(url)   (metrics: http://127.0.0.1:\(service.port)/metrics)\n")
+        Console.out("\nSwitchAuth is answering on \(url)   (metrics: http://127.0.0.1:\(service.port)/metrics)\n")
         var failures = 0
         for (i, e) in Self.examples().enumerated() {
-            print("\(i + 1). \(e.title)")
-            print("   curl -s \(url) --data-binary '\(e.body)'")
+            Console.out("\(i + 1). \(e.title)")
+            Console.out("   curl -s \(url) --data-binary '\(e.body)'")
             if selfTest {
                 let answer = try HTTPGet.post(host: "127.0.0.1", port: service.port, path: config.path, body: e.body)
                 let ok = answer.contains(e.expect)
                 if !ok { failures += 1 }
-                print("   \(ok ? "ok" : "MISMATCH"): \(ok ? e.expect : answer)")
+                Console.out("   \(ok ? "ok" : "MISMATCH"): \(ok ? e.expect : answer)")
             }
-            print("")
+            Console.out("")
         }
         if selfTest {
             service.stop()
             if failures > 0 { throw CLIError("\(failures) demo answers differed") }
-            print("All \(Self.examples().count) demo answers are as documented.")
+            Console.out("All \(Self.examples().count) demo answers are as documented.")
             return
         }
-        print("Try 'switchauth explain --ip 203.0.113.10 --destination 9112345 --database-url \"\(config.databaseURL)\"' in another shell.")
-        print("Press Ctrl-C to stop; the database is removed.")
+        Console.out("Try 'switchauth explain --ip 203.0.113.10 --destination 9112345 --database-url \"\(config.databaseURL)\"' in another shell.")
+        Console.out("Press Ctrl-C to stop; the database is removed.")
         _ = Service.waitForSignal()
         service.stop()
     }

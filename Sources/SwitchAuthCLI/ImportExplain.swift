@@ -180,40 +180,40 @@ struct Explain: ParsableCommand {
         let context = config.dialplan.ownedContexts.sorted().first ?? "switchauth"
         if let ip {
             let dest = destination!
-            print("1. source \(ip), destination \(dest), context \(context)")
+            Console.out("1. source \(ip), destination \(dest), context \(context)")
             guard let address = IPAddress(ip) else {
-                print("2. \(ip) is not an IP address")
+                Console.out("2. \(ip) is not an IP address")
                 return finish(DialplanDecider.decideIP(context: context, source: ip, destination: dest, candidates: [], policy: config.dialplan))
             }
             let candidates = try IPCandidatesLookup.run(db, source: address)
-            print("2. IP settings whose network contains \(address): \(candidates.count)")
+            Console.out("2. IP settings whose network contains \(address): \(candidates.count)")
             for c in candidates.sorted(by: { $0.id < $1.id }) {
                 var notes: [String] = []
                 if !c.enabled { notes.append("disabled") }
                 if !dest.hasPrefix(c.prefix) { notes.append("prefix '\(c.prefix)' does not begin the destination") }
-                print("   - id \(c.id) \(c.name) \(c.network) prefix '\(c.prefix)' account \(c.account.number) (\(c.account.status.rawValue)): \(notes.isEmpty ? "matches" : notes.joined(separator: ", "))")
+                Console.out("   - id \(c.id) \(c.name) \(c.network) prefix '\(c.prefix)' account \(c.account.number) (\(c.account.status.rawValue)): \(notes.isEmpty ? "matches" : notes.joined(separator: ", "))")
             }
             let chosen = DialplanDecider.chooseIPSetting(source: address, destination: dest, candidates: candidates)
-            print("3. chosen (longest prefix, then most specific network): \(chosen.map { "id \($0.id) \($0.name), account \($0.account.number)" } ?? "none")")
+            Console.out("3. chosen (longest prefix, then most specific network): \(chosen.map { "id \($0.id) \($0.name), account \($0.account.number)" } ?? "none")")
             if let a = chosen?.account { printGates(a) }
             finish(DialplanDecider.decideIP(context: context, source: ip, destination: dest, candidates: candidates, policy: config.dialplan))
         } else if let user {
             guard let at = user.lastIndex(of: "@") else { throw ValidationError("--user must be user@domain") }
             let name = String(user[..<at]), domain = String(user[user.index(after: at)...])
             let facts = try DirectoryLookup.run(db, domain: domain, user: name, sourceIP: nil)
-            print("1. domain \(domain): \(facts.domainKnown ? "served" : "unknown (answer: not found, FreeSWITCH falls back to its static directory)")")
+            Console.out("1. domain \(domain): \(facts.domainKnown ? "served" : "unknown (answer: not found, FreeSWITCH falls back to its static directory)")")
             guard facts.domainKnown else { return }
             guard let device = facts.device else {
-                print("2. user \(name): unknown (answer: the domain without the user, a final 403)")
+                Console.out("2. user \(name): unknown (answer: the domain without the user, a final 403)")
                 return
             }
-            print("2. device \(device.id) \(device.username)@\(device.realm): \(device.enabled ? "enabled" : "disabled"), account \(device.account.number)")
+            Console.out("2. device \(device.id) \(device.username)@\(device.realm): \(device.enabled ? "enabled" : "disabled"), account \(device.account.number)")
             printGates(device.account)
             let lookup = DirectoryDecider.decide(.user(user: name, domain: domain, action: nil, sourceIP: nil), domainKnown: true,
                                                  device: device, lockout: facts.lockout, policy: config.directory)
-            print("   directory (REGISTER/INVITE digest): \(lookup.reason == .ok ? "user published with its HA1; FreeSWITCH checks the digest" : "refused: \(lookup.reason.rawValue) (403)")")
-            if facts.lockout.userLocked { print("   user is locked out: digest attempts get 403 until the lockout ends ('switchauth lockouts')") }
-            if xml { print(String(decoding: Documents.directory(lookup.answer), as: UTF8.self)) }
+            Console.out("   directory (REGISTER/INVITE digest): \(lookup.reason == .ok ? "user published with its HA1; FreeSWITCH checks the digest" : "refused: \(lookup.reason.rawValue) (403)")")
+            if facts.lockout.userLocked { Console.out("   user is locked out: digest attempts get 403 until the lockout ends ('switchauth lockouts')") }
+            if xml { Console.out(String(decoding: Documents.directory(lookup.answer), as: UTF8.self)) }
             if let destination {
                 finish(DialplanDecider.decideDigest(context: context, destination: destination, device: device, policy: config.dialplan))
             }
@@ -221,19 +221,19 @@ struct Explain: ParsableCommand {
     }
 
     private func printGates(_ a: AccountFacts) {
-        print("4. account \(a.number): status \(a.status.rawValue)\(a.expired ? ", expired" : ""), \(a.kind.rawValue), \(a.billing.rawValue), balance \(a.balance), credit limit \(a.creditLimit), max channels \(a.maxChannels == 0 ? "unlimited" : String(a.maxChannels))")
-        print("   standing: \(AccountGate.standing(a)?.rawValue ?? "ok"); funds: \(AccountGate.funds(a)?.rawValue ?? "ok")")
+        Console.out("4. account \(a.number): status \(a.status.rawValue)\(a.expired ? ", expired" : ""), \(a.kind.rawValue), \(a.billing.rawValue), balance \(a.balance), credit limit \(a.creditLimit), max channels \(a.maxChannels == 0 ? "unlimited" : String(a.maxChannels))")
+        Console.out("   standing: \(AccountGate.standing(a)?.rawValue ?? "ok"); funds: \(AccountGate.funds(a)?.rawValue ?? "ok")")
     }
 
     private func finish(_ d: DialplanDecision) {
         switch d.answer {
         case .allow(_, let a):
-            print("=> allowed (\(d.reason.rawValue)): accountcode \(a.account.number), transfer \(a.destination) XML \(a.routingContext)\(a.account.maxChannels > 0 ? ", limit \(a.account.maxChannels) channels (486 past it)" : "")")
+            Console.out("=> allowed (\(d.reason.rawValue)): accountcode \(a.account.number), transfer \(a.destination) XML \(a.routingContext)\(a.account.maxChannels > 0 ? ", limit \(a.account.maxChannels) channels (486 past it)" : "")")
         case .reject(_, let r):
-            print("=> rejected: \(r.code) \(r.phrase) (\(d.reason.rawValue))")
+            Console.out("=> rejected: \(r.code) \(r.phrase) (\(d.reason.rawValue))")
         case .notFound:
-            print("=> not found")
+            Console.out("=> not found")
         }
-        if xml { print(String(decoding: Documents.dialplan(d.answer, reason: d.reason), as: UTF8.self)) }
+        if xml { Console.out(String(decoding: Documents.dialplan(d.answer, reason: d.reason), as: UTF8.self)) }
     }
 }

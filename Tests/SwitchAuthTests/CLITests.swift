@@ -1,0 +1,174 @@
+import ArgumentParser
+import Decisions
+import Foundation
+import Postgres
+import Store
+import SwitchAuthCLI
+import Testing
+
+/// The switchauth CLI end to end against the throwaway PostgreSQL, in-process (output and standard
+/// input bound per task, so these run in parallel).
+struct CLIResult {
+    var code: Int32
+    var out: String
+    var err: String
+}
+
+func cli(_ args: [String], db: ConnectionConfig?, input: [String] = []) -> CLIResult {
+    let url = db.map { $0.parameters.map { "\($0.key)=\($0.value)" }.joined(separator: " ") }
+    let buffer = OutputBuffer()
+    var code: Int32 = 0
+    var err = ""
+    Console.$capture.withValue(buffer) {
+        Console.$input.withValue(InputLines(input)) {
+            do {
+                var command = try SwitchAuthCommand.parseAsRoot(args + (url.map { ["--database-url", $0] } ?? []))
+                try command.run()
+            } catch {
+                code = SwitchAuthCommand.exitCode(for: error).rawValue
+                err = SwitchAuthCommand.message(for: error)
+            }
+        }
+    }
+    return CLIResult(code: code, out: buffer.value, err: err)
+}
+
+@Suite("switchauth CLI")
+struct CLITests {
+    static func seeded() throws -> (ConnectionConfig, Connection) {
+        let config = try TestDatabase.shared.freshDatabase()
+        let db = try Connection(config)
+        #expect(cli(["domain", "add", "voip.example.com"], db: config).code == 0)
+        #expect(cli(["account", "add", "1001", "--name", "PBX1", "--balance", "100"], db: config).code == 0)
+        #expect(cli(["account", "add", "1012", "--name", "PBX12", "--billing", "postpaid", "--credit-limit", "50"], db: config).code == 0)
+        #expect(cli(["ip", "add", "1001", "--name", "PBX1", "--ip", "203.0.113.10", "--prefix", "91"], db: config).code == 0)
+        return (config, db)
+    }
+
+    static func snapshot(_ db: Connection) throws -> String {
+        let r = try db.execute("""
+            SELECT (SELECT count(*) FROM accounts) || '/' || (SELECT count(*) FROM ip_settings) || '/' ||
+                   (SELECT count(*) FROM sip_devices) || '/' || (SELECT count(*) FROM sip_domains)
+            """)
+        return try r.decode(0, 0)
+    }
+
+    @Test func seedExampleAndListing() throws {
+        let (config, _) = try Self.seeded()
+        #expect(cli(["ip", "add", "1012", "--name", "PBX12", "--ip", "203.0.113.10", "--prefix", "92"], db: config).code == 0)
+        let list = cli(["ip", "list"], db: config)
+        #expect(list.code == 0)
+        #expect(list.out.contains("PBX1 ") && list.out.contains("203.0.113.10/32  91"))
+        let json = cli(["ip", "list", "--json"], db: config)
+        let parsed = try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [[String: String]]
+        #expect(parsed?.count == 2)
+        #expect(parsed?.map { $0["prefix"] ?? "" }.sorted() == ["91", "92"])
+        let accounts = cli(["account", "list"], db: config).out
+        #expect(accounts.split(separator: "\n").first?.hasPrefix("NUMBER") == true)
+        #expect(cli(["account", "suspend", "1001"], db: config).code == 0)
+        #expect(cli(["account", "show", "1001", "--json"], db: config).out.contains(#""status" : "suspended""#))
+        #expect(cli(["account", "balance", "1012", "--add=-12.50"], db: config).out == "-12.500000\n")
+        let explain = cli(["explain", "--ip", "203.0.113.10", "--destination", "9212345"], db: config).out
+        #expect(explain.contains("=> allowed (ok): accountcode 1012"))
+        #expect(cli(["explain", "--ip", "203.0.113.10", "--destination", "9112345"], db: config).out.contains("=> rejected: 403 Forbidden (account_suspended)"))
+        #expect(cli(["explain", "--ip", "203.0.113.10", "--destination", "9312345"], db: config).out.contains("=> rejected: 403 Forbidden (no_ip_match)"))
+    }
+
+    @Test func badInputIsRefusedClearlyAndChangesNothing() throws {
+        let (config, db) = try Self.seeded()
+        let before = try Self.snapshot(db)
+        let cases: [([String], String)] = [
+            (["ip", "add", "1001", "--name", "x", "--ip", "203.0.113.300"], "invalid IP or CIDR"),
+            (["ip", "add", "1001", "--name", "x", "--ip", "10.0.0.1/24"], "invalid IP or CIDR"),
+            (["ip", "add", "1001", "--name", "x", "--ip", "203.0.113.11", "--prefix", "9a"], "prefix must be digits only"),
+            (["ip", "add", "1012", "--name", "dup", "--ip", "203.0.113.10", "--prefix", "91"], "already exists"),
+            (["ip", "add", "9999", "--name", "x", "--ip", "203.0.113.12"], "unknown account 9999"),
+            (["device", "add", "1001", "--username", "1001", "--domain", "nowhere.example.com", "--password-stdin"], "unknown domain nowhere.example.com"),
+            (["device", "add", "9999", "--username", "1001", "--domain", "voip.example.com", "--password-stdin"], "unknown account 9999"),
+            (["device", "add", "1001", "--username", "bad user", "--domain", "voip.example.com", "--password-stdin"], "username must be"),
+            (["device", "add", "1001", "--username", "1001", "--domain", "voip.example.com", "--password-stdin"], "at least 8 characters"),
+            (["account", "add", "1001", "--name", "again"], "account 1001 already exists"),
+            (["account", "add", "x y", "--name", "bad"], "account number must be"),
+            (["account", "balance", "1001", "--set", "ten"], "decimal number"),
+            (["account", "suspend", "nobody"], "unknown account nobody"),
+            (["domain", "alias", "nowhere.example.com", "198.51.100.1"], "unknown domain"),
+            (["domain", "add", "voip.example.com"], "already exists"),
+        ]
+        for (args, message) in cases {
+            let r = cli(args, db: config, input: ["short"])
+            #expect(r.code != 0, "\(args)")
+            #expect(r.err.contains(message), "\(args): \(r.err)")
+        }
+        #expect(try Self.snapshot(db) == before)
+    }
+
+    @Test func devicePasswordsAreHashedNeverStored() throws {
+        let (config, db) = try Self.seeded()
+        let r = cli(["device", "add", "1001", "--username", "1001", "--domain", "voip.example.com", "--password-stdin", "--caller-id-number", "15550100"], db: config, input: ["correct horse battery"])
+        #expect(r.code == 0, "\(r.err)")
+        let row = try db.execute("SELECT ha1_md5, ha1_sha256 FROM sip_devices")
+        #expect(row.string(0, 0) == Decisions_md5("1001:voip.example.com:correct horse battery"))
+        let dump = try db.execute("SELECT string_agg(t::text, ',') FROM sip_devices t").string(0, 0) ?? ""
+        #expect(!dump.contains("correct horse"))
+        let generated = cli(["device", "add", "1001", "--username", "1002", "--domain", "voip.example.com", "--generate-password"], db: config)
+        #expect(generated.out.contains("generated secret (shown once): "))
+        #expect(cli(["device", "passwd", "1001@voip.example.com", "--password-stdin"], db: config, input: ["another pass"]).code == 0)
+        #expect(try db.execute("SELECT ha1_md5 FROM sip_devices WHERE username = '1001'").string(0, 0) == Decisions_md5("1001:voip.example.com:another pass"))
+        #expect(cli(["device", "disable", "1001@voip.example.com"], db: config).code == 0)
+        #expect(cli(["explain", "--user", "1001@voip.example.com"], db: config).out.contains("refused: device_disabled"))
+        #expect(cli(["device", "list", "--json"], db: config).out.contains(#""device" : "1001@voip.example.com""#))
+    }
+
+    @Test func importIsAllOrNothingWithLineNumbers() throws {
+        let (config, db) = try Self.seeded()
+        let before = try Self.snapshot(db)
+        let dir = FileManager.default.temporaryDirectory
+        let bad = dir.appendingPathComponent("bad-\(UUID().uuidString).csv")
+        try """
+            record,account,name,ip,prefix,username,domain,password
+            account,2001,Carrier A,,,,,
+            ip,2001,Carrier A,198.51.100.0/24,4x,,,
+            device,2001,,,,2001,voip.example.com,long-enough-pass
+            """.write(to: bad, atomically: true, encoding: .utf8)
+        let r = cli(["import", bad.path], db: config)
+        #expect(r.code != 0)
+        #expect(r.err.contains("line 3: prefix must be digits only"))
+        #expect(r.err.contains("nothing was imported"))
+        #expect(try Self.snapshot(db) == before)
+
+        let good = dir.appendingPathComponent("good-\(UUID().uuidString).csv")
+        try """
+            record,account,name,ip,prefix,username,domain,password,kind
+            domain,,sip.example.net,,,,,,
+            account,2001,"Carrier A, Inc.",,,,,,carrier
+            ip,2001,Carrier A,2001:db8::/48,,,,,
+            device,2001,,,,2001,sip.example.net,long-enough-pass,
+            """.write(to: good, atomically: true, encoding: .utf8)
+        let ok = cli(["import", good.path], db: config)
+        #expect(ok.code == 0, "\(ok.err)")
+        #expect(ok.out.contains("imported 1 domain, 1 account, 1 ip, 1 device"))
+        #expect(try db.execute("SELECT name, kind FROM accounts WHERE number = '2001'").string(0, 0) == "Carrier A, Inc.")
+    }
+
+    /// The README's run command, as a new user would try it: the printed requests get the documented answers.
+    @Test func demoAnswersAsDocumented() throws {
+        let r = cli(["demo", "--self-test", "--port", "0", "--log-level", "error"], db: nil)
+        #expect(r.code == 0, "\(r.err)")
+        #expect(r.out.contains("All 8 demo answers are as documented."))
+        #expect(!r.out.contains("MISMATCH"))
+    }
+
+    @Test func migrateStatusAndLockouts() throws {
+        let (config, _) = try Self.seeded()
+        let status = cli(["migrate", "--status", "--migrations", TestDatabase.migrationsDirectory], db: config)
+        #expect(status.out.contains("0001     schema") && status.out.contains("applied"))
+        #expect(cli(["migrate", "--migrations", TestDatabase.migrationsDirectory], db: config).out == "up to date\n")
+        #expect(cli(["lockouts", "list"], db: config).out.contains("(none)"))
+        #expect(cli(["lockouts", "clear"], db: config).code != 0)
+        #expect(cli(["lockouts", "clear", "--all"], db: config).out == "cleared 0\n")
+    }
+}
+
+func Decisions_md5(_ s: String) -> String {
+    Hashing.md5Hex(s)
+}
