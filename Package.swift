@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "switchauth", targets: ["switchauth"]),
+        .executable(name: "switchauth-bench", targets: ["SwitchAuthBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -55,6 +56,15 @@ let package = Package(
                 "SwitchAuthService", "Store", "Postgres", "Decisions", "FreeSWITCHXML",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Load generator, dataset generator and the comparison with nginx and pgbench.
+        .executableTarget(
+            name: "SwitchAuthBench",
+            dependencies: [
+                "Postgres", "Store", "Decisions",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
         ),

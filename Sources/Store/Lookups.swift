@@ -41,7 +41,7 @@ public struct DirectoryFactsResult: Sendable, Equatable {
 /// Domain resolution (primary name or alias, case-insensitive), the device and its account, and
 /// lockouts, in one round trip.
 public enum DirectoryLookup {
-    static let sql = """
+    public static let sql = """
         WITH d AS (
             SELECT id, name FROM sip_domains WHERE lower(name) = lower($1) AND enabled
             UNION ALL
@@ -82,7 +82,7 @@ public enum DirectoryLookup {
 
 /// The IP settings whose network contains an address (GiST index on `network`).
 public enum IPCandidatesLookup {
-    static let sql = """
+    public static let sql = """
         SELECT s.id, s.name, s.network::text, s.prefix, s.strip_prefix, s.enabled, \(AccountColumns.select)
           FROM ip_settings s JOIN accounts a ON a.id = s.account_id
          WHERE s.network >>= $1::inet

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+struct SwitchAuthBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switchauth-bench",
+        abstract: "SwitchAuth benchmarks: the load FreeSWITCH puts on it, side by side with the machine's limits.",
+        subcommands: [Compare.self], defaultSubcommand: Compare.self)
+}
+
+SwitchAuthBench.main()
