@@ -68,6 +68,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // libFuzzer target (Tests/fuzz/run.sh builds it with -sanitize=fuzzer); a corpus replay driver otherwise.
+        .executableTarget(
+            name: "SwitchAuthFuzz",
+            dependencies: ["HTTPServer", "Decisions", "FreeSWITCHXML"],
+            path: "Tests/fuzz/SwitchAuthFuzz",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "SwitchAuthTests",
             dependencies: ["SwitchAuthService", "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres", "SwitchAuthCLI"],

@@ -66,6 +66,12 @@ public struct DialplanDecision: Sendable, Equatable {
     public var reason: Reason
     /// For logs and `explain`: the IP setting or device the decision rests on.
     public var detail: String
+
+    public init(answer: DialplanAnswer, reason: Reason, detail: String) {
+        self.answer = answer
+        self.reason = reason
+        self.detail = detail
+    }
 }
 
 public enum DialplanDecider {

@@ -4,22 +4,33 @@
 /// truncated); bytes that are not UTF-8 become U+FFFD, which callers treat as hostile.
 public enum FormDecoder {
     public static func decode(_ body: some Collection<UInt8>) -> [(name: String, value: String)] {
-        var out: [(name: String, value: String)] = []
-        var pair: [UInt8] = []
-        func flush() {
-            guard !pair.isEmpty else { return }
-            if let eq = pair.firstIndex(of: UInt8(ascii: "=")) {
-                out.append((unescape(pair[..<eq]), unescape(pair[(eq + 1)...])))
-            } else {
-                out.append((unescape(pair[...]), ""))
+        decode(Array(body))
+    }
+
+    /// The hot path: one pass over the bytes; values without `%` or `+` are copied straight into
+    /// their String.
+    public static func decode(_ body: [UInt8]) -> [(name: String, value: String)] {
+        body.withUnsafeBufferPointer { buf in
+            var out: [(name: String, value: String)] = []
+            out.reserveCapacity(96)
+            let n = buf.count
+            var start = 0
+            var i = 0
+            while i <= n {
+                if i == n || buf[i] == UInt8(ascii: "&") {
+                    if i > start {
+                        var eq = start
+                        while eq < i && buf[eq] != UInt8(ascii: "=") { eq += 1 }
+                        let name = unescape(buf, start, eq)
+                        let value = eq < i ? unescape(buf, eq + 1, i) : ""
+                        out.append((name, value))
+                    }
+                    start = i + 1
+                }
+                i += 1
             }
-            pair.removeAll(keepingCapacity: true)
+            return out
         }
-        for b in body {
-            if b == UInt8(ascii: "&") { flush() } else { pair.append(b) }
-        }
-        flush()
-        return out
     }
 
     static func hexValue(_ b: UInt8) -> UInt8? {
@@ -32,15 +43,25 @@ public enum FormDecoder {
     }
 
     public static func unescape(_ bytes: ArraySlice<UInt8>) -> String {
+        Array(bytes).withUnsafeBufferPointer { unescape($0, 0, $0.count) }
+    }
+
+    static func unescape(_ buf: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> String {
+        var plain = true
+        for j in from..<to where buf[j] == UInt8(ascii: "%") || buf[j] == UInt8(ascii: "+") {
+            plain = false
+            break
+        }
+        if plain { return String(decoding: UnsafeBufferPointer(rebasing: buf[from..<to]), as: UTF8.self) }
         var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var i = bytes.startIndex
-        while i < bytes.endIndex {
-            let b = bytes[i]
+        out.reserveCapacity(to - from)
+        var i = from
+        while i < to {
+            let b = buf[i]
             if b == UInt8(ascii: "+") {
                 out.append(32)
-            } else if b == UInt8(ascii: "%"), i + 2 < bytes.endIndex,
-                      let h = hexValue(bytes[i + 1]), let l = hexValue(bytes[i + 2]) {
+            } else if b == UInt8(ascii: "%"), i + 2 < to,
+                      let h = hexValue(buf[i + 1]), let l = hexValue(buf[i + 2]) {
                 out.append(h << 4 | l)
                 i += 2
             } else {

@@ -300,6 +300,9 @@ final class EventLoop {
             connections[fd] = c
             c.interest = EV_IN
             _ = sa_epoll_ctl(epfd, CTL_ADD, fd, EV_IN)
+            // With TCP_DEFER_ACCEPT the request is usually here already: serve it without another
+            // round through epoll_wait.
+            service(c, events: EV_IN)
         }
     }
 
@@ -421,7 +424,7 @@ final class EventLoop {
 
     private func closeConnection(_ c: ClientConnection) {
         guard connections.removeValue(forKey: c.fd) != nil else { return }
-        _ = sa_epoll_ctl(epfd, CTL_DEL, c.fd, 0)
+        // close() also removes the descriptor from the epoll set (it is never duplicated).
         close(c.fd)
         server.counters.open.wrappingAdd(-1, ordering: .relaxed)
     }

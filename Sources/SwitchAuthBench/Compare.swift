@@ -171,6 +171,11 @@ struct Compare: ParsableCommand {
             return r.lastBody
         }()
 
+        // The HTTP layer alone: a route that touches no database (404), same connection shape.
+        let notFoundRequest = Array("POST /nothing-here HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n".utf8)
+        let httpOnly = LoadGenerator(port: port, keepAlive: false) { _ in notFoundRequest }
+        _ = httpOnly.closedLoop(clients: clients, seconds: min(1, secs))
+        let httpOnlyNew = LoadGenerator(port: port, keepAlive: false) { _ in notFoundRequest }.closedLoop(clients: clients, seconds: secs)
         _ = directoryGen(false, port).closedLoop(clients: clients, seconds: min(1, secs)) // warm up
         let cpu0 = service.cpuSeconds
         let dirNew = directoryGen(false, port).closedLoop(clients: clients, seconds: secs)
@@ -253,6 +258,7 @@ struct Compare: ParsableCommand {
         func ratio(_ a: Double, _ b: Double?) -> String { b.map { String(format: "%.2fx", a / $0) } ?? "n/a" }
 
         rows.append(("directory sip_auth, new connection per request", rps(dirNew), "vs nginx " + ratio(dirNew.perSecond, nginxNew?.perSecond) + " (target >= 0.5x); vs pgbench " + ratio(dirNew.perSecond, pgDirectory)))
+        rows.append(("HTTP layer alone (404 route, no database), new conn.", String(format: "%.0f req/s", httpOnlyNew.perSecond + Double(httpOnlyNew.errors) / httpOnlyNew.seconds), "vs nginx " + ratio(httpOnlyNew.perSecond + Double(httpOnlyNew.errors) / httpOnlyNew.seconds, nginxNew?.perSecond)))
         rows.append(("directory sip_auth, keep-alive", rps(dirKeep), "vs nginx " + ratio(dirKeep.perSecond, nginxKeep?.perSecond)))
         rows.append(("dialplan IP decision, new connection", rps(dpNew), "vs pgbench " + ratio(dpNew.perSecond, pgDialplan)))
         if let nginxNew { rows.append(("nginx static \(sampleAnswer) B, new connection", rps(nginxNew), "the HTTP limit of this machine")) }
