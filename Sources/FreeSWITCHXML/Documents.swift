@@ -92,12 +92,17 @@ public enum Documents {
     }
 
     public static func acl(listName: String, networks: [IPNetwork]) -> [UInt8] {
+        acl(listName: listName, networks: networks.map(\.description))
+    }
+
+    /// `networks` in CIDR text, in the order they are to be listed.
+    public static func acl(listName: String, networks: [String]) -> [UInt8] {
         var w = XMLWriter(capacity: 200 + networks.count * 48)
         w.raw(#"<document type="freeswitch/xml"><section name="configuration">"#)
         w.raw(#"<configuration name="acl.conf" description="Network Lists"><network-lists>"#)
         w.element("list", [("name", listName), ("default", "deny")], close: false)
         for n in networks {
-            w.element("node", [("type", "allow"), ("cidr", n.description)])
+            w.element("node", [("type", "allow"), ("cidr", n)])
         }
         w.raw("</list></network-lists></configuration></section></document>")
         return w.bytes

@@ -18,7 +18,7 @@ enum AccountColumns {
             return v
         }
         func decimal(_ column: Int) throws -> Decimal {
-            guard let d = Decimal(string: try r.decode(row, column, as: String.self), locale: Locale(identifier: "en_US_POSIX")) else {
+            guard let d = parseNumeric(try r.decode(row, column, as: String.self)) else {
                 throw PostgresError(kind: .decoding, operation: "decode", message: "bad numeric")
             }
             return d
@@ -29,6 +29,36 @@ enum AccountColumns {
             billing: try enumValue(c + 5, Billing.self), balance: try decimal(c + 6), creditLimit: try decimal(c + 7),
             maxChannels: try r.decode(row, c + 8), expired: try r.decode(row, c + 9))
     }
+}
+
+/// PostgreSQL's `numeric` text ("-123.450000") as a Decimal, without Foundation's locale-aware
+/// parser (which showed up in profiles of the lookup path). Up to 18 significant digits.
+public enum StoreNumeric {
+    public static func parse(_ text: String) -> Decimal? { parseNumeric(text) }
+}
+
+func parseNumeric(_ text: String) -> Decimal? {
+    var utf8 = Substring(text).utf8[...]
+    var negative = false
+    if utf8.first == UInt8(ascii: "-") { negative = true; utf8 = utf8.dropFirst() }
+    var mantissa: UInt64 = 0
+    var digits = 0
+    var exponent = 0
+    var seenPoint = false
+    for b in utf8 {
+        if b == UInt8(ascii: ".") {
+            if seenPoint { return nil }
+            seenPoint = true
+            continue
+        }
+        guard b >= 48 && b <= 57 else { return nil }
+        digits += 1
+        guard digits <= 18 else { return nil }
+        mantissa = mantissa * 10 + UInt64(b - 48)
+        if seenPoint { exponent -= 1 }
+    }
+    guard digits > 0 else { return nil }
+    return Decimal(sign: negative ? .minus : .plus, exponent: exponent, significand: Decimal(mantissa))
 }
 
 /// What the database says about user@domain, and the lockout state of the source IP and the user.
@@ -104,26 +134,50 @@ public enum IPCandidatesLookup {
     }
 }
 
-/// acl.conf: networks of enabled IP settings of active, unexpired accounts. One statement, so one
-/// snapshot: never a half-read list.
+/// acl.conf: networks of enabled IP settings of active, unexpired accounts, de-duplicated and
+/// ordered by PostgreSQL (`ORDER BY network`: IPv4 before IPv6, then by network), in one statement,
+/// so one snapshot: never a half-read list. Rows come back as PostgreSQL's canonical `cidr` text and
+/// are checked byte by byte instead of being parsed again (100,000 rows).
 public enum ACLNetworksLookup {
-    static let sql = """
-        SELECT DISTINCT s.network::text
-          FROM ip_settings s JOIN accounts a ON a.id = s.account_id
-         WHERE s.enabled AND a.status = 'active' AND (a.expires_at IS NULL OR a.expires_at > now())
+    public static let sql = """
+        SELECT s.network::text
+          FROM ip_settings s
+         WHERE s.enabled
+           AND EXISTS (SELECT 1 FROM accounts a WHERE a.id = s.account_id AND a.status = 'active'
+                                                  AND (a.expires_at IS NULL OR a.expires_at > now()))
+         GROUP BY s.network
+         ORDER BY s.network
         """
 
-    public static func run(_ db: Connection) throws -> [IPNetwork] {
+    public static func run(_ db: Connection) throws -> [String] {
         let r = try db.execute(sql)
-        var out: [IPNetwork] = []
+        var out: [String] = []
         out.reserveCapacity(r.rowCount)
         for i in 0..<r.rowCount {
-            guard let n = IPNetwork(try r.decode(i, 0, as: String.self)) else {
+            let text: String = try r.decode(i, 0)
+            guard isCIDRText(text) else {
                 throw PostgresError(kind: .decoding, operation: "decode", message: "bad cidr")
             }
-            out.append(n)
+            out.append(text)
         }
-        return ACLBuilder.networks(out)
+        return out
+    }
+
+    /// `address/length` with hex digits, dots and colons only.
+    static func isCIDRText(_ s: String) -> Bool {
+        var slash = false
+        var lengthDigits = 0
+        for b in s.utf8 {
+            if slash {
+                guard b >= 48 && b <= 57 else { return false }
+                lengthDigits += 1
+            } else if b == UInt8(ascii: "/") {
+                slash = true
+            } else {
+                guard (b >= 48 && b <= 57) || (b >= 97 && b <= 102) || (b >= 65 && b <= 70) || b == 46 || b == 58 else { return false }
+            }
+        }
+        return slash && lengthDigits >= 1 && lengthDigits <= 3
     }
 }
 

@@ -108,17 +108,22 @@ struct Compare: ParsableCommand {
         print("== SwitchAuth benchmark (\(smoke ? "smoke" : "full")): \(data.devices) devices, \(data.accounts) accounts, \(data.ipSettings) IP settings; \(secs) s per run, \(clients) clients, open loop \(Int(openRate)) req/s")
         let cluster = try TemporaryCluster()
         defer { cluster.stop() }
-        let admin = try Connection(cluster.config())
+        func longConfig(_ database: String) -> ConnectionConfig {
+            var c = cluster.config(database: database)
+            c.queryTimeoutMilliseconds = 900_000
+            return c
+        }
+        let admin = try Connection(longConfig("postgres"))
         try admin.executeScript("CREATE DATABASE bench")
         try admin.executeScript("CREATE DATABASE bench_small")
         var rows: [(String, String, String)] = []
 
-        let big = try Connection(cluster.config(database: "bench"))
+        let big = try Connection(longConfig("bench"))
         try Migrator(directory: Migrator.defaultDirectory()).migrate(big)
         let loadSeconds = try data.load(big)
         print("dataset loaded in \(String(format: "%.1f", loadSeconds)) s")
         rows.append(("dataset load (generate_series in PostgreSQL)", String(format: "%.1f s", loadSeconds), ""))
-        let small = try Connection(cluster.config(database: "bench_small"))
+        let small = try Connection(longConfig("bench_small"))
         try Migrator(directory: Migrator.defaultDirectory()).migrate(small)
         _ = try Dataset.tinyIP.load(small)
 

@@ -1,6 +1,7 @@
 import Decisions
 import Foundation
 import HTTPServer
+import Store
 import Testing
 
 // MARK: Digest vectors
@@ -366,3 +367,16 @@ struct DirectoryDecisionTests {
     }
 }
 
+
+@Suite("numeric parsing")
+struct NumericTests {
+    @Test(arguments: ["0", "0.000000", "100.000000", "-12.500000", "123456789012.123456", "-0.000001", "50"])
+    func matchesFoundation(text: String) {
+        #expect(StoreNumeric.parse(text) == Decimal(string: text, locale: Locale(identifier: "en_US_POSIX")))
+    }
+
+    @Test(arguments: ["", "-", "1.2.3", "1e5", "abc", "1234567890123456789012"])
+    func refuses(text: String) {
+        #expect(StoreNumeric.parse(text) == nil)
+    }
+}

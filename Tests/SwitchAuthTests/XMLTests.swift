@@ -50,7 +50,7 @@ struct XMLTests {
     @Test func aclGolden() {
         let doc = Documents.acl(listName: "switchauth_ip", networks: ["203.0.113.10/32", "2001:db8::/32"].compactMap(IPNetwork.init))
         #expect(Self.text(doc) == #"<document type="freeswitch/xml"><section name="configuration"><configuration name="acl.conf" description="Network Lists"><network-lists><list name="switchauth_ip" default="deny"><node type="allow" cidr="203.0.113.10/32"/><node type="allow" cidr="2001:db8::/32"/></list></network-lists></configuration></section></document>"#)
-        #expect(Self.text(Documents.acl(listName: "switchauth_ip", networks: [])).contains(#"<list name="switchauth_ip" default="deny"></list>"#))
+        #expect(Self.text(Documents.acl(listName: "switchauth_ip", networks: [String]())).contains(#"<list name="switchauth_ip" default="deny"></list>"#))
     }
 
     @Test func dialplanRejectGolden() {
