@@ -67,6 +67,8 @@ public final class ServerCounters: Sendable {
     public let rejectedOverLimit = Atomic<Int>(0)
     public let timedOut = Atomic<Int>(0)
     public let parseErrors = Atomic<Int>(0)
+    /// Connections closed by a stop's drain deadline with a request half received or a response unsent.
+    public let abortedOnStop = Atomic<Int>(0)
     public init() {}
 }
 
@@ -78,6 +80,8 @@ public final class HTTPServer: Sendable {
     private let listener: ListeningSocket
     private let wakeFDs: [Int32]
     private let stopping = Atomic<Bool>(false)
+    /// Loops that have taken their last connections from the backlog and left the listener.
+    let loopsDrained = Atomic<Int>(0)
     private let running = DispatchGroup()
     private let startErrors = Mutex<[String]>([])
 
@@ -138,10 +142,16 @@ public final class HTTPServer: Sendable {
     /// shuts the handlers down and returns when every loop has ended.
     public func stop() {
         stopping.store(true, ordering: .releasing)
-        // Stop listening at once: new connections are refused instead of waiting in the backlog.
-        shutdown(listener.fd, Int32(SHUT_RDWR))
         var one: UInt64 = 1
         for fd in wakeFDs { _ = write(fd, &one, 8) }
+        // Each loop accepts what is already in the backlog (those clients are in flight), then
+        // leaves the listener; then it is shut, so later connections are refused at once instead
+        // of waiting in a backlog nobody reads.
+        let deadline = Clock.now() + 2_000_000_000
+        while loopsDrained.load(ordering: .acquiring) < wakeFDs.count && Clock.now() < deadline {
+            usleep(1_000)
+        }
+        shutdown(listener.fd, Int32(SHUT_RDWR))
         running.wait()
     }
 
@@ -242,7 +252,7 @@ final class EventLoop {
                 for i in 0..<Int(n) {
                     let fd = fds[i]
                     if fd == listenFD {
-                        acceptAll()
+                        if !server.isStopping { acceptAll() }
                     } else if fd == wakeFD {
                         var value: UInt64 = 0
                         _ = read(wakeFD, &value, 8)
@@ -260,20 +270,27 @@ final class EventLoop {
                 if drainDeadline == nil {
                     drainDeadline = now + UInt64(config.drainTimeoutMilliseconds) * 1_000_000
                     if listening {
+                        acceptAll(draining: true)
                         _ = sa_epoll_ctl(epfd, CTL_DEL, listenFD, 0)
                         listening = false
+                        server.loopsDrained.wrappingAdd(1, ordering: .releasing)
                     }
                 }
                 for c in Array(connections.values) where c.isIdle { closeConnection(c) }
                 if connections.isEmpty || now >= drainDeadline! { break }
             }
         }
-        for c in Array(connections.values) { closeConnection(c) }
+        for c in Array(connections.values) {
+            if !c.lingering && (c.parser.hasPartialRequest || c.pendingOutput > 0) {
+                server.counters.abortedOnStop.wrappingAdd(1, ordering: .relaxed)
+            }
+            closeConnection(c)
+        }
         handler.shutdown()
         close(epfd)
     }
 
-    private func acceptAll() {
+    private func acceptAll(draining: Bool = false) {
         while true {
             var storage = sockaddr_storage()
             var length = UInt32(MemoryLayout<sockaddr_storage>.size)
@@ -282,7 +299,7 @@ final class EventLoop {
                 if errno == EINTR || errno == ECONNABORTED { continue }
                 return // EAGAIN, or EMFILE/ENFILE: try again on the next readiness
             }
-            if server.counters.open.load(ordering: .relaxed) >= config.maxConnections || server.isStopping {
+            if server.counters.open.load(ordering: .relaxed) >= config.maxConnections || (server.isStopping && !draining) {
                 server.counters.rejectedOverLimit.wrappingAdd(1, ordering: .relaxed)
                 overloadResponse.withUnsafeBytes { _ = send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 close(fd)
@@ -300,8 +317,7 @@ final class EventLoop {
             connections[fd] = c
             c.interest = EV_IN
             _ = sa_epoll_ctl(epfd, CTL_ADD, fd, EV_IN)
-            // With TCP_DEFER_ACCEPT the request is usually here already: serve it without another
-            // round through epoll_wait.
+            // The request is often here already: try to serve it without another round through epoll_wait.
             service(c, events: EV_IN)
         }
     }

@@ -113,10 +113,8 @@ final class ListeningSocket: Sendable {
                     p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
                 }
             }
-            // Accept a connection only once its first bytes arrived (up to 1 s): the request can then
-            // be read right after accept, and silent connections do not occupy a descriptor.
-            var deferSeconds: Int32 = 1
-            _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_DEFER_ACCEPT, &deferSeconds, socklen_t(MemoryLayout<Int32>.size))
+            // No TCP_DEFER_ACCEPT: a deferred connection is invisible to accept(), so a graceful stop
+            // could not take it from the backlog and it would be reset with its request unanswered.
             try syscall("listen") { listen(fd, backlog) }
             var bound = sockaddr_storage()
             var boundLength = socklen_t(MemoryLayout<sockaddr_storage>.size)

@@ -40,7 +40,7 @@ public final class Service: Sendable {
         logger.notice("stopping: draining in-flight requests")
         server.stop()
         watcher.stop()
-        logger.notice("stopped")
+        logger.notice("stopped", metadata: ["aborted_in_flight": .stringConvertible(server.counters.abortedOnStop.load(ordering: .relaxed))])
     }
 
     /// Blocks SIGTERM/SIGINT in every thread (call before `start`), so that `waitForSignal` can take them.
