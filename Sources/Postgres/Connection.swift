@@ -81,6 +81,13 @@ public final class Connection {
         try connect()
     }
 
+    /// Tries to connect now but never throws: while the server is unreachable, statements fail
+    /// fast (with the reconnect back-off) and the next one after it tries again.
+    public init(lazy config: ConnectionConfig) {
+        self.config = config
+        try? connect()
+    }
+
     deinit {
         if let conn { PQfinish(conn) }
     }

@@ -12,7 +12,8 @@ public final class LookupHandler: RequestHandler {
     let config: ServiceConfig
     let counters: ServerCounters
     let logger: Logger
-    private var db: Connection?
+    /// The loop's own connection: never shared, reconnected on demand with back-off.
+    private let db: Connection
     private let expectedCredentials: [UInt8]?
 
     public init(resolver: Resolver, counters: ServerCounters) {
@@ -25,23 +26,15 @@ public final class LookupHandler: RequestHandler {
         } else {
             expectedCredentials = nil
         }
-        connectIfNeeded()
-    }
-
-    /// The loop's connection, (re)connected on demand; nil while PostgreSQL is unreachable.
-    private func connectIfNeeded() {
-        if db != nil { return }
-        do {
-            db = try Connection(config.databaseConfig)
-        } catch {
+        db = Connection(lazy: config.databaseConfig)
+        if !db.isConnected {
             resolver.metrics.databaseError()
-            logger.warning("database unavailable", metadata: ["error": .string("\(error)")])
+            logger.warning("database unavailable at start; answering fail-closed until it is back")
         }
     }
 
     public func shutdown() {
-        db?.close()
-        db = nil
+        db.close()
     }
 
     public func handle(_ request: HTTPRequest, context: RequestContext) -> HTTPResponse {
@@ -56,8 +49,7 @@ public final class LookupHandler: RequestHandler {
         switch path {
         case "/healthz":
             guard request.head.method == "GET" || request.head.method == "HEAD" else { return methodNotAllowed("GET", started) }
-            connectIfNeeded()
-            let healthy = db?.healthCheck() ?? false
+            let healthy = db.healthCheck()
             return finish(HTTPResponse(status: healthy ? .ok : .serviceUnavailable, text: healthy ? "ok\n" : "database unavailable\n"),
                           section: "healthz", outcome: healthy ? "ok" : "database_unavailable", started: started)
         case "/metrics":
@@ -82,7 +74,6 @@ public final class LookupHandler: RequestHandler {
                 return methodNotAllowed("GET, POST", started)
             }
             if let refusal = authorize(request) { return refusal }
-            connectIfNeeded()
             let outcome = resolver.resolve(fields: FormFields(FormDecoder.decode(form)), db: db)
             var meta = outcome.metadata
             meta["section"] = .string(outcome.section)
@@ -136,7 +127,7 @@ public final class LookupHandler: RequestHandler {
             ("switchauth_connections_timed_out", "Connections cut at a deadline with a request half received.", Double(counters.timedOut.load(ordering: .relaxed))),
             ("switchauth_http_parse_errors", "Requests refused by the HTTP parser.", Double(counters.parseErrors.load(ordering: .relaxed))),
         ]
-        if let db, let n = try? AuthFailures.lockedCount(db) {
+        if let n = try? AuthFailures.lockedCount(db) {
             gauges.append(("switchauth_lockouts_active", "IPs and users currently locked out.", Double(n)))
         }
         return resolver.metrics.render(gauges: gauges.map { (name: $0.0, help: $0.1, value: $0.2) })
