@@ -26,7 +26,9 @@ let package = Package(
         .target(name: "Postgres", dependencies: ["CLibPQ"], swiftSettings: strict),
         // Sockets, pure HTTP/1.1 parser with limits, form decoding, event loops. Knows nothing of FreeSWITCH.
         .target(name: "CSystemShims"),
-        .target(name: "HTTPServer", dependencies: ["CSystemShims"], swiftSettings: strict),
+        // A pthread-mutex-guarded value (ThreadSanitizer sees pthread mutexes).
+        .target(name: "Locking", swiftSettings: strict),
+        .target(name: "HTTPServer", dependencies: ["CSystemShims", "Locking"], swiftSettings: strict),
         // Pure decisions: no I/O. Requests and database facts in, decisions out.
         .target(name: "Decisions", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // Pure rendering of FreeSWITCH XML documents through one escaping writer.
@@ -37,7 +39,7 @@ let package = Package(
         .target(
             name: "SwitchAuthService",
             dependencies: [
-                "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres",
+                "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres", "Locking",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -53,7 +55,7 @@ let package = Package(
         .target(
             name: "SwitchAuthCLI",
             dependencies: [
-                "SwitchAuthService", "Store", "Postgres", "Decisions", "FreeSWITCHXML",
+                "SwitchAuthService", "Store", "Postgres", "Decisions", "FreeSWITCHXML", "Locking",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -63,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "SwitchAuthBench",
             dependencies: [
-                "Postgres", "Store", "Decisions",
+                "Postgres", "Store", "Decisions", "Locking",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -77,7 +79,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchAuthTests",
-            dependencies: ["SwitchAuthService", "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres", "SwitchAuthCLI"],
+            dependencies: ["SwitchAuthService", "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres", "SwitchAuthCLI", "Locking"],
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),

@@ -1,6 +1,7 @@
 import CSystemShims
 import Foundation
 import Dispatch
+import Locking
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -83,7 +84,7 @@ public final class HTTPServer: Sendable {
     /// Loops that have taken their last connections from the backlog and left the listener.
     let loopsDrained = Atomic<Int>(0)
     private let running = DispatchGroup()
-    private let startErrors = Mutex<[String]>([])
+    private let startErrors = Locked<[String]>([])
 
     /// The port actually bound (useful with port 0).
     public var port: UInt16 { listener.port }

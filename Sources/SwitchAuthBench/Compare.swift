@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Postgres
 import Store
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -189,8 +190,26 @@ struct Compare: ParsableCommand {
         let dpNew = dialplanGen(false, port, data).closedLoop(clients: clients, seconds: secs)
         let dirOpen = directoryGen(false, port).openLoop(rate: openRate, seconds: secs, threads: 4)
         let dpOpenBig = dialplanGen(false, port, data).openLoop(rate: openRate, seconds: secs, threads: 4)
+        // An attacker sending 1,000 wrong digests per second from rotating addresses (every attempt
+        // writes failure counters), while legitimate users are measured at the open-loop rate.
+        let attack = LoadGenerator(port: port, keepAlive: false) { rng in
+            var d = data.device(&rng)
+            d.password = "wrong"
+            var body = shapes.directory(d, rng: &rng)
+            body = body.replacingOccurrences(of: "&ip=192.0.2.", with: "&ip=198.18.\(rng.int(0...255)).")
+            return shapes.wrap(body)
+        }
+        let attackStop = Atomic<Bool>(false)
+        let attackThread = Thread {
+            _ = attack.openLoop(rate: 1000, seconds: secs + 0.5, threads: 2)
+            attackStop.store(true, ordering: .relaxed)
+        }
+        attackThread.start()
+        usleep(200_000)
+        let dirUnderAttack = directoryGen(false, port).openLoop(rate: openRate, seconds: secs, threads: 4)
+        while !attackStop.load(ordering: .relaxed) { usleep(50_000) }
         let rss = service.rssKiB
-        let errors = dirNew.errors + dirKeep.errors + dpNew.errors + dirOpen.errors + dpOpenBig.errors
+        let errors = dirNew.errors + dirKeep.errors + dpNew.errors + dirOpen.errors + dpOpenBig.errors + dirUnderAttack.errors
         _ = service.stop()
 
         // --- SwitchAuth on 10 IP settings (dialplan p99 must not depend on the table size)
@@ -271,6 +290,7 @@ struct Compare: ParsableCommand {
         if let pgDirectory { rows.append(("pgbench: directory lookup SQL (4 clients, prepared)", String(format: "%.0f tx/s", pgDirectory), "the database limit")) }
         if let pgDialplan { rows.append(("pgbench: IP candidates SQL (4 clients, prepared)", String(format: "%.0f tx/s", pgDialplan), "")) }
         rows.append(("directory open loop \(Int(openRate)) req/s", lat(dirOpen), "target p99 < 1 ms"))
+        rows.append(("directory open loop while 1,000 bad digests/s arrive", lat(dirUnderAttack), "lockout writes must not slow other users"))
         rows.append(("dialplan open loop, \(data.ipSettings) IP settings", lat(dpOpenBig), ""))
         rows.append(("dialplan open loop, 10 IP settings", lat(dpOpenSmall), String(format: "p99 ratio big/small %.2f", dpOpenBig.percentile(99) / dpOpenSmall.percentile(99))))
         if let nginxOpen { rows.append(("nginx open loop \(Int(openRate)) req/s", lat(nginxOpen), "")) }

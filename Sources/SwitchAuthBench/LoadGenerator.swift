@@ -1,4 +1,5 @@
 import Foundation
+import Locking
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -81,7 +82,7 @@ struct LoadGenerator {
         let perThread = rate / Double(threads)
         let interval = 1e9 / perThread
         let count = Int(perThread * seconds)
-        let lock = Mutex<[UInt64]>([])
+        let lock = Locked<[UInt64]>([])
         let errors = Atomic<Int>(0)
         let start = now() + 50_000_000
         let group = DispatchGroup()

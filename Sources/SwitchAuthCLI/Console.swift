@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import Locking
 
 /// Where the CLI writes its output and reads standard input. Normally the process's own; tests
 /// bind a buffer and input lines for the task, so commands can be run in-process and in parallel.
@@ -21,14 +21,14 @@ public enum Console {
 }
 
 public final class OutputBuffer: Sendable {
-    private let text = Mutex("")
+    private let text = Locked("")
     public init() {}
     func append(_ s: String) { text.withLock { $0 += s } }
     public var value: String { text.withLock { $0 } }
 }
 
 public final class InputLines: Sendable {
-    private let lines: Mutex<[String]>
-    public init(_ lines: [String]) { self.lines = Mutex(lines) }
+    private let lines: Locked<[String]>
+    public init(_ lines: [String]) { self.lines = Locked(lines) }
     func next() -> String? { lines.withLock { $0.isEmpty ? nil : $0.removeFirst() } }
 }

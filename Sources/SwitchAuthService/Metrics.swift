@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import Locking
 
 /// Process-wide counters, rendered in the Prometheus text exposition format at `GET /metrics`.
 public final class Metrics: Sendable {
@@ -20,7 +20,7 @@ public final class Metrics: Sendable {
         var aclServedFromCache: UInt64 = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     public init() {}
 

@@ -3,6 +3,7 @@ import Foundation
 import Postgres
 import Store
 import SwitchAuthService
+import Locking
 import Synchronization
 import Testing
 #if canImport(Glibc)
@@ -16,7 +17,7 @@ final class FakeEventSocket: Sendable {
     let port: UInt16
     private let fd: Int32
     let password: String
-    private let received = Mutex<[String]>([])
+    private let received = Locked<[String]>([])
     private let stopped = Atomic<Bool>(false)
     private let done = DispatchSemaphore(value: 0)
 
@@ -188,7 +189,37 @@ struct DatabaseFaultTests {
         #expect(goodACL.contains("127.0.0.2/32"))
         #expect(try exchange(s.port, register).text == FixtureReplayTests.user1001)
 
+        // Under load: clients keep asking while PostgreSQL goes away.
+        let port = s.port
+        let stopLoad = Atomic<Bool>(false)
+        let grants = Atomic<Int>(0), answered = Atomic<Int>(0), slowest = Atomic<Int>(0)
+        let databaseDown = Atomic<Bool>(false)
+        let loadDone = DispatchGroup()
+        for t in 0..<4 {
+            loadDone.enter()
+            Thread {
+                let body = t % 2 == 0 ? register : call
+                let deadline = Date().addingTimeInterval(20)
+                while !stopLoad.load(ordering: .relaxed) && Date() < deadline {
+                    let t0 = Date()
+                    let downBefore = databaseDown.load(ordering: .acquiring)
+                    guard let r = try? exchange(port, body) else { continue }
+                    let ms = Int(Date().timeIntervalSince(t0) * 1000)
+                    if ms > slowest.load(ordering: .relaxed) { slowest.store(ms, ordering: .relaxed) }
+                    answered.wrappingAdd(1, ordering: .relaxed)
+                    // Asked and answered while the database was down: never a user, never a transfer.
+                    if downBefore && databaseDown.load(ordering: .acquiring) && (r.text.contains("<user id=") || r.text.contains("transfer")) {
+                        grants.wrappingAdd(1, ordering: .relaxed)
+                    }
+                }
+                loadDone.leave()
+            }.start()
+        }
+        Thread.sleep(forTimeInterval: 0.3)
         try cluster.stopServer()
+        databaseDown.store(true, ordering: .releasing)
+        Thread.sleep(forTimeInterval: 0.2)
+        let before = answered.load(ordering: .relaxed)
         for _ in 0..<5 {
             let started = Date()
             let a = try exchange(s.port, acl)
@@ -200,13 +231,20 @@ struct DatabaseFaultTests {
             #expect(Date().timeIntervalSince(started) < 2.0)
         }
         #expect(try exchange(s.port, Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8)).status == 503)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(answered.load(ordering: .relaxed) > before, "answers kept coming during the outage")
 
+        databaseDown.store(false, ordering: .releasing)
         try cluster.startServer()
         let back = Date()
         #expect(waitUntil(seconds: 3) { (try? exchange(s.port, register).text) == FixtureReplayTests.user1001 })
         #expect(Date().timeIntervalSince(back) < 1.5, "answers correctly again within about a second")
         #expect(try exchange(s.port, call).text.contains("transfer"))
         #expect(try exchange(s.port, Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8)).status == 200)
+        stopLoad.store(true, ordering: .relaxed)
+        loadDone.wait()
+        #expect(slowest.load(ordering: .relaxed) < 2000, "every answer under load within a bounded time (query_timeout_ms 300)")
+        #expect(grants.load(ordering: .relaxed) == 0, "no grant the database did not just confirm")
     }
 
     @Test func aclCacheSurvivesRestartViaFile() throws {

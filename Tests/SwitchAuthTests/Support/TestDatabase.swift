@@ -1,6 +1,7 @@
 import Foundation
 import Postgres
 import Store
+import Locking
 import Synchronization
 import Testing
 
@@ -17,7 +18,7 @@ final class TestDatabase: Sendable {
         var counter = 0
         var error: String?
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     static let templateName = "switchauth_template"
 
