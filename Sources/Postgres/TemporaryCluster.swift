@@ -115,25 +115,12 @@ public final class TemporaryCluster: Sendable {
     }
 
     private func spawn(_ exe: String, _ arguments: [String], outputPath: String) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // A new process group: a Ctrl-C meant for the parent does not kill the server mid-test.
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
-        posix_spawnattr_setpgroup(&attributes, 0)
-        var pid: pid_t = 0
-        var argv: [UnsafeMutablePointer<CChar>?] = ([exe] + arguments).map { strdup($0) }
-        argv.append(nil)
-        defer { argv.forEach { free($0) } }
-        let rc = posix_spawn(&pid, exe, &actions, &attributes, argv, environ)
-        guard rc == 0 else { throw ClusterError(description: "posix_spawn \(exe) failed: errno \(rc)") }
-        return pid
+        do {
+            // A new process group: a Ctrl-C meant for the parent does not kill the server mid-test.
+            return try spawnProcess(exe, arguments, outputPath: outputPath, newProcessGroup: true)
+        } catch {
+            throw ClusterError(description: "\(error)")
+        }
     }
 
     /// A detached shell that waits for this process to end, then stops the cluster and removes it.

@@ -15,21 +15,9 @@ final class ChildProcess {
 
     init(_ exe: String, _ args: [String], environment: [String: String] = [:], log: String) throws {
         name = (exe as NSString).lastPathComponent
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("SWITCHAUTH_") }
         for (k, v) in environment { env[k] = v }
-        let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + args).map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
-        var p: pid_t = 0
-        let rc = posix_spawn(&p, exe, &actions, nil, argv, envp)
-        guard rc == 0 else { throw BenchError("cannot start \(exe): errno \(rc)") }
-        pid = p
+        pid = try spawnProcess(exe, args, outputPath: log, environment: env)
     }
 
     /// Resident set size in KiB (VmRSS).
