@@ -227,6 +227,59 @@ public enum AuthFailures {
         return try r.decode(0, 1)
     }
 
+    static let recordBatchSQL = """
+        INSERT INTO auth_failures AS f (scope, subject, window_start, failures, locked_until)
+        SELECT b.scope, b.subject, now(), b.n,
+               CASE WHEN b.n >= $5::int THEN now() + make_interval(secs => $6::int) END
+          FROM unnest($1::text[], $2::text[], $3::int[]) AS b(scope, subject, n)
+        ON CONFLICT (scope, subject) DO UPDATE SET
+            window_start = CASE WHEN f.window_start <= now() - make_interval(secs => $4::int)
+                                  OR f.locked_until <= now() THEN now() ELSE f.window_start END,
+            failures = CASE WHEN f.window_start <= now() - make_interval(secs => $4::int)
+                              OR f.locked_until <= now() THEN excluded.failures ELSE f.failures + excluded.failures END,
+            locked_until = CASE
+                WHEN f.locked_until > now() THEN f.locked_until
+                WHEN (CASE WHEN f.window_start <= now() - make_interval(secs => $4::int)
+                             OR f.locked_until <= now() THEN excluded.failures ELSE f.failures + excluded.failures END) >= $5::int
+                    THEN now() + make_interval(secs => $6::int)
+                ELSE NULL END
+        RETURNING f.scope, f.subject, f.failures, coalesce(f.locked_until > now(), false)
+        """
+
+    /// One counted batch: scope, subject and how many failures to add.
+    public struct Count: Sendable, Hashable {
+        public var scope: String
+        public var subject: String
+        public init(scope: String, subject: String) {
+            self.scope = scope
+            self.subject = subject
+        }
+    }
+
+    /// Adds many failures in one statement (one round trip, one transaction). Returns the subjects
+    /// that this batch pushed over the threshold.
+    @discardableResult
+    public static func record(_ db: Connection, batch: [Count: Int], policy: LockoutPolicy) throws -> [Count] {
+        guard !batch.isEmpty else { return [] }
+        let entries = batch.sorted { ($0.key.scope, $0.key.subject) < ($1.key.scope, $1.key.subject) }
+        func array(_ items: [String]) -> String {
+            "{" + items.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }.joined(separator: ",") + "}"
+        }
+        let r = try db.execute(recordBatchSQL, [
+            array(entries.map(\.key.scope)), array(entries.map(\.key.subject)), "{" + entries.map { String($0.value) }.joined(separator: ",") + "}",
+            String(policy.windowSeconds), String(policy.threshold), String(policy.lockSeconds),
+        ])
+        var crossed: [Count] = []
+        for i in 0..<r.rowCount {
+            let key = Count(scope: try r.decode(i, 0), subject: try r.decode(i, 1))
+            let failures: Int = try r.decode(i, 2)
+            let locked: Bool = try r.decode(i, 3)
+            let added = batch[key] ?? 0
+            if locked && failures >= policy.threshold && failures - added < policy.threshold { crossed.append(key) }
+        }
+        return crossed
+    }
+
     public static func clearUser(_ db: Connection, subject: String) throws {
         try db.execute("DELETE FROM auth_failures WHERE scope = 'user' AND subject = $1 AND (locked_until IS NULL OR locked_until <= now())", [subject])
     }

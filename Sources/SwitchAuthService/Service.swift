@@ -14,6 +14,7 @@ public final class Service: Sendable {
     public let acl: ACLCache
     public let server: HTTPServer
     let watcher: ChangeWatcher
+    let failures: FailureRecorder
     let logger: Logger
 
     public var port: UInt16 { server.port }
@@ -24,12 +25,19 @@ public final class Service: Sendable {
         acl = ACLCache(file: config.aclCacheFile)
         server = try HTTPServer(config: config.server)
         watcher = ChangeWatcher(config: config, acl: acl, metrics: metrics, logger: logger)
+        failures = FailureRecorder(config: config, metrics: metrics, logger: logger)
     }
 
     public func start() throws {
-        let resolver = Resolver(config: config, metrics: metrics, acl: acl, logger: logger)
+        let resolver = Resolver(config: config, metrics: metrics, acl: acl, logger: logger, failures: failures)
         let counters = server.counters
-        try server.start { _ in LookupHandler(resolver: resolver, counters: counters) }
+        failures.start()
+        do {
+            try server.start { _ in LookupHandler(resolver: resolver, counters: counters) }
+        } catch {
+            failures.stop()
+            throw error
+        }
         watcher.start()
         logger.notice("serving", metadata: [
             "listen": .string("\(config.server.host):\(server.port)"), "path": .string(config.path),
@@ -39,6 +47,7 @@ public final class Service: Sendable {
     public func stop() {
         logger.notice("stopping: draining in-flight requests")
         server.stop()
+        failures.stop()
         watcher.stop()
         logger.notice("stopped", metadata: ["aborted_in_flight": .stringConvertible(server.counters.abortedOnStop.load(ordering: .relaxed))])
     }

@@ -137,3 +137,20 @@ struct ReconnectTests {
         #expect(try db.execute("SELECT 43").decode(0, 0, as: Int.self) == 43)
     }
 }
+
+@Suite("failure counters in batches")
+struct FailureBatchTests {
+    @Test func batchCountsLocksAndReportsCrossings() throws {
+        let db = try Connection(try TestDatabase.shared.freshDatabase())
+        let policy = LockoutPolicy(threshold: 5, windowSeconds: 60, lockSeconds: 60)
+        let ip = AuthFailures.Count(scope: "ip", subject: "198.51.100.9")
+        let odd = AuthFailures.Count(scope: "user", subject: #"we"ird\user@x"#)
+        #expect(try AuthFailures.record(db, batch: [ip: 3, odd: 1], policy: policy).isEmpty)
+        #expect(try AuthFailures.record(db, batch: [ip: 2], policy: policy) == [ip])
+        #expect(try AuthFailures.record(db, batch: [ip: 4], policy: policy).isEmpty, "already locked: no new crossing")
+        let locked = try AuthFailures.locked(db)
+        #expect(locked.map(\.subject) == ["198.51.100.9"])
+        #expect(locked.first?.failures == 9)
+        #expect(try db.execute("SELECT failures FROM auth_failures WHERE subject = $1", [odd.subject]).decode(0, 0, as: Int.self) == 1)
+    }
+}

@@ -48,7 +48,9 @@ struct FixtureReplayTests {
             #expect(r.text == golden, "\(file)")
             #expect(try XMLDocumentCheck.isWellFormed(r.body), "\(file)")
         }
-        // The wrong password and the unknown user were counted against the source IP.
+        // The wrong password and the unknown user were counted against the source IP (written by
+        // the failure recorder within its flush interval).
+        #expect(waitUntil(seconds: 3) { ((try? db.execute("SELECT count(*) FROM auth_failures").decode(0, 0, as: Int.self)) ?? 0) == 2 })
         let r = try db.execute("SELECT scope, subject, failures FROM auth_failures ORDER BY scope, subject")
         #expect(r.rowCount == 2)
         #expect(r.string(0, 1) == "127.0.0.1" && r.string(0, 2) == "2")
@@ -275,6 +277,8 @@ struct LockoutTests {
 
         #expect(try granted(Self.register(password: "secret1001", ip: "198.51.100.1")))
         for _ in 0..<5 { #expect(try !granted(Self.register(password: "guess", ip: "198.51.100.66"))) }
+        // The recorder writes the counters within its flush interval; then the lock holds.
+        #expect(waitUntil(seconds: 3) { ((try? AuthFailures.locked(db).count) ?? 0) == 2 })
         // Locked: the right password from the attacking IP is refused; the user is locked too.
         #expect(try !granted(Self.register(password: "secret1001", ip: "198.51.100.66")))
         #expect(try !granted(Self.register(password: "secret1001", ip: "198.51.100.1")))
@@ -289,7 +293,7 @@ struct LockoutTests {
         #expect(try db.execute("SELECT count(*) FROM auth_failures WHERE scope = 'user'").decode(0, 0, as: Int.self) == 0)
         // Operators clear lockouts by subject.
         for _ in 0..<5 { _ = try granted(Self.register(password: "guess", ip: "198.51.100.77")) }
-        #expect(try AuthFailures.locked(db).contains { $0.subject == "198.51.100.77" })
+        #expect(waitUntil(seconds: 3) { ((try? AuthFailures.locked(db)) ?? []).contains { $0.subject == "198.51.100.77" } })
         #expect(try AuthFailures.clear(db, subject: "198.51.100.77") == 1)
         #expect(try !AuthFailures.locked(db).contains { $0.subject == "198.51.100.77" })
     }
