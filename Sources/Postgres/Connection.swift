@@ -20,6 +20,8 @@ public struct ConnectionConfig: Sendable, Equatable {
     public var reconnectBackoffMilliseconds: Int
     /// `application_name` shown in `pg_stat_activity`.
     public var applicationName: String
+    /// Server settings for the session (`name=value`), sent with the connection.
+    public var sessionSettings: [String] = []
 
     public struct KeyValue: Sendable, Equatable {
         public var key: String
@@ -105,7 +107,8 @@ public final class Connection {
         var values = [config.applicationName, "UTF8"]
         // The server-side statement timeout matches the client deadline.
         keys.append("options")
-        values.append("-c statement_timeout=\(max(1, config.queryTimeoutMilliseconds))")
+        values.append((["statement_timeout=\(max(1, config.queryTimeoutMilliseconds))"] + config.sessionSettings)
+            .map { "-c \($0)" }.joined(separator: " "))
         var expand = false
         for kv in config.parameters {
             if kv.key == "dbname" && (kv.value.contains("=") || kv.value.hasPrefix("postgres")) { expand = true }

@@ -60,27 +60,46 @@ public final class FailureRecorder: Sendable {
 
     private func run() {
         let db = Connection(lazy: config.databaseConfig)
+        var lastAnalyze = DispatchTime.now().uptimeNanoseconds
+        var writtenSinceAnalyze = 0
         while true {
             let last = stopping.load(ordering: .acquiring)
             if !last { sleepMilliseconds(flushMilliseconds) }
-            flush(db)
+            writtenSinceAnalyze += flush(db)
+            // The lookups' cached plans were made while auth_failures was small (often empty, where
+            // a sequential scan is cheapest). Under a flood it grows by thousands of rows a second
+            // long before autovacuum looks at it: re-analyze it (at most every second), which also
+            // invalidates those plans (the lookup connections also run with enable_seqscan=off).
+            let now = DispatchTime.now().uptimeNanoseconds
+            if writtenSinceAnalyze > 0 && now - lastAnalyze > 1_000_000_000 {
+                do {
+                    try db.executeScript("ANALYZE auth_failures")
+                } catch {
+                    logger.warning("could not analyze auth_failures", metadata: ["error": .string("\(error)")])
+                }
+                lastAnalyze = now
+                writtenSinceAnalyze = 0
+            }
             if last { break }
         }
         db.close()
     }
 
-    private func flush(_ db: Connection) {
+    /// Writes the pending tally; returns how many subjects were written.
+    @discardableResult
+    private func flush(_ db: Connection) -> Int {
         let batch = tally.withLock { t -> [AuthFailures.Count: Int] in
             let out = t
             t.removeAll(keepingCapacity: true)
             return out
         }
-        guard !batch.isEmpty else { return }
+        guard !batch.isEmpty else { return 0 }
         do {
             for key in try AuthFailures.record(db, batch: batch, policy: config.lockout) {
                 logger.warning("locked out", metadata: ["scope": .string(key.scope), "subject": .string(key.subject),
                                                          "seconds": .stringConvertible(config.lockout.lockSeconds)])
             }
+            return batch.count
         } catch {
             // Keep the counts for the next flush rather than lose them.
             metrics.databaseError()
@@ -88,6 +107,7 @@ public final class FailureRecorder: Sendable {
                 for (k, n) in batch where t[k] != nil || t.count < maxSubjects { t[k, default: 0] += n }
             }
             logger.warning("could not write failure counters; retrying", metadata: ["error": .string("\(error)")])
+            return 0
         }
     }
 }

@@ -108,6 +108,28 @@ func post(_ port: UInt16, _ body: String, path: String = "/fs", extraHeaders: St
     try exchange(port, Array("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: freeswitch-xml/1.0\r\nContent-Type: application/x-www-form-urlencoded\r\n\(extraHeaders)Content-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8))
 }
 
+/// Descriptors of this process that are TCP sockets bound to local `port` (the server's listener
+/// and its accepted connections), found through /proc/net/tcp{,6}: exact even while other tests
+/// open and close descriptors in parallel.
+func serverSocketCount(port: UInt16) -> Int {
+    var inodes = Set<String>()
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { continue }
+        for line in text.split(separator: "\n").dropFirst() {
+            let cols = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard cols.count > 9, let colon = cols[1].lastIndex(of: ":"),
+                  UInt16(cols[1][cols[1].index(after: colon)...], radix: 16) == port else { continue }
+            inodes.insert(String(cols[9]))
+        }
+    }
+    let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    return fds.filter { fd in
+        guard let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)"),
+              link.hasPrefix("socket:[") else { return false }
+        return inodes.contains(String(link.dropFirst(8).dropLast()))
+    }.count
+}
+
 /// Open file descriptors of this process.
 func openFDCount() -> Int {
     (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
