@@ -67,7 +67,10 @@ public final class ChangeWatcher: Sendable {
         while !stopping.load(ordering: .acquiring) {
             if db == nil || db?.isConnected == false {
                 do {
-                    let c = try db ?? Connection(config.databaseConfig)
+                    // Off the request path: a longer statement deadline than the lookups'.
+                    var watcherConfig = config.databaseConfig
+                    watcherConfig.queryTimeoutMilliseconds = max(5_000, config.queryTimeoutMilliseconds)
+                    let c = try db ?? Connection(watcherConfig)
                     if !c.isConnected { try c.reconnect() }
                     try c.listen(Self.channel)
                     db = c
