@@ -172,10 +172,3 @@ public enum DialplanDecider {
         DialplanDecision(answer: .reject(context: context, SIPRejection.forReason(reason)), reason: reason, detail: detail)
     }
 }
-
-/// acl.conf: the networks of enabled IP settings of active accounts, de-duplicated and ordered.
-public enum ACLBuilder {
-    public static func networks(_ rows: [IPNetwork]) -> [IPNetwork] {
-        Array(Set(rows)).sorted()
-    }
-}

@@ -154,3 +154,25 @@ struct FailureBatchTests {
         #expect(try db.execute("SELECT failures FROM auth_failures WHERE subject = $1", [odd.subject]).decode(0, 0, as: Int.self) == 1)
     }
 }
+
+@Suite("acl.conf from the database")
+struct ACLLookupTests {
+    @Test func deduplicatedOrderedAndGated() throws {
+        let db = try Connection(try TestDatabase.shared.freshDatabase())
+        let a = Admin(db: db)
+        var active = Admin.AccountInput(number: "1", name: "active")
+        active.balance = "0" // balance does not gate the ACL: calls are refused with 402 instead
+        try a.addAccount(active)
+        try a.addAccount(Admin.AccountInput(number: "2", name: "suspended"))
+        try a.addIP(account: "1", name: "v6", network: "2001:db8::/32", prefix: "", strip: false)
+        try a.addIP(account: "1", name: "pbx1", network: "203.0.113.10", prefix: "91", strip: false)
+        try a.addIP(account: "1", name: "pbx12", network: "203.0.113.10", prefix: "92", strip: false)
+        try a.addIP(account: "1", name: "wide", network: "10.0.0.0/8", prefix: "", strip: false)
+        try a.addIP(account: "1", name: "narrow", network: "10.0.0.0/16", prefix: "", strip: false)
+        let off = try a.addIP(account: "1", name: "off", network: "198.51.100.0/24", prefix: "", strip: false)
+        try a.setIPEnabled(id: off, false)
+        try a.addIP(account: "2", name: "gone", network: "192.0.2.1", prefix: "", strip: false)
+        try a.setStatus("2", .suspended)
+        #expect(try ACLNetworksLookup.run(db) == ["10.0.0.0/8", "10.0.0.0/16", "203.0.113.10/32", "2001:db8::/32"])
+    }
+}

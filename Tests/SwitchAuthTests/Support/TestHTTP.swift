@@ -130,10 +130,6 @@ func serverSocketCount(port: UInt16) -> Int {
     }.count
 }
 
-/// Open file descriptors of this process.
-func openFDCount() -> Int {
-    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
-}
 
 let quietLogger: Logger = {
     var l = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
