@@ -155,11 +155,6 @@ public final class HTTPServer: Sendable {
         shutdown(listener.fd, Int32(SHUT_RDWR))
         running.wait()
     }
-
-    /// Blocks until the loops end (after `stop()` from another thread).
-    public func wait() {
-        running.wait()
-    }
 }
 
 public struct ServerStartError: Error, CustomStringConvertible {

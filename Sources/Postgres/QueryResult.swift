@@ -44,12 +44,6 @@ public final class QueryResult {
         return value
     }
 
-    /// Decodes a cell into `T?`, `nil` for SQL NULL.
-    public func decodeOptional<T: PostgresDecodable>(_ row: Int, _ column: Int, as: T.Type = T.self) throws -> T? {
-        guard string(row, column) != nil else { return nil }
-        return try decode(row, column, as: T.self)
-    }
-
     func error(operation: String) -> PostgresError {
         let state = PQresultErrorField(raw, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
         let message = PQresultErrorMessage(raw).map { String(cString: $0).trimmingTrailingNewlines() } ?? "error"

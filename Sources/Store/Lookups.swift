@@ -203,30 +203,6 @@ public struct LockoutEntry: Sendable, Equatable {
 }
 
 public enum AuthFailures {
-    static let recordSQL = """
-        INSERT INTO auth_failures AS f (scope, subject, window_start, failures, locked_until)
-        VALUES ($1, $2, now(), 1, CASE WHEN 1 >= $4::int THEN now() + make_interval(secs => $5::int) END)
-        ON CONFLICT (scope, subject) DO UPDATE SET
-            window_start = CASE WHEN f.window_start <= now() - make_interval(secs => $3::int)
-                                  OR f.locked_until <= now() THEN now() ELSE f.window_start END,
-            failures = CASE WHEN f.window_start <= now() - make_interval(secs => $3::int)
-                              OR f.locked_until <= now() THEN 1 ELSE f.failures + 1 END,
-            locked_until = CASE
-                WHEN f.locked_until > now() THEN f.locked_until
-                WHEN (CASE WHEN f.window_start <= now() - make_interval(secs => $3::int)
-                             OR f.locked_until <= now() THEN 1 ELSE f.failures + 1 END) >= $4::int
-                    THEN now() + make_interval(secs => $5::int)
-                ELSE NULL END
-        RETURNING failures, coalesce(locked_until > now(), false)
-        """
-
-    /// Counts one failure for `subject`; returns whether it is now locked.
-    @discardableResult
-    public static func record(_ db: Connection, scope: String, subject: String, policy: LockoutPolicy) throws -> Bool {
-        let r = try db.execute(recordSQL, [scope, subject, String(policy.windowSeconds), String(policy.threshold), String(policy.lockSeconds)])
-        return try r.decode(0, 1)
-    }
-
     static let recordBatchSQL = """
         INSERT INTO auth_failures AS f (scope, subject, window_start, failures, locked_until)
         SELECT b.scope, b.subject, now(), b.n,

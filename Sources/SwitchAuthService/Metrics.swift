@@ -42,10 +42,6 @@ public final class Metrics: Sendable {
 
     public var databaseErrors: UInt64 { state.withLock { $0.databaseErrors } }
 
-    public func requestCount(section: String, outcome: String) -> UInt64 {
-        state.withLock { $0.requests["\(section)\u{0}\(outcome)"] ?? 0 }
-    }
-
     /// The exposition text. `gauges` are added as they are (name, help, value).
     public func render(gauges: [(name: String, help: String, value: Double)]) -> String {
         let s = state.withLock { $0 }
