@@ -18,7 +18,7 @@ public struct DialplanPolicy: Sendable, Equatable {
     }
 }
 
-/// What a dialplan lookup asks for (PROTOCOL.md §7).
+/// What a dialplan lookup asks for (freeswitch-conf/PROTOCOL.md §7).
 public enum DialplanQuery: Sendable, Equatable {
     case notOwned(context: String)
     /// IP-authenticated call: the account is chosen by source address and destination prefix.

@@ -1,4 +1,4 @@
-/// What a directory lookup asks for, classified from the request (PROTOCOL.md §3).
+/// What a directory lookup asks for, classified from the request (freeswitch-conf/PROTOCOL.md §3).
 public enum DirectoryQuery: Sendable, Equatable {
     /// A REGISTER/INVITE/SUBSCRIBE/MESSAGE digest check.
     case sipAuth(SipAuthQuery)
@@ -82,7 +82,7 @@ public struct DirectoryDecision: Sendable, Equatable {
 }
 
 public enum DirectoryDecider {
-    /// Classifies a directory request. Throws for the injection shapes of PROTOCOL.md §1.
+    /// Classifies a directory request. Throws for the injection shapes of freeswitch-conf/PROTOCOL.md §1.
     public static func classify(_ request: XMLCurlRequest) throws(HostileRequest) -> DirectoryQuery {
         if let purpose = try request.nonEmpty("purpose") {
             return .unsupported("purpose=\(purpose)")

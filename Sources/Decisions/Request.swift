@@ -37,7 +37,7 @@ public struct HostileRequest: Error, Sendable, Equatable {
     }
 }
 
-/// A mod_xml_curl lookup whose fields were checked for the injection shapes of PROTOCOL.md §1.
+/// A mod_xml_curl lookup whose fields were checked for the injection shapes of freeswitch-conf/PROTOCOL.md §1.
 /// Fields are read through `value(_:)`, which refuses duplicates, NUL and control characters.
 public struct XMLCurlRequest: Sendable, Equatable {
     public enum Section: Sendable, Equatable {

@@ -49,7 +49,7 @@ public struct XMLWriter {
     public var string: String { String(decoding: bytes, as: UTF8.self) }
 }
 
-/// FreeSWITCH XML documents (PROTOCOL.md §3, §6, §7). Pure: values in, bytes out.
+/// FreeSWITCH XML documents (freeswitch-conf/PROTOCOL.md §3, §6, §7). Pure: values in, bytes out.
 public enum Documents {
     /// The not-found document: FreeSWITCH moves on to the next binding, then its static tree.
     public static let notFound: [UInt8] = Array(
@@ -144,6 +144,10 @@ public enum Documents {
             if let n = a.callerIDNumber { set("effective_caller_id_number", dataSafe(n)) }
             set("switchauth_reason", reason.rawValue)
             if a.account.maxChannels > 0 {
+                // The transfer below sends the channel back to ROUTING, and FreeSWITCH releases every
+                // limit it holds on that state change unless `limit_ignore_transfer` is true
+                // (freeswitch-conf/PROTOCOL.md §7). Without it the limit counted for milliseconds.
+                set("limit_ignore_transfer", "true")
                 w.element("action", [("application", "limit"),
                                      ("data", "hash \(a.limitRealm) \(a.account.number) \(a.account.maxChannels) !USER_BUSY")])
             }

@@ -1,5 +1,5 @@
 /// `application/x-www-form-urlencoded` decoding (`+` is a space, then `%XX`), as FreeSWITCH's
-/// bodies need (PROTOCOL.md §1). Pure. Names and values are kept in order with duplicates, so that
+/// bodies need (freeswitch-conf/PROTOCOL.md §1). Pure. Names and values are kept in order with duplicates, so that
 /// the caller can refuse a field that appears twice. Malformed escapes are kept literally (never
 /// truncated); bytes that are not UTF-8 become U+FFFD, which callers treat as hostile.
 public enum FormDecoder {

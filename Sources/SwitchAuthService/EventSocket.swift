@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// A minimal FreeSWITCH event-socket (mod_event_socket) client: connect, `auth`, `api` commands,
-/// `exit`. Framing per PROTOCOL.md §8: header lines ending in a blank line (bare LF), then
+/// `exit`. Framing per freeswitch-conf/PROTOCOL.md §8: header lines ending in a blank line (bare LF), then
 /// Content-Length bytes of body. Every read and write has a deadline.
 public struct EventSocketClient {
     public struct Failure: Error, CustomStringConvertible {

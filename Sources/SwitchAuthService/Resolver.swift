@@ -7,7 +7,7 @@ import Store
 import Locking
 
 /// The last acl.conf answer built from a complete read of the database. Served when PostgreSQL is
-/// unavailable, because a failed acl.conf answer makes FreeSWITCH delete the list (PROTOCOL.md §6).
+/// unavailable, because a failed acl.conf answer makes FreeSWITCH delete the list (freeswitch-conf/PROTOCOL.md §6).
 /// Optionally kept in a file so that it survives a restart.
 public final class ACLCache: Sendable {
     private let body = Locked<[UInt8]?>(nil)

@@ -347,7 +347,7 @@ struct DirectoryDecisionTests {
         #expect(try q(Self.form([("action", "user_call"), ("user", "1001")])) == .user(user: "1001", domain: "voip.example.com", action: "user_call", sourceIP: nil))
     }
 
-    /// PROTOCOL.md §1: a realm like `x&user=1001&ip=...` injects fields ahead of the real ones.
+    /// freeswitch-conf/PROTOCOL.md §1: a realm like `x&user=1001&ip=...` injects fields ahead of the real ones.
     @Test func realmInjectionIsRefused() throws {
         let injected = FormFields(FormDecoder.decode(Array("hostname=h&section=directory&tag_name=domain&key_name=name&key_value=x&user=1001&ip=10.0.0.1&action=sip_auth&user=1001&domain=x&ip=198.51.100.20".utf8)))
         #expect(throws: HostileRequest.self) { try DirectoryDecider.classify(try XMLCurlRequest(fields: injected)) }

@@ -71,6 +71,16 @@ struct FreeSWITCHConfTests {
         #expect(d.dialplan.ownedContexts.contains(sip["context"] ?? ""))
         #expect(sip["apply-inbound-acl"] == nil, "ACL must not bypass digest for devices")
         #expect(d.directory.userContext == sip["context"])
+        // MD5 alone on the main profile: phones that read only the first challenge or know only MD5
+        // give up when SHA-256 is offered (seen with baresip 1.0 and sipp 3.6 in Tests/e2e).
+        #expect(sip["rfc8760-auth-algorithms"] == "md5")
+
+        // The SHA-256 profile is the same profile on another port, offering SHA-256 first.
+        let sha = Self.params(try Self.parse("sip_profiles/switchauth_sip_sha256.xml"))
+        #expect(sha["rfc8760-auth-algorithms"] == "sha-256,md5")
+        #expect(sha["sip-port"] != sip["sip-port"])
+        let differing = Set(sip.keys).union(sha.keys).filter { sip[$0] != sha[$0] }
+        #expect(differing == ["sip-port", "rfc8760-auth-algorithms"], "switchauth_sip_sha256.xml drifted from switchauth_sip.xml")
 
         // The static acl.conf fallback names the same list and allows nobody.
         let acl = try Self.parse("autoload_configs/acl.conf.xml")

@@ -67,7 +67,7 @@ struct XMLTests {
                 + #"<action application="set" data="accountcode=1012"/><action application="set" data="switchauth_account_id=7"/>"#
                 + #"<action application="set" data="switchauth_auth_method=ip"/><action application="set" data="switchauth_ip_setting_id=11"/>"#
                 + #"<action application="set" data="effective_caller_id_name=Desk evil x"/><action application="set" data="effective_caller_id_number=1555"/>"#
-                + #"<action application="set" data="switchauth_reason=ok"/><action application="limit" data="hash switchauth 1012 10 !USER_BUSY"/>"#
+                + #"<action application="set" data="switchauth_reason=ok"/><action application="set" data="limit_ignore_transfer=true"/><action application="limit" data="hash switchauth 1012 10 !USER_BUSY"/>"#
                 + #"<action application="transfer" data="9212345 XML switchauth_routing"/></condition></extension></context></section></document>"#)
     }
 
