@@ -172,3 +172,12 @@ public enum DialplanDecider {
         DialplanDecision(answer: .reject(context: context, SIPRejection.forReason(reason)), reason: reason, detail: detail)
     }
 }
+
+extension DialplanQuery {
+    /// The context the lookup asks for; every answer names it.
+    public var context: String {
+        switch self {
+        case .notOwned(let c), .ip(let c, _, _), .digest(let c, _, _, _), .unauthenticated(let c, _): return c
+        }
+    }
+}

@@ -197,3 +197,14 @@ public enum DirectoryDecider {
                              variables: variables)
     }
 }
+
+extension DirectoryQuery {
+    /// The domain the lookup names (empty for an unsupported request).
+    public var domain: String {
+        switch self {
+        case .sipAuth(let q): return q.domain
+        case .user(_, let domain, _, _): return domain
+        case .unsupported: return ""
+        }
+    }
+}

@@ -53,12 +53,65 @@ public struct RequestContext: Sendable, Equatable {
     }
 }
 
+/// How a handler answers a request: at once, or later from another thread.
+public enum HandlerResult: Sendable {
+    case now(HTTPResponse)
+    /// The answer comes through the `Responder`. The loop keeps the request's deadline: if the
+    /// answer has not arrived by `deadline` (`MonotonicClock.now()` nanoseconds), the loop sends
+    /// `fallback` instead and drops the late answer. The loop never waits for anything but sockets.
+    case later(deadline: UInt64, fallback: HTTPResponse)
+}
+
+/// Delivers the answer of one deferred request to the loop that owns its connection, from any
+/// thread. A second answer, or one after the deadline's fallback was sent, is dropped.
+public struct Responder: Sendable {
+    let mailbox: LoopMailbox
+    let ticket: UInt64
+
+    public func respond(_ response: HTTPResponse) {
+        mailbox.post(ticket: ticket, response: response)
+    }
+}
+
+/// Answers arriving for one loop from other threads; the loop drains it when its eventfd fires.
+final class LoopMailbox: Sendable {
+    let wakeFD: Int32
+    private let items = Locked<[(ticket: UInt64, response: HTTPResponse)]>([])
+
+    init(wakeFD: Int32) {
+        self.wakeFD = wakeFD
+    }
+
+    func post(ticket: UInt64, response: HTTPResponse) {
+        items.withLock { $0.append((ticket, response)) }
+        wake()
+    }
+
+    func wake() {
+        var one: UInt64 = 1
+        // eventfd writes only fail when the counter would overflow (it cannot: the loop reads it).
+        _ = write(wakeFD, &one, 8)
+    }
+
+    func take() -> [(ticket: UInt64, response: HTTPResponse)] {
+        items.withLock { items in
+            defer { items.removeAll(keepingCapacity: true) }
+            return items
+        }
+    }
+}
+
 /// Answers requests on one event-loop thread. Created on that thread by the server's factory and
-/// used only there, so it may own a database connection.
+/// used only there. `handle` must not block: work that waits (a database) answers `.later`.
 public protocol RequestHandler: AnyObject {
-    func handle(_ request: HTTPRequest, context: RequestContext) -> HTTPResponse
-    /// Called on the loop thread after the loop stopped: release resources (database connections).
+    func handle(_ request: HTTPRequest, context: RequestContext, responder: Responder) -> HandlerResult
+    /// Called on the loop thread after the loop stopped.
     func shutdown()
+}
+
+/// The monotonic clock deadlines are expressed in.
+public enum MonotonicClock {
+    public static func now() -> UInt64 { Clock.now() }
 }
 
 /// Counters the server keeps for /metrics.
@@ -70,6 +123,10 @@ public final class ServerCounters: Sendable {
     public let parseErrors = Atomic<Int>(0)
     /// Connections closed by a stop's drain deadline with a request half received or a response unsent.
     public let abortedOnStop = Atomic<Int>(0)
+    /// Deferred requests answered with their fallback because the answer missed the deadline.
+    public let deadlineFallbacks = Atomic<Int>(0)
+    /// Deferred requests waiting for their answer now.
+    public let inFlightDeferred = Atomic<Int>(0)
     public init() {}
 }
 
@@ -80,6 +137,7 @@ public final class HTTPServer: Sendable {
     public let counters = ServerCounters()
     private let listener: ListeningSocket
     private let wakeFDs: [Int32]
+    private let mailboxes: [LoopMailbox]
     private let stopping = Atomic<Bool>(false)
     /// Loops that have taken their last connections from the backlog and left the listener.
     let loopsDrained = Atomic<Int>(0)
@@ -99,6 +157,7 @@ public final class HTTPServer: Sendable {
             fds.append(fd)
         }
         self.wakeFDs = fds
+        self.mailboxes = fds.map(LoopMailbox.init(wakeFD:))
     }
 
     deinit {
@@ -122,7 +181,15 @@ public final class HTTPServer: Sendable {
                     ready.leave()
                     return
                 }
-                let loop = EventLoop(server: self, index: i, listenFD: listener.fd, wakeFD: wakeFDs[i], handler: handler)
+                let loop = EventLoop(server: self, index: i, listenFD: listener.fd, mailbox: mailboxes[i], handler: handler)
+                do {
+                    try loop.register()
+                } catch {
+                    startErrors.withLock { $0.append("\(error)") }
+                    ready.leave()
+                    loop.abandon()
+                    return
+                }
                 ready.leave()
                 loop.run()
             }
@@ -143,8 +210,7 @@ public final class HTTPServer: Sendable {
     /// shuts the handlers down and returns when every loop has ended.
     public func stop() {
         stopping.store(true, ordering: .releasing)
-        var one: UInt64 = 1
-        for fd in wakeFDs { _ = write(fd, &one, 8) }
+        for m in mailboxes { m.wake() }
         // Each loop accepts what is already in the backlog (those clients are in flight), then
         // leaves the listener; then it is shut, so later connections are refused at once instead
         // of waiting in a backlog nobody reads.
@@ -184,6 +250,15 @@ private let overloadResponse: [UInt8] = {
     return out
 }()
 
+/// A deferred request waiting for its answer.
+struct PendingAnswer {
+    var ticket: UInt64
+    var deadline: UInt64
+    var fallback: HTTPResponse
+    var keepAlive: Bool
+    var isHead: Bool
+}
+
 /// One client connection. Confined to its loop's thread.
 final class ClientConnection {
     let fd: Int32
@@ -196,9 +271,15 @@ final class ClientConnection {
     var writeStarted: UInt64?
     var lastActivity: UInt64
     var closeAfterWrite = false
+    /// The client asked to close after its response (HTTP/1.0, or `Connection: close`) and sent
+    /// nothing after the request: the response can be followed by close() at once.
+    var clientCloses = false
     var lingering = false
     var interest: UInt32 = 0
     var served = 0
+    /// The request whose answer is awaited; parser events after it wait in `queued`.
+    var pending: PendingAnswer?
+    var queued: [HTTPParserEvent] = []
 
     init(fd: Int32, context: RequestContext, limits: HTTPLimits, now: UInt64) {
         self.fd = fd
@@ -209,65 +290,90 @@ final class ClientConnection {
     }
 
     var pendingOutput: Int { output.count - outputOffset }
-    /// Idle: nothing half-received, nothing unsent.
-    var isIdle: Bool { !parser.hasPartialRequest && pendingOutput == 0 && !lingering }
+    /// Idle: nothing half-received, nothing awaited, nothing unsent.
+    var isIdle: Bool { !parser.hasPartialRequest && pending == nil && queued.isEmpty && pendingOutput == 0 && !lingering }
 }
 
 final class EventLoop {
     let server: HTTPServer
     let index: Int
     let listenFD: Int32
-    let wakeFD: Int32
+    let mailbox: LoopMailbox
     let handler: any RequestHandler
     let epfd: Int32
     var connections: [Int32: ClientConnection] = [:]
+    /// Deferred requests by ticket.
+    var awaiting: [UInt64: ClientConnection] = [:]
+    var nextTicket: UInt64 = 0
     var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
     var listening = true
     let config: ServerConfig
+    /// Connections taken from the backlog per readiness of the listener, so that a steady stream of
+    /// new connections never starves the ones already open (their requests, closes and deadlines).
+    let acceptBatch = 16
 
-    init(server: HTTPServer, index: Int, listenFD: Int32, wakeFD: Int32, handler: any RequestHandler) {
+    init(server: HTTPServer, index: Int, listenFD: Int32, mailbox: LoopMailbox, handler: any RequestHandler) {
         self.server = server
         self.index = index
         self.listenFD = listenFD
-        self.wakeFD = wakeFD
+        self.mailbox = mailbox
         self.handler = handler
         self.config = server.config
         self.epfd = sa_epoll_create()
     }
 
+    /// Adds the listener and the wake-up eventfd to this loop's epoll set. A loop that cannot watch
+    /// its listener would never accept: that fails the server's start.
+    func register() throws(SocketError) {
+        if epfd < 0 { throw SocketError(call: "epoll_create1", errno: errno) }
+        try syscall("epoll_ctl(ADD listener)") { sa_epoll_ctl(epfd, CTL_ADD, listenFD, EV_IN | EV_EXCLUSIVE) }
+        try syscall("epoll_ctl(ADD eventfd)") { sa_epoll_ctl(epfd, CTL_ADD, mailbox.wakeFD, EV_IN) }
+    }
+
+    /// A loop that failed to register: release what it holds and count it as drained.
+    func abandon() {
+        if epfd >= 0 { close(epfd) }
+        handler.shutdown()
+        server.loopsDrained.wrappingAdd(1, ordering: .releasing)
+    }
+
     func run() {
-        _ = sa_epoll_ctl(epfd, CTL_ADD, listenFD, EV_IN | EV_EXCLUSIVE)
-        _ = sa_epoll_ctl(epfd, CTL_ADD, wakeFD, EV_IN)
         var fds = [Int32](repeating: 0, count: 256)
         var events = [UInt32](repeating: 0, count: 256)
         var drainDeadline: UInt64?
         var lastSweep: UInt64 = 0
         while true {
-            let n = sa_epoll_wait(epfd, &fds, &events, 256, 50)
+            let n = sa_epoll_wait(epfd, &fds, &events, 256, waitMilliseconds())
             if n > 0 {
                 for i in 0..<Int(n) {
                     let fd = fds[i]
                     if fd == listenFD {
-                        if !server.isStopping { acceptAll() }
-                    } else if fd == wakeFD {
+                        if !server.isStopping { accept(limit: acceptBatch) }
+                    } else if fd == mailbox.wakeFD {
                         var value: UInt64 = 0
-                        _ = read(wakeFD, &value, 8)
+                        _ = read(mailbox.wakeFD, &value, 8) // EAGAIN when already read: nothing to do
+                        deliverAnswers()
                     } else if let c = connections[fd] {
                         service(c, events: events[i])
                     }
                 }
+            } else if n < 0 && errno != EINTR {
+                // EBADF/EINVAL cannot happen with our own descriptors; do not spin if they do.
+                usleep(1_000)
             }
             let now = Clock.now()
+            if !awaiting.isEmpty { expireAnswers(now) }
             if now - lastSweep > 20_000_000 {
                 lastSweep = now
                 expire(now)
             }
             if server.isStopping {
+                deliverAnswers()
                 if drainDeadline == nil {
                     drainDeadline = now + UInt64(config.drainTimeoutMilliseconds) * 1_000_000
                     if listening {
-                        acceptAll(draining: true)
-                        _ = sa_epoll_ctl(epfd, CTL_DEL, listenFD, 0)
+                        accept(limit: .max, draining: true)
+                        _ = sa_epoll_ctl(epfd, CTL_DEL, listenFD, 0) // the listener is shut next anyway
                         listening = false
                         server.loopsDrained.wrappingAdd(1, ordering: .releasing)
                     }
@@ -277,7 +383,7 @@ final class EventLoop {
             }
         }
         for c in Array(connections.values) {
-            if !c.lingering && (c.parser.hasPartialRequest || c.pendingOutput > 0) {
+            if !c.lingering && (c.parser.hasPartialRequest || c.pendingOutput > 0 || c.pending != nil) {
                 server.counters.abortedOnStop.wrappingAdd(1, ordering: .relaxed)
             }
             closeConnection(c)
@@ -286,8 +392,19 @@ final class EventLoop {
         close(epfd)
     }
 
-    private func acceptAll(draining: Bool = false) {
-        while true {
+    /// epoll_wait's timeout: the nearest answer deadline, at most 50 ms.
+    private func waitMilliseconds() -> Int32 {
+        guard !awaiting.isEmpty else { return 50 }
+        let now = Clock.now()
+        var nearest = UInt64.max
+        for c in awaiting.values { if let p = c.pending, p.deadline < nearest { nearest = p.deadline } }
+        if nearest <= now { return 0 }
+        return Int32(min(50, (nearest - now + 999_999) / 1_000_000))
+    }
+
+    private func accept(limit: Int, draining: Bool = false) {
+        var taken = 0
+        while taken < limit {
             var storage = sockaddr_storage()
             var length = UInt32(MemoryLayout<sockaddr_storage>.size)
             let fd = sa_accept(listenFD, &storage, &length)
@@ -295,6 +412,7 @@ final class EventLoop {
                 if errno == EINTR || errno == ECONNABORTED { continue }
                 return // EAGAIN, or EMFILE/ENFILE: try again on the next readiness
             }
+            taken += 1
             if server.counters.open.load(ordering: .relaxed) >= config.maxConnections || (server.isStopping && !draining) {
                 server.counters.rejectedOverLimit.wrappingAdd(1, ordering: .relaxed)
                 overloadResponse.withUnsafeBytes { _ = send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -302,17 +420,24 @@ final class EventLoop {
                 continue
             }
             var one: Int32 = 1
-            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            // TCP_NODELAY failing only costs latency (Nagle); the connection is still served.
+            _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             let peer = SocketAddress.describe(storage)
             let now = Clock.now()
             let c = ClientConnection(fd: fd, context: RequestContext(peerHost: peer.host, peerPort: peer.port),
                                      limits: config.limits, now: now)
             c.deadline = now + UInt64(config.requestTimeoutMilliseconds) * 1_000_000
+            c.interest = EV_IN
+            if sa_epoll_ctl(epfd, CTL_ADD, fd, EV_IN) < 0 {
+                // Without epoll this connection could never be served or timed out: refuse it now.
+                overloadResponse.withUnsafeBytes { _ = send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                close(fd)
+                server.counters.rejectedOverLimit.wrappingAdd(1, ordering: .relaxed)
+                continue
+            }
             server.counters.open.wrappingAdd(1, ordering: .relaxed)
             server.counters.accepted.wrappingAdd(1, ordering: .relaxed)
             connections[fd] = c
-            c.interest = EV_IN
-            _ = sa_epoll_ctl(epfd, CTL_ADD, fd, EV_IN)
             // The request is often here already: try to serve it without another round through epoll_wait.
             service(c, events: EV_IN)
         }
@@ -322,7 +447,7 @@ final class EventLoop {
         if events & EV_OUT != 0 {
             if !flush(c) { return }
         }
-        if events & (EV_IN | EV_HUP_ERR) != 0 && c.pendingOutput <= config.maxPendingOutputBytes {
+        if events & (EV_IN | EV_HUP_ERR) != 0 && c.pendingOutput <= config.maxPendingOutputBytes && c.pending == nil {
             let r = readBuffer.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress, $0.count, 0) }
             if r < 0 {
                 if errno == EAGAIN || errno == EINTR { return }
@@ -331,7 +456,7 @@ final class EventLoop {
             }
             if r == 0 {
                 // Peer closed its side: finish what is owed, then close.
-                if c.pendingOutput == 0 || c.lingering { closeConnection(c); return }
+                if (c.pendingOutput == 0 && c.pending == nil) || c.lingering { closeConnection(c); return }
                 c.closeAfterWrite = true
                 c.lingering = false
                 updateInterest(c)
@@ -349,20 +474,35 @@ final class EventLoop {
     }
 
     private func process(_ c: ClientConnection, _ events: [HTTPParserEvent]) {
-        for event in events {
+        var index = 0
+        while index < events.count {
+            let event = events[index]
+            index += 1
             if c.closeAfterWrite { break }
+            if c.pending != nil {
+                // Answers go out in request order: what follows waits for the awaited answer.
+                c.queued.append(contentsOf: events[(index - 1)...])
+                break
+            }
             switch event {
             case .head(let head):
                 if head.expectContinue && head.minorVersion == 1 {
                     c.output.append(contentsOf: "HTTP/1.1 100 Continue\r\n\r\n".utf8)
                 }
             case .request(let request):
-                let response = handler.handle(request, context: c.context)
-                c.served += 1
-                let keepAlive = request.head.keepAlive && !response.close && !server.isStopping
-                response.serialize(keepAlive: keepAlive, into: &c.output)
-                c.requestStarted = c.parser.hasPartialRequest ? Clock.now() : nil
-                if !keepAlive { c.closeAfterWrite = true }
+                let keepAlive = request.head.keepAlive && !server.isStopping
+                nextTicket &+= 1
+                let ticket = nextTicket
+                switch handler.handle(request, context: c.context, responder: Responder(mailbox: mailbox, ticket: ticket)) {
+                case .now(let response):
+                    write(response, to: c, keepAlive: keepAlive)
+                case let .later(deadline, fallback):
+                    c.pending = PendingAnswer(ticket: ticket, deadline: deadline, fallback: fallback, keepAlive: keepAlive,
+                                              isHead: request.head.method == "HEAD")
+                    awaiting[ticket] = c
+                    server.counters.inFlightDeferred.wrappingAdd(1, ordering: .relaxed)
+                    updateInterest(c)
+                }
             case .error(let error):
                 server.counters.parseErrors.wrappingAdd(1, ordering: .relaxed)
                 HTTPResponse(status: error.status, text: "\(error.status.reason)\n", close: true)
@@ -370,6 +510,48 @@ final class EventLoop {
                 c.closeAfterWrite = true
             }
         }
+    }
+
+    private func write(_ response: HTTPResponse, to c: ClientConnection, keepAlive requested: Bool) {
+        c.served += 1
+        let keepAlive = requested && !response.close && !server.isStopping
+        response.serialize(keepAlive: keepAlive, into: &c.output)
+        c.requestStarted = c.parser.hasPartialRequest ? Clock.now() : nil
+        if !keepAlive {
+            c.closeAfterWrite = true
+            c.clientCloses = !c.parser.hasPartialRequest && c.queued.isEmpty
+        }
+    }
+
+    /// Answers that other threads posted for this loop's deferred requests.
+    private func deliverAnswers() {
+        for (ticket, response) in mailbox.take() {
+            guard let c = awaiting.removeValue(forKey: ticket), let p = c.pending, p.ticket == ticket else { continue }
+            complete(c, p, with: response)
+        }
+    }
+
+    /// Deferred requests past their deadline get their fallback now.
+    private func expireAnswers(_ now: UInt64) {
+        for (ticket, c) in awaiting {
+            guard let p = c.pending, p.deadline <= now else { continue }
+            awaiting.removeValue(forKey: ticket)
+            server.counters.deadlineFallbacks.wrappingAdd(1, ordering: .relaxed)
+            complete(c, p, with: p.fallback)
+        }
+    }
+
+    private func complete(_ c: ClientConnection, _ p: PendingAnswer, with response: HTTPResponse) {
+        server.counters.inFlightDeferred.wrappingAdd(-1, ordering: .relaxed)
+        c.pending = nil
+        guard connections[c.fd] === c else { return }
+        write(response, to: c, keepAlive: p.keepAlive)
+        if !c.queued.isEmpty {
+            let queued = c.queued
+            c.queued = []
+            process(c, queued)
+        }
+        if connections[c.fd] != nil { _ = flush(c) }
     }
 
     /// Writes pending output. Returns false if the connection was closed.
@@ -395,7 +577,13 @@ final class EventLoop {
         c.output.removeAll(keepingCapacity: c.output.capacity <= 64 * 1024)
         c.outputOffset = 0
         c.writeStarted = nil
-        if c.closeAfterWrite && !c.lingering {
+        if c.closeAfterWrite && !c.lingering && c.pending == nil {
+            if c.clientCloses && !hasUnreadInput(c) {
+                // Everything the client sent was read and it asked to close: close() sends FIN after
+                // the response, nothing can turn it into a reset. This is mod_xml_curl's every request.
+                closeConnection(c)
+                return false
+            }
             // Lingering close: stop sending, read and discard until the peer closes (or 1 s), so that
             // unread request bytes do not turn our close into a reset that destroys the response.
             shutdown(c.fd, Int32(SHUT_WR))
@@ -406,17 +594,30 @@ final class EventLoop {
         return true
     }
 
+    /// Whether the kernel holds bytes from the client that were not read yet.
+    private func hasUnreadInput(_ c: ClientConnection) -> Bool {
+        var byte: UInt8 = 0
+        let r = recv(c.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        return r > 0
+    }
+
     private func updateInterest(_ c: ClientConnection) {
         var want: UInt32 = 0
         if c.pendingOutput > 0 { want |= EV_OUT }
-        if c.pendingOutput <= config.maxPendingOutputBytes { want |= EV_IN }
+        if c.pendingOutput <= config.maxPendingOutputBytes && c.pending == nil { want |= EV_IN }
         if want != c.interest {
             c.interest = want
-            _ = sa_epoll_ctl(epfd, CTL_MOD, c.fd, want)
+            if sa_epoll_ctl(epfd, CTL_MOD, c.fd, want) < 0 {
+                // The connection can no longer be watched: close it rather than leave it unserved.
+                closeConnection(c)
+                return
+            }
         }
-        // Recompute the deadline from the connection's state.
+        // Recompute the deadline from the connection's state (an awaited answer has its own).
         if c.lingering { return }
-        if let w = c.writeStarted {
+        if let p = c.pending {
+            c.deadline = max(p.deadline, Clock.now()) + UInt64(config.writeTimeoutMilliseconds) * 1_000_000
+        } else if let w = c.writeStarted {
             c.deadline = w + UInt64(config.writeTimeoutMilliseconds) * 1_000_000
         } else if let r = c.requestStarted, c.parser.hasPartialRequest || c.served == 0 {
             c.deadline = r + UInt64(config.requestTimeoutMilliseconds) * 1_000_000
@@ -426,7 +627,7 @@ final class EventLoop {
     }
 
     private func expire(_ now: UInt64) {
-        for c in Array(connections.values) where now >= c.deadline {
+        for c in Array(connections.values) where now >= c.deadline && c.pending == nil {
             if !c.lingering && c.parser.hasPartialRequest {
                 server.counters.timedOut.wrappingAdd(1, ordering: .relaxed)
             }
@@ -436,6 +637,11 @@ final class EventLoop {
 
     private func closeConnection(_ c: ClientConnection) {
         guard connections.removeValue(forKey: c.fd) != nil else { return }
+        if let p = c.pending {
+            awaiting.removeValue(forKey: p.ticket)
+            c.pending = nil
+            server.counters.inFlightDeferred.wrappingAdd(-1, ordering: .relaxed)
+        }
         // close() also removes the descriptor from the epoll set (it is never duplicated).
         close(c.fd)
         server.counters.open.wrappingAdd(-1, ordering: .relaxed)

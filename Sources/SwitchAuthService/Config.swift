@@ -33,8 +33,19 @@ public struct ServiceConfig: Sendable, Equatable {
     public var allowClients: [IPNetwork] = []
     /// Default: the switch next to us (freeswitch-conf's event socket).
     public var eventSockets: [EventSocketEndpoint] = [EventSocketEndpoint(host: "127.0.0.1", port: 8021, password: ServiceConfig.defaultEventSocketPassword)]
-    public var queryTimeoutMilliseconds = 500
+    /// Database threads, each with its own connection (the event loops never touch the database).
+    public var databaseConnections = 4
+    /// Lookups waiting for a database thread at most; past it the lookup is shed (HTTP 503, counted).
+    public var maxQueuedLookups = 256
+    /// A lookup's answer deadline, owned by the event loop: past it the fail-closed answer goes out.
+    public var answerTimeoutMilliseconds = 200
+    /// acl.conf's deadline for a fresh read; past it the last known good list goes out.
+    public var aclTimeoutMilliseconds = 20
+    public var queryTimeoutMilliseconds = 200
     public var connectTimeoutMilliseconds = 1_000
+    public var probeIntervalMilliseconds = 250
+    public var probeTimeoutMilliseconds = 100
+    public var eventSocketPassword = ServiceConfig.defaultEventSocketPassword
     /// Where the last known good acl.conf is kept across restarts; nil = memory only.
     public var aclCacheFile: String?
     public var logLevel = "info"
@@ -58,41 +69,134 @@ public struct ServiceConfig: Sendable, Equatable {
         return c
     }
 
-    /// Every key, its default, and what it means: printed by `switchauth serve --help-config`.
-    public static let reference: [(key: String, defaultValue: String, meaning: String)] = [
-        ("database_url", "postgresql:///switchauth", "libpq URL or key=value conninfo of the database"),
-        ("listen_host", "127.0.0.1", "address to listen on (IPv4 or IPv6; :: for all)"),
-        ("listen_port", "8088", "TCP port"),
-        ("path", "/freeswitch", "URL path mod_xml_curl posts to"),
-        ("workers", "4", "event-loop threads, each with one database connection"),
-        ("max_connections", "4096", "open connections at most; past it a fast 503"),
-        ("request_timeout_ms", "5000", "deadline for a whole request (headers and body)"),
-        ("idle_timeout_ms", "10000", "keep-alive idle timeout"),
-        ("write_timeout_ms", "5000", "deadline for a response to be taken"),
-        ("max_body_bytes", "262144", "largest request body (413 past it)"),
-        ("query_timeout_ms", "500", "client and server deadline for one statement"),
-        ("connect_timeout_ms", "1000", "deadline for connecting to PostgreSQL"),
-        ("user_context", "switchauth", "user_context given to SIP devices"),
-        ("owned_contexts", "switchauth", "dialplan contexts answered (comma-separated)"),
-        ("ip_auth_profiles", "switchauth_ip", "sofia profiles whose calls are IP-authenticated"),
-        ("routing_context", "switchauth_routing", "context allowed calls are transferred to"),
-        ("acl_list", "switchauth_ip", "name of the acl.conf list"),
-        ("cacheable_ms", "0", "cacheable on directory users in ms; 0 = off"),
-        ("lockout_threshold", "10", "failed digests within the window that lock an IP or user"),
-        ("lockout_window_s", "300", "window for counting failures"),
-        ("lockout_duration_s", "900", "how long a lockout lasts"),
-        ("basic_auth", "(none)", "user:password that mod_xml_curl's gateway-credentials must send"),
-        ("allow_clients", "(any)", "comma-separated networks allowed to query"),
-        ("event_sockets", "127.0.0.1:8021", "comma-separated host:port of FreeSWITCH event sockets; empty = none"),
-        ("event_socket_password", ServiceConfig.defaultEventSocketPassword, "event-socket password (freeswitch-conf sets the same; change both)"),
-        ("acl_cache_file", "(none)", "file keeping the last known good acl.conf across restarts"),
-        ("log_level", "info", "trace, debug, info, notice, warning, error, critical"),
-        ("force_public", "false", "allow a non-loopback listen address without basic_auth or allow_clients"),
+    /// One setting: its key, what it means, how a text value is applied, and how the current value
+    /// is shown. The defaults live in one place, the initial values above; `reference` (printed by
+    /// `switchauth serve --help-config`) shows them from a default `ServiceConfig`, and a test checks
+    /// the README's configuration table against `reference`.
+    public struct Setting: Sendable {
+        public let key: String
+        public let meaning: String
+        let apply: @Sendable (inout ServiceConfig, SettingValue) throws -> Void
+        let show: @Sendable (ServiceConfig) -> String
+    }
+
+    /// A value being applied, with where it came from for error messages.
+    struct SettingValue {
+        let key: String
+        let text: String
+        let origin: String
+
+        func int(_ range: ClosedRange<Int>) throws -> Int {
+            guard let i = Int(text), range.contains(i) else {
+                throw ConfigError(message: "\(origin): \(key) must be a whole number in \(range.lowerBound)...\(range.upperBound)")
+            }
+            return i
+        }
+
+        func bool() throws -> Bool {
+            switch text.lowercased() {
+            case "1", "true", "yes", "on": return true
+            case "0", "false", "no", "off": return false
+            default: throw ConfigError(message: "\(origin): \(key) must be true or false")
+            }
+        }
+
+        var list: [String] {
+            text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+    }
+
+    static func intSetting(_ key: String, _ range: ClosedRange<Int>, _ meaning: String,
+                           _ path: WritableKeyPath<ServiceConfig, Int> & Sendable) -> Setting {
+        Setting(key: key, meaning: meaning, apply: { c, v in c[keyPath: path] = try v.int(range) },
+                show: { String($0[keyPath: path]) })
+    }
+
+    static func stringSetting(_ key: String, _ meaning: String, _ path: WritableKeyPath<ServiceConfig, String> & Sendable) -> Setting {
+        Setting(key: key, meaning: meaning, apply: { c, v in c[keyPath: path] = v.text }, show: { $0[keyPath: path] })
+    }
+
+    public static let settings: [Setting] = [
+        stringSetting("database_url", "libpq URL or key=value conninfo of the database", \.databaseURL),
+        stringSetting("listen_host", "address to listen on (IPv4 or IPv6; :: for all)", \.server.host),
+        Setting(key: "listen_port", meaning: "TCP port",
+                apply: { c, v in c.server.port = UInt16(try v.int(0...65535)) }, show: { String($0.server.port) }),
+        Setting(key: "path", meaning: "URL path mod_xml_curl posts to", apply: { c, v in
+            guard v.text.hasPrefix("/") else { throw ConfigError(message: "\(v.origin): path must start with /") }
+            c.path = v.text
+        }, show: { $0.path }),
+        intSetting("workers", 1...256, "event-loop threads (socket I/O only)", \.server.workers),
+        intSetting("database_connections", 1...256, "database threads, each with one PostgreSQL connection", \.databaseConnections),
+        intSetting("max_queued_lookups", 1...1_000_000, "lookups waiting for a database thread at most; past it a lookup is shed with 503", \.maxQueuedLookups),
+        intSetting("answer_timeout_ms", 10...60_000, "deadline for a lookup's answer; past it the fail-closed answer is sent", \.answerTimeoutMilliseconds),
+        intSetting("acl_timeout_ms", 1...60_000, "deadline for acl.conf from the database; past it the last known good list is sent", \.aclTimeoutMilliseconds),
+        intSetting("max_connections", 1...1_000_000, "open connections at most; past it a fast 503", \.server.maxConnections),
+        intSetting("request_timeout_ms", 10...600_000, "deadline for a whole request (headers and body)", \.server.requestTimeoutMilliseconds),
+        intSetting("idle_timeout_ms", 10...3_600_000, "keep-alive idle timeout", \.server.idleTimeoutMilliseconds),
+        intSetting("write_timeout_ms", 10...600_000, "deadline for a response to be taken", \.server.writeTimeoutMilliseconds),
+        intSetting("max_body_bytes", 1024...(64 << 20), "largest request body (413 past it)", \.server.limits.maxBodyBytes),
+        intSetting("query_timeout_ms", 10...60_000, "client and server deadline for one statement", \.queryTimeoutMilliseconds),
+        intSetting("connect_timeout_ms", 10...60_000, "deadline for connecting to PostgreSQL", \.connectTimeoutMilliseconds),
+        intSetting("probe_interval_ms", 10...60_000, "how often the database is probed (5x as often while it is down)", \.probeIntervalMilliseconds),
+        intSetting("probe_timeout_ms", 10...60_000, "deadline of one probe; a probe past it opens the circuit", \.probeTimeoutMilliseconds),
+        stringSetting("user_context", "user_context given to SIP devices", \.directory.userContext),
+        Setting(key: "owned_contexts", meaning: "dialplan contexts answered (comma-separated)",
+                apply: { c, v in c.dialplan.ownedContexts = Set(v.list) }, show: { $0.dialplan.ownedContexts.sorted().joined(separator: ",") }),
+        Setting(key: "ip_auth_profiles", meaning: "sofia profiles whose calls are IP-authenticated",
+                apply: { c, v in c.dialplan.ipAuthProfiles = Set(v.list) }, show: { $0.dialplan.ipAuthProfiles.sorted().joined(separator: ",") }),
+        stringSetting("routing_context", "context allowed calls are transferred to", \.dialplan.routingContext),
+        stringSetting("acl_list", "name of the acl.conf list", \.aclListName),
+        Setting(key: "cacheable_ms", meaning: "cacheable on directory users in ms; 0 = off", apply: { c, v in
+            let ms = try v.int(0...86_400_000)
+            c.directory.cacheableMilliseconds = ms == 0 ? nil : ms
+        }, show: { String($0.directory.cacheableMilliseconds ?? 0) }),
+        intSetting("lockout_threshold", 1...1_000_000, "failed digests within the window that lock an IP or user", \.lockout.threshold),
+        intSetting("lockout_window_s", 1...(86_400 * 30), "window for counting failures", \.lockout.windowSeconds),
+        intSetting("lockout_duration_s", 1...(86_400 * 365), "how long a lockout lasts", \.lockout.lockSeconds),
+        Setting(key: "basic_auth", meaning: "user:password that mod_xml_curl's gateway-credentials must send", apply: { c, v in
+            guard let colon = v.text.firstIndex(of: ":"), colon != v.text.startIndex else {
+                throw ConfigError(message: "\(v.origin): basic_auth must be user:password")
+            }
+            c.basicAuthUser = String(v.text[..<colon])
+            c.basicAuthPassword = String(v.text[v.text.index(after: colon)...])
+        }, show: { $0.basicAuthUser == nil ? "(none)" : "(set)" }),
+        Setting(key: "allow_clients", meaning: "comma-separated networks allowed to query", apply: { c, v in
+            c.allowClients = try v.list.map { s in
+                guard let n = IPNetwork(s) else { throw ConfigError(message: "\(v.origin): \(s) is not an address or network") }
+                return n
+            }
+        }, show: { $0.allowClients.isEmpty ? "(any)" : $0.allowClients.map(\.description).joined(separator: ",") }),
+        Setting(key: "event_sockets", meaning: "comma-separated host:port of FreeSWITCH event sockets; empty = none", apply: { c, v in
+            let password = c.eventSockets.first?.password ?? c.eventSocketPassword
+            c.eventSockets = try v.list.map { hp in
+                guard let colon = hp.lastIndex(of: ":"), let port = UInt16(hp[hp.index(after: colon)...]) else {
+                    throw ConfigError(message: "\(v.origin): event_sockets: \(hp) must be host:port")
+                }
+                var host = String(hp[..<colon])
+                if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+                return EventSocketEndpoint(host: host, port: port, password: password)
+            }
+        }, show: { $0.eventSockets.map { "\($0.host.contains(":") ? "[\($0.host)]" : $0.host):\($0.port)" }.joined(separator: ",") }),
+        Setting(key: "event_socket_password", meaning: "event-socket password (freeswitch-conf sets the same; change both)", apply: { c, v in
+            c.eventSocketPassword = v.text
+            for i in c.eventSockets.indices { c.eventSockets[i].password = v.text }
+        }, show: { $0.eventSocketPassword }),
+        Setting(key: "acl_cache_file", meaning: "file keeping the last known good acl.conf across restarts",
+                apply: { c, v in c.aclCacheFile = v.text.isEmpty ? nil : v.text }, show: { $0.aclCacheFile ?? "(none)" }),
+        stringSetting("log_level", "trace, debug, info, notice, warning, error, critical", \.logLevel),
+        Setting(key: "force_public", meaning: "allow a non-loopback listen address without basic_auth or allow_clients",
+                apply: { c, v in c.forcePublic = try v.bool() }, show: { String($0.forcePublic) }),
     ]
+
+    /// Every key, its default, and what it means: printed by `switchauth serve --help-config`.
+    public static var reference: [(key: String, defaultValue: String, meaning: String)] {
+        let d = ServiceConfig()
+        return settings.map { ($0.key, $0.show(d), $0.meaning) }
+    }
 
     /// Parses `key = value` lines (# comments), then `SWITCHAUTH_<KEY>` environment variables, which win.
     public static func load(fileText: String?, environment: [String: String]) throws -> ServiceConfig {
-        var pairs: [(key: String, value: String, origin: String)] = []
+        var pairs: [SettingValue] = []
         if let fileText {
             for (n, raw) in fileText.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
                 let line = raw.trimmingCharacters(in: .whitespaces)
@@ -103,81 +207,23 @@ public struct ServiceConfig: Sendable, Equatable {
                 let key = line[..<eq].trimmingCharacters(in: .whitespaces)
                 var value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
                 if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
-                pairs.append((key, value, "line \(n + 1)"))
+                pairs.append(SettingValue(key: key, text: value, origin: "line \(n + 1)"))
             }
         }
         for (k, v) in environment.sorted(by: { $0.key < $1.key }) where k.hasPrefix("SWITCHAUTH_") {
             let key = k.dropFirst("SWITCHAUTH_".count).lowercased()
             if ["migrations", "test_database_url"].contains(key) { continue }
-            pairs.append((key, v, k))
+            pairs.append(SettingValue(key: key, text: v, origin: k))
         }
+        // The password applies to every socket whatever the order the two keys came in.
+        pairs.sort { ($0.key == "event_socket_password" ? 1 : 0) < ($1.key == "event_socket_password" ? 1 : 0) }
         var c = ServiceConfig()
-        var esPassword = ServiceConfig.defaultEventSocketPassword
-        var esHosts: [String]? = nil
-        for (key, value, origin) in pairs {
-            func int(_ range: ClosedRange<Int>) throws -> Int {
-                guard let i = Int(value), range.contains(i) else {
-                    throw ConfigError(message: "\(origin): \(key) must be a whole number in \(range.lowerBound)...\(range.upperBound)")
-                }
-                return i
+        let byKey = Dictionary(uniqueKeysWithValues: settings.map { ($0.key, $0) })
+        for v in pairs {
+            guard let setting = byKey[v.key] else {
+                throw ConfigError(message: "\(v.origin): unknown setting '\(v.key)' (see switchauth serve --help-config)")
             }
-            func list() -> [String] {
-                value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            }
-            switch key {
-            case "database_url": c.databaseURL = value
-            case "listen_host": c.server.host = value
-            case "listen_port": c.server.port = UInt16(try int(0...65535))
-            case "path":
-                guard value.hasPrefix("/") else { throw ConfigError(message: "\(origin): path must start with /") }
-                c.path = value
-            case "workers": c.server.workers = try int(1...256)
-            case "max_connections": c.server.maxConnections = try int(1...1_000_000)
-            case "request_timeout_ms": c.server.requestTimeoutMilliseconds = try int(10...600_000)
-            case "idle_timeout_ms": c.server.idleTimeoutMilliseconds = try int(10...3_600_000)
-            case "write_timeout_ms": c.server.writeTimeoutMilliseconds = try int(10...600_000)
-            case "max_body_bytes": c.server.limits.maxBodyBytes = try int(1024...(64 << 20))
-            case "query_timeout_ms": c.queryTimeoutMilliseconds = try int(10...60_000)
-            case "connect_timeout_ms": c.connectTimeoutMilliseconds = try int(10...60_000)
-            case "user_context": c.directory.userContext = value
-            case "owned_contexts": c.dialplan.ownedContexts = Set(list())
-            case "ip_auth_profiles": c.dialplan.ipAuthProfiles = Set(list())
-            case "routing_context": c.dialplan.routingContext = value
-            case "acl_list": c.aclListName = value
-            case "cacheable_ms":
-                let ms = try int(0...86_400_000)
-                c.directory.cacheableMilliseconds = ms == 0 ? nil : ms
-            case "lockout_threshold": c.lockout.threshold = try int(1...1_000_000)
-            case "lockout_window_s": c.lockout.windowSeconds = try int(1...86_400 * 30)
-            case "lockout_duration_s": c.lockout.lockSeconds = try int(1...86_400 * 365)
-            case "basic_auth":
-                guard let colon = value.firstIndex(of: ":"), colon != value.startIndex else {
-                    throw ConfigError(message: "\(origin): basic_auth must be user:password")
-                }
-                c.basicAuthUser = String(value[..<colon])
-                c.basicAuthPassword = String(value[value.index(after: colon)...])
-            case "allow_clients":
-                c.allowClients = try list().map { s in
-                    guard let n = IPNetwork(s) else { throw ConfigError(message: "\(origin): \(s) is not an address or network") }
-                    return n
-                }
-            case "event_sockets": esHosts = list()
-            case "event_socket_password": esPassword = value
-            case "acl_cache_file": c.aclCacheFile = value.isEmpty ? nil : value
-            case "log_level": c.logLevel = value
-            case "force_public": c.forcePublic = ["1", "true", "yes"].contains(value.lowercased())
-            default:
-                throw ConfigError(message: "\(origin): unknown setting '\(key)' (see switchauth serve --help-config)")
-            }
-        }
-        let hosts = esHosts ?? c.eventSockets.map { "\($0.host.contains(":") ? "[\($0.host)]" : $0.host):\($0.port)" }
-        c.eventSockets = try hosts.map { hp in
-            guard let colon = hp.lastIndex(of: ":"), let port = UInt16(hp[hp.index(after: colon)...]) else {
-                throw ConfigError(message: "event_sockets: \(hp) must be host:port")
-            }
-            var host = String(hp[..<colon])
-            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-            return EventSocketEndpoint(host: host, port: port, password: esPassword)
+            try setting.apply(&c, v)
         }
         return c
     }

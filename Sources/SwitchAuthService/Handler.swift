@@ -5,89 +5,129 @@ import Logging
 import Postgres
 import Store
 
-/// HTTP in front of the resolver, one per event loop (so one database connection per loop).
+/// HTTP in front of the resolver, one per event loop. It never waits: a lookup is classified on the
+/// loop, then handed to the database threads with a deadline the loop keeps; past it (or at once,
+/// while the database is known to be down) the fail-closed answer goes out. A full queue sheds the
+/// lookup with 503, so that FreeSWITCH moves on to its next binding instead of waiting.
 /// Routes: `POST <path>` for mod_xml_curl (GET with a query string too), `GET /healthz`, `GET /metrics`.
-public final class LookupHandler: RequestHandler {
+public final class LookupHandler: RequestHandler, Sendable {
     let resolver: Resolver
     let config: ServiceConfig
     let counters: ServerCounters
     let logger: Logger
-    /// The loop's own connection: never shared, reconnected on demand with back-off.
-    private let db: Connection
+    let pool: DatabasePool
+    let health: DatabaseHealth
     private let expectedCredentials: [UInt8]?
 
-    public init(resolver: Resolver, counters: ServerCounters) {
+    init(resolver: Resolver, counters: ServerCounters, pool: DatabasePool, health: DatabaseHealth) {
         self.resolver = resolver
         self.config = resolver.config
         self.counters = counters
         self.logger = resolver.logger
+        self.pool = pool
+        self.health = health
         if let u = config.basicAuthUser, let p = config.basicAuthPassword {
             expectedCredentials = Array("\(u):\(p)".utf8)
         } else {
             expectedCredentials = nil
         }
-        db = Connection(lazy: config.databaseConfig)
-        if !db.isConnected {
-            resolver.metrics.databaseError()
-            logger.warning("database unavailable at start; answering fail-closed until it is back")
-        }
     }
 
-    public func shutdown() {
-        db.close()
-    }
+    public func shutdown() {}
 
-    public func handle(_ request: HTTPRequest, context: RequestContext) -> HTTPResponse {
-        let started = DispatchTime.now().uptimeNanoseconds
+    public func handle(_ request: HTTPRequest, context: RequestContext, responder: Responder) -> HandlerResult {
+        let started = MonotonicClock.now()
         let path = request.head.path
         if !config.allowClients.isEmpty {
             guard let peer = IPAddress(context.peerHost), config.allowClients.contains(where: { $0.contains(peer) }) else {
                 logger.warning("client not allowed", metadata: ["peer": .string(context.peerHost)])
-                return finish(HTTPResponse(status: .forbidden, text: "client not allowed\n", close: true), section: "http", outcome: "forbidden", started: started)
+                return .now(finish(HTTPResponse(status: .forbidden, text: "client not allowed\n", close: true), section: "http", outcome: "forbidden", started: started))
             }
         }
         switch path {
         case "/healthz":
-            guard request.head.method == "GET" || request.head.method == "HEAD" else { return methodNotAllowed("GET", started) }
-            let healthy = db.healthCheck()
-            return finish(HTTPResponse(status: healthy ? .ok : .serviceUnavailable, text: healthy ? "ok\n" : "database unavailable\n"),
-                          section: "healthz", outcome: healthy ? "ok" : "database_unavailable", started: started)
+            guard request.head.method == "GET" || request.head.method == "HEAD" else { return .now(methodNotAllowed("GET", started)) }
+            // From what the prober last saw: answered at once, also while PostgreSQL hangs.
+            let healthy = health.isUp
+            return .now(finish(HTTPResponse(status: healthy ? .ok : .serviceUnavailable, text: healthy ? "ok\n" : "database unavailable\n"),
+                               section: "healthz", outcome: healthy ? "ok" : "database_unavailable", started: started))
         case "/metrics":
-            guard request.head.method == "GET" else { return methodNotAllowed("GET", started) }
-            if let refusal = authorize(request) { return refusal }
-            return finish(HTTPResponse(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
-                                       body: Array(metricsText().utf8)), section: "metrics", outcome: "ok", started: started)
+            guard request.head.method == "GET" else { return .now(methodNotAllowed("GET", started)) }
+            if let refusal = authorize(request) { return .now(refusal) }
+            return .now(finish(HTTPResponse(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
+                                            body: Array(metricsText().utf8)), section: "metrics", outcome: "ok", started: started))
         case Substring(config.path):
             let form: [UInt8]
             switch request.head.method {
             case "POST":
                 let type = request.head.header("Content-Type")?.lowercased() ?? ""
                 guard type.hasPrefix("application/x-www-form-urlencoded") else {
-                    return finish(HTTPResponse(status: .unsupportedMediaType, text: "expected application/x-www-form-urlencoded\n"),
-                                  section: "http", outcome: "unsupported_media_type", started: started)
+                    return .now(finish(HTTPResponse(status: .unsupportedMediaType, text: "expected application/x-www-form-urlencoded\n"),
+                                       section: "http", outcome: "unsupported_media_type", started: started))
                 }
                 form = request.body
             case "GET":
                 let parts = request.head.target.split(separator: "?", maxSplits: 1)
                 form = parts.count == 2 ? Array(parts[1].utf8) : []
             default:
-                return methodNotAllowed("GET, POST", started)
+                return .now(methodNotAllowed("GET, POST", started))
             }
-            if let refusal = authorize(request) { return refusal }
-            let outcome = resolver.resolve(fields: FormFields(FormDecoder.decode(form)), db: db)
-            var meta = outcome.metadata
-            meta["section"] = .string(outcome.section)
-            meta["reason"] = .string(outcome.reason.rawValue)
-            meta["peer"] = .string(context.peerHost)
-            let level: Logger.Level = outcome.reason == .hostileRequest || outcome.reason == .databaseUnavailable ? .warning : .info
-            logger.log(level: level, "decision", metadata: meta)
-            let response = outcome.ok
-                ? HTTPResponse(status: .ok, contentType: "text/xml", body: outcome.body)
-                : HTTPResponse(status: .serviceUnavailable, text: "no acl.conf available\n")
-            return finish(response, section: outcome.section, outcome: outcome.reason.rawValue, started: started)
+            if let refusal = authorize(request) { return .now(refusal) }
+            return lookup(resolver.classify(FormFields(FormDecoder.decode(form))), peer: context.peerHost,
+                          started: started, responder: responder)
         default:
-            return finish(HTTPResponse(status: .notFound, text: "not found\n"), section: "http", outcome: "not_found", started: started)
+            return .now(finish(HTTPResponse(status: .notFound, text: "not found\n"), section: "http", outcome: "not_found", started: started))
         }
+    }
+
+    private func lookup(_ lookup: Lookup, peer: String, started: UInt64, responder: Responder) -> HandlerResult {
+        if case .answered(let outcome) = lookup {
+            return .now(answer(outcome, peer: peer, started: started))
+        }
+        let fallback = resolver.fallback(lookup)
+        guard health.isUp else {
+            resolver.metrics.lookupCircuitOpen()
+            if case .acl = lookup { resolver.metrics.aclFromCache() }
+            return .now(answer(fallback, peer: peer, started: started))
+        }
+        var timeout = config.answerTimeoutMilliseconds
+        if case .acl = lookup, resolver.acl.lastGood != nil { timeout = config.aclTimeoutMilliseconds }
+        let deadline = started + UInt64(timeout) * 1_000_000
+        let job = DatabaseJob(deadline: deadline) { [self] db in
+            let outcome = resolver.resolve(lookup, db: db)
+            if outcome.reason == .databaseUnavailable { health.markDown() }
+            if MonotonicClock.now() > deadline {
+                // The loop has sent the fallback already; say so rather than log a decision nobody got.
+                logger.warning("lookup answered after its deadline; the fail-closed answer was sent", metadata: [
+                    "section": .string(outcome.section), "would_be": .string(outcome.reason.rawValue), "peer": .string(peer)])
+                return
+            }
+            responder.respond(answer(outcome, peer: peer, started: started))
+        }
+        guard pool.submit(job) else {
+            resolver.metrics.lookupShed()
+            return .now(finish(HTTPResponse(status: .serviceUnavailable, text: "overloaded: lookup shed\n"),
+                               section: fallback.section, outcome: "shed", started: started))
+        }
+        let fallbackResponse = response(fallback)
+        return .later(deadline: deadline, fallback: fallbackResponse)
+    }
+
+    /// Logs the decision and turns it into the HTTP answer.
+    private func answer(_ outcome: LookupOutcome, peer: String, started: UInt64) -> HTTPResponse {
+        var meta = outcome.metadata
+        meta["section"] = .string(outcome.section)
+        meta["reason"] = .string(outcome.reason.rawValue)
+        meta["peer"] = .string(peer)
+        let level: Logger.Level = outcome.reason == .hostileRequest || outcome.reason == .databaseUnavailable ? .warning : .info
+        logger.log(level: level, "decision", metadata: meta)
+        return finish(response(outcome), section: outcome.section, outcome: outcome.reason.rawValue, started: started)
+    }
+
+    private func response(_ outcome: LookupOutcome) -> HTTPResponse {
+        outcome.ok
+            ? HTTPResponse(status: .ok, contentType: "text/xml", body: outcome.body)
+            : HTTPResponse(status: .serviceUnavailable, text: "no acl.conf available\n")
     }
 
     private func methodNotAllowed(_ allow: String, _ started: UInt64) -> HTTPResponse {
@@ -114,7 +154,7 @@ public final class LookupHandler: RequestHandler {
     }
 
     private func finish(_ response: HTTPResponse, section: String, outcome: String, started: UInt64) -> HTTPResponse {
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        let seconds = Double(MonotonicClock.now() - started) / 1e9
         resolver.metrics.observe(section: section, outcome: outcome, seconds: seconds)
         return response
     }
@@ -126,9 +166,14 @@ public final class LookupHandler: RequestHandler {
             ("switchauth_connections_rejected_over_limit", "Connections refused with 503 over max_connections.", Double(counters.rejectedOverLimit.load(ordering: .relaxed))),
             ("switchauth_connections_timed_out", "Connections cut at a deadline with a request half received.", Double(counters.timedOut.load(ordering: .relaxed))),
             ("switchauth_http_parse_errors", "Requests refused by the HTTP parser.", Double(counters.parseErrors.load(ordering: .relaxed))),
+            ("switchauth_lookups_in_flight", "Lookups waiting for their answer from a database thread.", Double(counters.inFlightDeferred.load(ordering: .relaxed))),
+            ("switchauth_lookups_queued", "Lookups queued for a database thread.", Double(pool.queued)),
+            ("switchauth_lookups_deadline_fallbacks", "Lookups answered fail-closed by the event loop at their deadline.", Double(counters.deadlineFallbacks.load(ordering: .relaxed))),
+            ("switchauth_database_up", "1 while the prober sees PostgreSQL answer, else 0 (lookups then fail closed at once).", health.isUp ? 1 : 0),
         ]
-        if let n = try? AuthFailures.lockedCount(db) {
-            gauges.append(("switchauth_lockouts_active", "IPs and users currently locked out.", Double(n)))
+        let lockouts = health.activeLockouts
+        if lockouts >= 0 {
+            gauges.append(("switchauth_lockouts_active", "IPs and users currently locked out (counted by the prober each second).", Double(lockouts)))
         }
         return resolver.metrics.render(gauges: gauges.map { (name: $0.0, help: $0.1, value: $0.2) })
     }

@@ -18,6 +18,12 @@ public final class Metrics: Sendable {
         var authFailures: [String: UInt64] = [:]
         var eslPushes: [String: UInt64] = [:]
         var aclServedFromCache: UInt64 = 0
+        /// Lookups refused at once because the queue to the database threads was full.
+        var shed: UInt64 = 0
+        /// Lookups answered fail-closed at once because the database was known to be down.
+        var circuitOpen: UInt64 = 0
+        /// Lookups whose deadline passed before a database thread took them (the fallback went out).
+        var expiredInQueue: UInt64 = 0
     }
 
     private let state = Locked(State())
@@ -40,7 +46,12 @@ public final class Metrics: Sendable {
     public func eslPush(result: String) { state.withLock { $0.eslPushes[result, default: 0] += 1 } }
     public func aclFromCache() { state.withLock { $0.aclServedFromCache += 1 } }
 
+    public func lookupShed() { state.withLock { $0.shed += 1 } }
+    public func lookupCircuitOpen() { state.withLock { $0.circuitOpen += 1 } }
+    public func lookupExpiredInQueue() { state.withLock { $0.expiredInQueue += 1 } }
+
     public var databaseErrors: UInt64 { state.withLock { $0.databaseErrors } }
+    public var shedCount: UInt64 { state.withLock { $0.shed } }
 
     /// The exposition text. `gauges` are added as they are (name, help, value).
     public func render(gauges: [(name: String, help: String, value: Double)]) -> String {
@@ -73,6 +84,12 @@ public final class Metrics: Sendable {
         for k in s.eslPushes.keys.sorted() { out += "switchauth_esl_commands_total{result=\"\(label(k))\"} \(s.eslPushes[k]!)\n" }
         out += "# HELP switchauth_acl_served_from_cache_total acl.conf answers served from the last known good list.\n"
         out += "# TYPE switchauth_acl_served_from_cache_total counter\nswitchauth_acl_served_from_cache_total \(s.aclServedFromCache)\n"
+        out += "# HELP switchauth_lookups_shed_total Lookups refused with 503 because max_queued_lookups were already waiting (FreeSWITCH tries its next binding).\n"
+        out += "# TYPE switchauth_lookups_shed_total counter\nswitchauth_lookups_shed_total \(s.shed)\n"
+        out += "# HELP switchauth_lookups_circuit_open_total Lookups answered fail-closed without asking the database, while it was known to be down.\n"
+        out += "# TYPE switchauth_lookups_circuit_open_total counter\nswitchauth_lookups_circuit_open_total \(s.circuitOpen)\n"
+        out += "# HELP switchauth_lookups_expired_in_queue_total Lookups whose deadline passed while queued (their fail-closed fallback was sent).\n"
+        out += "# TYPE switchauth_lookups_expired_in_queue_total counter\nswitchauth_lookups_expired_in_queue_total \(s.expiredInQueue)\n"
         for g in gauges {
             out += "# HELP \(g.name) \(g.help)\n# TYPE \(g.name) gauge\n\(g.name) \(g.value)\n"
         }

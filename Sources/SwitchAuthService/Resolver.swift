@@ -47,8 +47,19 @@ public struct LookupOutcome: Sendable {
     public var metadata: Logger.Metadata
 }
 
-/// The request path after HTTP: form -> request -> facts from the store -> decision -> XML.
-/// Owns no connection: the caller's (one per event loop) is passed in.
+/// A lookup after classification: either already answered (nothing in it needs the database), or
+/// what to ask the database for. Classifying is pure and runs on the event loop; the facts, the
+/// decision and the rendering run on a database thread (`resolve`).
+public enum Lookup: Sendable {
+    case answered(LookupOutcome)
+    case directory(XMLCurlRequest, DirectoryQuery)
+    case acl
+    case dialplan(XMLCurlRequest, DialplanQuery)
+}
+
+/// The request path after HTTP, in one place for the service, `switchauth explain` and the fuzz
+/// target: form -> request -> `classify` -> facts from the store -> decision -> XML (`resolve`), and
+/// the answer when the facts cannot be had (`fallback`). Owns no connection: the caller's is passed in.
 public struct Resolver: Sendable {
     public let config: ServiceConfig
     public let metrics: Metrics
@@ -64,20 +75,105 @@ public struct Resolver: Sendable {
         self.failures = failures
     }
 
+    /// classify + resolve in one call (tests and tools that hold a connection).
     public func resolve(fields: FormFields, db: Connection?) -> LookupOutcome {
+        resolve(classify(fields), db: db)
+    }
+
+    /// Everything decided without the database. Pure.
+    public func classify(_ fields: FormFields) -> Lookup {
         let request: XMLCurlRequest
         do {
             request = try XMLCurlRequest(fields: fields)
         } catch {
-            return hostile(error, section: "unknown")
+            return .answered(hostile(error, section: "unknown"))
         }
         switch request.section {
-        case .directory: return directory(request, db: db)
-        case .configuration: return configuration(request, db: db)
-        case .dialplan: return dialplan(request, db: db)
+        case .directory:
+            let query: DirectoryQuery
+            do {
+                query = try DirectoryDecider.classify(request)
+            } catch {
+                return .answered(hostile(error, section: "directory"))
+            }
+            if case .unsupported(let what) = query {
+                return .answered(LookupOutcome(body: Documents.notFound, ok: true, section: "directory", reason: .unsupported,
+                                               metadata: ["request": .string(what)]))
+            }
+            return .directory(request, query)
+        case .configuration:
+            guard request.keyValue == "acl.conf" else {
+                return .answered(LookupOutcome(body: Documents.notFound, ok: true, section: "configuration", reason: .notOwned,
+                                               metadata: ["file": .string(request.keyValue)]))
+            }
+            return .acl
+        case .dialplan:
+            let query: DialplanQuery
+            do {
+                query = try DialplanDecider.classify(request, policy: config.dialplan)
+            } catch {
+                // In an owned context a hostile request is refused outright, never passed on.
+                let context = (try? request.firstValue("Hunt-Context", "Caller-Context")).flatMap { $0 } ?? ""
+                if config.dialplan.ownedContexts.contains(context) {
+                    let d = DialplanDecider.reject(context, .hostileRequest, "\(error.field): \(error.problem)")
+                    return .answered(LookupOutcome(body: Documents.dialplan(d.answer, reason: d.reason), ok: true, section: "dialplan",
+                                                   reason: .hostileRequest, metadata: ["field": .string(error.field), "problem": .string(error.problem)]))
+                }
+                return .answered(hostile(error, section: "dialplan"))
+            }
+            switch query {
+            case .notOwned(let context):
+                return .answered(LookupOutcome(body: Documents.notFound, ok: true, section: "dialplan", reason: .notOwned,
+                                               metadata: ["context": .string(context)]))
+            case let .unauthenticated(context, destination):
+                let d = DialplanDecider.reject(context, .unauthenticated, "neither ACL nor digest authenticated")
+                return .answered(LookupOutcome(body: Documents.dialplan(d.answer, reason: d.reason), ok: true, section: "dialplan",
+                                               reason: d.reason, metadata: ["destination": .string(destination), "sip": .stringConvertible(403)]))
+            case .ip, .digest:
+                return .dialplan(request, query)
+            }
         case .other(let name):
-            return LookupOutcome(body: Documents.notFound, ok: true, section: "other", reason: .unsupported,
-                                 metadata: ["section": .string(name)])
+            return .answered(LookupOutcome(body: Documents.notFound, ok: true, section: "other", reason: .unsupported,
+                                           metadata: ["section": .string(name)]))
+        }
+    }
+
+    /// The facts, the decision and the XML. Runs where the connection lives.
+    public func resolve(_ lookup: Lookup, db: Connection?) -> LookupOutcome {
+        switch lookup {
+        case .answered(let outcome): return outcome
+        case let .directory(request, query): return directory(request, query, db: db)
+        case .acl: return configurationACL(db: db)
+        case let .dialplan(request, query): return dialplan(request, query, db: db)
+        }
+    }
+
+    /// The answer when the database cannot give the facts in time: fail closed. The directory answers
+    /// the domain without the user (a final 403, never a user the database did not just confirm), the
+    /// dialplan refuses with 503, acl.conf is the last known good list.
+    public func fallback(_ lookup: Lookup) -> LookupOutcome {
+        switch lookup {
+        case .answered(let outcome):
+            return outcome
+        case let .directory(request, query):
+            var meta = directoryMetadata(request, query)
+            meta["served"] = "fail_closed"
+            return LookupOutcome(body: Documents.directory(.domainWithoutUser(domain: query.domain)), ok: true,
+                                 section: "directory", reason: .databaseUnavailable, metadata: meta)
+        case .acl:
+            if let cached = acl.lastGood {
+                return LookupOutcome(body: cached, ok: true, section: "configuration", reason: .databaseUnavailable,
+                                     metadata: ["file": "acl.conf", "served": "last_known_good"])
+            }
+            return LookupOutcome(body: Documents.notFound, ok: false, section: "configuration", reason: .databaseUnavailable,
+                                 metadata: ["file": "acl.conf", "served": "nothing"])
+        case let .dialplan(request, query):
+            var meta = dialplanMetadata(request, query)
+            meta["served"] = "fail_closed"
+            let d = DialplanDecider.reject(query.context, .databaseUnavailable, "database unavailable")
+            meta["sip"] = .stringConvertible(503)
+            return LookupOutcome(body: Documents.dialplan(d.answer, reason: d.reason), ok: true, section: "dialplan",
+                                 reason: .databaseUnavailable, metadata: meta)
         }
     }
 
@@ -88,30 +184,38 @@ public struct Resolver: Sendable {
 
     // MARK: Directory
 
-    func directory(_ request: XMLCurlRequest, db: Connection?) -> LookupOutcome {
-        let query: DirectoryQuery
-        do {
-            query = try DirectoryDecider.classify(request)
-        } catch {
-            return hostile(error, section: "directory")
-        }
+    func directoryMetadata(_ request: XMLCurlRequest, _ query: DirectoryQuery) -> Logger.Metadata {
         var meta: Logger.Metadata = [:]
+        switch query {
+        case .unsupported(let what):
+            meta["request"] = .string(what)
+        case let .user(u, d, action, sourceIP):
+            meta["request"] = .string(action ?? "lookup")
+            meta["user"] = .string(u)
+            meta["domain"] = .string(d)
+            meta["ip"] = .string(sourceIP ?? "")
+        case let .sipAuth(q):
+            meta["request"] = .string("sip_auth")
+            meta["method"] = .string((try? request.value("sip_auth_method")).flatMap { $0 } ?? "")
+            meta["user"] = .string(q.user)
+            meta["domain"] = .string(q.domain)
+            meta["ip"] = .string(q.sourceIP ?? "")
+        }
+        return meta
+    }
+
+    func directory(_ request: XMLCurlRequest, _ query: DirectoryQuery, db: Connection?) -> LookupOutcome {
+        var meta = directoryMetadata(request, query)
         let (user, domain, ip): (String, String, String?)
         switch query {
         case .unsupported(let what):
             return LookupOutcome(body: Documents.notFound, ok: true, section: "directory", reason: .unsupported,
                                  metadata: ["request": .string(what)])
-        case let .user(u, d, action, sourceIP):
+        case let .user(u, d, _, sourceIP):
             (user, domain, ip) = (u, d, sourceIP)
-            meta["request"] = .string(action ?? "lookup")
         case let .sipAuth(q):
             (user, domain, ip) = (q.user, q.domain, q.sourceIP)
-            meta["request"] = .string("sip_auth")
-            meta["method"] = .string((try? request.value("sip_auth_method")).flatMap { $0 } ?? "")
         }
-        meta["user"] = .string(user)
-        meta["domain"] = .string(domain)
-        meta["ip"] = .string(ip ?? "")
         let validIP = ip.flatMap(IPAddress.init)?.description
         let facts: DirectoryFactsResult
         do {
@@ -157,11 +261,7 @@ public struct Resolver: Sendable {
 
     // MARK: Configuration
 
-    func configuration(_ request: XMLCurlRequest, db: Connection?) -> LookupOutcome {
-        guard request.keyValue == "acl.conf" else {
-            return LookupOutcome(body: Documents.notFound, ok: true, section: "configuration", reason: .notOwned,
-                                 metadata: ["file": .string(request.keyValue)])
-        }
+    func configurationACL(db: Connection?) -> LookupOutcome {
         do {
             guard let db else { throw PostgresError(kind: .connection, operation: "connect", message: "no connection") }
             let networks = try ACLNetworksLookup.run(db)
@@ -183,21 +283,28 @@ public struct Resolver: Sendable {
 
     // MARK: Dialplan
 
-    func dialplan(_ request: XMLCurlRequest, db: Connection?) -> LookupOutcome {
-        let query: DialplanQuery
-        do {
-            query = try DialplanDecider.classify(request, policy: config.dialplan)
-        } catch {
-            // In an owned context a hostile request is refused outright, never passed on.
-            let context = (try? request.value("Hunt-Context")).flatMap { $0 } ?? ""
-            if config.dialplan.ownedContexts.contains(context) {
-                let d = DialplanDecider.reject(context, .hostileRequest, "\(error.field): \(error.problem)")
-                return LookupOutcome(body: Documents.dialplan(d.answer, reason: d.reason), ok: true, section: "dialplan",
-                                     reason: .hostileRequest, metadata: ["field": .string(error.field), "problem": .string(error.problem)])
-            }
-            return hostile(error, section: "dialplan")
-        }
+    func dialplanMetadata(_ request: XMLCurlRequest, _ query: DialplanQuery) -> Logger.Metadata {
         var meta: Logger.Metadata = ["uuid": .string(((try? request.value("Unique-ID")) ?? nil) ?? "")]
+        switch query {
+        case let .ip(_, source, destination):
+            meta["auth"] = "ip"
+            meta["ip"] = .string(source)
+            meta["destination"] = .string(destination)
+        case let .digest(_, user, domain, destination):
+            meta["auth"] = "digest"
+            meta["user"] = .string(user)
+            meta["domain"] = .string(domain)
+            meta["destination"] = .string(destination)
+        case let .unauthenticated(_, destination):
+            meta["destination"] = .string(destination)
+        case .notOwned(let context):
+            meta["context"] = .string(context)
+        }
+        return meta
+    }
+
+    func dialplan(_ request: XMLCurlRequest, _ query: DialplanQuery, db: Connection?) -> LookupOutcome {
+        var meta = dialplanMetadata(request, query)
         let decision: DialplanDecision
         do {
             switch query {
@@ -205,9 +312,6 @@ public struct Resolver: Sendable {
                 return LookupOutcome(body: Documents.notFound, ok: true, section: "dialplan", reason: .notOwned,
                                      metadata: ["context": .string(context)])
             case let .ip(context, source, destination):
-                meta["auth"] = "ip"
-                meta["ip"] = .string(source)
-                meta["destination"] = .string(destination)
                 var candidates: [IPSettingFacts] = []
                 if let address = IPAddress(source) {
                     guard let db else { throw PostgresError(kind: .connection, operation: "connect", message: "no connection") }
@@ -216,16 +320,11 @@ public struct Resolver: Sendable {
                 decision = DialplanDecider.decideIP(context: context, source: source, destination: destination,
                                                     candidates: candidates, policy: config.dialplan)
             case let .digest(context, user, domain, destination):
-                meta["auth"] = "digest"
-                meta["user"] = .string(user)
-                meta["domain"] = .string(domain)
-                meta["destination"] = .string(destination)
                 guard let db else { throw PostgresError(kind: .connection, operation: "connect", message: "no connection") }
                 let facts = try DirectoryLookup.run(db, domain: domain, user: user, sourceIP: nil)
                 decision = DialplanDecider.decideDigest(context: context, destination: destination, device: facts.device,
                                                         policy: config.dialplan)
-            case let .unauthenticated(context, destination):
-                meta["destination"] = .string(destination)
+            case .unauthenticated(let context, _):
                 decision = DialplanDecider.reject(context, .unauthenticated, "neither ACL nor digest authenticated")
             }
         } catch {

@@ -9,6 +9,29 @@ import Glibc
 
 @Suite("configuration")
 struct ConfigTests {
+    /// The README's configuration table lists exactly the settings `serve` knows, in the same order,
+    /// with the defaults a default `ServiceConfig` has: the initialisers are the one source.
+    @Test func readmeTableIsTheReference() throws {
+        let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../README.md").standardized
+        let text = try String(contentsOf: readme, encoding: .utf8)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let start = try #require(lines.firstIndex { $0 == "| key | default | meaning |" })
+        var rows: [(String, String)] = []
+        for line in lines[(start + 2)...] {
+            guard line.hasPrefix("|") else { break }
+            let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "`")) }
+            rows.append((cells[0], cells[1]))
+        }
+        let reference = ServiceConfig.reference
+        #expect(rows.map(\.0) == reference.map(\.key))
+        for (row, ref) in zip(rows, reference) {
+            #expect(row.1 == ref.defaultValue, "README default of \(ref.key)")
+        }
+        // Every setting round-trips: the shown default, applied again, changes nothing.
+        let text2 = reference.filter { !$0.defaultValue.hasPrefix("(") }.map { "\($0.key) = \($0.defaultValue)" }.joined(separator: "\n")
+        #expect(try ServiceConfig.load(fileText: text2, environment: [:]) == ServiceConfig())
+    }
+
     @Test func fileThenEnvironment() throws {
         let c = try ServiceConfig.load(fileText: """
             # comment

@@ -1,0 +1,144 @@
+import Foundation
+import HTTPServer
+import Locking
+import Logging
+import Postgres
+import Store
+import Synchronization
+
+/// What the service knows of PostgreSQL right now, without asking it: kept by the prober and by
+/// every lookup's outcome, read by the event loops (which never wait for the database).
+public final class DatabaseHealth: Sendable {
+    private let up = Atomic<Bool>(false)
+    private let changedAt = Atomic<UInt64>(0)
+    private let lockouts = Atomic<Int>(-1)
+
+    public init() {}
+
+    /// Lookups go to the database only while it is up; otherwise they are answered fail-closed at
+    /// once (the circuit is open) until the prober sees it answer again.
+    public var isUp: Bool { up.load(ordering: .acquiring) }
+
+    public func markUp() {
+        if !up.exchange(true, ordering: .acquiringAndReleasing) { changedAt.store(MonotonicClock.now(), ordering: .relaxed) }
+    }
+
+    public func markDown() {
+        if up.exchange(false, ordering: .acquiringAndReleasing) { changedAt.store(MonotonicClock.now(), ordering: .relaxed) }
+    }
+
+    /// Active lockouts as last counted by the prober; -1 when unknown.
+    public var activeLockouts: Int { lockouts.load(ordering: .relaxed) }
+    func setActiveLockouts(_ n: Int) { lockouts.store(n, ordering: .relaxed) }
+}
+
+/// Watches PostgreSQL with its own connection: a short `SELECT 1` every `intervalMilliseconds`
+/// (faster while it is down), marking `health` up or down; also counts active lockouts for
+/// /metrics so that no request has to.
+final class DatabaseProber: Sendable {
+    let health: DatabaseHealth
+    let metrics: Metrics
+    let logger: Logger
+    private let thread: BackgroundThread
+
+    init(config: ServiceConfig, health: DatabaseHealth, metrics: Metrics, logger: Logger) {
+        self.health = health
+        self.metrics = metrics
+        self.logger = logger
+        var db = config.databaseConfig
+        db.queryTimeoutMilliseconds = config.probeTimeoutMilliseconds
+        db.connectTimeoutMilliseconds = max(config.probeTimeoutMilliseconds, 100)
+        db.reconnectBackoffMilliseconds = 0
+        let interval = config.probeIntervalMilliseconds
+        let probeConfig = db
+        thread = BackgroundThread(name: "db-prober") { t in
+            let connection = Connection(lazy: probeConfig)
+            defer { connection.close() }
+            var lastCount: UInt64 = 0
+            while !t.isStopping {
+                let ok = connection.healthCheck()
+                if ok {
+                    if !health.isUp { logger.notice("database reachable: lookups go to PostgreSQL again") }
+                    health.markUp()
+                    let now = MonotonicClock.now()
+                    if now - lastCount > 1_000_000_000 {
+                        lastCount = now
+                        if let n = try? AuthFailures.lockedCount(connection) { health.setActiveLockouts(n) }
+                    }
+                } else {
+                    if health.isUp { logger.warning("database unreachable: answering fail-closed without asking it") }
+                    health.markDown()
+                }
+                t.sleep(milliseconds: ok ? interval : max(20, interval / 5))
+            }
+        }
+    }
+
+    /// One probe on the caller's thread (bounded by the probe timeout), so that a service starting
+    /// beside a healthy database answers from its first request.
+    func probeOnce(config: ServiceConfig) {
+        var db = config.databaseConfig
+        db.queryTimeoutMilliseconds = config.probeTimeoutMilliseconds
+        db.connectTimeoutMilliseconds = config.connectTimeoutMilliseconds
+        let c = Connection(lazy: db)
+        if c.healthCheck() {
+            health.markUp()
+            if let n = try? AuthFailures.lockedCount(c) { health.setActiveLockouts(n) }
+        } else {
+            health.markDown()
+        }
+        c.close()
+    }
+
+    func start() { thread.start() }
+    func stop() { thread.stop() }
+}
+
+/// A lookup handed to the database threads.
+struct DatabaseJob: Sendable {
+    /// After this the loop has answered with the fallback: the job is skipped if not started yet.
+    let deadline: UInt64
+    let run: @Sendable (Connection) -> Void
+}
+
+/// A bounded pool of database threads fed by a queue. Each thread owns one connection, created
+/// lazily and reconnected with back-off by `Connection`. The event loops only `submit`; a full queue
+/// refuses at once, which the handler turns into a deliberate, counted shed.
+final class DatabasePool: Sendable {
+    let queue: BoundedQueue<DatabaseJob>
+    private let threads: [BackgroundThread]
+    let metrics: Metrics
+
+    init(config: ServiceConfig, metrics: Metrics) {
+        self.metrics = metrics
+        let queue = BoundedQueue<DatabaseJob>(capacity: config.maxQueuedLookups)
+        self.queue = queue
+        let db = config.databaseConfig
+        threads = (0..<max(1, config.databaseConnections)).map { i in
+            BackgroundThread(name: "db-\(i)") { _ in
+                let connection = Connection(lazy: db)
+                defer { connection.close() }
+                while let job = queue.take() {
+                    if MonotonicClock.now() >= job.deadline {
+                        metrics.lookupExpiredInQueue()
+                        continue
+                    }
+                    job.run(connection)
+                }
+            }
+        }
+    }
+
+    func start() { for t in threads { t.start() } }
+
+    /// Offers a job; false when the queue is full (or the pool stopped).
+    func submit(_ job: DatabaseJob) -> Bool { queue.offer(job) }
+
+    var queued: Int { queue.count }
+
+    /// Lets the queued jobs finish (or expire), then ends the threads and closes their connections.
+    func stop() {
+        queue.close()
+        for t in threads { t.stop() }
+    }
+}
