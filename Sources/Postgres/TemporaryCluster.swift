@@ -91,6 +91,32 @@ public final class TemporaryCluster: Sendable {
         try run("pg_ctl", ["-D", "\(directory)/data", "-o", options, "-l", "\(directory)/server.log", "-w", "-t", "60", "start"])
     }
 
+    /// The postmaster and every process it started (backends, background workers).
+    public func serverProcesses() -> [pid_t] {
+        guard let text = try? String(contentsOfFile: "\(directory)/data/postmaster.pid", encoding: .utf8),
+              let first = text.split(separator: "\n").first, let postmaster = pid_t(first) else { return [] }
+        var pids = [postmaster]
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for e in entries {
+            guard let pid = pid_t(e),
+                  let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, pid_t(fields[1]) == postmaster { pids.append(pid) }
+        }
+        return pids
+    }
+
+    /// Hangs the server as a stalled host would: SIGSTOP to the postmaster and its children.
+    /// Connections stay open and every statement waits. `thaw()` resumes it.
+    public func freeze() {
+        for pid in serverProcesses() { kill(pid, SIGSTOP) }
+    }
+
+    public func thaw() {
+        for pid in serverProcesses() { kill(pid, SIGCONT) }
+    }
+
     private func command(_ tool: String, _ args: [String]) -> (String, [String]) {
         let path = "\(binDirectory)/\(tool)"
         if let runAs { return ("/usr/sbin/runuser", ["-u", runAs, "--", path] + args) }
