@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "SwitchAuthCLI",
             dependencies: [
-                "SwitchAuthService", "Store", "Postgres", "Decisions", "FreeSWITCHXML", "Locking",
+                "SwitchAuthService", "Store", "Postgres", "Decisions", "FreeSWITCHXML", "Locking", "HTTPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -65,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "SwitchAuthBench",
             dependencies: [
-                "Postgres", "Store", "Decisions", "Locking",
+                "Postgres", "Store", "Decisions", "Locking", "HTTPServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -77,10 +77,18 @@ let package = Package(
             path: "Tests/fuzz/SwitchAuthFuzz",
             swiftSettings: strict
         ),
+        // Test helpers shared by the test targets: the captured FreeSWITCH requests (read by path)
+        // and a raw HTTP client over TCPSocket. Depends on the HTTP server module only.
+        .target(name: "TestSupport", dependencies: ["HTTPServer"], path: "Tests/TestSupport", swiftSettings: strict),
+        // One test target per module; SwitchAuthTests holds what needs PostgreSQL (Postgres, Store,
+        // the service, the CLI) and the end-to-end replays over real sockets.
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Locking", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "DecisionsTests", dependencies: ["Decisions", "HTTPServer", "Store"], swiftSettings: strict),
+        .testTarget(name: "FreeSWITCHXMLTests", dependencies: ["FreeSWITCHXML", "Decisions", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "SwitchAuthTests",
-            dependencies: ["SwitchAuthService", "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres", "SwitchAuthCLI", "Locking"],
-            resources: [.copy("Fixtures")],
+            dependencies: ["SwitchAuthService", "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres", "SwitchAuthCLI", "Locking", "TestSupport"],
+            exclude: ["Fixtures"],
             swiftSettings: strict
         ),
     ]

@@ -127,6 +127,8 @@ public final class ServerCounters: Sendable {
     public let deadlineFallbacks = Atomic<Int>(0)
     /// Deferred requests waiting for their answer now.
     public let inFlightDeferred = Atomic<Int>(0)
+    /// accept4 failures other than an empty backlog (EMFILE, ENFILE, ENOBUFS...).
+    public let acceptErrors = Atomic<Int>(0)
     public init() {}
 }
 
@@ -135,21 +137,26 @@ public final class ServerCounters: Sendable {
 public final class HTTPServer: Sendable {
     public let config: ServerConfig
     public let counters = ServerCounters()
-    private let listener: ListeningSocket
+    private let listener: TCPSocket
+    /// The port actually bound (useful with port 0).
+    public let port: UInt16
     private let wakeFDs: [Int32]
     private let mailboxes: [LoopMailbox]
     private let stopping = Atomic<Bool>(false)
+    /// Loops started; `stop()` before any started returns at once.
+    private let loopsStarted = Atomic<Int>(0)
     /// Loops that have taken their last connections from the backlog and left the listener.
     let loopsDrained = Atomic<Int>(0)
     private let running = DispatchGroup()
     private let startErrors = Locked<[String]>([])
 
-    /// The port actually bound (useful with port 0).
-    public var port: UInt16 { listener.port }
 
     public init(config: ServerConfig) throws {
         self.config = config
-        self.listener = try ListeningSocket(host: config.host, port: config.port, backlog: 1024)
+        // No TCP_DEFER_ACCEPT: a deferred connection is invisible to accept(), so a graceful stop
+        // could not take it from the backlog and it would be reset with its request unanswered.
+        self.listener = try TCPSocket.listen(host: config.host, port: config.port, backlog: 1024)
+        self.port = listener.localPort
         var fds: [Int32] = []
         for _ in 0..<max(1, config.workers) {
             let fd = sa_eventfd()
@@ -169,6 +176,7 @@ public final class HTTPServer: Sendable {
     public func start(makeHandler: @escaping @Sendable (Int) throws -> any RequestHandler) throws {
         let ready = DispatchGroup()
         for i in 0..<wakeFDs.count {
+            loopsStarted.wrappingAdd(1, ordering: .releasing)
             running.enter()
             ready.enter()
             let thread = Thread { [self] in
@@ -181,7 +189,7 @@ public final class HTTPServer: Sendable {
                     ready.leave()
                     return
                 }
-                let loop = EventLoop(server: self, index: i, listenFD: listener.fd, mailbox: mailboxes[i], handler: handler)
+                let loop = EventLoop(server: self, index: i, listener: listener, mailbox: mailboxes[i], handler: handler)
                 do {
                     try loop.register()
                 } catch {
@@ -210,15 +218,20 @@ public final class HTTPServer: Sendable {
     /// shuts the handlers down and returns when every loop has ended.
     public func stop() {
         stopping.store(true, ordering: .releasing)
+        let started = loopsStarted.load(ordering: .acquiring)
+        guard started > 0 else {
+            listener.shutdownBoth()
+            return
+        }
         for m in mailboxes { m.wake() }
         // Each loop accepts what is already in the backlog (those clients are in flight), then
         // leaves the listener; then it is shut, so later connections are refused at once instead
         // of waiting in a backlog nobody reads.
         let deadline = Clock.now() + 2_000_000_000
-        while loopsDrained.load(ordering: .acquiring) < wakeFDs.count && Clock.now() < deadline {
+        while loopsDrained.load(ordering: .acquiring) < started && Clock.now() < deadline {
             usleep(1_000)
         }
-        shutdown(listener.fd, Int32(SHUT_RDWR))
+        listener.shutdownBoth()
         running.wait()
     }
 }
@@ -261,7 +274,8 @@ struct PendingAnswer {
 
 /// One client connection. Confined to its loop's thread.
 final class ClientConnection {
-    let fd: Int32
+    let socket: TCPSocket
+    var fd: Int32 { socket.fd }
     let context: RequestContext
     var parser: HTTPRequestParser
     var output: [UInt8] = []
@@ -281,8 +295,8 @@ final class ClientConnection {
     var pending: PendingAnswer?
     var queued: [HTTPParserEvent] = []
 
-    init(fd: Int32, context: RequestContext, limits: HTTPLimits, now: UInt64) {
-        self.fd = fd
+    init(socket: TCPSocket, context: RequestContext, limits: HTTPLimits, now: UInt64) {
+        self.socket = socket
         self.context = context
         self.parser = HTTPRequestParser(limits: limits)
         self.lastActivity = now
@@ -297,7 +311,8 @@ final class ClientConnection {
 final class EventLoop {
     let server: HTTPServer
     let index: Int
-    let listenFD: Int32
+    let listener: TCPSocket
+    var listenFD: Int32 { listener.fd }
     let mailbox: LoopMailbox
     let handler: any RequestHandler
     let epfd: Int32
@@ -312,10 +327,10 @@ final class EventLoop {
     /// new connections never starves the ones already open (their requests, closes and deadlines).
     let acceptBatch = 16
 
-    init(server: HTTPServer, index: Int, listenFD: Int32, mailbox: LoopMailbox, handler: any RequestHandler) {
+    init(server: HTTPServer, index: Int, listener: TCPSocket, mailbox: LoopMailbox, handler: any RequestHandler) {
         self.server = server
         self.index = index
-        self.listenFD = listenFD
+        self.listener = listener
         self.mailbox = mailbox
         self.handler = handler
         self.config = server.config
@@ -405,39 +420,40 @@ final class EventLoop {
     private func accept(limit: Int, draining: Bool = false) {
         var taken = 0
         while taken < limit {
-            var storage = sockaddr_storage()
-            var length = UInt32(MemoryLayout<sockaddr_storage>.size)
-            let fd = sa_accept(listenFD, &storage, &length)
-            if fd < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                return // EAGAIN, or EMFILE/ENFILE: try again on the next readiness
+            let next: (socket: TCPSocket, host: String, port: UInt16)?
+            do {
+                next = try listener.accept()
+            } catch {
+                // EMFILE/ENFILE and the like: the connection stays in the backlog; the loop comes
+                // back on the next readiness (or timer) instead of spinning here.
+                server.counters.acceptErrors.wrappingAdd(1, ordering: .relaxed)
+                return
             }
+            guard let (socket, host, port) = next else { return }
             taken += 1
             if server.counters.open.load(ordering: .relaxed) >= config.maxConnections || (server.isStopping && !draining) {
                 server.counters.rejectedOverLimit.wrappingAdd(1, ordering: .relaxed)
-                overloadResponse.withUnsafeBytes { _ = send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                close(fd)
+                overloadResponse.withUnsafeBytes { _ = socket.write($0) }
+                socket.close()
                 continue
             }
-            var one: Int32 = 1
             // TCP_NODELAY failing only costs latency (Nagle); the connection is still served.
-            _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            let peer = SocketAddress.describe(storage)
+            try? socket.setNoDelay()
             let now = Clock.now()
-            let c = ClientConnection(fd: fd, context: RequestContext(peerHost: peer.host, peerPort: peer.port),
+            let c = ClientConnection(socket: socket, context: RequestContext(peerHost: host, peerPort: port),
                                      limits: config.limits, now: now)
             c.deadline = now + UInt64(config.requestTimeoutMilliseconds) * 1_000_000
             c.interest = EV_IN
-            if sa_epoll_ctl(epfd, CTL_ADD, fd, EV_IN) < 0 {
+            if sa_epoll_ctl(epfd, CTL_ADD, socket.fd, EV_IN) < 0 {
                 // Without epoll this connection could never be served or timed out: refuse it now.
-                overloadResponse.withUnsafeBytes { _ = send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                close(fd)
+                overloadResponse.withUnsafeBytes { _ = socket.write($0) }
+                socket.close()
                 server.counters.rejectedOverLimit.wrappingAdd(1, ordering: .relaxed)
                 continue
             }
             server.counters.open.wrappingAdd(1, ordering: .relaxed)
             server.counters.accepted.wrappingAdd(1, ordering: .relaxed)
-            connections[fd] = c
+            connections[socket.fd] = c
             // The request is often here already: try to serve it without another round through epoll_wait.
             service(c, events: EV_IN)
         }
@@ -448,11 +464,12 @@ final class EventLoop {
             if !flush(c) { return }
         }
         if events & (EV_IN | EV_HUP_ERR) != 0 && c.pendingOutput <= config.maxPendingOutputBytes && c.pending == nil {
-            let r = readBuffer.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress, $0.count, 0) }
-            if r < 0 {
-                if errno == EAGAIN || errno == EINTR { return }
-                closeConnection(c)
-                return
+            let r: Int
+            switch readBuffer.withUnsafeMutableBytes({ c.socket.read(into: $0) }) {
+            case .done(let n): r = n
+            case .wouldBlock: return
+            case .failed: closeConnection(c); return
+            case .endOfFile: r = 0
             }
             if r == 0 {
                 // Peer closed its side: finish what is owed, then close.
@@ -558,16 +575,15 @@ final class EventLoop {
     @discardableResult
     private func flush(_ c: ClientConnection) -> Bool {
         while c.pendingOutput > 0 {
-            let w = c.output.withUnsafeBytes { p in
-                send(c.fd, p.baseAddress! + c.outputOffset, c.pendingOutput, Int32(MSG_NOSIGNAL))
-            }
-            if w < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN {
-                    if c.writeStarted == nil { c.writeStarted = Clock.now() }
-                    updateInterest(c)
-                    return true
-                }
+            let offset = c.outputOffset
+            let w: Int
+            switch c.output.withUnsafeBytes({ c.socket.write(UnsafeRawBufferPointer(rebasing: $0[offset...])) }) {
+            case .done(let n): w = n
+            case .wouldBlock:
+                if c.writeStarted == nil { c.writeStarted = Clock.now() }
+                updateInterest(c)
+                return true
+            case .failed, .endOfFile:
                 closeConnection(c)
                 return false
             }
@@ -578,7 +594,7 @@ final class EventLoop {
         c.outputOffset = 0
         c.writeStarted = nil
         if c.closeAfterWrite && !c.lingering && c.pending == nil {
-            if c.clientCloses && !hasUnreadInput(c) {
+            if c.clientCloses && !c.socket.hasUnreadInput {
                 // Everything the client sent was read and it asked to close: close() sends FIN after
                 // the response, nothing can turn it into a reset. This is mod_xml_curl's every request.
                 closeConnection(c)
@@ -586,19 +602,12 @@ final class EventLoop {
             }
             // Lingering close: stop sending, read and discard until the peer closes (or 1 s), so that
             // unread request bytes do not turn our close into a reset that destroys the response.
-            shutdown(c.fd, Int32(SHUT_WR))
+            c.socket.shutdownWrite()
             c.lingering = true
             c.deadline = Clock.now() + 1_000_000_000
         }
         updateInterest(c)
         return true
-    }
-
-    /// Whether the kernel holds bytes from the client that were not read yet.
-    private func hasUnreadInput(_ c: ClientConnection) -> Bool {
-        var byte: UInt8 = 0
-        let r = recv(c.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
-        return r > 0
     }
 
     private func updateInterest(_ c: ClientConnection) {
@@ -643,7 +652,7 @@ final class EventLoop {
             server.counters.inFlightDeferred.wrappingAdd(-1, ordering: .relaxed)
         }
         // close() also removes the descriptor from the epoll set (it is never duplicated).
-        close(c.fd)
+        c.socket.close()
         server.counters.open.wrappingAdd(-1, ordering: .relaxed)
     }
 }

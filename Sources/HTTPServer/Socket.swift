@@ -7,6 +7,10 @@ import Glibc
 public struct SocketError: Error, CustomStringConvertible, Sendable, Equatable {
     public var call: String
     public var errno: Int32
+    public init(call: String, errno: Int32) {
+        self.call = call
+        self.errno = errno
+    }
     public var description: String { "\(call) failed: \(String(cString: strerror(errno))) (errno \(errno))" }
 }
 
@@ -91,48 +95,6 @@ struct SocketAddress {
         default:
             return ("", 0)
         }
-    }
-}
-
-/// The listening socket. Owns its descriptor.
-final class ListeningSocket: Sendable {
-    let fd: Int32
-    let port: UInt16
-
-    init(host: String, port: UInt16, backlog: Int32) throws {
-        guard var address = SocketAddress(host: host, port: port) else {
-            throw SocketError(call: "inet_pton(\(host))", errno: EINVAL)
-        }
-        let fd = try syscall("socket") { socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
-        do {
-            var one: Int32 = 1
-            try syscall("setsockopt(SO_REUSEADDR)") { setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size)) }
-            let length = address.length
-            try syscall("bind") {
-                withUnsafePointer(to: &address.storage) { p in
-                    p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-                }
-            }
-            // No TCP_DEFER_ACCEPT: a deferred connection is invisible to accept(), so a graceful stop
-            // could not take it from the backlog and it would be reset with its request unanswered.
-            try syscall("listen") { listen(fd, backlog) }
-            var bound = sockaddr_storage()
-            var boundLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            try syscall("getsockname") {
-                withUnsafeMutablePointer(to: &bound) { p in
-                    p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &boundLength) }
-                }
-            }
-            self.port = SocketAddress.describe(bound).port
-        } catch {
-            close(fd)
-            throw error
-        }
-        self.fd = fd
-    }
-
-    deinit {
-        close(fd)
     }
 }
 

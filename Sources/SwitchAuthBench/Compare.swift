@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HTTPServer
 import Postgres
 import Store
 import Synchronization
@@ -47,24 +48,15 @@ final class ChildProcess {
     }
 }
 
+/// A port nobody listens on now (bound to port 0 and released).
 func freePort() -> UInt16 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var a = sockaddr_in()
-    a.sin_family = sa_family_t(AF_INET)
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr)
-    _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-    return UInt16(bigEndian: a.sin_port)
+    (try? TCPSocket.listen(host: "127.0.0.1", port: 0, backlog: 1))?.localPort ?? 0
 }
 
 func waitForPort(_ port: UInt16, seconds: Double = 10) -> Bool {
     let end = Date().addingTimeInterval(seconds)
     while Date() < end {
-        let gen = LoadGenerator(port: port, keepAlive: false) { _ in [] }
-        let fd = gen.connectSocket()
-        if fd >= 0 { close(fd); return true }
+        if let s = try? TCPSocket.connect(host: "127.0.0.1", port: port, timeoutMilliseconds: 500) { s.close(); return true }
         usleep(50_000)
     }
     return false
@@ -136,13 +128,13 @@ struct Compare: ParsableCommand {
         var aclBytes = 0
         for _ in 0..<5 {
             let gen = LoadGenerator(port: port, keepAlive: false) { _ in aclRequest }
-            let fd = gen.connectSocket()
+            guard let fd = gen.connectSocket() else { continue }
             var reader = ResponseReader()
             let t0 = now()
             _ = gen.roundTrip(fd, aclRequest, &reader)
             aclTimes.append(Double(now() - t0) / 1e6)
             aclBytes = max(aclBytes, reader.buffer.count)
-            close(fd)
+            fd.close()
         }
         let aclMedian = aclTimes.sorted()[2]
         rows.append(("acl.conf, \(data.ipSettings) IP settings (median of 5)", String(format: "%.1f ms", aclMedian), "target < 300 ms"))
@@ -158,10 +150,10 @@ struct Compare: ParsableCommand {
         let sample = shapes.wrap(shapes.directory(data.device(&sampleRNG), rng: &sampleRNG))
         let sampleAnswer: Int = {
             let g = directoryGen(false, port)
-            let fd = g.connectSocket()
+            guard let fd = g.connectSocket() else { return 0 }
             var r = ResponseReader()
             _ = g.roundTrip(fd, sample, &r)
-            close(fd)
+            fd.close()
             return r.lastBody
         }()
 

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 import Locking
 import Synchronization
 #if canImport(Glibc)
@@ -58,16 +59,16 @@ struct LoadGenerator {
             let gen = self
             Thread {
                 var rng = Xoshiro(seed: UInt64(t + 1) &* 0x9E3779B97F4A7C15)
-                var conn: Int32 = -1
+                var conn: TCPSocket?
                 var reader = ResponseReader()
                 while now() < end {
-                    if conn < 0 { conn = gen.connectSocket(); reader = ResponseReader() }
-                    if conn < 0 { errors.wrappingAdd(1, ordering: .relaxed); continue }
-                    let ok = gen.roundTrip(conn, gen.makeRequest(&rng), &reader)
+                    if conn == nil { conn = gen.connectSocket(); reader = ResponseReader() }
+                    guard let c = conn else { errors.wrappingAdd(1, ordering: .relaxed); continue }
+                    let ok = gen.roundTrip(c, gen.makeRequest(&rng), &reader)
                     if ok { total.wrappingAdd(1, ordering: .relaxed) } else { errors.wrappingAdd(1, ordering: .relaxed) }
-                    if !gen.keepAlive || !ok { close(conn); conn = -1 }
+                    if !gen.keepAlive || !ok { c.close(); conn = nil }
                 }
-                if conn >= 0 { close(conn) }
+                conn?.close()
                 group.leave()
             }.start()
         }
@@ -94,19 +95,19 @@ struct LoadGenerator {
                 var mine: [UInt64] = []
                 mine.reserveCapacity(count)
                 let offset = UInt64(Double(t) * interval / Double(threads))
-                var conn: Int32 = -1
+                var conn: TCPSocket?
                 var reader = ResponseReader()
                 for i in 0..<count {
                     let due = start + offset + UInt64(Double(i) * interval)
                     let n = now()
                     if n < due { sleepUntil(due) }
                     let request = gen.makeRequest(&rng)
-                    if conn < 0 { conn = gen.connectSocket(); reader = ResponseReader() }
-                    let ok = conn >= 0 && gen.roundTrip(conn, request, &reader)
+                    if conn == nil { conn = gen.connectSocket(); reader = ResponseReader() }
+                    let ok = conn.map { gen.roundTrip($0, request, &reader) } ?? false
                     if ok { mine.append(now() - due) } else { errors.wrappingAdd(1, ordering: .relaxed) }
-                    if !gen.keepAlive || !ok, conn >= 0 { close(conn); conn = -1 }
+                    if !gen.keepAlive || !ok { conn?.close(); conn = nil }
                 }
-                if conn >= 0 { close(conn) }
+                conn?.close()
                 lock.withLock { $0 += mine }
                 group.leave()
             }.start()
@@ -116,41 +117,17 @@ struct LoadGenerator {
         return OpenLoopResult(latencies: lock.withLock { $0 }, errors: errors.load(ordering: .relaxed), seconds: elapsed, offeredRate: rate)
     }
 
-    func connectSocket() -> Int32 {
-        let v6 = host.contains(":")
-        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return -1 }
-        var one: Int32 = 1
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        var tv = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var rc: Int32
-        if v6 {
-            var a = sockaddr_in6()
-            a.sin6_family = sa_family_t(AF_INET6)
-            a.sin6_port = port.bigEndian
-            inet_pton(AF_INET6, host, &a.sin6_addr)
-            rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
-        } else {
-            var a = sockaddr_in()
-            a.sin_family = sa_family_t(AF_INET)
-            a.sin_port = port.bigEndian
-            inet_pton(AF_INET, host, &a.sin_addr)
-            rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        }
-        if rc != 0 { close(fd); return -1 }
-        return fd
+    /// A new connection (TCP_NODELAY, 5 s deadlines); nil if it could not be made.
+    func connectSocket() -> TCPSocket? {
+        guard let s = try? TCPSocket.connect(host: host, port: port, timeoutMilliseconds: 5_000) else { return nil }
+        try? s.setNoDelay()
+        return s
     }
 
     /// Sends a request and reads one whole response; true on a 2xx.
-    func roundTrip(_ fd: Int32, _ request: [UInt8], _ reader: inout ResponseReader) -> Bool {
-        var offset = 0
-        while offset < request.count {
-            let n = request[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { return false }
-            offset += n
-        }
-        guard let status = reader.read(fd) else { return false }
+    func roundTrip(_ socket: TCPSocket, _ request: [UInt8], _ reader: inout ResponseReader) -> Bool {
+        guard (try? socket.sendAll(request)) != nil else { return false }
+        guard let status = reader.read(socket) else { return false }
         return status >= 200 && status < 300
     }
 }
@@ -162,16 +139,15 @@ struct ResponseReader {
     /// Body size of the last response read.
     var lastBody = 0
 
-    mutating func read(_ fd: Int32) -> Int? {
+    mutating func read(_ socket: TCPSocket) -> Int? {
         while true {
             if let (status, consumed, body) = parse() {
                 buffer.removeFirst(consumed)
                 lastBody = body
                 return status
             }
-            let n = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { return nil }
-            buffer.append(contentsOf: scratch[0..<n])
+            guard let chunk = try? socket.receive(max: 65_536, timeoutMilliseconds: 5_000), !chunk.isEmpty else { return nil }
+            buffer.append(contentsOf: chunk)
         }
     }
 

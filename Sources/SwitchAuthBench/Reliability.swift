@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HTTPServer
 import Postgres
 import Store
 import Synchronization
@@ -60,13 +61,12 @@ struct Reliability: ParsableCommand {
                 let deadline = now() + 20_000_000_000
                 while !stop.load(ordering: .relaxed) && now() < deadline {
                     let connectedAt = now()
-                    let fd = gen.connectSocket()
-                    if fd < 0 { refused.wrappingAdd(1, ordering: .relaxed); usleep(1000); continue }
+                    guard let fd = gen.connectSocket() else { refused.wrappingAdd(1, ordering: .relaxed); usleep(1000); continue }
                     var reader = ResponseReader()
                     // Send in two parts, so that many requests are mid-flight when the signal lands.
                     let request = shapes.wrap(shapes.directory(data.device(&rng), rng: &rng))
                     let half = request.count / 2
-                    _ = request[..<half].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    _ = try? fd.sendAll(Array(request[..<half]))
                     usleep(200)
                     let ok = gen.roundTrip(fd, Array(request[half...]), &reader)
                     if ok {
@@ -79,7 +79,7 @@ struct Reliability: ParsableCommand {
                         // backlog): FreeSWITCH sees a connection error and moves to the next binding.
                         lateFailed.wrappingAdd(1, ordering: .relaxed)
                     }
-                    close(fd)
+                    fd.close()
                 }
                 group.leave()
             }.start()
@@ -97,8 +97,8 @@ struct Reliability: ParsableCommand {
         let after = LoadGenerator(port: port, keepAlive: false) { _ in [] }
         var reader = ResponseReader()
         let fd = after.connectSocket()
-        let restartedOK = fd >= 0 && after.roundTrip(fd, shapes.wrap(shapes.directory(data.device(&rng), rng: &rng)), &reader)
-        if fd >= 0 { close(fd) }
+        let restartedOK = fd.map { after.roundTrip($0, shapes.wrap(shapes.directory(data.device(&rng), rng: &rng)), &reader) } ?? false
+        fd?.close()
         print("restarted service answers: \(restartedOK)")
 
         // --- soak: descriptors and RSS flat

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Decisions
 import Foundation
+import HTTPServer
 import Logging
 import Postgres
 import Store
@@ -150,25 +151,14 @@ struct Demo: ParsableCommand {
 /// A tiny blocking HTTP/1.1 client for the demo's self-test (one request per connection, like mod_xml_curl).
 enum HTTPGet {
     static func post(host: String, port: UInt16, path: String, body: String) throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw CLIError("socket failed") }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = port.bigEndian
-        inet_pton(AF_INET, host, &addr.sin_addr)
-        let rc = withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else { throw CLIError("connect failed") }
         let request = "POST \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUser-Agent: freeswitch-xml/1.0\r\nAccept: */*\r\nContent-Length: \(body.utf8.count)\r\nContent-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n\r\n\(body)"
-        _ = Array(request.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            out.append(contentsOf: buffer[0..<n])
+        let out: [UInt8]
+        do {
+            let socket = try TCPSocket.connect(host: host, port: port, timeoutMilliseconds: 5_000)
+            try socket.sendAll(request)
+            out = try socket.receiveToEnd(timeoutMilliseconds: 5_000)
+        } catch {
+            throw CLIError("\(error)")
         }
         return String(decoding: out, as: UTF8.self)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,21 +22,26 @@ public struct EventSocketClient {
 
     /// Runs `api` commands in one session; returns each command's reply body.
     public func api(_ commands: [String]) throws -> [String] {
-        let fd = try connectSocket()
-        defer { close(fd) }
-        var reader = Reader(fd: fd, timeout: timeoutMilliseconds)
+        let socket: TCPSocket
+        do {
+            socket = try TCPSocket.connect(host: endpoint.host, port: endpoint.port, timeoutMilliseconds: timeoutMilliseconds)
+        } catch {
+            throw Failure(description: "\(endpoint): \(error)")
+        }
+        defer { socket.close() }
+        var reader = Reader(socket: socket, timeout: timeoutMilliseconds)
         let greeting = try reader.message()
         guard greeting.headers["Content-Type"] == "auth/request" else {
             throw Failure(description: "\(endpoint): unexpected greeting \(greeting.headers["Content-Type"] ?? "none")")
         }
-        try send(fd, "auth \(endpoint.password)\n\n")
+        try send(socket, "auth \(endpoint.password)\n\n")
         let auth = try reader.message()
         guard auth.headers["Reply-Text"]?.hasPrefix("+OK") == true else {
             throw Failure(description: "\(endpoint): authentication refused")
         }
         var replies: [String] = []
         for command in commands {
-            try send(fd, "api \(command)\n\n")
+            try send(socket, "api \(command)\n\n")
             var reply = try reader.message()
             // Skip anything that is not the api response (no events are subscribed, but be lenient).
             while reply.headers["Content-Type"] != "api/response" {
@@ -47,59 +53,15 @@ public struct EventSocketClient {
             }
             replies.append(reply.body)
         }
-        try? send(fd, "exit\n\n")
+        try? send(socket, "exit\n\n")
         return replies
     }
 
-    private func connectSocket() throws -> Int32 {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_flags = AI_NUMERICSERV
-        var result: UnsafeMutablePointer<addrinfo>?
-        let rc = getaddrinfo(endpoint.host, String(endpoint.port), &hints, &result)
-        guard rc == 0, let first = result else {
-            throw Failure(description: "\(endpoint): cannot resolve host")
-        }
-        defer { freeaddrinfo(result) }
-        var lastError = "no address"
-        var ai: UnsafeMutablePointer<addrinfo>? = first
-        while let a = ai {
-            ai = a.pointee.ai_next
-            let fd = socket(a.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-            if fd < 0 { continue }
-            if Glibc.connect(fd, a.pointee.ai_addr, a.pointee.ai_addrlen) == 0 || errno == EINPROGRESS {
-                var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                if poll(&p, 1, Int32(timeoutMilliseconds)) == 1 {
-                    var err: Int32 = 0
-                    var len = socklen_t(MemoryLayout<Int32>.size)
-                    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
-                    if err == 0 { return fd }
-                    lastError = String(cString: strerror(err))
-                } else {
-                    lastError = "connect timed out"
-                }
-            } else {
-                lastError = String(cString: strerror(errno))
-            }
-            close(fd)
-        }
-        throw Failure(description: "\(endpoint): \(lastError)")
-    }
-
-    private func send(_ fd: Int32, _ text: String) throws {
-        var bytes = Array(text.utf8)[...]
-        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(timeoutMilliseconds) * 1_000_000
-        while !bytes.isEmpty {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n > 0 { bytes = bytes.dropFirst(n); continue }
-            if n < 0 && (errno == EAGAIN || errno == EINTR) {
-                let now = DispatchTime.now().uptimeNanoseconds
-                guard now < deadline else { throw Failure(description: "\(endpoint): write timed out") }
-                var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                _ = poll(&p, 1, Int32((deadline - now) / 1_000_000 + 1))
-                continue
-            }
-            throw Failure(description: "\(endpoint): write failed")
+    private func send(_ socket: TCPSocket, _ text: String) throws {
+        do {
+            try socket.sendAll(text, timeoutMilliseconds: timeoutMilliseconds)
+        } catch {
+            throw Failure(description: "\(endpoint): \(error)")
         }
     }
 
@@ -109,22 +71,21 @@ public struct EventSocketClient {
     }
 
     struct Reader {
-        let fd: Int32
+        let socket: TCPSocket
         let timeout: Int
         var buffer: [UInt8] = []
 
         mutating func fill(_ deadline: UInt64) throws {
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-                if n > 0 { buffer.append(contentsOf: chunk[0..<n]); return }
-                if n == 0 { throw Failure(description: "connection closed") }
-                if errno != EAGAIN && errno != EINTR { throw Failure(description: "read failed") }
-                let now = DispatchTime.now().uptimeNanoseconds
-                guard now < deadline else { throw Failure(description: "read timed out") }
-                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                _ = poll(&p, 1, Int32((deadline - now) / 1_000_000 + 1))
+            let now = DispatchTime.now().uptimeNanoseconds
+            guard now < deadline else { throw Failure(description: "read timed out") }
+            let chunk: [UInt8]
+            do {
+                chunk = try socket.receive(max: 4096, timeoutMilliseconds: Int((deadline - now) / 1_000_000) + 1)
+            } catch {
+                throw Failure(description: "\(error)")
             }
+            if chunk.isEmpty { throw Failure(description: "connection closed") }
+            buffer.append(contentsOf: chunk)
         }
 
         mutating func message() throws -> Message {

@@ -1,5 +1,6 @@
 import Decisions
 import Foundation
+import TestSupport
 import HTTPServer
 import SwitchAuthService
 import Testing
@@ -104,25 +105,12 @@ struct ConfigTests {
 
 /// Minimal IPv6 client for the ::1 test.
 final class RawClient6 {
-    let fd: Int32
+    let socket: TCPSocket
     init(port: UInt16) throws {
-        fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
-        var a = sockaddr_in6()
-        a.sin6_family = sa_family_t(AF_INET6)
-        a.sin6_port = port.bigEndian
-        inet_pton(AF_INET6, "::1", &a.sin6_addr)
-        let rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
-        if rc != 0 { close(fd); throw TestHTTPError(description: "connect ::1 failed") }
-        var tv = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        socket = try TCPSocket.connect(host: "::1", port: port, timeoutMilliseconds: 5_000)
     }
-    deinit { close(fd) }
-    func send(_ b: [UInt8]) { _ = b.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) } }
+    func send(_ b: [UInt8]) { try? socket.sendAll(b) }
     func readAll() -> String {
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 4096)
-        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        if n > 0 { out += buf[0..<n] }
-        return String(decoding: out, as: UTF8.self)
+        String(decoding: (try? socket.receive(max: 4096, timeoutMilliseconds: 5_000)) ?? [], as: UTF8.self)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Postgres
 import Store
 import SwitchAuthService

@@ -1,4 +1,6 @@
 import Foundation
+import TestSupport
+import HTTPServer
 import Postgres
 import Store
 import SwitchAuthService
@@ -15,8 +17,13 @@ import Glibc
 struct HungDatabaseTests {
     /// The bounds the service promises (README, "Reliability"): lookups 250 ms, acl.conf and
     /// /healthz 20 ms. The service runs with answer_timeout_ms 200 and acl_timeout_ms 10.
-    static let lookupBound = 0.250
-    static let fastBound = 0.020
+    /// Inside the parallel suite two cores are shared by dozens of tests and a client thread can
+    /// wait 50 ms to be scheduled, so there the bounds are four times looser (still far below the
+    /// seconds a blocked loop took); `.ci/run` runs this suite alone with
+    /// SWITCHAUTH_STRICT_TIMING=1, where the promised bounds are asserted as they are.
+    static let strict = ProcessInfo.processInfo.environment["SWITCHAUTH_STRICT_TIMING"] == "1"
+    static let lookupBound = strict ? 0.250 : 1.0
+    static let fastBound = strict ? 0.020 : 0.080
 
     static func timed(_ port: UInt16, _ bytes: [UInt8]) throws -> (TestResponse, Double) {
         let t0 = DispatchTime.now().uptimeNanoseconds
@@ -111,16 +118,9 @@ struct HungDatabaseTests {
 
     /// A database address that accepts TCP connections and never answers (a black-holed host).
     @Test func unreachableFromTheStart() throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(listener) }
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        inet_pton(AF_INET, "127.0.0.1", &a.sin_addr)
-        _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        listen(listener, 64)
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &len) } }
-        let port = UInt16(bigEndian: a.sin_port)
+        let listener = try TCPSocket.listen(host: "127.0.0.1", port: 0, backlog: 64)
+        defer { listener.close() }
+        let port = listener.localPort
 
         var config = fixtureConfig(database: ConnectionConfig(parameters: [
             .init("host", "127.0.0.1"), .init("port", String(port)), .init("user", "postgres"), .init("dbname", "switchauth")]))

@@ -1,5 +1,7 @@
 import Decisions
 import Foundation
+import TestSupport
+import HTTPServer
 import Postgres
 import Store
 import SwitchAuthService
@@ -15,7 +17,7 @@ import Glibc
 /// api/response with Content-Length, and the goodbye on `exit`.
 final class FakeEventSocket: Sendable {
     let port: UInt16
-    private let fd: Int32
+    private let listener: TCPSocket
     let password: String
     private let received = Locked<[String]>([])
     private let stopped = Atomic<Bool>(false)
@@ -25,67 +27,48 @@ final class FakeEventSocket: Sendable {
 
     init(password: String = "ClueCon", port: UInt16 = 0) throws {
         self.password = password
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = port.bigEndian
-        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-        let fd = self.fd
-        let bound = withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { close(fd); throw TestHTTPError(description: "bind failed") }
-        listen(fd, 16)
-        var out = sockaddr_in()
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &out) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        self.port = UInt16(bigEndian: out.sin_port)
+        listener = try TCPSocket.listen(host: "127.0.0.1", port: port, backlog: 16)
+        self.port = listener.localPort
         Thread { [self] in serve(); done.signal() }.start()
     }
 
     func stop() {
         stopped.store(true, ordering: .releasing)
-        shutdown(fd, Int32(SHUT_RDWR))
+        listener.shutdownBoth()
         done.wait()
-        close(fd)
+        listener.close()
     }
 
     private func serve() {
         while !stopped.load(ordering: .acquiring) {
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            var p = pollfd(fd: listener.fd, events: Int16(POLLIN), revents: 0)
             guard poll(&p, 1, 100) > 0 else { continue }
-            let c = accept(fd, nil, nil)
-            if c < 0 { continue }
+            guard let (c, _, _) = (try? listener.accept()) ?? nil else { continue }
+            try? c.setBlocking(true)
             session(c)
-            close(c)
+            c.close()
         }
     }
 
-    private func write(_ c: Int32, _ s: String) {
-        _ = Array(s.utf8).withUnsafeBytes { Glibc.send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    private func write(_ c: TCPSocket, _ s: String) {
+        try? c.sendAll(s)
     }
 
-    private func readCommand(_ c: Int32, _ buffer: inout [UInt8]) -> String? {
+    private func readCommand(_ c: TCPSocket, _ buffer: inout [UInt8]) -> String? {
         while true {
             if let i = (0..<max(0, buffer.count - 1)).first(where: { buffer[$0] == 10 && buffer[$0 + 1] == 10 }) {
                 let line = String(decoding: buffer[0..<i], as: UTF8.self)
                 buffer.removeFirst(i + 2)
                 return line
             }
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            var p = pollfd(fd: c, events: Int16(POLLIN), revents: 0)
-            guard poll(&p, 1, 3000) > 0 else { return nil }
-            let n = chunk.withUnsafeMutableBytes { recv(c, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { return nil }
-            buffer += chunk[0..<n]
+            guard let chunk = try? c.receive(max: 4096, timeoutMilliseconds: 3000), !chunk.isEmpty else { return nil }
+            buffer += chunk
         }
     }
 
     static let goodbye = "Content-Type: text/disconnect-notice\nContent-Length: 67\n\nDisconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
 
-    private func session(_ c: Int32) {
+    private func session(_ c: TCPSocket) {
         var buffer: [UInt8] = []
         write(c, "Content-Type: auth/request\n\n")
         guard let auth = readCommand(c, &buffer) else { return }

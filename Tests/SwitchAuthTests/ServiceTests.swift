@@ -1,5 +1,6 @@
 import Decisions
 import Foundation
+import TestSupport
 import HTTPServer
 import Postgres
 import Store

@@ -88,28 +88,3 @@ struct TestDatabaseError: Error, CustomStringConvertible {
 }
 
 /// Test fixtures: the captured FreeSWITCH requests.
-enum Fixtures {
-    static var directory: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures").standardized
-    }
-
-    static func bytes(_ name: String) throws -> [UInt8] {
-        [UInt8](try Data(contentsOf: directory.appendingPathComponent(name)))
-    }
-
-    static var httpFiles: [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter { $0.hasSuffix(".http") }.sorted()
-    }
-
-    /// The body of a captured request.
-    static func body(_ name: String) throws -> [UInt8] {
-        let all = try bytes(name)
-        let sep: [UInt8] = [13, 10, 13, 10]
-        var i = 0
-        while i + 4 <= all.count {
-            if Array(all[i..<i + 4]) == sep { return Array(all[(i + 4)...]) }
-            i += 1
-        }
-        return []
-    }
-}

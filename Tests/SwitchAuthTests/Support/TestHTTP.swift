@@ -1,4 +1,6 @@
 import Foundation
+import TestSupport
+import HTTPServer
 import Logging
 import Postgres
 import Store
@@ -6,102 +8,6 @@ import SwitchAuthService
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// A raw TCP client for server tests: sends exact bytes, reads exact responses.
-final class RawClient {
-    let fd: Int32
-
-    init(port: UInt16, host: String = "127.0.0.1") throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = port.bigEndian
-        inet_pton(AF_INET, host, &addr.sin_addr)
-        let rc = withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        if rc != 0 {
-            close(fd)
-            throw TestHTTPError(description: "connect failed: errno \(errno)")
-        }
-        var tv = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    }
-
-    deinit { close(fd) }
-
-    func send(_ bytes: [UInt8]) {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { return }
-            offset += n
-        }
-    }
-
-    func send(_ s: String) { send(Array(s.utf8)) }
-
-    private var buffer: [UInt8] = []
-
-    /// Reads one response (status, headers, Content-Length body). nil on EOF/timeout before a full response.
-    func readResponse() -> TestResponse? {
-        while true {
-            if let r = TestResponse.parse(&buffer) { return r }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { return nil }
-            buffer += chunk[0..<n]
-        }
-    }
-
-    /// True when the server closed the connection (EOF) within the socket timeout.
-    func isClosedByPeer() -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n == 0 { return true }
-            if n < 0 { return errno == ECONNRESET }
-        }
-    }
-
-    func setReceiveTimeout(seconds: Int) {
-        var tv = timeval(tv_sec: seconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    }
-}
-
-struct TestHTTPError: Error, CustomStringConvertible { var description: String }
-
-struct TestResponse {
-    var status: Int
-    var headers: [String: String]
-    var body: [UInt8]
-    var text: String { String(decoding: body, as: UTF8.self) }
-
-    static func parse(_ buffer: inout [UInt8]) -> TestResponse? {
-        guard let end = (0..<max(0, buffer.count - 3)).first(where: { buffer[$0] == 13 && buffer[$0 + 1] == 10 && buffer[$0 + 2] == 13 && buffer[$0 + 3] == 10 }) else { return nil }
-        let head = String(decoding: buffer[0..<end], as: UTF8.self)
-        let lines = head.components(separatedBy: "\r\n")
-        let status = Int(lines[0].split(separator: " ")[1]) ?? 0
-        var headers: [String: String] = [:]
-        for l in lines.dropFirst() {
-            if let c = l.firstIndex(of: ":") { headers[l[..<c].lowercased()] = l[l.index(after: c)...].trimmingCharacters(in: .whitespaces) }
-        }
-        let length = Int(headers["content-length"] ?? "0") ?? 0
-        guard buffer.count >= end + 4 + length else { return nil }
-        let body = Array(buffer[(end + 4)..<(end + 4 + length)])
-        buffer.removeFirst(end + 4 + length)
-        return TestResponse(status: status, headers: headers, body: body)
-    }
-}
-
-/// One request on a new connection, as mod_xml_curl does.
-func exchange(_ port: UInt16, _ bytes: [UInt8]) throws -> TestResponse {
-    let c = try RawClient(port: port)
-    c.send(bytes)
-    guard let r = c.readResponse() else { throw TestHTTPError(description: "no response") }
-    return r
-}
 
 /// A POST of a form body to the service path.
 func post(_ port: UInt16, _ body: String, path: String = "/fs", extraHeaders: String = "") throws -> TestResponse {

@@ -1,5 +1,6 @@
 import Decisions
 import Foundation
+import TestSupport
 import FreeSWITCHXML
 import Testing
 #if canImport(FoundationXML)
@@ -59,7 +60,7 @@ struct XMLTests {
     }
 
     @Test func dialplanAllowGolden() {
-        let a = DialplanAllowance(account: account(7, "1012", channels: 10), method: "ip", ipSettingID: 11, deviceID: nil,
+        let a = DialplanAllowance(account: AccountFacts(id: 7, number: "1012", name: "1012", kind: .customer, status: .active, billing: .prepaid, balance: 10, creditLimit: 0, maxChannels: 10, expired: false), method: "ip", ipSettingID: 11, deviceID: nil,
                                   destination: "9212345", callerIDName: "Desk ${evil} 'x'", callerIDNumber: "1555",
                                   routingContext: "switchauth_routing", limitRealm: "switchauth")
         let doc = Self.text(Documents.dialplan(.allow(context: "switchauth", a), reason: .ok))
@@ -88,16 +89,3 @@ struct XMLTests {
     }
 }
 
-enum XMLDocumentCheck {
-    final class Delegate: NSObject, XMLParserDelegate {
-        var failed = false
-        func parser(_ parser: XMLParser, parseErrorOccurred parseError: Error) { failed = true }
-    }
-
-    static func isWellFormed(_ bytes: [UInt8]) throws -> Bool {
-        let parser = XMLParser(data: Data(bytes))
-        let d = Delegate()
-        parser.delegate = d
-        return parser.parse() && !d.failed
-    }
-}
