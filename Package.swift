@@ -73,7 +73,7 @@ let package = Package(
         // libFuzzer target (Tests/fuzz/run.sh builds it with -sanitize=fuzzer); a corpus replay driver otherwise.
         .executableTarget(
             name: "SwitchAuthFuzz",
-            dependencies: ["HTTPServer", "Decisions", "FreeSWITCHXML"],
+            dependencies: ["HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "SwitchAuthService", .product(name: "Logging", package: "swift-log")],
             path: "Tests/fuzz/SwitchAuthFuzz",
             swiftSettings: strict
         ),

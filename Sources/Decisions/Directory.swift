@@ -207,4 +207,22 @@ extension DirectoryQuery {
         case .unsupported: return ""
         }
     }
+
+    /// The user the lookup names (empty for an unsupported request).
+    public var user: String {
+        switch self {
+        case .sipAuth(let q): return q.user
+        case .user(let user, _, _, _): return user
+        case .unsupported: return ""
+        }
+    }
+
+    /// The caller's address as FreeSWITCH gave it, if any.
+    public var sourceIP: String? {
+        switch self {
+        case .sipAuth(let q): return q.sourceIP
+        case .user(_, _, _, let ip): return ip
+        case .unsupported: return nil
+        }
+    }
 }

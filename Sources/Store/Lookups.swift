@@ -66,6 +66,12 @@ public struct DirectoryFactsResult: Sendable, Equatable {
     public var domainKnown: Bool
     public var device: DeviceFacts?
     public var lockout: LockoutFacts
+
+    public init(domainKnown: Bool, device: DeviceFacts?, lockout: LockoutFacts) {
+        self.domainKnown = domainKnown
+        self.device = device
+        self.lockout = lockout
+    }
 }
 
 /// Domain resolution (primary name or alias, case-insensitive), the device and its account, and

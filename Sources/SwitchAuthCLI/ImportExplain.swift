@@ -2,6 +2,7 @@ import ArgumentParser
 import Decisions
 import FreeSWITCHXML
 import Foundation
+import Logging
 import Postgres
 import Store
 import SwitchAuthService
@@ -177,45 +178,65 @@ struct Explain: ParsableCommand {
     func run() throws {
         let config = try options.serviceConfig()
         let db = try options.connect()
+        // The service's own pipeline: the request FreeSWITCH would send is classified, its facts
+        // read and decided by the same functions the running service calls.
+        let logger = Logger(label: "explain", factory: { _ in SwiftLogNoOpLogHandler() })
+        let metrics = Metrics()
+        let resolver = Resolver(config: config, metrics: metrics, acl: ACLCache(file: nil), logger: logger,
+                                failures: FailureRecorder(config: config, metrics: metrics, logger: logger))
         let context = config.dialplan.ownedContexts.sorted().first ?? "switchauth"
         if let ip {
             let dest = destination!
             Console.out("1. source \(ip), destination \(dest), context \(context)")
-            guard let address = IPAddress(ip) else {
+            let lookup = resolver.classify(FormFields([
+                ("hostname", "explain"), ("section", "dialplan"), ("tag_name", ""), ("key_name", ""), ("key_value", ""),
+                ("Hunt-Context", context), ("Hunt-Destination-Number", dest), ("Caller-Network-Addr", ip),
+                ("variable_sip_network_ip", ip), ("variable_sip_acl_authed_by", config.aclListName)]))
+            let facts = try resolver.facts(lookup, db: db)
+            if case .ipCandidates(let candidates) = facts, let address = IPAddress(ip) {
+                Console.out("2. IP settings whose network contains \(address): \(candidates.count)")
+                for c in candidates.sorted(by: { $0.id < $1.id }) {
+                    var notes: [String] = []
+                    if !c.enabled { notes.append("disabled") }
+                    if !dest.hasPrefix(c.prefix) { notes.append("prefix '\(c.prefix)' does not begin the destination") }
+                    Console.out("   - id \(c.id) \(c.name) \(c.network) prefix '\(c.prefix)' account \(c.account.number) (\(c.account.status.rawValue)): \(notes.isEmpty ? "matches" : notes.joined(separator: ", "))")
+                }
+                let chosen = DialplanDecider.chooseIPSetting(source: address, destination: dest, candidates: candidates)
+                Console.out("3. chosen (longest prefix, then most specific network): \(chosen.map { "id \($0.id) \($0.name), account \($0.account.number)" } ?? "none")")
+                if let a = chosen?.account { printGates(a) }
+            } else {
                 Console.out("2. \(ip) is not an IP address")
-                return finish(DialplanDecider.decideIP(context: context, source: ip, destination: dest, candidates: [], policy: config.dialplan))
             }
-            let candidates = try IPCandidatesLookup.run(db, source: address)
-            Console.out("2. IP settings whose network contains \(address): \(candidates.count)")
-            for c in candidates.sorted(by: { $0.id < $1.id }) {
-                var notes: [String] = []
-                if !c.enabled { notes.append("disabled") }
-                if !dest.hasPrefix(c.prefix) { notes.append("prefix '\(c.prefix)' does not begin the destination") }
-                Console.out("   - id \(c.id) \(c.name) \(c.network) prefix '\(c.prefix)' account \(c.account.number) (\(c.account.status.rawValue)): \(notes.isEmpty ? "matches" : notes.joined(separator: ", "))")
-            }
-            let chosen = DialplanDecider.chooseIPSetting(source: address, destination: dest, candidates: candidates)
-            Console.out("3. chosen (longest prefix, then most specific network): \(chosen.map { "id \($0.id) \($0.name), account \($0.account.number)" } ?? "none")")
-            if let a = chosen?.account { printGates(a) }
-            finish(DialplanDecider.decideIP(context: context, source: ip, destination: dest, candidates: candidates, policy: config.dialplan))
+            finish(resolver.decide(lookup, facts).0)
         } else if let user {
             guard let at = user.lastIndex(of: "@") else { throw ValidationError("--user must be user@domain") }
             let name = String(user[..<at]), domain = String(user[user.index(after: at)...])
-            let facts = try DirectoryLookup.run(db, domain: domain, user: name, sourceIP: nil)
-            Console.out("1. domain \(domain): \(facts.domainKnown ? "served" : "unknown (answer: not found, FreeSWITCH falls back to its static directory)")")
-            guard facts.domainKnown else { return }
-            guard let device = facts.device else {
+            let lookup = resolver.classify(FormFields([
+                ("hostname", "explain"), ("section", "directory"), ("tag_name", "domain"), ("key_name", "name"), ("key_value", domain),
+                ("user", name), ("domain", domain)]))
+            let facts = try resolver.facts(lookup, db: db)
+            guard case .directory(let f) = facts else {
+                Console.out("1. \(user): not a directory lookup")
+                return
+            }
+            Console.out("1. domain \(domain): \(f.domainKnown ? "served" : "unknown (answer: not found, FreeSWITCH falls back to its static directory)")")
+            guard f.domainKnown else { return }
+            guard let device = f.device else {
                 Console.out("2. user \(name): unknown (answer: the domain without the user, a final 403)")
                 return
             }
             Console.out("2. device \(device.id) \(device.username)@\(device.realm): \(device.enabled ? "enabled" : "disabled"), account \(device.account.number)")
             printGates(device.account)
-            let lookup = DirectoryDecider.decide(.user(user: name, domain: domain, action: nil, sourceIP: nil), domainKnown: true,
-                                                 device: device, lockout: facts.lockout, policy: config.directory)
-            Console.out("   directory (REGISTER/INVITE digest): \(lookup.reason == .ok ? "user published with its HA1; FreeSWITCH checks the digest" : "refused: \(lookup.reason.rawValue) (403)")")
-            if facts.lockout.userLocked { Console.out("   user is locked out: digest attempts get 403 until the lockout ends ('switchauth lockouts')") }
-            if xml { Console.out(String(decoding: Documents.directory(lookup.answer), as: UTF8.self)) }
+            let (answer, _) = resolver.decide(lookup, facts)
+            Console.out("   directory (REGISTER/INVITE digest): \(answer.reason == .ok ? "user published with its HA1; FreeSWITCH checks the digest" : "refused: \(answer.reason.rawValue) (403)")")
+            if f.lockout.userLocked { Console.out("   user is locked out: digest attempts get 403 until the lockout ends ('switchauth lockouts')") }
+            if xml { Console.out(String(decoding: answer.body, as: UTF8.self)) }
             if let destination {
-                finish(DialplanDecider.decideDigest(context: context, destination: destination, device: device, policy: config.dialplan))
+                let call = resolver.classify(FormFields([
+                    ("hostname", "explain"), ("section", "dialplan"), ("tag_name", ""), ("key_name", ""), ("key_value", ""),
+                    ("Hunt-Context", context), ("Hunt-Destination-Number", destination), ("variable_sip_authorized", "true"),
+                    ("variable_user_name", name), ("variable_domain_name", domain)]))
+                finish(resolver.decide(call, try resolver.facts(call, db: db)).0)
             }
         }
     }
@@ -225,15 +246,19 @@ struct Explain: ParsableCommand {
         Console.out("   standing: \(AccountGate.standing(a)?.rawValue ?? "ok"); funds: \(AccountGate.funds(a)?.rawValue ?? "ok")")
     }
 
-    private func finish(_ d: DialplanDecision) {
-        switch d.answer {
-        case .allow(_, let a):
-            Console.out("=> allowed (\(d.reason.rawValue)): accountcode \(a.account.number), transfer \(a.destination) XML \(a.routingContext)\(a.account.maxChannels > 0 ? ", limit \(a.account.maxChannels) channels (486 past it)" : "")")
-        case .reject(_, let r):
-            Console.out("=> rejected: \(r.code) \(r.phrase) (\(d.reason.rawValue))")
-        case .notFound:
+    private func finish(_ outcome: LookupOutcome) {
+        let detail: String = {
+            if case .string(let d)? = outcome.metadata["detail"] { return d }
+            return ""
+        }()
+        if outcome.reason == .ok, case .string(let account)? = outcome.metadata["account"] {
+            Console.out("=> allowed (ok): accountcode \(account)\(detail.isEmpty ? "" : " (\(detail))")")
+        } else if outcome.reason == .notOwned {
             Console.out("=> not found")
+        } else {
+            let r = SIPRejection.forReason(outcome.reason)
+            Console.out("=> rejected: \(r.code) \(r.phrase) (\(outcome.reason.rawValue))")
         }
-        if xml { Console.out(String(decoding: Documents.dialplan(d.answer, reason: d.reason), as: UTF8.self)) }
+        if xml { Console.out(String(decoding: outcome.body, as: UTF8.self)) }
     }
 }

@@ -47,6 +47,15 @@ public struct LookupOutcome: Sendable {
     public var metadata: Logger.Metadata
 }
 
+/// What the database said for one lookup.
+public enum LookupFacts: Sendable {
+    case none
+    case directory(DirectoryFactsResult)
+    case acl([String])
+    case ipCandidates([IPSettingFacts])
+    case device(DeviceFacts?)
+}
+
 /// A lookup after classification: either already answered (nothing in it needs the database), or
 /// what to ask the database for. Classifying is pure and runs on the event loop; the facts, the
 /// decision and the rendering run on a database thread (`resolve`).
@@ -138,13 +147,97 @@ public struct Resolver: Sendable {
         }
     }
 
-    /// The facts, the decision and the XML. Runs where the connection lives.
+    /// facts -> decide -> effects, where the connection lives. A database failure answers the
+    /// fallback (fail closed), with the error in the log line.
     public func resolve(_ lookup: Lookup, db: Connection?) -> LookupOutcome {
+        if case .answered(let outcome) = lookup { return outcome }
+        let facts: LookupFacts
+        do {
+            guard let db else { throw PostgresError(kind: .connection, operation: "connect", message: "no connection") }
+            facts = try self.facts(lookup, db: db)
+        } catch {
+            metrics.databaseError()
+            var outcome = fallback(lookup)
+            outcome.metadata["error"] = .string("\(error)")
+            if case .acl = lookup { metrics.aclFromCache() }
+            return outcome
+        }
+        var (outcome, effect) = decide(lookup, facts)
+        if case .acl = lookup, outcome.ok { acl.store(outcome.body) }
+        if let db { apply(effect, db: db, meta: &outcome.metadata) }
+        return outcome
+    }
+
+    /// What the lookup needs from the database, in one statement.
+    public func facts(_ lookup: Lookup, db: Connection) throws -> LookupFacts {
         switch lookup {
-        case .answered(let outcome): return outcome
-        case let .directory(request, query): return directory(request, query, db: db)
-        case .acl: return configurationACL(db: db)
-        case let .dialplan(request, query): return dialplan(request, query, db: db)
+        case .answered:
+            return .none
+        case .directory(_, let query):
+            let validIP = query.sourceIP.flatMap(IPAddress.init)?.description
+            return .directory(try DirectoryLookup.run(db, domain: query.domain, user: query.user, sourceIP: validIP))
+        case .acl:
+            return .acl(try ACLNetworksLookup.run(db))
+        case .dialplan(_, let query):
+            switch query {
+            case .ip(_, let source, _):
+                guard let address = IPAddress(source) else { return .ipCandidates([]) }
+                return .ipCandidates(try IPCandidatesLookup.run(db, source: address))
+            case let .digest(_, user, domain, _):
+                return .device(try DirectoryLookup.run(db, domain: domain, user: user, sourceIP: nil).device)
+            case .notOwned, .unauthenticated:
+                return .none
+            }
+        }
+    }
+
+    /// The decision over the facts and its XML, and what it asks to be recorded. Pure: the fuzz
+    /// target and `switchauth explain` call it with the same facts the service would have.
+    public func decide(_ lookup: Lookup, _ facts: LookupFacts) -> (LookupOutcome, AuthEffect) {
+        switch (lookup, facts) {
+        case (.answered(let outcome), _):
+            return (outcome, .none)
+        case let (.directory(request, query), .directory(f)):
+            var meta = directoryMetadata(request, query)
+            var q = query
+            if case .sipAuth(var s) = q {
+                s.sourceIP = s.sourceIP.flatMap(IPAddress.init)?.description
+                q = .sipAuth(s)
+            }
+            let decision = DirectoryDecider.decide(q, domainKnown: f.domainKnown, device: f.device, lockout: f.lockout, policy: config.directory)
+            if let device = f.device { meta["account"] = .string(device.account.number) }
+            return (LookupOutcome(body: Documents.directory(decision.answer), ok: true, section: "directory",
+                                  reason: decision.reason, metadata: meta), decision.effect)
+        case let (.acl, .acl(networks)):
+            return (LookupOutcome(body: Documents.acl(listName: config.aclListName, networks: networks), ok: true, section: "configuration",
+                                  reason: .ok, metadata: ["file": "acl.conf", "networks": .stringConvertible(networks.count)]), .none)
+        case let (.dialplan(request, query), facts):
+            var meta = dialplanMetadata(request, query)
+            let decision: DialplanDecision
+            switch (query, facts) {
+            case let (.ip(context, source, destination), .ipCandidates(candidates)):
+                decision = DialplanDecider.decideIP(context: context, source: source, destination: destination,
+                                                    candidates: candidates, policy: config.dialplan)
+            case let (.digest(context, _, _, destination), .device(device)):
+                decision = DialplanDecider.decideDigest(context: context, destination: destination, device: device, policy: config.dialplan)
+            case (.unauthenticated(let context, _), _):
+                decision = DialplanDecider.reject(context, .unauthenticated, "neither ACL nor digest authenticated")
+            case (.notOwned, _):
+                decision = DialplanDecision(answer: .notFound, reason: .notOwned, detail: "")
+            default:
+                decision = DialplanDecider.reject(query.context, .databaseUnavailable, "facts of the wrong kind")
+            }
+            meta["detail"] = .string(decision.detail)
+            switch decision.answer {
+            case .reject(_, let r): meta["sip"] = .stringConvertible(r.code)
+            case .allow(_, let a): meta["account"] = .string(a.account.number)
+            case .notFound: break
+            }
+            return (LookupOutcome(body: Documents.dialplan(decision.answer, reason: decision.reason), ok: true,
+                                  section: "dialplan", reason: decision.reason, metadata: meta), .none)
+        default:
+            // Facts that do not belong to the lookup: a programming error; fail closed.
+            return (fallback(lookup), .none)
         }
     }
 
@@ -204,45 +297,7 @@ public struct Resolver: Sendable {
         return meta
     }
 
-    func directory(_ request: XMLCurlRequest, _ query: DirectoryQuery, db: Connection?) -> LookupOutcome {
-        var meta = directoryMetadata(request, query)
-        let (user, domain, ip): (String, String, String?)
-        switch query {
-        case .unsupported(let what):
-            return LookupOutcome(body: Documents.notFound, ok: true, section: "directory", reason: .unsupported,
-                                 metadata: ["request": .string(what)])
-        case let .user(u, d, _, sourceIP):
-            (user, domain, ip) = (u, d, sourceIP)
-        case let .sipAuth(q):
-            (user, domain, ip) = (q.user, q.domain, q.sourceIP)
-        }
-        let validIP = ip.flatMap(IPAddress.init)?.description
-        let facts: DirectoryFactsResult
-        do {
-            guard let db else { throw PostgresError(kind: .connection, operation: "connect", message: "no connection") }
-            facts = try DirectoryLookup.run(db, domain: domain, user: user, sourceIP: validIP)
-        } catch {
-            metrics.databaseError()
-            meta["error"] = .string("\(error)")
-            // Fail closed: the domain without the user is a final not-found.
-            return LookupOutcome(body: Documents.directory(.domainWithoutUser(domain: domain)), ok: true,
-                                 section: "directory", reason: .databaseUnavailable, metadata: meta)
-        }
-        var q = query
-        if case .sipAuth(var s) = q {
-            s.sourceIP = validIP
-            q = .sipAuth(s)
-        }
-        let decision = DirectoryDecider.decide(q, domainKnown: facts.domainKnown, device: facts.device,
-                                               lockout: facts.lockout, policy: config.directory)
-        if let device = facts.device { meta["account"] = .string(device.account.number) }
-        apply(decision.effect, db: db, meta: &meta)
-        return LookupOutcome(body: Documents.directory(decision.answer), ok: true, section: "directory",
-                             reason: decision.reason, metadata: meta)
-    }
-
-    private func apply(_ effect: AuthEffect, db: Connection?, meta: inout Logger.Metadata) {
-        guard let db else { return }
+    private func apply(_ effect: AuthEffect, db: Connection, meta: inout Logger.Metadata) {
         do {
             switch effect {
             case .none:
@@ -256,28 +311,6 @@ public struct Resolver: Sendable {
         } catch {
             metrics.databaseError()
             meta["effect_error"] = .string("\(error)")
-        }
-    }
-
-    // MARK: Configuration
-
-    func configurationACL(db: Connection?) -> LookupOutcome {
-        do {
-            guard let db else { throw PostgresError(kind: .connection, operation: "connect", message: "no connection") }
-            let networks = try ACLNetworksLookup.run(db)
-            let body = Documents.acl(listName: config.aclListName, networks: networks)
-            acl.store(body)
-            return LookupOutcome(body: body, ok: true, section: "configuration", reason: .ok,
-                                 metadata: ["file": "acl.conf", "networks": .stringConvertible(networks.count)])
-        } catch {
-            metrics.databaseError()
-            if let cached = acl.lastGood {
-                metrics.aclFromCache()
-                return LookupOutcome(body: cached, ok: true, section: "configuration", reason: .databaseUnavailable,
-                                     metadata: ["file": "acl.conf", "served": "last_known_good", "error": .string("\(error)")])
-            }
-            return LookupOutcome(body: Documents.notFound, ok: false, section: "configuration", reason: .databaseUnavailable,
-                                 metadata: ["file": "acl.conf", "served": "nothing", "error": .string("\(error)")])
         }
     }
 
@@ -301,50 +334,5 @@ public struct Resolver: Sendable {
             meta["context"] = .string(context)
         }
         return meta
-    }
-
-    func dialplan(_ request: XMLCurlRequest, _ query: DialplanQuery, db: Connection?) -> LookupOutcome {
-        var meta = dialplanMetadata(request, query)
-        let decision: DialplanDecision
-        do {
-            switch query {
-            case .notOwned(let context):
-                return LookupOutcome(body: Documents.notFound, ok: true, section: "dialplan", reason: .notOwned,
-                                     metadata: ["context": .string(context)])
-            case let .ip(context, source, destination):
-                var candidates: [IPSettingFacts] = []
-                if let address = IPAddress(source) {
-                    guard let db else { throw PostgresError(kind: .connection, operation: "connect", message: "no connection") }
-                    candidates = try IPCandidatesLookup.run(db, source: address)
-                }
-                decision = DialplanDecider.decideIP(context: context, source: source, destination: destination,
-                                                    candidates: candidates, policy: config.dialplan)
-            case let .digest(context, user, domain, destination):
-                guard let db else { throw PostgresError(kind: .connection, operation: "connect", message: "no connection") }
-                let facts = try DirectoryLookup.run(db, domain: domain, user: user, sourceIP: nil)
-                decision = DialplanDecider.decideDigest(context: context, destination: destination, device: facts.device,
-                                                        policy: config.dialplan)
-            case .unauthenticated(let context, _):
-                decision = DialplanDecider.reject(context, .unauthenticated, "neither ACL nor digest authenticated")
-            }
-        } catch {
-            metrics.databaseError()
-            meta["error"] = .string("\(error)")
-            let context: String
-            switch query {
-            case .ip(let c, _, _), .digest(let c, _, _, _), .unauthenticated(let c, _), .notOwned(let c): context = c
-            }
-            let d = DialplanDecider.reject(context, .databaseUnavailable, "database unavailable")
-            return LookupOutcome(body: Documents.dialplan(d.answer, reason: d.reason), ok: true, section: "dialplan",
-                                 reason: .databaseUnavailable, metadata: meta)
-        }
-        meta["detail"] = .string(decision.detail)
-        switch decision.answer {
-        case .reject(_, let r): meta["sip"] = .stringConvertible(r.code)
-        case .allow(_, let a): meta["account"] = .string(a.account.number)
-        case .notFound: break
-        }
-        return LookupOutcome(body: Documents.dialplan(decision.answer, reason: decision.reason), ok: true,
-                             section: "dialplan", reason: decision.reason, metadata: meta)
     }
 }

@@ -39,10 +39,10 @@ final class TestDatabase: Sendable {
                     base = cluster.config(database: "postgres")
                     atexit { TestDatabase.shared.state.withLock { $0.cluster }?.stop() }
                 }
-                let admin = try Connection(base)
+                let admin = try Connection(Self.patient(base))
                 try admin.executeScript("DROP DATABASE IF EXISTS \(Self.templateName)")
                 try admin.executeScript("CREATE DATABASE \(Self.templateName)")
-                let template = try Connection(base.with(database: Self.templateName))
+                let template = try Connection(Self.patient(base.with(database: Self.templateName)))
                 try Migrator(directory: Self.migrationsDirectory).migrate(template)
                 template.close()
                 s.base = base
@@ -52,6 +52,14 @@ final class TestDatabase: Sendable {
                 throw error
             }
         }
+    }
+
+    /// The harness's own statements (CREATE DATABASE copies serialize on the template's lock and
+    /// wait behind each other when the whole suite runs in parallel): a deadline of a minute.
+    static func patient(_ config: ConnectionConfig) -> ConnectionConfig {
+        var c = config
+        c.queryTimeoutMilliseconds = 60_000
+        return c
     }
 
     static var migrationsDirectory: String {
@@ -65,7 +73,7 @@ final class TestDatabase: Sendable {
             s.counter += 1
             return "t_\(getpid())_\(s.counter)"
         }
-        let admin = try Connection(base)
+        let admin = try Connection(Self.patient(base))
         // Copies from one template serialize on the template's lock; FILE_COPY is fastest without fsync.
         try admin.executeScript("CREATE DATABASE \(name) TEMPLATE \(Self.templateName) STRATEGY FILE_COPY")
         return base.with(database: name)
@@ -78,7 +86,7 @@ final class TestDatabase: Sendable {
             s.counter += 1
             return "e_\(getpid())_\(s.counter)"
         }
-        try Connection(base).executeScript("CREATE DATABASE \(name)")
+        try Connection(Self.patient(base)).executeScript("CREATE DATABASE \(name)")
         return base.with(database: name)
     }
 }
