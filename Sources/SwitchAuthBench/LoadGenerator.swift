@@ -46,6 +46,7 @@ struct LoadGenerator {
         }
         var max: Double { Double(latencies.max() ?? 0) / 1e6 }
         var achieved: Double { Double(latencies.count) / seconds }
+        func late(afterMilliseconds ms: Double) -> Int { latencies.filter { Double($0) / 1e6 > ms }.count }
     }
 
     /// `clients` threads, each sending as fast as answers come back, for `seconds`.

@@ -40,7 +40,7 @@ public struct ServiceConfig: Sendable, Equatable {
     /// A lookup's answer deadline, owned by the event loop: past it the fail-closed answer goes out.
     public var answerTimeoutMilliseconds = 200
     /// acl.conf's deadline for a fresh read; past it the last known good list goes out.
-    public var aclTimeoutMilliseconds = 20
+    public var aclTimeoutMilliseconds = 10
     public var queryTimeoutMilliseconds = 200
     public var connectTimeoutMilliseconds = 1_000
     public var probeIntervalMilliseconds = 250

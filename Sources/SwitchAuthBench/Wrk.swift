@@ -1,0 +1,119 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// wrk (Debian's) as the closed-loop generator: the bodies are made by `RequestShapes` exactly as
+/// for our own generator, written into a Lua script that picks one at random per request. With
+/// `close` every request carries `Connection: close` and wrk opens a new connection per request,
+/// as mod_xml_curl does. A `response` hook counts answers whose body lacks `expect` (wrong answers:
+/// e.g. a valid digest answered without its user).
+struct Wrk {
+    struct Result {
+        var requests: Int
+        var seconds: Double
+        var perSecond: Double
+        var p50: Double
+        var p99: Double
+        var max: Double
+        var non2xx: Int
+        var socketErrors: Int
+        var wrong: Int
+        /// Answers whose status was 503 (shed) — counted by the Lua hook.
+        var shed: Int
+    }
+
+    static var path: String? {
+        ["/usr/bin/wrk", "/usr/local/bin/wrk"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    let port: UInt16
+    let urlPath: String
+    let directory: String
+
+    /// Runs wrk for `seconds` with `connections` connections on 2 threads.
+    func run(bodies: [String], close: Bool, connections: Int = 32, seconds: Double, expect: String? = nil) throws -> Result {
+        guard let wrk = Self.path else { throw BenchError("wrk not installed (apt-get install wrk)") }
+        let script = "\(directory)/wrk-\(UUID().uuidString).lua"
+        var lua = "local bodies = {\n"
+        for b in bodies {
+            lua += "  \"" + b.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\",\n"
+        }
+        lua += "}\n"
+        lua += """
+            local threads = {}
+            function setup(thread) table.insert(threads, thread) end
+            wrong = 0
+            shed = 0
+            local expect = \(expect.map { "[[" + $0 + "]]" } ?? "nil")
+            local headers = { ["Content-Type"] = "application/x-www-form-urlencoded", ["User-Agent"] = "freeswitch-xml/1.0"\(close ? ", [\"Connection\"] = \"close\"" : "") }
+            function request()
+              return wrk.format("POST", "\(urlPath)", headers, bodies[math.random(#bodies)])
+            end
+            function response(status, hdrs, body)
+              if status == 503 then shed = shed + 1 end
+              if expect ~= nil and status == 200 and not string.find(body, expect, 1, true) then wrong = wrong + 1 end
+            end
+            function done(summary, latency, requests)
+              local w, s = 0, 0
+              for _, t in ipairs(threads) do w = w + t:get("wrong"); s = s + t:get("shed") end
+              io.write(string.format("WRONG %d\\nSHED %d\\n", w, s))
+            end
+
+            """
+        try lua.write(toFile: script, atomically: true, encoding: .utf8)
+        let log = "\(directory)/wrk-\(UUID().uuidString).out"
+        let p = try ChildProcess(wrk, ["-t2", "-c\(connections)", "-d\(max(1, Int(seconds)))s", "--latency", "-s", script,
+                                       "http://127.0.0.1:\(port)\(urlPath)"], log: log)
+        var status: Int32 = 0
+        while waitpid(p.pid, &status, 0) < 0 && errno == EINTR {}
+        let out = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        return try Self.parse(out)
+    }
+
+    /// wrk's report: "N requests in Xs", "Requests/sec:", the latency distribution, errors.
+    static func parse(_ out: String) throws -> Result {
+        func ms(_ s: Substring) -> Double {
+            let t = s.trimmingCharacters(in: .whitespaces)
+            if t.hasSuffix("us") { return (Double(t.dropLast(2)) ?? .nan) / 1000 }
+            if t.hasSuffix("ms") { return Double(t.dropLast(2)) ?? .nan }
+            if t.hasSuffix("s") { return (Double(t.dropLast(1)) ?? .nan) * 1000 }
+            return .nan
+        }
+        var r = Result(requests: 0, seconds: 0, perSecond: 0, p50: .nan, p99: .nan, max: .nan, non2xx: 0, socketErrors: 0, wrong: 0, shed: 0)
+        for raw in out.split(separator: "\n") {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            if line.hasPrefix("Requests/sec:"), f.count > 1 { r.perSecond = Double(f[1]) ?? 0 }
+            else if line.contains("requests in"), let n = Int(f[0]) {
+                r.requests = n
+                if f.count > 3 { r.seconds = ms(f[3].dropLast(f[3].hasSuffix(",") ? 1 : 0)) / 1000 }
+            }
+            else if line.hasPrefix("50%"), f.count > 1 { r.p50 = ms(f[1]) }
+            else if line.hasPrefix("99%"), f.count > 1 { r.p99 = ms(f[1]) }
+            else if line.hasPrefix("Latency"), f.count > 3 { r.max = ms(f[3]) }
+            else if line.hasPrefix("Non-2xx or 3xx responses:"), let n = f.last.flatMap({ Int($0) }) { r.non2xx = n }
+            else if line.hasPrefix("Socket errors:") {
+                // "Socket errors: connect 0, read 0, write 0, timeout 0"
+                r.socketErrors = line.split(separator: ",").compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }.reduce(0, +)
+            }
+            else if line.hasPrefix("WRONG "), let n = Int(f[1]) { r.wrong = n }
+            else if line.hasPrefix("SHED "), let n = Int(f[1]) { r.shed = n }
+        }
+        guard r.requests > 0 else { throw BenchError("wrk produced no result:\n\(out)") }
+        return r
+    }
+}
+
+/// CPU seconds (user + system) of a process from /proc.
+func cpuSeconds(of pid: pid_t) -> Double {
+    guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = s.lastIndex(of: ")") else { return 0 }
+    let fields = s[s.index(after: close)...].split(separator: " ")
+    let ticks = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
+    return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// Open descriptors of a process.
+func descriptorCount(of pid: pid_t) -> Int {
+    ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).count
+}
