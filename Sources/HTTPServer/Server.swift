@@ -43,16 +43,13 @@ public struct ServerConfig: Sendable, Equatable {
     }
 }
 
-/// Who sent a request, and when its first byte was read (`MonotonicClock` nanoseconds): deadlines
-/// count from there, not from when the handler got to it.
+/// Who sent a request.
 public struct RequestContext: Sendable, Equatable {
     public var peerHost: String
     public var peerPort: UInt16
-    public var receivedAt: UInt64
-    public init(peerHost: String, peerPort: UInt16, receivedAt: UInt64 = 0) {
+    public init(peerHost: String, peerPort: UInt16) {
         self.peerHost = peerHost
         self.peerPort = peerPort
-        self.receivedAt = receivedAt
     }
 }
 
@@ -513,9 +510,7 @@ final class EventLoop {
                 let keepAlive = request.head.keepAlive && !server.isStopping
                 nextTicket &+= 1
                 let ticket = nextTicket
-                var context = c.context
-                context.receivedAt = c.requestStarted ?? Clock.now()
-                switch handler.handle(request, context: context, responder: Responder(mailbox: mailbox, ticket: ticket)) {
+                switch handler.handle(request, context: c.context, responder: Responder(mailbox: mailbox, ticket: ticket)) {
                 case .now(let response):
                     write(response, to: c, keepAlive: keepAlive)
                 case let .later(deadline, fallback):

@@ -74,13 +74,13 @@ public final class LookupHandler: RequestHandler, Sendable {
             }
             if let refusal = authorize(request) { return .now(refusal) }
             return lookup(resolver.classify(FormFields(FormDecoder.decode(form))), peer: context.peerHost,
-                          started: started, receivedAt: context.receivedAt, responder: responder)
+                          started: started, responder: responder)
         default:
             return .now(finish(HTTPResponse(status: .notFound, text: "not found\n"), section: "http", outcome: "not_found", started: started))
         }
     }
 
-    private func lookup(_ lookup: Lookup, peer: String, started: UInt64, receivedAt: UInt64, responder: Responder) -> HandlerResult {
+    private func lookup(_ lookup: Lookup, peer: String, started: UInt64, responder: Responder) -> HandlerResult {
         if case .answered(let outcome) = lookup {
             return .now(answer(outcome, peer: peer, started: started))
         }
@@ -92,8 +92,9 @@ public final class LookupHandler: RequestHandler, Sendable {
         }
         var timeout = config.answerTimeoutMilliseconds
         if case .acl = lookup, resolver.acl.lastGood != nil { timeout = config.aclTimeoutMilliseconds }
-        // From the request's first byte: the time it spent waiting for its loop counts too.
-        let deadline = min(started, receivedAt > 0 ? receivedAt : started) + UInt64(timeout) * 1_000_000
+        // From the moment the whole request is in (a client trickling its bytes in is not the
+        // database's delay; the request deadline bounds that separately).
+        let deadline = started + UInt64(timeout) * 1_000_000
         let job = DatabaseJob(deadline: deadline) { [self] db in
             let outcome = resolver.resolve(lookup, db: db)
             if outcome.reason == .databaseUnavailable { health.markDown() }
