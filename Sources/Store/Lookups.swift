@@ -116,12 +116,15 @@ public enum DirectoryLookup {
     }
 }
 
-/// The IP settings whose network contains an address (GiST index on `network`).
+/// The IP settings whose network contains an address: one equality probe per prefix length in use
+/// in the address's family (`ip_setting_masklens`, migration 0006), so the cost does not grow with
+/// the number of settings.
 public enum IPCandidatesLookup {
     public static let sql = """
         SELECT s.id, s.name, s.network::text, s.prefix, s.strip_prefix, s.enabled, \(AccountColumns.select)
           FROM ip_settings s JOIN accounts a ON a.id = s.account_id
-         WHERE s.network >>= $1::inet
+         WHERE s.network IN (SELECT network(set_masklen($1::inet, m.masklen)) FROM ip_setting_masklens m
+                              WHERE m.family = family($1::inet) AND m.settings > 0)
         """
 
     public static func run(_ db: Connection, source: IPAddress) throws -> [IPSettingFacts] {

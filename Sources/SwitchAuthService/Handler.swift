@@ -91,7 +91,12 @@ public final class LookupHandler: RequestHandler, Sendable {
             return .now(answer(fallback, peer: peer, started: started))
         }
         var timeout = config.answerTimeoutMilliseconds
-        if case .acl = lookup, resolver.acl.lastGood != nil { timeout = config.aclTimeoutMilliseconds }
+        if case .acl = lookup {
+            // With a last known good list, it goes out past acl_timeout_ms. Without one the only
+            // alternative is no list at all (FreeSWITCH deletes it), so the read may take up to the
+            // switch's own 2 s timeout, less a margin.
+            timeout = resolver.acl.lastGood != nil ? config.aclTimeoutMilliseconds : max(config.answerTimeoutMilliseconds, 1_500)
+        }
         // From the moment the whole request is in (a client trickling its bytes in is not the
         // database's delay; the request deadline bounds that separately).
         let deadline = started + UInt64(timeout) * 1_000_000
