@@ -76,13 +76,14 @@ struct Compare: ParsableCommand {
     @Option(help: "Concurrent clients for closed-loop runs.") var clients = 8
     @Option(help: "Offered rate for the open-loop latency runs (requests/s).") var rate: Double?
     @Option(help: "switchauth workers.") var workers = 4
+    @Option(help: "The switchauth binary to measure (default: the one beside this benchmark). Another build, e.g. an earlier commit's, gives the 'before' column.") var switchauth: String?
 
     func run() throws {
         let data = smoke ? Dataset.smoke : Dataset.full
         let secs = seconds ?? (smoke ? 1.5 : 10)
         let openRate = rate ?? (smoke ? 500 : 2000)
         let exeDir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        let switchauth = exeDir.appendingPathComponent("switchauth").path
+        let switchauth = self.switchauth ?? exeDir.appendingPathComponent("switchauth").path
         guard FileManager.default.isExecutableFile(atPath: switchauth) else {
             throw BenchError("\(switchauth) not found: build it first (swift build -c release)")
         }
