@@ -116,6 +116,7 @@ struct Compare: ParsableCommand {
                 "SWITCHAUTH_DATABASE_URL": "host=\(cluster.directory) port=5432 user=postgres dbname=\(database)",
                 "SWITCHAUTH_LISTEN_PORT": String(port), "SWITCHAUTH_EVENT_SOCKETS": "", "SWITCHAUTH_LOG_LEVEL": "notice",
                 "SWITCHAUTH_WORKERS": String(workers), "SWITCHAUTH_MAX_CONNECTIONS": "20000",
+                "SWITCHAUTH_BASIC_AUTH": RequestShapes.credentials,
             ], log: "\(workDir)/switchauth-\(database).log")
             guard waitForPort(port) else { throw BenchError("switchauth did not start; see \(workDir)/switchauth-\(database).log") }
             return (p, port)
@@ -401,7 +402,7 @@ struct Compare: ParsableCommand {
     func metricValue(_ port: UInt16, _ name: String) throws -> Double {
         let s = try TCPSocket.connect(host: "127.0.0.1", port: port, timeoutMilliseconds: 2_000)
         defer { s.close() }
-        try s.sendAll("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        try s.sendAll("GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: \(RequestShapes.authorization)\r\nConnection: close\r\n\r\n")
         let text = String(decoding: try s.receiveToEnd(timeoutMilliseconds: 5_000), as: UTF8.self)
         for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
             return Double(line.split(separator: " ")[1]) ?? 0

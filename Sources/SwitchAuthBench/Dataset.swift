@@ -121,8 +121,13 @@ struct RequestShapes {
         }.joined(separator: "&")
     }
 
+    /// The credentials the benchmark's services are started with (`basic_auth`), sent as FreeSWITCH's
+    /// gateway-credentials would be.
+    static let credentials = "freeswitch:bench-secret-0123456789abcdef"
+    static var authorization: String { "Basic " + Data(credentials.utf8).base64EncodedString() }
+
     func wrap(_ body: String, path: String? = nil) -> [UInt8] {
-        Array("POST \(path ?? self.path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUser-Agent: freeswitch-xml/1.0\r\nAccept: */*\r\nContent-Length: \(body.utf8.count)\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n\(body)".utf8)
+        Array("POST \(path ?? self.path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUser-Agent: freeswitch-xml/1.0\r\nAccept: */*\r\nAuthorization: \(Self.authorization)\r\nContent-Length: \(body.utf8.count)\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n\(body)".utf8)
     }
 
     func directory(_ d: (user: String, domain: String, password: String), rng: inout Xoshiro) -> String {

@@ -35,6 +35,7 @@ struct Reliability: ParsableCommand {
         let environment = [
             "SWITCHAUTH_DATABASE_URL": "host=\(cluster.directory) port=5432 user=postgres dbname=postgres",
             "SWITCHAUTH_EVENT_SOCKETS": "", "SWITCHAUTH_LOG_LEVEL": "notice", "SWITCHAUTH_WORKERS": "4",
+            "SWITCHAUTH_BASIC_AUTH": RequestShapes.credentials,
         ]
         func start(_ port: UInt16, _ log: String) throws -> ChildProcess {
             var env = environment

@@ -46,7 +46,7 @@ struct Wrk {
             wrong = 0
             shed = 0
             local expect = \(expect.map { "[[" + $0 + "]]" } ?? "nil")
-            local headers = { ["Content-Type"] = "application/x-www-form-urlencoded", ["User-Agent"] = "freeswitch-xml/1.0"\(close ? ", [\"Connection\"] = \"close\"" : "") }
+            local headers = { ["Content-Type"] = "application/x-www-form-urlencoded", ["User-Agent"] = "freeswitch-xml/1.0", ["Authorization"] = "\(RequestShapes.authorization)"\(close ? ", [\"Connection\"] = \"close\"" : "") }
             function request()
               return wrk.format("POST", "\(urlPath)", headers, bodies[math.random(#bodies)])
             end

@@ -12,11 +12,11 @@ public struct SwitchAuthCommand: ParsableCommand {
         abstract: "Authentication decisions for FreeSWITCH (mod_xml_curl), from PostgreSQL.",
         discussion: """
             Run 'switchauth demo' to see it answer real FreeSWITCH requests on a throwaway database.
-            Operators: 'switchauth migrate', then 'switchauth domain add', 'account add', 'ip add',
-            'device add', and 'switchauth serve --config /etc/switchauth.conf'.
+            Operators: 'switchauth migrate', 'switchauth gateway-secret', then 'switchauth domain add',
+            'account add', 'ip add', 'device add', and 'switchauth serve --config /etc/switchauth.conf'.
             """,
         subcommands: [Serve.self, Migrate.self, Demo.self, AccountCommand.self, IPCommand.self, DeviceCommand.self,
-                      DomainCommand.self, ImportCommand.self, Explain.self, Lockouts.self]
+                      DomainCommand.self, ImportCommand.self, Explain.self, Lockouts.self, GatewaySecret.self]
     )
     public init() {}
 }

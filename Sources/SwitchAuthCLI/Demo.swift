@@ -117,6 +117,11 @@ struct Demo: ParsableCommand {
         config.server.workers = 2
         config.logLevel = logLevel
         config.eventSockets = [] // no FreeSWITCH next to the demo
+        // As in production, lookups need the secret FreeSWITCH would send (gateway-credentials).
+        let secret = GatewaySecret.generateSecret()
+        config.basicAuthUser = "freeswitch"
+        config.basicAuthPassword = secret
+        try config.validate()
         let logger = makeLogger(logLevel)
         Service.blockTerminationSignals()
         let service = try Service(config: config, logger: logger)
@@ -126,9 +131,10 @@ struct Demo: ParsableCommand {
         var failures = 0
         for (i, e) in Self.examples().enumerated() {
             Console.out("\(i + 1). \(e.title)")
-            Console.out("   curl -s \(url) --data-binary '\(e.body)'")
+            Console.out("   curl -s -u freeswitch:\(secret) \(url) --data-binary '\(e.body)'")
             if selfTest {
-                let answer = try HTTPGet.post(host: "127.0.0.1", port: service.port, path: config.path, body: e.body)
+                let answer = try HTTPGet.post(host: "127.0.0.1", port: service.port, path: config.path, body: e.body,
+                                              credentials: "freeswitch:\(secret)")
                 let ok = answer.contains(e.expect)
                 if !ok { failures += 1 }
                 Console.out("   \(ok ? "ok" : "MISMATCH"): \(ok ? e.expect : answer)")
@@ -150,8 +156,9 @@ struct Demo: ParsableCommand {
 
 /// A tiny blocking HTTP/1.1 client for the demo's self-test (one request per connection, like mod_xml_curl).
 enum HTTPGet {
-    static func post(host: String, port: UInt16, path: String, body: String) throws -> String {
-        let request = "POST \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUser-Agent: freeswitch-xml/1.0\r\nAccept: */*\r\nContent-Length: \(body.utf8.count)\r\nContent-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n\r\n\(body)"
+    static func post(host: String, port: UInt16, path: String, body: String, credentials: String) throws -> String {
+        let auth = Data(credentials.utf8).base64EncodedString()
+        let request = "POST \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUser-Agent: freeswitch-xml/1.0\r\nAccept: */*\r\nAuthorization: Basic \(auth)\r\nContent-Length: \(body.utf8.count)\r\nContent-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n\r\n\(body)"
         let out: [UInt8]
         do {
             let socket = try TCPSocket.connect(host: host, port: port, timeoutMilliseconds: 5_000)

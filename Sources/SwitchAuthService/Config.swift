@@ -51,6 +51,13 @@ public struct ServiceConfig: Sendable, Equatable {
     public var logLevel = "info"
     /// Serve on a non-loopback address without basic auth or an allowlist.
     public var forcePublic = false
+    /// Serve without `basic_auth`: an explicit choice (directory answers carry password hashes, and
+    /// any local process, or a request forgery from the switch host, could read them).
+    public var allowUnauthenticated = false
+
+    /// The value shipped in freeswitch-conf's xml_curl.conf.xml until `switchauth gateway-secret`
+    /// replaces it; the service refuses to run with it.
+    public static let placeholderSecret = "run-switchauth-gateway-secret"
 
     public init() {}
 
@@ -186,6 +193,8 @@ public struct ServiceConfig: Sendable, Equatable {
         stringSetting("log_level", "trace, debug, info, notice, warning, error, critical", \.logLevel),
         Setting(key: "force_public", meaning: "allow a non-loopback listen address without basic_auth or allow_clients",
                 apply: { c, v in c.forcePublic = try v.bool() }, show: { String($0.forcePublic) }),
+        Setting(key: "allow_unauthenticated", meaning: "serve without basic_auth (an explicit choice; refused otherwise)",
+                apply: { c, v in c.allowUnauthenticated = try v.bool() }, show: { String($0.allowUnauthenticated) }),
     ]
 
     /// Every key, its default, and what it means: printed by `switchauth serve --help-config`.
@@ -230,6 +239,15 @@ public struct ServiceConfig: Sendable, Equatable {
 
     /// Refuses a configuration that would hand password hashes to the network.
     public func validate() throws {
+        if basicAuthUser == nil && !allowUnauthenticated {
+            throw ConfigError(message: "basic_auth is not set: directory answers carry password hashes, readable by any process that can reach \(server.host):\(server.port). Run 'switchauth gateway-secret --config <this file> --freeswitch-conf /etc/freeswitch' to generate a secret and write it here and into FreeSWITCH's xml_curl.conf.xml, or set allow_unauthenticated = true.")
+        }
+        if let p = basicAuthPassword, p.contains(Self.placeholderSecret) {
+            throw ConfigError(message: "basic_auth still holds the shipped placeholder: run 'switchauth gateway-secret' to generate a secret.")
+        }
+        if let p = basicAuthPassword, p.count < 16 {
+            throw ConfigError(message: "basic_auth's password is shorter than 16 characters: run 'switchauth gateway-secret' to generate one.")
+        }
         let loopback = ["127.0.0.1", "::1", "localhost"].contains(server.host) || server.host.hasPrefix("127.")
         if !loopback && basicAuthUser == nil && allowClients.isEmpty && !forcePublic {
             throw ConfigError(message: "listen_host \(server.host) is not loopback and neither basic_auth nor allow_clients is set: directory answers carry password hashes. Set one of them, or force_public = true.")

@@ -4,6 +4,7 @@ import Foundation
 import Postgres
 import Store
 import SwitchAuthCLI
+import SwitchAuthService
 import Testing
 
 /// The switchauth CLI end to end against the throwaway PostgreSQL, in-process (output and standard
@@ -171,4 +172,72 @@ struct CLITests {
 
 func Decisions_md5(_ s: String) -> String {
     Hashing.md5Hex(s)
+}
+
+@Suite("switchauth gateway-secret")
+struct GatewaySecretTests {
+    static func freeswitchConf() throws -> (dir: String, xml: String) {
+        let dir = NSTemporaryDirectory() + "fsconf-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir + "/autoload_configs", withIntermediateDirectories: true)
+        let shipped = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../freeswitch-conf/autoload_configs/xml_curl.conf.xml").standardized
+        let xml = dir + "/autoload_configs/xml_curl.conf.xml"
+        try FileManager.default.copyItem(atPath: shipped.path, toPath: xml)
+        return (dir, xml)
+    }
+
+    static func credentials(_ xml: String) throws -> String {
+        let text = try String(contentsOfFile: xml, encoding: .utf8)
+        let r = try #require(text.range(of: #"name="gateway-credentials" value=""#))
+        return String(text[r.upperBound...].prefix { $0 != "\"" })
+    }
+
+    static func basicAuth(_ config: String) throws -> String? {
+        try String(contentsOfFile: config, encoding: .utf8).split(separator: "\n")
+            .first { $0.hasPrefix("basic_auth") }.map { String($0.split(separator: "=", maxSplits: 1)[1]).trimmingCharacters(in: .whitespaces) }
+    }
+
+    @Test func writesOneSecretIntoBothAndTheServiceAcceptsIt() throws {
+        let (dir, xml) = try Self.freeswitchConf()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let config = dir + "/switchauth.conf"
+        try "database_url = postgresql:///switchauth\nbasic_auth = old:value\n".write(toFile: config, atomically: true, encoding: .utf8)
+        // Before: the shipped placeholder, which the service refuses.
+        var placeholder = ServiceConfig()
+        placeholder.basicAuthUser = "freeswitch"
+        placeholder.basicAuthPassword = String(try Self.credentials(xml).dropFirst("freeswitch:".count))
+        #expect(throws: ConfigError.self) { try placeholder.validate() }
+
+        let r = cli(["gateway-secret", "--config", config, "--freeswitch-conf", dir], db: nil)
+        #expect(r.code == 0, "\(r.err)")
+        let written = try Self.credentials(xml)
+        #expect(written.hasPrefix("freeswitch:") && written.count >= "freeswitch:".count + 43)
+        #expect(try Self.basicAuth(config) == written, "the same secret on both sides")
+        #expect(!r.out.contains(String(written.dropFirst("freeswitch:".count))), "the secret is never printed")
+        #expect(try String(contentsOfFile: config, encoding: .utf8).contains("database_url = postgresql:///switchauth"), "other settings kept")
+        var st = stat()
+        #expect(stat(config, &st) == 0 && st.st_mode & 0o777 == 0o600)
+        let loaded = try ServiceConfig.load(fileText: try String(contentsOfFile: config, encoding: .utf8), environment: [:])
+        try loaded.validate()
+
+        // Again: nothing changes; --rotate: a new secret on both sides.
+        #expect(cli(["gateway-secret", "--config", config, "--freeswitch-conf", dir], db: nil).out.contains("already set"))
+        #expect(try Self.credentials(xml) == written)
+        #expect(cli(["gateway-secret", "--config", config, "--freeswitch-conf", dir, "--rotate"], db: nil).code == 0)
+        let rotated = try Self.credentials(xml)
+        let rotatedConfig = try Self.basicAuth(config)
+        #expect(rotated != written && rotatedConfig == rotated)
+    }
+
+    @Test func refusesAFreeSWITCHConfWithoutTheParamAndChangesNothing() throws {
+        let dir = NSTemporaryDirectory() + "fsconf-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir + "/autoload_configs", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let config = dir + "/switchauth.conf"
+        #expect(cli(["gateway-secret", "--config", config, "--freeswitch-conf", dir], db: nil).err.contains("cannot read"))
+        try "<configuration name=\"xml_curl.conf\"/>".write(toFile: dir + "/autoload_configs/xml_curl.conf.xml", atomically: true, encoding: .utf8)
+        let r = cli(["gateway-secret", "--config", config, "--freeswitch-conf", dir], db: nil)
+        #expect(r.code != 0 && r.err.contains("gateway-credentials"))
+        #expect(!FileManager.default.fileExists(atPath: config), "nothing written")
+    }
 }

@@ -74,11 +74,26 @@ struct ConfigTests {
     }
 
     @Test func refusesToExposeHashes() throws {
+        // Secure by default: no basic_auth is refused even on loopback, unless chosen explicitly.
+        var local = ServiceConfig()
+        #expect(throws: ConfigError.self) { try local.validate() }
+        local.basicAuthUser = "freeswitch"
+        local.basicAuthPassword = ServiceConfig.placeholderSecret
+        #expect(throws: ConfigError.self, "the shipped placeholder") { try local.validate() }
+        local.basicAuthPassword = "short"
+        #expect(throws: ConfigError.self, "a guessable secret") { try local.validate() }
+        local.basicAuthPassword = "Xk3v9Qe2Lr7TnW4sZp8YhB1c"
+        try local.validate()
+        local.basicAuthUser = nil
+        local.allowUnauthenticated = true
+        try local.validate()
+
         var c = ServiceConfig()
+        c.allowUnauthenticated = true
         c.server.host = "0.0.0.0"
         #expect(throws: ConfigError.self) { try c.validate() }
         c.basicAuthUser = "fs"
-        c.basicAuthPassword = "x"
+        c.basicAuthPassword = "Xk3v9Qe2Lr7TnW4sZp8YhB1c"
         try c.validate()
         c.basicAuthUser = nil
         c.allowClients = [IPNetwork("192.0.2.0/24")!]
@@ -87,6 +102,7 @@ struct ConfigTests {
         c.forcePublic = true
         try c.validate()
         var loop = ServiceConfig()
+        loop.allowUnauthenticated = true
         loop.dialplan.routingContext = "switchauth"
         #expect(throws: ConfigError.self) { try loop.validate() }
     }

@@ -55,6 +55,10 @@ struct FreeSWITCHConfTests {
         #expect(url.attributes["value"] == "http://\(d.server.host):\(d.server.port)\(d.path)")
         #expect(url.attributes["bindings"] == "directory|configuration|dialplan")
         #expect(Int(Self.params(curl)["timeout"] ?? "") ?? 0 >= 1)
+        // Basic auth on by default, with the placeholder the service refuses until
+        // 'switchauth gateway-secret' replaces it on both sides.
+        #expect(Self.params(curl)["gateway-credentials"] == "freeswitch:\(ServiceConfig.placeholderSecret)")
+        #expect(Self.params(curl)["auth-scheme"] == "basic")
         #expect(Double(d.queryTimeoutMilliseconds) / 1000 < Double(Self.params(curl)["timeout"] ?? "0")!, "fail-closed answers come before the switch gives up")
 
         // IP-auth profile: the service's profile name, owned context and ACL list; no challenge.

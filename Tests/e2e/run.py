@@ -92,6 +92,7 @@ class Env:
         self.db_url = f"host={self.pgsock} port=5432 user=postgres dbname=switchauth"
         self.serve_proc = None
         self.serve_log = os.path.join(self.tmp, "switchauth.log")
+        self.config_file = os.path.join(self.tmp, "switchauth.conf")
         self.pg_bin = find_pg_bin()
         self.runas = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
@@ -132,7 +133,8 @@ class Env:
                     "SWITCHAUTH_ACL_CACHE_FILE": os.path.join(self.tmp, "acl-cache.xml")})
         env.update(self.args.serve_env)
         logf = open(self.serve_log, "ab")
-        self.serve_proc = subprocess.Popen([self.bin, "serve"], env=env, stdout=logf, stderr=logf, start_new_session=True)
+        self.serve_proc = subprocess.Popen([self.bin, "serve", "--config", self.config_file], env=env, stdout=logf, stderr=logf,
+                                           start_new_session=True)
         logf.close()
         eventually(lambda: port_open("127.0.0.1", HTTP_PORT), "switchauth listening", timeout=20)
 
@@ -169,6 +171,11 @@ class Env:
             raise Failure("modules.conf.xml: the vanilla mod_xml_curl line is not where the README says")
         open(mods, "w").write(text.replace(line, '<load module="mod_xml_curl"/>'))
         # Step 4: the SIP domain is voip.example.com, as shipped.
+        # Step 5: one generated secret for mod_xml_curl's basic auth, in both configurations.
+        p = subprocess.run([self.bin, "gateway-secret", "--config", self.config_file, "--freeswitch-conf", conf],
+                           capture_output=True, text=True, timeout=60)
+        if p.returncode != 0:
+            raise Failure(f"switchauth gateway-secret failed: {p.stderr.strip()}")
         # What the test machine forces: loopback only, no STUN, a test routing context.
         vars_xml = os.path.join(conf, "vars.xml")
         v = open(vars_xml).read()
@@ -572,6 +579,27 @@ def device_added_changed_removed(env):
     expect(u("second-pw").register(), 200, "new password")
     env.cli("device", "remove", f"1020@{DOMAIN}")
     expect(u("second-pw").register(), 403, "device removed")
+
+
+# --- the lookup endpoint itself ----------------------------------------------------------------------
+
+@scenario
+def lookups_need_the_gateway_secret(env):
+    """Secure by default: the HA1 of a device is not readable without the secret the switch sends."""
+    import http.client
+    body = f"section=directory&tag_name=domain&key_name=name&key_value={DOMAIN}&user=1001&domain={DOMAIN}"
+    for headers in ({}, {"Authorization": "Basic ZnJlZXN3aXRjaDp3cm9uZy1zZWNyZXQ="}):
+        # From another local address than the switch's: wrong passwords are throttled per source.
+        c = http.client.HTTPConnection("127.0.0.1", HTTP_PORT, timeout=5, source_address=("127.0.0.9", 0))
+        c.request("POST", "/freeswitch", body=body, headers=dict(headers, **{"Content-Type": "application/x-www-form-urlencoded"}))
+        r = c.getresponse()
+        text = r.read().decode(errors="replace")
+        c.close()
+        expect(r.status, 401, f"lookup without the right basic-auth secret (headers {headers})")
+        if "a1-hash" in text:
+            raise Failure("an unauthenticated lookup carried a hash")
+    # And the switch, which has it, is answered (every other scenario depends on it too).
+    expect(env.ua(password="secret1001").register(), 200, "REGISTER through the switch holding the secret")
 
 
 # --- lockout -----------------------------------------------------------------------------------------

@@ -1,0 +1,131 @@
+import ArgumentParser
+import Foundation
+import SwitchAuthService
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `switchauth gateway-secret`: the basic-auth secret mod_xml_curl sends, generated once and written
+/// into both places that must agree: SwitchAuth's configuration (`basic_auth = user:secret`) and
+/// FreeSWITCH's `autoload_configs/xml_curl.conf.xml` (`gateway-credentials`). The secret is never
+/// printed.
+struct GatewaySecret: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway-secret",
+        abstract: "Generate the secret FreeSWITCH sends with every lookup and write it into both configurations.",
+        discussion: """
+            switchauth gateway-secret --config /etc/switchauth/switchauth.conf --freeswitch-conf /etc/freeswitch
+            Sets basic_auth in the SwitchAuth configuration file (created with mode 0600 if missing) and
+            gateway-credentials in <freeswitch-conf>/autoload_configs/xml_curl.conf.xml (as shipped in
+            freeswitch-conf/). Does nothing when both already hold the same generated secret, unless
+            --rotate. Then restart switchauth and run: fs_cli -x 'reload mod_xml_curl'.
+            """)
+
+    @Option(help: "SwitchAuth configuration file to write basic_auth into.") var config: String
+    @Option(help: "FreeSWITCH configuration directory (holding autoload_configs/xml_curl.conf.xml).") var freeswitchConf: String
+    @Option(help: "User name FreeSWITCH sends.") var user = "freeswitch"
+    @Flag(help: "Replace a secret that is already set.") var rotate = false
+
+    func validate() throws {
+        guard !user.isEmpty, user.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7a) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }) else {
+            throw ValidationError("--user: letters, digits, '-' and '_' only")
+        }
+    }
+
+    static let credentialsPattern = #"(<param\s+name="gateway-credentials"\s+value=")([^"]*)(")"#
+    static let basicAuthPattern = #"(?m)^[ \t]*basic_auth[ \t]*=.*$"#
+
+    func run() throws {
+        let xmlPath = (freeswitchConf as NSString).appendingPathComponent("autoload_configs/xml_curl.conf.xml")
+        guard let xml = try? String(contentsOfFile: xmlPath, encoding: .utf8) else {
+            throw CLIError("cannot read \(xmlPath): copy freeswitch-conf/ over the FreeSWITCH configuration first")
+        }
+        let credentials = try NSRegularExpression(pattern: Self.credentialsPattern)
+        let xmlRange = NSRange(xml.startIndex..., in: xml)
+        guard let match = credentials.firstMatch(in: xml, range: xmlRange), let valueRange = Range(match.range(at: 2), in: xml) else {
+            throw CLIError("\(xmlPath) has no <param name=\"gateway-credentials\" value=\"...\"/> (freeswitch-conf/ ships one)")
+        }
+        let configText = (try? String(contentsOfFile: config, encoding: .utf8)) ?? ""
+        let basic = try NSRegularExpression(pattern: Self.basicAuthPattern)
+        let configRange = NSRange(configText.startIndex..., in: configText)
+        let current: String? = basic.firstMatch(in: configText, range: configRange).flatMap { Range($0.range, in: configText) }.map { r in
+            String(configText[r].split(separator: "=", maxSplits: 1)[1]).trimmingCharacters(in: .whitespaces)
+        }
+        let inXML = String(xml[valueRange])
+        if !rotate, let current, current == inXML, !current.contains(ServiceConfig.placeholderSecret) {
+            Console.out("already set: \(config) and \(xmlPath) hold the same secret (use --rotate to replace it)")
+            return
+        }
+        let value = "\(user):\(Self.generateSecret())"
+        let newXML = credentials.stringByReplacingMatches(in: xml, range: xmlRange, withTemplate: "$1\(value)$3")
+        let line = "basic_auth = \(value)"
+        let newConfig: String
+        if current != nil {
+            newConfig = basic.stringByReplacingMatches(in: configText, range: configRange, withTemplate: NSRegularExpression.escapedTemplate(for: line))
+        } else {
+            newConfig = configText + (configText.isEmpty || configText.hasSuffix("\n") ? "" : "\n")
+                + "# Written by 'switchauth gateway-secret': equal to gateway-credentials in \(xmlPath).\n\(line)\n"
+        }
+        // Both files are written beside themselves first, then renamed: a failure leaves both as they were.
+        let xmlMode = Self.mode(of: xmlPath) ?? 0o640
+        let configMode: mode_t = 0o600
+        let xmlTemp = try Self.writeTemporary(newXML, beside: xmlPath, mode: xmlMode)
+        let configTemp: String
+        do {
+            configTemp = try Self.writeTemporary(newConfig, beside: config, mode: configMode)
+        } catch {
+            unlink(xmlTemp)
+            throw error
+        }
+        guard rename(configTemp, config) == 0 else {
+            unlink(xmlTemp)
+            unlink(configTemp)
+            throw CLIError("cannot replace \(config): \(String(cString: strerror(errno)))")
+        }
+        guard rename(xmlTemp, xmlPath) == 0 else {
+            unlink(xmlTemp)
+            throw CLIError("wrote \(config) but cannot replace \(xmlPath): \(String(cString: strerror(errno))); run again")
+        }
+        Console.out("""
+            wrote basic_auth to \(config) and gateway-credentials to \(xmlPath) (user \(user), a new 256-bit secret; not shown)
+            next: restart switchauth, then: fs_cli -x 'reload mod_xml_curl'
+            """)
+    }
+
+    /// 32 random bytes, base64url without padding: no ':' (the user separator) and nothing XML escapes.
+    static func generateSecret() -> String {
+        var g = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &g) }
+        return Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    static func mode(of path: String) -> mode_t? {
+        var st = stat()
+        return stat(path, &st) == 0 ? st.st_mode & 0o7777 : nil
+    }
+
+    static func writeTemporary(_ text: String, beside path: String, mode: mode_t) throws -> String {
+        let temp = path + ".switchauth-tmp"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw CLIError("cannot write \(temp): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        fchmod(fd, mode)
+        let bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                unlink(temp)
+                throw CLIError("cannot write \(temp): \(String(cString: strerror(errno)))")
+            }
+            offset += n
+        }
+        guard fsync(fd) == 0 else {
+            unlink(temp)
+            throw CLIError("cannot write \(temp): \(String(cString: strerror(errno)))")
+        }
+        return temp
+    }
+}
