@@ -91,7 +91,7 @@ public enum DirectoryLookup {
         """
 
     public static func run(_ db: Connection, domain: String, user: String, sourceIP: String?) throws -> DirectoryFactsResult {
-        let r = try db.execute(sql, [domain, user, sourceIP ?? ""])
+        let r = try db.execute(sql, [domain, user, sourceIP ?? ""], retry: .idempotent)
         guard r.rowCount > 0 else {
             return DirectoryFactsResult(domainKnown: false, device: nil, lockout: .none)
         }
@@ -119,7 +119,7 @@ public enum IPCandidatesLookup {
         """
 
     public static func run(_ db: Connection, source: IPAddress) throws -> [IPSettingFacts] {
-        let r = try db.execute(sql, [source.description])
+        let r = try db.execute(sql, [source.description], retry: .idempotent)
         var out: [IPSettingFacts] = []
         out.reserveCapacity(r.rowCount)
         for i in 0..<r.rowCount {
@@ -150,7 +150,7 @@ public enum ACLNetworksLookup {
         """
 
     public static func run(_ db: Connection) throws -> [String] {
-        let r = try db.execute(sql)
+        let r = try db.execute(sql, retry: .idempotent)
         var out: [String] = []
         out.reserveCapacity(r.rowCount)
         for i in 0..<r.rowCount {

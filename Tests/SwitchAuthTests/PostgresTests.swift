@@ -83,6 +83,7 @@ struct PostgresTests {
         }
         do {
             try db.execute("SELECT * FROM no_such_table WHERE x = $1", ["secret"])
+            Issue.record("no error for a missing table")
         } catch let e as PostgresError {
             #expect(e.sqlState == "42P01")
             #expect(!e.description.contains("secret"))
@@ -115,6 +116,39 @@ struct PostgresTests {
     }
 }
 
+/// Issue 13 item 9: a statement runs at most once unless it is declared idempotent. A sequence is
+/// not transactional, so `nextval` shows how many times the server ran a statement even when the
+/// backend dies before answering (`pg_terminate_backend` of itself: the link drops after the work).
+@Suite("at-most-once statements")
+struct AtMostOnceTests {
+    @Test func nonIdempotentStatementIsNotRetriedAfterTheLinkDrops() throws {
+        let db = try Connection(try TestDatabase.shared.freshDatabase())
+        try db.executeScript("CREATE SEQUENCE runs")
+        #expect(throws: PostgresError.self) {
+            try db.execute("SELECT nextval('runs'), pg_terminate_backend(pg_backend_pid())")
+        }
+        #expect(try db.execute("SELECT last_value FROM runs").decode(0, 0, as: Int.self) == 1, "ran exactly once")
+    }
+
+    @Test func idempotentStatementIsRetriedOnANewConnection() throws {
+        let config = try TestDatabase.shared.freshDatabase()
+        let db = try Connection(config)
+        let pid: Int = try db.execute("SELECT pg_backend_pid()").decode(0, 0)
+        let other = try Connection(config)
+        try other.execute("SELECT pg_terminate_backend($1::int)", [String(pid)])
+        Thread.sleep(forTimeInterval: 0.1)
+        // The broken link is noticed by the statement itself; a read may run again.
+        #expect(try db.execute("SELECT 7", retry: .idempotent).decode(0, 0, as: Int.self) == 7)
+        #expect(db.connectCount == 2)
+        // A non-idempotent statement on a link broken the same way fails; the next call reconnects.
+        let pid2: Int = try db.execute("SELECT pg_backend_pid()").decode(0, 0)
+        try other.execute("SELECT pg_terminate_backend($1::int)", [String(pid2)])
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(throws: PostgresError.self) { try db.execute("SELECT 8") }
+        #expect(try db.execute("SELECT 9").decode(0, 0, as: Int.self) == 9)
+    }
+}
+
 /// Restarting a server affects every connection to it: this test has a cluster of its own.
 @Suite("reconnect")
 struct ReconnectTests {
@@ -124,8 +158,8 @@ struct ReconnectTests {
         let db = try Connection(cluster.config())
         #expect(try db.execute("SELECT 41 + 1").decode(0, 0, as: Int.self) == 42)
         try cluster.restart()
-        // The next call notices the broken connection and reconnects.
-        #expect(try db.execute("SELECT 42").decode(0, 0, as: Int.self) == 42)
+        // The next (idempotent) call notices the broken connection and reconnects.
+        #expect(try db.execute("SELECT 42", retry: .idempotent).decode(0, 0, as: Int.self) == 42)
         #expect(db.connectCount == 2)
         // Server down: a bounded, clear failure; back up: answering again without a new Connection.
         try cluster.stopServer()
