@@ -66,6 +66,8 @@ public final class ServerCounters: Sendable {
     public let open = Atomic<Int>(0)
     public let accepted = Atomic<Int>(0)
     public let rejectedOverLimit = Atomic<Int>(0)
+    /// Connections closed at accept because the peer's address is not admitted (`allow_clients`).
+    public let rejectedNotAllowed = Atomic<Int>(0)
     public let timedOut = Atomic<Int>(0)
     public let parseErrors = Atomic<Int>(0)
     /// Connections closed by a stop's drain deadline with a request half received or a response unsent.
@@ -107,7 +109,11 @@ public final class HTTPServer: Sendable {
 
     /// Starts the loops. `makeHandler(i)` runs on loop i's thread. Returns once every loop has its
     /// handler; throws if any factory failed (the started loops are stopped again).
-    public func start(makeHandler: @escaping @Sendable (Int) throws -> any RequestHandler) throws {
+    ///
+    /// `admit` is asked at accept with the peer's address: a peer it refuses is closed at once,
+    /// before it is read from or takes one of the `maxConnections` slots.
+    public func start(admit: (@Sendable (String) -> Bool)? = nil,
+                      makeHandler: @escaping @Sendable (Int) throws -> any RequestHandler) throws {
         let ready = DispatchGroup()
         for i in 0..<wakeFDs.count {
             running.enter()
@@ -122,7 +128,7 @@ public final class HTTPServer: Sendable {
                     ready.leave()
                     return
                 }
-                let loop = EventLoop(server: self, index: i, listenFD: listener.fd, wakeFD: wakeFDs[i], handler: handler)
+                let loop = EventLoop(server: self, index: i, listenFD: listener.fd, wakeFD: wakeFDs[i], handler: handler, admit: admit)
                 ready.leave()
                 loop.run()
             }
@@ -219,13 +225,16 @@ final class EventLoop {
     let listenFD: Int32
     let wakeFD: Int32
     let handler: any RequestHandler
+    let admit: (@Sendable (String) -> Bool)?
     let epfd: Int32
     var connections: [Int32: ClientConnection] = [:]
     var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
     var listening = true
     let config: ServerConfig
 
-    init(server: HTTPServer, index: Int, listenFD: Int32, wakeFD: Int32, handler: any RequestHandler) {
+    init(server: HTTPServer, index: Int, listenFD: Int32, wakeFD: Int32, handler: any RequestHandler,
+         admit: (@Sendable (String) -> Bool)?) {
+        self.admit = admit
         self.server = server
         self.index = index
         self.listenFD = listenFD
@@ -295,6 +304,13 @@ final class EventLoop {
                 if errno == EINTR || errno == ECONNABORTED { continue }
                 return // EAGAIN, or EMFILE/ENFILE: try again on the next readiness
             }
+            let peer = SocketAddress.describe(storage)
+            if let admit, !admit(peer.host) {
+                // Not admitted: closed before anything is read or answered, so it never holds a slot.
+                server.counters.rejectedNotAllowed.wrappingAdd(1, ordering: .relaxed)
+                close(fd)
+                continue
+            }
             if server.counters.open.load(ordering: .relaxed) >= config.maxConnections || (server.isStopping && !draining) {
                 server.counters.rejectedOverLimit.wrappingAdd(1, ordering: .relaxed)
                 overloadResponse.withUnsafeBytes { _ = send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -303,7 +319,6 @@ final class EventLoop {
             }
             var one: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            let peer = SocketAddress.describe(storage)
             let now = Clock.now()
             let c = ClientConnection(fd: fd, context: RequestContext(peerHost: peer.host, peerPort: peer.port),
                                      limits: config.limits, now: now)
@@ -337,11 +352,13 @@ final class EventLoop {
                 updateInterest(c)
                 return
             }
-            let now = Clock.now()
-            c.lastActivity = now
             if c.lingering { return } // discarding until the peer closes
-            if c.requestStarted == nil { c.requestStarted = now }
+            let now = Clock.now()
             let parsed = c.parser.feed(readBuffer[0..<r])
+            // Only request bytes are activity: empty lines between requests (which the parser skips)
+            // neither reset the idle timeout nor start the request deadline.
+            if !parsed.isEmpty || c.parser.hasPartialRequest { c.lastActivity = now }
+            if c.requestStarted == nil && c.parser.hasPartialRequest { c.requestStarted = now }
             process(c, parsed)
             if connections[c.fd] == nil { return }
             _ = flush(c)
@@ -360,7 +377,7 @@ final class EventLoop {
                 let response = handler.handle(request, context: c.context)
                 c.served += 1
                 let keepAlive = request.head.keepAlive && !response.close && !server.isStopping
-                response.serialize(keepAlive: keepAlive, into: &c.output)
+                response.serialize(keepAlive: keepAlive, headOnly: request.head.method == "HEAD", into: &c.output)
                 c.requestStarted = c.parser.hasPartialRequest ? Clock.now() : nil
                 if !keepAlive { c.closeAfterWrite = true }
             case .error(let error):

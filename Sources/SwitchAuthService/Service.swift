@@ -1,4 +1,5 @@
 import Foundation
+import Decisions
 import HTTPServer
 import Logging
 #if canImport(Glibc)
@@ -33,7 +34,16 @@ public final class Service: Sendable {
         let counters = server.counters
         failures.start()
         do {
-            try server.start { _ in LookupHandler(resolver: resolver, counters: counters) }
+            // allow_clients is enforced at accept: a peer outside it never holds a connection slot.
+            let allow = config.allowClients
+            var admit: (@Sendable (String) -> Bool)?
+            if !allow.isEmpty {
+                admit = { (host: String) -> Bool in Service.admits(allow, host) }
+            }
+            let makeHandler: @Sendable (Int) throws -> any RequestHandler = { _ in
+                LookupHandler(resolver: resolver, counters: counters)
+            }
+            try server.start(admit: admit, makeHandler: makeHandler)
         } catch {
             failures.stop()
             throw error
@@ -50,6 +60,12 @@ public final class Service: Sendable {
         failures.stop()
         watcher.stop()
         logger.notice("stopped", metadata: ["aborted_in_flight": .stringConvertible(server.counters.abortedOnStop.load(ordering: .relaxed))])
+    }
+
+    /// Whether a peer address is inside one of the allowed networks (an unparsable address is not).
+    static func admits(_ allow: [IPNetwork], _ host: String) -> Bool {
+        guard let peer = IPAddress(host) else { return false }
+        return allow.contains { $0.contains(peer) }
     }
 
     /// Blocks SIGTERM/SIGINT in every thread (call before `start`), so that `waitForSignal` can take them.

@@ -11,8 +11,22 @@ import Glibc
 final class RawClient {
     let fd: Int32
 
-    init(port: UInt16, host: String = "127.0.0.1") throws {
+    /// `source`: a local address to connect from (any 127.0.0.0/8 address works on loopback), so
+    /// tests can be a client other than 127.0.0.1.
+    init(port: UInt16, host: String = "127.0.0.1", source: String? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            inet_pton(AF_INET, source, &local.sin_addr)
+            let b = withUnsafePointer(to: &local) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if b != 0 {
+                close(fd)
+                throw TestHTTPError(description: "bind \(source) failed: errno \(errno)")
+            }
+        }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = port.bigEndian
@@ -64,6 +78,23 @@ final class RawClient {
         }
     }
 
+    /// Everything the server sends until it closes (or the receive timeout).
+    func readAll() -> [UInt8] {
+        var out = buffer
+        buffer = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return out }
+            out += chunk[0..<n]
+        }
+    }
+
+    func setReceiveTimeout(milliseconds: Int) {
+        var tv = timeval(tv_sec: milliseconds / 1000, tv_usec: Int((milliseconds % 1000) * 1000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     func setReceiveTimeout(seconds: Int) {
         var tv = timeval(tv_sec: seconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -96,16 +127,16 @@ struct TestResponse {
 }
 
 /// One request on a new connection, as mod_xml_curl does.
-func exchange(_ port: UInt16, _ bytes: [UInt8]) throws -> TestResponse {
-    let c = try RawClient(port: port)
+func exchange(_ port: UInt16, _ bytes: [UInt8], source: String? = nil) throws -> TestResponse {
+    let c = try RawClient(port: port, source: source)
     c.send(bytes)
     guard let r = c.readResponse() else { throw TestHTTPError(description: "no response") }
     return r
 }
 
 /// A POST of a form body to the service path.
-func post(_ port: UInt16, _ body: String, path: String = "/fs", extraHeaders: String = "") throws -> TestResponse {
-    try exchange(port, Array("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: freeswitch-xml/1.0\r\nContent-Type: application/x-www-form-urlencoded\r\n\(extraHeaders)Content-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8))
+func post(_ port: UInt16, _ body: String, path: String = "/fs", extraHeaders: String = "", source: String? = nil) throws -> TestResponse {
+    try exchange(port, Array("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: freeswitch-xml/1.0\r\nContent-Type: application/x-www-form-urlencoded\r\n\(extraHeaders)Content-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8), source: source)
 }
 
 /// Descriptors of this process that are TCP sockets bound to local `port` (the server's listener
