@@ -200,7 +200,7 @@ struct Explain: ParsableCommand {
         } else if let user {
             guard let at = user.lastIndex(of: "@") else { throw ValidationError("--user must be user@domain") }
             let name = String(user[..<at]), domain = String(user[user.index(after: at)...])
-            let facts = try DirectoryLookup.run(db, domain: domain, user: name, sourceIP: nil)
+            let facts = try DirectoryLookup.run(db, domain: domain, user: name, source: nil)
             Console.out("1. domain \(domain): \(facts.domainKnown ? "served" : "unknown (answer: not found, FreeSWITCH falls back to its static directory)")")
             guard facts.domainKnown else { return }
             guard let device = facts.device else {
@@ -212,7 +212,7 @@ struct Explain: ParsableCommand {
             let lookup = DirectoryDecider.decide(.user(user: name, domain: domain, action: nil, sourceIP: nil), domainKnown: true,
                                                  device: device, lockout: facts.lockout, policy: config.directory)
             Console.out("   directory (REGISTER/INVITE digest): \(lookup.reason == .ok ? "user published with its HA1; FreeSWITCH checks the digest" : "refused: \(lookup.reason.rawValue) (403)")")
-            if facts.lockout.userLocked { Console.out("   user is locked out: digest attempts get 403 until the lockout ends ('switchauth lockouts')") }
+            if facts.lockout.userLocked { Console.out("   user is locked out: digest attempts from sources it has not authenticated from recently get 403 until the lockout ends ('switchauth lockouts')") }
             if xml { Console.out(String(decoding: Documents.directory(lookup.answer), as: UTF8.self)) }
             if let destination {
                 finish(DialplanDecider.decideDigest(context: context, destination: destination, device: device, policy: config.dialplan))

@@ -26,7 +26,11 @@ public struct ServiceConfig: Sendable, Equatable {
     public var directory = DirectoryPolicy()
     public var dialplan = DialplanPolicy()
     public var aclListName = "switchauth_ip"
-    public var lockout = LockoutPolicy()
+    /// Brute-force budgets: part of the directory policy (the decision reads them).
+    public var lockout: LockoutPolicy {
+        get { directory.lockout }
+        set { directory.lockout = newValue }
+    }
     public var basicAuthUser: String?
     public var basicAuthPassword: String?
     /// Clients allowed to query; empty = any.
@@ -78,9 +82,12 @@ public struct ServiceConfig: Sendable, Equatable {
         ("routing_context", "switchauth_routing", "context allowed calls are transferred to"),
         ("acl_list", "switchauth_ip", "name of the acl.conf list"),
         ("cacheable_ms", "0", "cacheable on directory users in ms; 0 = off"),
-        ("lockout_threshold", "10", "failed digests within the window that lock an IP or user"),
+        ("lockout_threshold", "10", "failed digests within the window that lock one source (IPv4 address or IPv6 /64) for one user"),
+        ("lockout_source_threshold", "100", "failed digests (unknown users included) within the window that lock a source, except for users it is trusted for"),
+        ("lockout_user_threshold", "100", "failed digests within the window, from all sources, that lock a user, except from sources trusted for it"),
         ("lockout_window_s", "300", "window for counting failures"),
         ("lockout_duration_s", "900", "how long a lockout lasts"),
+        ("lockout_trust_s", "2592000", "a success keeps its source trusted for the user this long (exempt from source and user locks)"),
         ("basic_auth", "(none)", "user:password that mod_xml_curl's gateway-credentials must send"),
         ("allow_clients", "(any)", "comma-separated networks allowed to query"),
         ("event_sockets", "127.0.0.1:8021", "comma-separated host:port of FreeSWITCH event sockets; empty = none"),
@@ -148,6 +155,9 @@ public struct ServiceConfig: Sendable, Equatable {
                 let ms = try int(0...86_400_000)
                 c.directory.cacheableMilliseconds = ms == 0 ? nil : ms
             case "lockout_threshold": c.lockout.threshold = try int(1...1_000_000)
+            case "lockout_source_threshold": c.lockout.sourceThreshold = try int(1...1_000_000)
+            case "lockout_user_threshold": c.lockout.userThreshold = try int(1...1_000_000)
+            case "lockout_trust_s": c.lockout.trustSeconds = try int(0...86_400 * 365)
             case "lockout_window_s": c.lockout.windowSeconds = try int(1...86_400 * 30)
             case "lockout_duration_s": c.lockout.lockSeconds = try int(1...86_400 * 365)
             case "basic_auth":

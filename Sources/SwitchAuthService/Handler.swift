@@ -128,9 +128,22 @@ public final class LookupHandler: RequestHandler {
             ("switchauth_connections_timed_out", "Connections cut at a deadline with a request half received.", Double(counters.timedOut.load(ordering: .relaxed))),
             ("switchauth_http_parse_errors", "Requests refused by the HTTP parser.", Double(counters.parseErrors.load(ordering: .relaxed))),
         ]
-        if let n = try? AuthFailures.lockedCount(db) {
-            gauges.append(("switchauth_lockouts_active", "IPs and users currently locked out.", Double(n)))
+        if let counts = try? AuthFailures.lockedCounts(db) {
+            for scope in LockoutScope.allCases.sorted(by: { $0.label < $1.label }) {
+                gauges.append(("switchauth_lockouts_active{scope=\"\(scope.label)\"}", "Subjects currently locked out, by budget.", Double(counts[scope] ?? 0)))
+            }
         }
+        if let n = try? AuthFailures.trustedCount(db, policy: config.lockout) {
+            gauges.append(("switchauth_lockout_trusted_sources", "(source, user) pairs with a success within lockout_trust_s.", Double(n)))
+        }
+        // The policy itself, so dashboards show what the counters are measured against.
+        let p = config.lockout
+        for (scope, budget) in [("source", p.sourceThreshold), ("source_user", p.threshold), ("user", p.userThreshold)] {
+            gauges.append(("switchauth_lockout_budget{scope=\"\(scope)\"}", "Failures within the window that lock, by budget.", Double(budget)))
+        }
+        gauges.append(("switchauth_lockout_window_seconds", "Failure-counting window.", Double(p.windowSeconds)))
+        gauges.append(("switchauth_lockout_duration_seconds", "Lockout length.", Double(p.lockSeconds)))
+        gauges.append(("switchauth_lockout_trust_seconds", "How long a success keeps a source trusted for its user.", Double(p.trustSeconds)))
         return resolver.metrics.render(gauges: gauges.map { (name: $0.0, help: $0.1, value: $0.2) })
     }
 }

@@ -54,14 +54,14 @@ public struct Resolver: Sendable {
     public let metrics: Metrics
     public let acl: ACLCache
     public let logger: Logger
-    public let failures: FailureRecorder
+    public let statistics: LockoutStatistics
 
-    public init(config: ServiceConfig, metrics: Metrics, acl: ACLCache, logger: Logger, failures: FailureRecorder) {
+    public init(config: ServiceConfig, metrics: Metrics, acl: ACLCache, logger: Logger, statistics: LockoutStatistics) {
         self.config = config
         self.metrics = metrics
         self.acl = acl
         self.logger = logger
-        self.failures = failures
+        self.statistics = statistics
     }
 
     public func resolve(fields: FormFields, db: Connection?) -> LookupOutcome {
@@ -116,7 +116,7 @@ public struct Resolver: Sendable {
         let facts: DirectoryFactsResult
         do {
             guard let db else { throw PostgresError(kind: .connection, operation: "connect", message: "no connection") }
-            facts = try DirectoryLookup.run(db, domain: domain, user: user, sourceIP: validIP)
+            facts = try DirectoryLookup.run(db, domain: domain, user: user, source: LockoutKeys.source(validIP))
         } catch {
             metrics.databaseError()
             meta["error"] = .string("\(error)")
@@ -143,11 +143,22 @@ public struct Resolver: Sendable {
             switch effect {
             case .none:
                 break
-            case let .countFailure(ip, user):
-                // Counted off the request path (FailureRecorder): an attack costs no extra round trips.
-                failures.record(ip: ip, user: user)
-            case let .clearUserFailures(user):
-                try AuthFailures.clearUser(db, subject: user)
+            case let .countFailure(source, user):
+                // Counted now, in one statement, before the answer leaves: the next attempt (pipelined,
+                // on another connection or at another instance) already sees a spent budget.
+                let counted = try AuthFailures.countFailure(db, source: source, user: user, policy: config.lockout)
+                statistics.noteCounted()
+                for c in counted {
+                    metrics.authFailure(scope: c.count.scope.label)
+                    if c.crossed {
+                        metrics.lockout(scope: c.count.scope.label)
+                        logger.warning("locked out", metadata: [
+                            "scope": .string(c.count.scope.label), "subject": .string(c.count.subject),
+                            "failures": .stringConvertible(c.failures), "seconds": .stringConvertible(config.lockout.lockSeconds)])
+                    }
+                }
+            case let .recordSuccess(source, user):
+                try AuthFailures.recordSuccess(db, source: source, user: user)
             }
         } catch {
             metrics.databaseError()
@@ -221,7 +232,7 @@ public struct Resolver: Sendable {
                 meta["domain"] = .string(domain)
                 meta["destination"] = .string(destination)
                 guard let db else { throw PostgresError(kind: .connection, operation: "connect", message: "no connection") }
-                let facts = try DirectoryLookup.run(db, domain: domain, user: user, sourceIP: nil)
+                let facts = try DirectoryLookup.run(db, domain: domain, user: user, source: nil)
                 decision = DialplanDecider.decideDigest(context: context, destination: destination, device: facts.device,
                                                         policy: config.dialplan)
             case let .unauthenticated(context, destination):

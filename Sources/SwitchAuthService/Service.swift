@@ -15,7 +15,7 @@ public final class Service: Sendable {
     public let acl: ACLCache
     public let server: HTTPServer
     let watcher: ChangeWatcher
-    let failures: FailureRecorder
+    let statistics: LockoutStatistics
     let logger: Logger
 
     public var port: UInt16 { server.port }
@@ -26,13 +26,13 @@ public final class Service: Sendable {
         acl = ACLCache(file: config.aclCacheFile)
         server = try HTTPServer(config: config.server)
         watcher = ChangeWatcher(config: config, acl: acl, metrics: metrics, logger: logger)
-        failures = FailureRecorder(config: config, metrics: metrics, logger: logger)
+        statistics = LockoutStatistics(config: config, logger: logger)
     }
 
     public func start() throws {
-        let resolver = Resolver(config: config, metrics: metrics, acl: acl, logger: logger, failures: failures)
+        let resolver = Resolver(config: config, metrics: metrics, acl: acl, logger: logger, statistics: statistics)
         let counters = server.counters
-        failures.start()
+        statistics.start()
         do {
             // allow_clients is enforced at accept: a peer outside it never holds a connection slot.
             let allow = config.allowClients
@@ -45,7 +45,7 @@ public final class Service: Sendable {
             }
             try server.start(admit: admit, makeHandler: makeHandler)
         } catch {
-            failures.stop()
+            statistics.stop()
             throw error
         }
         watcher.start()
@@ -57,7 +57,7 @@ public final class Service: Sendable {
     public func stop() {
         logger.notice("stopping: draining in-flight requests")
         server.stop()
-        failures.stop()
+        statistics.stop()
         watcher.stop()
         logger.notice("stopped", metadata: ["aborted_in_flight": .stringConvertible(server.counters.abortedOnStop.load(ordering: .relaxed))])
     }

@@ -1,3 +1,4 @@
+import Decisions
 import Foundation
 import Postgres
 import Store
@@ -57,7 +58,7 @@ struct HostileInputTests {
         let db = try Connection(dbConfig)
         try seedFixtureData(db)
         var config = fixtureConfig(database: dbConfig)
-        config.lockout = LockoutPolicy(threshold: 1_000_000, windowSeconds: 60, lockSeconds: 1)
+        config.lockout = LockoutPolicy(threshold: 1_000_000, sourceThreshold: 1_000_000, userThreshold: 1_000_000, windowSeconds: 60, lockSeconds: 1)
         let s = try RunningService(config)
         defer { s.stop() }
         var checked = 0

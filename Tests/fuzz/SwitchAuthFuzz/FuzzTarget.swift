@@ -5,7 +5,10 @@ import HTTPServer
 /// One fuzz input through the whole request-to-decision path that needs no database:
 /// HTTP parser (fed in two pieces split where the input says) -> form decoding -> request
 /// classification -> directory and dialplan decisions over facts derived from the input -> XML.
-/// Invariants: nothing traps; no answer contains `$${`; a parsed body is never longer than the input.
+/// Invariants: nothing traps; no answer contains `$${`; a parsed body is never longer than the input;
+/// no grant without valid credentials: a sip_auth lookup publishes the user only when its digest
+/// verifies against the device's HA1 (checked here independently of the decider, by recomputing the
+/// response), the device and account may register and no lock applies.
 public func fuzzOne(_ bytes: [UInt8]) {
     guard let first = bytes.first else { return }
     let input = Array(bytes.dropFirst())
@@ -33,8 +36,15 @@ public func fuzzOne(_ bytes: [UInt8]) {
             account: AccountFacts(id: 1, number: "A1", balance: first & 4 == 0 ? 1 : 0))
         var out: [[UInt8]] = []
         if let q = try? DirectoryDecider.classify(request) {
-            let d = DirectoryDecider.decide(q, domainKnown: first & 8 == 0, device: first & 16 == 0 ? device : nil,
-                                            lockout: LockoutFacts(ipLocked: first & 32 != 0), policy: DirectoryPolicy())
+            let lockout = LockoutFacts(sourceLocked: first & 32 != 0, pairLocked: first & 128 != 0)
+            let known = first & 16 == 0
+            let d = DirectoryDecider.decide(q, domainKnown: first & 8 == 0, device: known ? device : nil,
+                                            lockout: lockout, policy: DirectoryPolicy())
+            if case .sipAuth(let s) = q, case .user = d.answer {
+                precondition(known && device.enabled && !lockout.sourceLocked && !lockout.pairLocked,
+                             "granted to an unknown, disabled or locked user")
+                precondition(s.credentials.map { validDigest($0, device: device) } ?? false, "granted without a valid digest")
+            }
             out.append(Documents.directory(d.answer))
         }
         if let q = try? DialplanDecider.classify(request, policy: DialplanPolicy(ownedContexts: ["switchauth", "public", "default"])) {
@@ -57,4 +67,21 @@ public func fuzzOne(_ bytes: [UInt8]) {
             }
         }
     }
+}
+
+/// RFC 2617 / RFC 8760 response recomputed from the device's HA1, without the decider's code path.
+func validDigest(_ c: DigestCredentials, device: DeviceFacts) -> Bool {
+    let response = c.response.lowercased()
+    for (algorithm, ha1) in [(DigestAlgorithm.md5, device.ha1MD5), (.sha256, device.ha1SHA256)] {
+        guard c.realm.lowercased() == device.realm.lowercased() else { return false }
+        let ha2 = algorithm.hash("\(c.method):\(c.uri)")
+        let expected: String
+        if let qop = c.qop {
+            expected = algorithm.hash("\(ha1):\(c.nonce):\(c.nc ?? ""):\(c.cnonce ?? ""):\(qop):\(ha2)")
+        } else {
+            expected = algorithm.hash("\(ha1):\(c.nonce):\(ha2)")
+        }
+        if expected == response { return true }
+    }
+    return false
 }
