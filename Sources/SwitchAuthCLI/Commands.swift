@@ -57,8 +57,8 @@ struct Serve: ParsableCommand {
     }
 }
 
-/// The process's logger: swift-log's stream handler on standard error, one line per event with
-/// key=value metadata. The logging system is bootstrapped once per process.
+/// The process's logger: one line per event on standard error with key=value metadata, every
+/// value from a request quoted and escaped (`LogFormat`). Bootstrapped once per process.
 func makeLogger(_ level: String) -> Logger {
     _ = bootstrapLogging
     var logger = Logger(label: "switchauth")
@@ -67,7 +67,7 @@ func makeLogger(_ level: String) -> Logger {
 }
 
 private let bootstrapLogging: Void = LoggingSystem.bootstrap { label in
-    StreamLogHandler.standardError(label: label)
+    KeyValueLogHandler(label: label)
 }
 
 // MARK: migrate
