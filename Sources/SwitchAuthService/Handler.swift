@@ -15,9 +15,11 @@ public final class LookupHandler: RequestHandler {
     /// The loop's own connection: never shared, reconnected on demand with back-off.
     private let db: Connection
     private let expectedCredentials: [UInt8]?
+    private let throttle: SharedBasicAuthThrottle
 
-    public init(resolver: Resolver, counters: ServerCounters) {
+    public init(resolver: Resolver, counters: ServerCounters, throttle: SharedBasicAuthThrottle = SharedBasicAuthThrottle()) {
         self.resolver = resolver
+        self.throttle = throttle
         self.config = resolver.config
         self.counters = counters
         self.logger = resolver.logger
@@ -54,7 +56,7 @@ public final class LookupHandler: RequestHandler {
                           section: "healthz", outcome: healthy ? "ok" : "database_unavailable", started: started)
         case "/metrics":
             guard request.head.method == "GET" else { return methodNotAllowed("GET", started) }
-            if let refusal = authorize(request) { return refusal }
+            if let refusal = authorize(request, context) { return refusal }
             return finish(HTTPResponse(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
                                        body: Array(metricsText().utf8)), section: "metrics", outcome: "ok", started: started)
         case Substring(config.path):
@@ -73,7 +75,7 @@ public final class LookupHandler: RequestHandler {
             default:
                 return methodNotAllowed("GET, POST", started)
             }
-            if let refusal = authorize(request) { return refusal }
+            if let refusal = authorize(request, context) { return refusal }
             let outcome = resolver.resolve(fields: FormFields(FormDecoder.decode(form)), db: db)
             var meta = outcome.metadata
             meta["section"] = .string(outcome.section)
@@ -95,9 +97,18 @@ public final class LookupHandler: RequestHandler {
                section: "http", outcome: "method_not_allowed", started: started)
     }
 
-    /// HTTP Basic auth as mod_xml_curl's `gateway-credentials` sends it; constant-time comparison.
-    private func authorize(_ request: HTTPRequest) -> HTTPResponse? {
+    /// HTTP Basic auth as mod_xml_curl's `gateway-credentials` sends it; constant-time comparison;
+    /// wrong or missing credentials are throttled per source (`BasicAuthThrottle`).
+    private func authorize(_ request: HTTPRequest, _ context: RequestContext) -> HTTPResponse? {
         guard let expected = expectedCredentials else { return nil }
+        let source = BasicAuthThrottle.source(peer: context.peerHost)
+        let now = DispatchTime.now().uptimeNanoseconds
+        if case .throttled(let seconds) = throttle.verdict(source: source, now: now) {
+            resolver.metrics.basicAuth("throttled")
+            resolver.metrics.observe(section: "http", outcome: "throttled", seconds: 0)
+            return HTTPResponse(status: .tooManyRequests, body: Array("too many failed attempts\n".utf8),
+                                headers: [("Retry-After", String(seconds))], close: true)
+        }
         var given: [UInt8] = []
         if let header = request.head.header("Authorization") {
             let parts = header.split(separator: " ", maxSplits: 1)
@@ -107,7 +118,9 @@ public final class LookupHandler: RequestHandler {
             }
         }
         if Hashing.constantTimeEquals(given, expected) { return nil }
-        logger.warning("unauthorized client")
+        throttle.recordFailure(source: source, now: now)
+        resolver.metrics.basicAuth("wrong")
+        logger.warning("unauthorized client", metadata: ["peer": .string(context.peerHost)])
         resolver.metrics.observe(section: "http", outcome: "unauthorized", seconds: 0)
         return HTTPResponse(status: .unauthorized, body: Array("unauthorized\n".utf8),
                             headers: [("WWW-Authenticate", "Basic realm=\"switchauth\"")], close: true)

@@ -16,6 +16,8 @@ public final class Service: Sendable {
     public let server: HTTPServer
     let watcher: ChangeWatcher
     let statistics: LockoutStatistics
+    /// Wrong basic-auth credentials per source, shared by every event loop.
+    public let basicAuthThrottle = SharedBasicAuthThrottle()
     let logger: Logger
 
     public var port: UInt16 { server.port }
@@ -40,8 +42,9 @@ public final class Service: Sendable {
             if !allow.isEmpty {
                 admit = { (host: String) -> Bool in Service.admits(allow, host) }
             }
+            let throttle = basicAuthThrottle
             let makeHandler: @Sendable (Int) throws -> any RequestHandler = { _ in
-                LookupHandler(resolver: resolver, counters: counters)
+                LookupHandler(resolver: resolver, counters: counters, throttle: throttle)
             }
             try server.start(admit: admit, makeHandler: makeHandler)
         } catch {
