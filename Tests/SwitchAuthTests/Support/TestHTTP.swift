@@ -16,6 +16,10 @@ final class RawClient {
     init(port: UInt16, host: String = "127.0.0.1", source: String? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         if let source {
+            // Choose the port at connect (per destination), not at bind: a flood of bound sockets
+            // would otherwise use up the ephemeral ports the rest of the suite connects from.
+            var one: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_IP), 24 /* IP_BIND_ADDRESS_NO_PORT */, &one, socklen_t(MemoryLayout<Int32>.size))
             var local = sockaddr_in()
             local.sin_family = sa_family_t(AF_INET)
             inet_pton(AF_INET, source, &local.sin_addr)
