@@ -30,10 +30,13 @@ public struct DirectoryPolicy: Sendable, Equatable {
     public var userContext: String
     /// `cacheable` in milliseconds on published users; nil = not cacheable (the default).
     public var cacheableMilliseconds: Int?
+    /// Brute-force budgets and trust (README, "Lockouts").
+    public var lockout: LockoutPolicy
 
-    public init(userContext: String = "switchauth", cacheableMilliseconds: Int? = nil) {
+    public init(userContext: String = "switchauth", cacheableMilliseconds: Int? = nil, lockout: LockoutPolicy = LockoutPolicy()) {
         self.userContext = userContext
         self.cacheableMilliseconds = cacheableMilliseconds
+        self.lockout = lockout
     }
 }
 
@@ -69,10 +72,12 @@ public enum DirectoryAnswer: Sendable, Equatable {
 /// What the service must record after answering.
 public enum AuthEffect: Sendable, Equatable {
     case none
-    /// A failed attempt from `ip` (may be nil) against `user` (nil when the user does not exist).
-    case countFailure(ip: String?, user: String?)
-    /// A verified success: clear the user's failure counter.
-    case clearUserFailures(user: String)
+    /// A failed attempt from `source` (a lockout source key; nil when unknown) against `user`
+    /// (user@realm; nil when the user does not exist, so that invented names are not stored).
+    case countFailure(source: String?, user: String?)
+    /// A verified success from `source`: the source becomes (or stays) trusted for `user`. No
+    /// counter is reset.
+    case recordSuccess(source: String, user: String)
 }
 
 public struct DirectoryDecision: Sendable, Equatable {
@@ -145,14 +150,16 @@ public enum DirectoryDecider {
 
         case let .sipAuth(q):
             guard domainKnown else { return DirectoryDecision(answer: .notFound, reason: .unknownDomain, effect: .none) }
-            if lockout.ipLocked { return final(q.domain, .lockedOutIP) }
-            if lockout.userLocked { return final(q.domain, .lockedOutUser) }
+            let source = LockoutKeys.source(q.sourceIP)
             guard let device else {
+                // Unknown users count against the source only; a trusted source does not exist for them.
+                if lockout.sourceLocked { return final(q.domain, .lockedOutIP) }
                 return DirectoryDecision(answer: .domainWithoutUser(domain: q.domain), reason: .unknownUser,
-                                         effect: .countFailure(ip: q.sourceIP, user: nil))
+                                         effect: .countFailure(source: source, user: nil))
             }
+            if let refusal = LockoutDecider.refusal(lockout, policy.lockout) { return final(q.domain, refusal) }
             // Counters are keyed by the realm (primary domain name), so aliases share one counter.
-            let userKey = "\(device.username)@\(device.realm.lowercased())"
+            let userKey = LockoutKeys.user(device.username, realm: device.realm)
             if let refusal = deviceRefusal(device) { return final(q.domain, refusal) }
             guard let credentials = q.credentials, let algorithm = credentials.algorithm else {
                 return final(q.domain, .digestUnverifiable)
@@ -163,10 +170,14 @@ public enum DirectoryDecider {
             let ha1 = algorithm == .md5 ? device.ha1MD5 : device.ha1SHA256
             guard credentials.verify(ha1: ha1, algorithm: algorithm) else {
                 return DirectoryDecision(answer: .domainWithoutUser(domain: q.domain), reason: .digestMismatch,
-                                         effect: .countFailure(ip: q.sourceIP, user: userKey))
+                                         effect: .countFailure(source: source, user: userKey))
+            }
+            var effect = AuthEffect.none
+            if let source, LockoutDecider.shouldRecordSuccess(lockout, policy.lockout) {
+                effect = .recordSuccess(source: source, user: userKey)
             }
             return DirectoryDecision(answer: .user(domain: q.domain, publish(device, a1: ha1, policy: policy)),
-                                     reason: .ok, effect: lockout.userHasFailures ? .clearUserFailures(user: userKey) : .none)
+                                     reason: .ok, effect: effect)
         }
     }
 

@@ -84,19 +84,3 @@ public struct IPSettingFacts: Sendable, Equatable {
         self.account = account
     }
 }
-
-/// Lockout state for the subjects of a sip_auth lookup.
-public struct LockoutFacts: Sendable, Equatable {
-    public var ipLocked: Bool
-    public var userLocked: Bool
-    /// The user has a failure counter that a success should clear.
-    public var userHasFailures: Bool
-
-    public init(ipLocked: Bool = false, userLocked: Bool = false, userHasFailures: Bool = false) {
-        self.ipLocked = ipLocked
-        self.userLocked = userLocked
-        self.userHasFailures = userHasFailures
-    }
-
-    public static let none = LockoutFacts()
-}

@@ -15,6 +15,7 @@ public enum Reason: String, Sendable, Equatable, CaseIterable {
     case realmMismatch = "realm_mismatch"
     case lockedOutIP = "locked_out_ip"
     case lockedOutUser = "locked_out_user"
+    case lockedOutSourceUser = "locked_out_source_user"
     // Account gates (directory and dialplan)
     case accountSuspended = "account_suspended"
     case accountClosed = "account_closed"

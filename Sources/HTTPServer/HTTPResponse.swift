@@ -18,6 +18,7 @@ public struct HTTPStatus: Sendable, Equatable {
     public static let uriTooLong = HTTPStatus(code: 414, reason: "URI Too Long")
     public static let unsupportedMediaType = HTTPStatus(code: 415, reason: "Unsupported Media Type")
     public static let expectationFailed = HTTPStatus(code: 417, reason: "Expectation Failed")
+    public static let tooManyRequests = HTTPStatus(code: 429, reason: "Too Many Requests")
     public static let requestHeaderFieldsTooLarge = HTTPStatus(code: 431, reason: "Request Header Fields Too Large")
     public static let internalServerError = HTTPStatus(code: 500, reason: "Internal Server Error")
     public static let notImplemented = HTTPStatus(code: 501, reason: "Not Implemented")
@@ -51,8 +52,9 @@ public struct HTTPResponse: Sendable, Equatable {
             && a.headers.count == b.headers.count && zip(a.headers, b.headers).allSatisfy { $0.name == $1.name && $0.value == $1.value }
     }
 
-    /// Serializes status line, headers and body.
-    public func serialize(keepAlive: Bool, into out: inout [UInt8]) {
+    /// Serializes status line, headers and body. `headOnly` (the answer to HEAD): the headers GET
+    /// would get, Content-Length included, and no body.
+    public func serialize(keepAlive: Bool, headOnly: Bool = false, into out: inout [UInt8]) {
         out.reserveCapacity(out.count + 160 + body.count)
         out.append(contentsOf: "HTTP/1.1 \(status.code) \(status.reason)\r\n".utf8)
         out.append(contentsOf: "Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n".utf8)
@@ -60,6 +62,6 @@ public struct HTTPResponse: Sendable, Equatable {
             out.append(contentsOf: "\(h.name): \(h.value)\r\n".utf8)
         }
         out.append(contentsOf: (keepAlive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n").utf8)
-        out.append(contentsOf: body)
+        if !headOnly { out.append(contentsOf: body) }
     }
 }

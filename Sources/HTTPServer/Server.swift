@@ -119,6 +119,8 @@ public final class ServerCounters: Sendable {
     public let open = Atomic<Int>(0)
     public let accepted = Atomic<Int>(0)
     public let rejectedOverLimit = Atomic<Int>(0)
+    /// Connections closed at accept because the peer's address is not admitted (`allow_clients`).
+    public let rejectedNotAllowed = Atomic<Int>(0)
     public let timedOut = Atomic<Int>(0)
     public let parseErrors = Atomic<Int>(0)
     /// Connections closed by a stop's drain deadline with a request half received or a response unsent.
@@ -173,7 +175,11 @@ public final class HTTPServer: Sendable {
 
     /// Starts the loops. `makeHandler(i)` runs on loop i's thread. Returns once every loop has its
     /// handler; throws if any factory failed (the started loops are stopped again).
-    public func start(makeHandler: @escaping @Sendable (Int) throws -> any RequestHandler) throws {
+    ///
+    /// `admit` is asked at accept with the peer's address: a peer it refuses is closed at once,
+    /// before it is read from or takes one of the `maxConnections` slots.
+    public func start(admit: (@Sendable (String) -> Bool)? = nil,
+                      makeHandler: @escaping @Sendable (Int) throws -> any RequestHandler) throws {
         let ready = DispatchGroup()
         for i in 0..<wakeFDs.count {
             loopsStarted.wrappingAdd(1, ordering: .releasing)
@@ -189,7 +195,7 @@ public final class HTTPServer: Sendable {
                     ready.leave()
                     return
                 }
-                let loop = EventLoop(server: self, index: i, listener: listener, mailbox: mailboxes[i], handler: handler)
+                let loop = EventLoop(server: self, index: i, listener: listener, mailbox: mailboxes[i], handler: handler, admit: admit)
                 do {
                     try loop.register()
                 } catch {
@@ -315,6 +321,7 @@ final class EventLoop {
     var listenFD: Int32 { listener.fd }
     let mailbox: LoopMailbox
     let handler: any RequestHandler
+    let admit: (@Sendable (String) -> Bool)?
     let epfd: Int32
     var connections: [Int32: ClientConnection] = [:]
     /// Deferred requests by ticket.
@@ -327,7 +334,9 @@ final class EventLoop {
     /// new connections never starves the ones already open (their requests, closes and deadlines).
     let acceptBatch = 16
 
-    init(server: HTTPServer, index: Int, listener: TCPSocket, mailbox: LoopMailbox, handler: any RequestHandler) {
+    init(server: HTTPServer, index: Int, listener: TCPSocket, mailbox: LoopMailbox, handler: any RequestHandler,
+         admit: (@Sendable (String) -> Bool)?) {
+        self.admit = admit
         self.server = server
         self.index = index
         self.listener = listener
@@ -431,6 +440,12 @@ final class EventLoop {
             }
             guard let (socket, host, port) = next else { return }
             taken += 1
+            if let admit, !admit(host) {
+                // Not admitted: closed before anything is read or answered, so it never holds a slot.
+                server.counters.rejectedNotAllowed.wrappingAdd(1, ordering: .relaxed)
+                socket.close()
+                continue
+            }
             if server.counters.open.load(ordering: .relaxed) >= config.maxConnections || (server.isStopping && !draining) {
                 server.counters.rejectedOverLimit.wrappingAdd(1, ordering: .relaxed)
                 overloadResponse.withUnsafeBytes { _ = socket.write($0) }
@@ -479,11 +494,13 @@ final class EventLoop {
                 updateInterest(c)
                 return
             }
-            let now = Clock.now()
-            c.lastActivity = now
             if c.lingering { return } // discarding until the peer closes
-            if c.requestStarted == nil { c.requestStarted = now }
+            let now = Clock.now()
             let parsed = c.parser.feed(readBuffer[0..<r])
+            // Only request bytes are activity: empty lines between requests (which the parser skips)
+            // neither reset the idle timeout nor start the request deadline.
+            if !parsed.isEmpty || c.parser.hasPartialRequest { c.lastActivity = now }
+            if c.requestStarted == nil && c.parser.hasPartialRequest { c.requestStarted = now }
             process(c, parsed)
             if connections[c.fd] == nil { return }
             _ = flush(c)
@@ -512,7 +529,7 @@ final class EventLoop {
                 let ticket = nextTicket
                 switch handler.handle(request, context: c.context, responder: Responder(mailbox: mailbox, ticket: ticket)) {
                 case .now(let response):
-                    write(response, to: c, keepAlive: keepAlive)
+                    write(response, to: c, keepAlive: keepAlive, headOnly: request.head.method == "HEAD")
                 case let .later(deadline, fallback):
                     c.pending = PendingAnswer(ticket: ticket, deadline: deadline, fallback: fallback, keepAlive: keepAlive,
                                               isHead: request.head.method == "HEAD")
@@ -529,10 +546,10 @@ final class EventLoop {
         }
     }
 
-    private func write(_ response: HTTPResponse, to c: ClientConnection, keepAlive requested: Bool) {
+    private func write(_ response: HTTPResponse, to c: ClientConnection, keepAlive requested: Bool, headOnly: Bool) {
         c.served += 1
         let keepAlive = requested && !response.close && !server.isStopping
-        response.serialize(keepAlive: keepAlive, into: &c.output)
+        response.serialize(keepAlive: keepAlive, headOnly: headOnly, into: &c.output)
         c.requestStarted = c.parser.hasPartialRequest ? Clock.now() : nil
         if !keepAlive {
             c.closeAfterWrite = true
@@ -562,7 +579,7 @@ final class EventLoop {
         server.counters.inFlightDeferred.wrappingAdd(-1, ordering: .relaxed)
         c.pending = nil
         guard connections[c.fd] === c else { return }
-        write(response, to: c, keepAlive: p.keepAlive)
+        write(response, to: c, keepAlive: p.keepAlive, headOnly: p.isHead)
         if !c.queued.isEmpty {
             let queued = c.queued
             c.queued = []

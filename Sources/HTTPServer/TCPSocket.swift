@@ -63,6 +63,10 @@ public final class TCPSocket: Sendable {
                 })
                 if let from {
                     guard var local = SocketAddress(host: from, port: 0) else { throw SocketError(call: "inet_pton(\(from))", errno: EINVAL) }
+                    // The port is chosen at connect (per destination), not at bind: many bound
+                    // sockets would otherwise use up the ephemeral ports. Best effort (Linux only).
+                    var one: Int32 = 1
+                    _ = setsockopt(s.fd, Int32(IPPROTO_IP), 24 /* IP_BIND_ADDRESS_NO_PORT */, &one, socklen_t(MemoryLayout<Int32>.size))
                     let length = local.length
                     try syscall("bind(\(from))") {
                         withUnsafePointer(to: &local.storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s.fd, $0, length) } }

@@ -173,7 +173,7 @@ public final class Connection {
     /// True when the connection is up and the server answers `SELECT 1`.
     public func healthCheck() -> Bool {
         do {
-            let r = try execute("SELECT 1")
+            let r = try execute("SELECT 1", retry: .idempotent)
             return r.rowCount == 1
         } catch {
             return false
@@ -189,15 +189,27 @@ public final class Connection {
 
     // MARK: Statements
 
+    /// Whether a statement may run twice. After a connection error the client cannot tell whether
+    /// the server ran (and committed) the statement before the link dropped: only a statement whose
+    /// second run changes nothing (a read, or a write that sets rather than adds) may be retried.
+    public enum Retry: Sendable, Equatable {
+        /// Never retried: a connection error is thrown to the caller (increments, inserts, charges).
+        case never
+        /// Declared idempotent: retried once on a new connection after a connection error outside
+        /// a transaction.
+        case idempotent
+    }
+
     /// Runs `sql` as a prepared statement with text parameters (`$1`, `$2`, ...). The statement is
     /// prepared once per connection and reused. If the connection had broken since the last call, it
-    /// is re-established first; a statement that fails because the connection broke while outside a
-    /// transaction is retried once on a new connection.
+    /// is re-established first. A statement that fails because the connection broke is retried once
+    /// on a new connection only when declared `.idempotent` and outside a transaction: otherwise it
+    /// might run twice (a balance charged twice, a failure counted twice).
     @discardableResult
-    public func execute(_ sql: String, _ parameters: [String?] = []) throws -> QueryResult {
+    public func execute(_ sql: String, _ parameters: [String?] = [], retry: Retry = .never) throws -> QueryResult {
         do {
             return try executeOnce(sql, parameters)
-        } catch let error as PostgresError where error.kind == .connection && !inTransaction {
+        } catch let error as PostgresError where error.kind == .connection && !inTransaction && retry == .idempotent {
             lastFailedConnect = 0
             try connect()
             return try executeOnce(sql, parameters)

@@ -61,7 +61,7 @@ func parseNumeric(_ text: String) -> Decimal? {
     return Decimal(sign: negative ? .minus : .plus, exponent: exponent, significand: Decimal(mantissa))
 }
 
-/// What the database says about user@domain, and the lockout state of the source IP and the user.
+/// What the database says about user@domain, and the lockout state of the source, the user and the pair.
 public struct DirectoryFactsResult: Sendable, Equatable {
     public var domainKnown: Bool
     public var device: DeviceFacts?
@@ -90,21 +90,24 @@ public enum DirectoryLookup {
                \(AccountColumns.select),
                EXISTS (SELECT 1 FROM auth_failures f WHERE f.scope = 'ip' AND f.subject = $3 AND f.locked_until > now()),
                EXISTS (SELECT 1 FROM auth_failures f WHERE f.scope = 'user' AND f.subject = $2 || '@' || lower(d.name) AND f.locked_until > now()),
-               EXISTS (SELECT 1 FROM auth_failures f WHERE f.scope = 'user' AND f.subject = $2 || '@' || lower(d.name))
+               EXISTS (SELECT 1 FROM auth_failures f WHERE f.scope = 'pair' AND f.subject = $3 || '|' || $2 || '@' || lower(d.name) AND f.locked_until > now()),
+               (SELECT floor(extract(epoch FROM now() - t.last_success))::int FROM auth_trusted_sources t
+                 WHERE t.subject = $2 || '@' || lower(d.name) AND t.source = $3)
           FROM d
           LEFT JOIN sip_devices dev ON dev.domain_id = d.id AND dev.username = $2
           LEFT JOIN accounts a ON a.id = dev.account_id
         """
 
-    public static func run(_ db: Connection, domain: String, user: String, sourceIP: String?) throws -> DirectoryFactsResult {
-        let r = try db.execute(sql, [domain, user, sourceIP ?? ""])
+    /// - Parameter source: the lockout source key (`LockoutKeys.source`), nil when unknown.
+    public static func run(_ db: Connection, domain: String, user: String, source: String?) throws -> DirectoryFactsResult {
+        let r = try db.execute(sql, [domain, user, source ?? ""], retry: .idempotent)
         guard r.rowCount > 0 else {
             return DirectoryFactsResult(domainKnown: false, device: nil, lockout: .none)
         }
         let realm: String = try r.decode(0, 0)
         let a = 8 + AccountColumns.count
-        let lockout = LockoutFacts(ipLocked: try r.decode(0, a), userLocked: try r.decode(0, a + 1),
-                                   userHasFailures: try r.decode(0, a + 2))
+        let lockout = LockoutFacts(sourceLocked: try r.decode(0, a), userLocked: try r.decode(0, a + 1),
+                                   pairLocked: try r.decode(0, a + 2), secondsSinceSuccess: r.string(0, a + 3).flatMap { Int($0) })
         guard r.string(0, 1) != nil else {
             return DirectoryFactsResult(domainKnown: true, device: nil, lockout: lockout)
         }
@@ -128,7 +131,7 @@ public enum IPCandidatesLookup {
         """
 
     public static func run(_ db: Connection, source: IPAddress) throws -> [IPSettingFacts] {
-        let r = try db.execute(sql, [source.description])
+        let r = try db.execute(sql, [source.description], retry: .idempotent)
         var out: [IPSettingFacts] = []
         out.reserveCapacity(r.rowCount)
         for i in 0..<r.rowCount {
@@ -159,7 +162,7 @@ public enum ACLNetworksLookup {
         """
 
     public static func run(_ db: Connection) throws -> [String] {
-        let r = try db.execute(sql)
+        let r = try db.execute(sql, retry: .idempotent)
         var out: [String] = []
         out.reserveCapacity(r.rowCount)
         for i in 0..<r.rowCount {
@@ -190,33 +193,27 @@ public enum ACLNetworksLookup {
     }
 }
 
-/// Brute-force counters: one row per source IP and per user@realm, shared by every instance.
-public struct LockoutPolicy: Sendable, Equatable {
-    /// Failures within `windowSeconds` that lock the subject.
-    public var threshold: Int
-    public var windowSeconds: Int
-    public var lockSeconds: Int
-
-    public init(threshold: Int = 10, windowSeconds: Int = 300, lockSeconds: Int = 900) {
-        self.threshold = threshold
-        self.windowSeconds = windowSeconds
-        self.lockSeconds = lockSeconds
-    }
-}
-
 public struct LockoutEntry: Sendable, Equatable {
-    public var scope: String
+    public var scope: LockoutScope
     public var subject: String
     public var failures: Int
     public var lockedUntil: String
 }
 
+/// Brute-force counters (README, "Lockouts"): one row per (scope, subject), shared by every
+/// instance; and the trusted sources (a user's recent successes, per source).
 public enum AuthFailures {
-    static let recordBatchSQL = """
+    /// Adds failures and locks, in one statement: each row's count is incremented under its row
+    /// lock and returned, and the row is locked in the same statement when its budget is spent, so
+    /// concurrent requests and instances never count past a budget unseen. A window that has
+    /// passed, or a lock that has ended, starts the count again. The budget is chosen by scope.
+    static let recordSQL = """
         INSERT INTO auth_failures AS f (scope, subject, window_start, failures, locked_until)
         SELECT b.scope, b.subject, now(), b.n,
-               CASE WHEN b.n >= $5::int THEN now() + make_interval(secs => $6::int) END
-          FROM unnest($1::text[], $2::text[], $3::int[]) AS b(scope, subject, n)
+               CASE WHEN b.n >= (CASE b.scope WHEN 'pair' THEN $5::int WHEN 'ip' THEN $6::int ELSE $7::int END)
+                    THEN now() + make_interval(secs => $8::int) END
+          FROM unnest($1::text[], $2::text[], $3::int[]) WITH ORDINALITY AS b(scope, subject, n, i)
+         ORDER BY b.i
         ON CONFLICT (scope, subject) DO UPDATE SET
             window_start = CASE WHEN f.window_start <= now() - make_interval(secs => $4::int)
                                   OR f.locked_until <= now() THEN now() ELSE f.window_start END,
@@ -225,76 +222,135 @@ public enum AuthFailures {
             locked_until = CASE
                 WHEN f.locked_until > now() THEN f.locked_until
                 WHEN (CASE WHEN f.window_start <= now() - make_interval(secs => $4::int)
-                             OR f.locked_until <= now() THEN excluded.failures ELSE f.failures + excluded.failures END) >= $5::int
-                    THEN now() + make_interval(secs => $6::int)
+                             OR f.locked_until <= now() THEN excluded.failures ELSE f.failures + excluded.failures END)
+                     >= (CASE f.scope WHEN 'pair' THEN $5::int WHEN 'ip' THEN $6::int ELSE $7::int END)
+                    THEN now() + make_interval(secs => $8::int)
                 ELSE NULL END
         RETURNING f.scope, f.subject, f.failures, coalesce(f.locked_until > now(), false)
         """
 
-    /// One counted batch: scope, subject and how many failures to add.
+    /// One counter.
     public struct Count: Sendable, Hashable {
-        public var scope: String
+        public var scope: LockoutScope
         public var subject: String
-        public init(scope: String, subject: String) {
+        public init(scope: LockoutScope, subject: String) {
             self.scope = scope
             self.subject = subject
         }
     }
 
-    /// Adds many failures in one statement (one round trip, one transaction). Returns the subjects
-    /// that this batch pushed over the threshold.
+    /// The counters one failed attempt adds to: the source, and with a known user the user and the
+    /// (source, user) pair. Without a source (no usable `ip`), only the user.
+    public static func counters(source: String?, user: String?) -> [Count] {
+        var out: [Count] = []
+        if let source { out.append(Count(scope: .source, subject: source)) }
+        if let user {
+            out.append(Count(scope: .user, subject: user))
+            if let source { out.append(Count(scope: .pair, subject: LockoutKeys.pair(source: source, user: user))) }
+        }
+        return out
+    }
+
+    /// The result of counting: each counter's failures in its window and whether this statement
+    /// spent its budget (the lock began now).
+    public struct Counted: Sendable, Equatable {
+        public var count: Count
+        public var failures: Int
+        public var locked: Bool
+        public var crossed: Bool
+    }
+
+    /// Adds failures in one statement (one round trip, one transaction; never retried: a failure
+    /// is counted at most once). Rows are written in (scope, subject) order, so concurrent
+    /// statements never deadlock.
     @discardableResult
-    public static func record(_ db: Connection, batch: [Count: Int], policy: LockoutPolicy) throws -> [Count] {
+    public static func record(_ db: Connection, batch: [Count: Int], policy: LockoutPolicy) throws -> [Counted] {
         guard !batch.isEmpty else { return [] }
-        let entries = batch.sorted { ($0.key.scope, $0.key.subject) < ($1.key.scope, $1.key.subject) }
+        let entries = batch.sorted { ($0.key.scope.rawValue, $0.key.subject) < ($1.key.scope.rawValue, $1.key.subject) }
         func array(_ items: [String]) -> String {
             "{" + items.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }.joined(separator: ",") + "}"
         }
-        let r = try db.execute(recordBatchSQL, [
-            array(entries.map(\.key.scope)), array(entries.map(\.key.subject)), "{" + entries.map { String($0.value) }.joined(separator: ",") + "}",
-            String(policy.windowSeconds), String(policy.threshold), String(policy.lockSeconds),
+        let r = try db.execute(recordSQL, [
+            array(entries.map(\.key.scope.rawValue)), array(entries.map(\.key.subject)), "{" + entries.map { String($0.value) }.joined(separator: ",") + "}",
+            String(policy.windowSeconds), String(policy.threshold), String(policy.sourceThreshold), String(policy.userThreshold),
+            String(policy.lockSeconds),
         ])
-        var crossed: [Count] = []
+        var out: [Counted] = []
         for i in 0..<r.rowCount {
-            let key = Count(scope: try r.decode(i, 0), subject: try r.decode(i, 1))
+            guard let scope = LockoutScope(rawValue: try r.decode(i, 0)) else { continue }
+            let key = Count(scope: scope, subject: try r.decode(i, 1))
             let failures: Int = try r.decode(i, 2)
             let locked: Bool = try r.decode(i, 3)
             let added = batch[key] ?? 0
-            if locked && failures >= policy.threshold && failures - added < policy.threshold { crossed.append(key) }
+            let budget = policy.threshold(for: scope)
+            out.append(Counted(count: key, failures: failures, locked: locked,
+                               crossed: locked && failures >= budget && failures - added < budget))
         }
-        return crossed
+        return out
     }
 
-    public static func clearUser(_ db: Connection, subject: String) throws {
-        try db.execute("DELETE FROM auth_failures WHERE scope = 'user' AND subject = $1 AND (locked_until IS NULL OR locked_until <= now())", [subject])
+    /// One failed attempt (the request path): counts it in every budget it belongs to.
+    @discardableResult
+    public static func countFailure(_ db: Connection, source: String?, user: String?, policy: LockoutPolicy) throws -> [Counted] {
+        let keys = counters(source: source, user: user)
+        return try record(db, batch: Dictionary(uniqueKeysWithValues: keys.map { ($0, 1) }), policy: policy)
+    }
+
+    /// A success from `source` for `user`: trusted from now on. Setting a time is idempotent.
+    public static func recordSuccess(_ db: Connection, source: String, user: String) throws {
+        try db.execute("""
+            INSERT INTO auth_trusted_sources (subject, source, last_success) VALUES ($1, $2, now())
+            ON CONFLICT (subject, source) DO UPDATE SET last_success = now()
+            """, [user, source], retry: .idempotent)
     }
 
     public static func locked(_ db: Connection) throws -> [LockoutEntry] {
         let r = try db.execute("""
             SELECT scope, subject, failures, to_char(locked_until AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
               FROM auth_failures WHERE locked_until > now() ORDER BY locked_until, scope, subject
-            """)
-        return try (0..<r.rowCount).map { i in
-            LockoutEntry(scope: try r.decode(i, 0), subject: try r.decode(i, 1), failures: try r.decode(i, 2), lockedUntil: try r.decode(i, 3))
+            """, retry: .idempotent)
+        return try (0..<r.rowCount).compactMap { i in
+            guard let scope = LockoutScope(rawValue: try r.decode(i, 0)) else { return nil }
+            return LockoutEntry(scope: scope, subject: try r.decode(i, 1), failures: try r.decode(i, 2), lockedUntil: try r.decode(i, 3))
         }
     }
 
-    /// Clears lockouts and counters: all, or one subject (an IP or user@domain). Returns rows removed.
+    /// Clears lockouts and counters: all, or one subject (an IP or /64 source, or user@domain),
+    /// with the (source, user) counters that name it. Returns rows removed.
     @discardableResult
     public static func clear(_ db: Connection, subject: String?) throws -> Int {
-        try db.execute("DELETE FROM auth_failures WHERE $1::text IS NULL OR subject = $1", [subject]).affectedRows
+        try db.execute("""
+            DELETE FROM auth_failures
+             WHERE $1::text IS NULL OR subject = $1
+                OR (scope = 'pair' AND (split_part(subject, '|', 1) = $1 OR split_part(subject, '|', 2) = $1))
+            """, [subject]).affectedRows
     }
 
-    public static func lockedCount(_ db: Connection) throws -> Int {
-        try db.execute("SELECT count(*) FROM auth_failures WHERE locked_until > now()").decode(0, 0)
+    /// Active lockouts per scope.
+    public static func lockedCounts(_ db: Connection) throws -> [LockoutScope: Int] {
+        let r = try db.execute("SELECT scope, count(*) FROM auth_failures WHERE locked_until > now() GROUP BY scope", retry: .idempotent)
+        var out: [LockoutScope: Int] = [:]
+        for scope in LockoutScope.allCases { out[scope] = 0 }
+        for i in 0..<r.rowCount {
+            if let scope = LockoutScope(rawValue: try r.decode(i, 0)) { out[scope] = try r.decode(i, 1) }
+        }
+        return out
     }
 
-    /// Removes counters whose window and lock are both over.
+    /// Sources currently trusted for some user.
+    public static func trustedCount(_ db: Connection, policy: LockoutPolicy) throws -> Int {
+        try db.execute("SELECT count(*) FROM auth_trusted_sources WHERE last_success > now() - make_interval(secs => $1::int)",
+                       [String(policy.trustSeconds)], retry: .idempotent).decode(0, 0)
+    }
+
+    /// Removes counters whose window and lock are both over, and trust that has expired.
     public static func prune(_ db: Connection, policy: LockoutPolicy) throws {
         try db.execute("""
             DELETE FROM auth_failures
              WHERE (locked_until IS NULL OR locked_until <= now())
                AND window_start <= now() - make_interval(secs => $1::int)
-            """, [String(policy.windowSeconds)])
+            """, [String(policy.windowSeconds)], retry: .idempotent)
+        try db.execute("DELETE FROM auth_trusted_sources WHERE last_success <= now() - make_interval(secs => $1::int)",
+                       [String(policy.trustSeconds)], retry: .idempotent)
     }
 }

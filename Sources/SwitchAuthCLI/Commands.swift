@@ -57,8 +57,8 @@ struct Serve: ParsableCommand {
     }
 }
 
-/// The process's logger: swift-log's stream handler on standard error, one line per event with
-/// key=value metadata. The logging system is bootstrapped once per process.
+/// The process's logger: one line per event on standard error with key=value metadata, every
+/// value from a request quoted and escaped (`LogFormat`). Bootstrapped once per process.
 func makeLogger(_ level: String) -> Logger {
     _ = bootstrapLogging
     var logger = Logger(label: "switchauth")
@@ -67,7 +67,7 @@ func makeLogger(_ level: String) -> Logger {
 }
 
 private let bootstrapLogging: Void = LoggingSystem.bootstrap { label in
-    StreamLogHandler.standardError(label: label)
+    KeyValueLogHandler(label: label)
 }
 
 // MARK: migrate
@@ -110,23 +110,23 @@ struct Migrate: ParsableCommand {
 
 struct Lockouts: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List or clear brute-force lockouts (source IPs and user@domain).",
-        subcommands: [List.self, Clear.self], defaultSubcommand: List.self)
+        abstract: "List or clear brute-force lockouts (sources, users, and a source for one user); show the policy.",
+        subcommands: [List.self, Clear.self, Policy.self], defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List current lockouts.")
+        static let configuration = CommandConfiguration(abstract: "List current lockouts (scope: source, user or source_user).")
         @OptionGroup var options: DatabaseOptions
         func run() throws {
             let entries = try admin(options) { a in try AuthFailures.locked(a.db) }
             Output.print(Table(columns: ["scope", "subject", "failures", "locked_until"],
-                               rows: entries.map { [$0.scope, $0.subject, String($0.failures), $0.lockedUntil] }), json: options.json)
+                               rows: entries.map { [$0.scope.label, $0.subject, String($0.failures), $0.lockedUntil] }), json: options.json)
         }
     }
 
     struct Clear: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Clear the lockout and counter of one subject (an IP or user@domain), or --all.")
+        static let configuration = CommandConfiguration(abstract: "Clear the lockouts and counters of one subject (an IP, an IPv6 /64 or user@domain, with its source_user counters), or --all.")
         @OptionGroup var options: DatabaseOptions
-        @Argument(help: "An IP address or user@domain.") var subject: String?
+        @Argument(help: "An IP address, an IPv6 /64 (2001:db8:1:2::/64) or user@domain.") var subject: String?
         @Flag(name: .long, help: "Clear every lockout and counter.") var all = false
         func validate() throws {
             if (subject == nil) == !all { throw ValidationError("name a subject or give --all") }
@@ -134,6 +134,24 @@ struct Lockouts: ParsableCommand {
         func run() throws {
             let n = try admin(options) { a in try AuthFailures.clear(a.db, subject: all ? nil : subject) }
             Output.done("cleared \(n)", json: options.json, fields: ["cleared": String(n)])
+        }
+    }
+
+    struct Policy: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the lockout policy in force (from --config and SWITCHAUTH_* variables).",
+            discussion: "Budgets are failures within the window; a spent budget locks for the duration. Sources with a success for the user within the trust period are exempt from the source and user locks.")
+        @OptionGroup var options: DatabaseOptions
+        func run() throws {
+            let p = try options.serviceConfig().lockout
+            Output.print(Table(columns: ["budget", "failures", "window_s", "lock_s", "trusted_sources_exempt"], rows: [
+                ["source_user", String(p.threshold), String(p.windowSeconds), String(p.lockSeconds), "no"],
+                ["source", String(p.sourceThreshold), String(p.windowSeconds), String(p.lockSeconds), "yes"],
+                ["user", String(p.userThreshold), String(p.windowSeconds), String(p.lockSeconds), "yes"],
+            ]), json: options.json)
+            if !options.json {
+                Console.out("trust: a success keeps its source trusted for the user \(p.trustSeconds) s; sources are IPv4 addresses and IPv6 /64s")
+            }
         }
     }
 }

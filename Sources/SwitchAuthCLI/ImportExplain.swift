@@ -183,7 +183,7 @@ struct Explain: ParsableCommand {
         let logger = Logger(label: "explain", factory: { _ in SwiftLogNoOpLogHandler() })
         let metrics = Metrics()
         let resolver = Resolver(config: config, metrics: metrics, acl: ACLCache(file: nil), logger: logger,
-                                failures: FailureRecorder(config: config, metrics: metrics, logger: logger))
+                                statistics: LockoutStatistics(config: config, logger: logger))
         let context = config.dialplan.ownedContexts.sorted().first ?? "switchauth"
         if let ip {
             let dest = destination!
@@ -229,7 +229,7 @@ struct Explain: ParsableCommand {
             printGates(device.account)
             let (answer, _) = resolver.decide(lookup, facts)
             Console.out("   directory (REGISTER/INVITE digest): \(answer.reason == .ok ? "user published with its HA1; FreeSWITCH checks the digest" : "refused: \(answer.reason.rawValue) (403)")")
-            if f.lockout.userLocked { Console.out("   user is locked out: digest attempts get 403 until the lockout ends ('switchauth lockouts')") }
+            if f.lockout.userLocked { Console.out("   user is locked out: digest attempts from sources it has not authenticated from recently get 403 until the lockout ends ('switchauth lockouts')") }
             if xml { Console.out(String(decoding: answer.body, as: UTF8.self)) }
             if let destination {
                 let call = resolver.classify(FormFields([

@@ -26,7 +26,11 @@ public struct ServiceConfig: Sendable, Equatable {
     public var directory = DirectoryPolicy()
     public var dialplan = DialplanPolicy()
     public var aclListName = "switchauth_ip"
-    public var lockout = LockoutPolicy()
+    /// Brute-force budgets: part of the directory policy (the decision reads them).
+    public var lockout: LockoutPolicy {
+        get { directory.lockout }
+        set { directory.lockout = newValue }
+    }
     public var basicAuthUser: String?
     public var basicAuthPassword: String?
     /// Clients allowed to query; empty = any.
@@ -157,9 +161,12 @@ public struct ServiceConfig: Sendable, Equatable {
             let ms = try v.int(0...86_400_000)
             c.directory.cacheableMilliseconds = ms == 0 ? nil : ms
         }, show: { String($0.directory.cacheableMilliseconds ?? 0) }),
-        intSetting("lockout_threshold", 1...1_000_000, "failed digests within the window that lock an IP or user", \.lockout.threshold),
+        intSetting("lockout_threshold", 1...1_000_000, "failed digests within the window that lock one source (IPv4 address or IPv6 /64) for one user", \.lockout.threshold),
+        intSetting("lockout_source_threshold", 1...1_000_000, "failed digests (unknown users included) within the window that lock a source, except for users it is trusted for", \.lockout.sourceThreshold),
+        intSetting("lockout_user_threshold", 1...1_000_000, "failed digests within the window, from all sources, that lock a user, except from sources trusted for it", \.lockout.userThreshold),
         intSetting("lockout_window_s", 1...(86_400 * 30), "window for counting failures", \.lockout.windowSeconds),
         intSetting("lockout_duration_s", 1...(86_400 * 365), "how long a lockout lasts", \.lockout.lockSeconds),
+        intSetting("lockout_trust_s", 0...(86_400 * 365), "a success keeps its source trusted for the user this long (exempt from source and user locks)", \.lockout.trustSeconds),
         Setting(key: "basic_auth", meaning: "user:password that mod_xml_curl's gateway-credentials must send", apply: { c, v in
             guard let colon = v.text.firstIndex(of: ":"), colon != v.text.startIndex else {
                 throw ConfigError(message: "\(v.origin): basic_auth must be user:password")

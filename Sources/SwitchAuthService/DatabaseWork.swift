@@ -1,3 +1,4 @@
+import Decisions
 import Foundation
 import HTTPServer
 import Locking
@@ -11,7 +12,7 @@ import Synchronization
 public final class DatabaseHealth: Sendable {
     private let up = Atomic<Bool>(false)
     private let changedAt = Atomic<UInt64>(0)
-    private let lockouts = Atomic<Int>(-1)
+    private let lockouts = Locked<[(name: String, help: String, value: Double)]>([])
 
     public init() {}
 
@@ -27,9 +28,22 @@ public final class DatabaseHealth: Sendable {
         if up.exchange(false, ordering: .acquiringAndReleasing) { changedAt.store(MonotonicClock.now(), ordering: .relaxed) }
     }
 
-    /// Active lockouts as last counted by the prober; -1 when unknown.
-    public var activeLockouts: Int { lockouts.load(ordering: .relaxed) }
-    func setActiveLockouts(_ n: Int) { lockouts.store(n, ordering: .relaxed) }
+    /// Lockout gauges (active locks by budget, trusted sources) as last counted by the prober.
+    public var lockoutGauges: [(name: String, help: String, value: Double)] { lockouts.withLock { $0 } }
+
+    /// Counts locks and trusted sources (one statement each) for /metrics.
+    func countLockouts(_ db: Connection, policy: LockoutPolicy) {
+        var gauges: [(name: String, help: String, value: Double)] = []
+        if let counts = try? AuthFailures.lockedCounts(db) {
+            for scope in LockoutScope.allCases.sorted(by: { $0.label < $1.label }) {
+                gauges.append(("switchauth_lockouts_active{scope=\"\(scope.label)\"}", "Subjects currently locked out, by budget.", Double(counts[scope] ?? 0)))
+            }
+        }
+        if let n = try? AuthFailures.trustedCount(db, policy: policy) {
+            gauges.append(("switchauth_lockout_trusted_sources", "(source, user) pairs with a success within lockout_trust_s.", Double(n)))
+        }
+        lockouts.withLock { $0 = gauges }
+    }
 }
 
 /// Watches PostgreSQL with its own connection: a short `SELECT 1` every `intervalMilliseconds`
@@ -51,6 +65,7 @@ final class DatabaseProber: Sendable {
         db.reconnectBackoffMilliseconds = 0
         let interval = config.probeIntervalMilliseconds
         let probeConfig = db
+        let policy = config.lockout
         thread = BackgroundThread(name: "db-prober") { t in
             let connection = Connection(lazy: probeConfig)
             defer { connection.close() }
@@ -63,7 +78,7 @@ final class DatabaseProber: Sendable {
                     let now = MonotonicClock.now()
                     if now - lastCount > 1_000_000_000 {
                         lastCount = now
-                        if let n = try? AuthFailures.lockedCount(connection) { health.setActiveLockouts(n) }
+                        health.countLockouts(connection, policy: policy)
                     }
                 } else {
                     if health.isUp { logger.warning("database unreachable: answering fail-closed without asking it") }
@@ -83,7 +98,7 @@ final class DatabaseProber: Sendable {
         let c = Connection(lazy: db)
         if c.healthCheck() {
             health.markUp()
-            if let n = try? AuthFailures.lockedCount(c) { health.setActiveLockouts(n) }
+            health.countLockouts(c, policy: config.lockout)
         } else {
             health.markDown()
         }

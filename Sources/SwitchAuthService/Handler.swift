@@ -18,9 +18,12 @@ public final class LookupHandler: RequestHandler, Sendable {
     let pool: DatabasePool
     let health: DatabaseHealth
     private let expectedCredentials: [UInt8]?
+    private let throttle: SharedBasicAuthThrottle
 
-    init(resolver: Resolver, counters: ServerCounters, pool: DatabasePool, health: DatabaseHealth) {
+    init(resolver: Resolver, counters: ServerCounters, pool: DatabasePool, health: DatabaseHealth,
+         throttle: SharedBasicAuthThrottle = SharedBasicAuthThrottle()) {
         self.resolver = resolver
+        self.throttle = throttle
         self.config = resolver.config
         self.counters = counters
         self.logger = resolver.logger
@@ -53,7 +56,7 @@ public final class LookupHandler: RequestHandler, Sendable {
                                section: "healthz", outcome: healthy ? "ok" : "database_unavailable", started: started))
         case "/metrics":
             guard request.head.method == "GET" else { return .now(methodNotAllowed("GET", started)) }
-            if let refusal = authorize(request) { return .now(refusal) }
+            if let refusal = authorize(request, context) { return .now(refusal) }
             return .now(finish(HTTPResponse(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
                                             body: Array(metricsText().utf8)), section: "metrics", outcome: "ok", started: started))
         case Substring(config.path):
@@ -72,7 +75,7 @@ public final class LookupHandler: RequestHandler, Sendable {
             default:
                 return .now(methodNotAllowed("GET, POST", started))
             }
-            if let refusal = authorize(request) { return .now(refusal) }
+            if let refusal = authorize(request, context) { return .now(refusal) }
             return lookup(resolver.classify(FormFields(FormDecoder.decode(form))), peer: context.peerHost,
                           started: started, responder: responder)
         default:
@@ -142,9 +145,18 @@ public final class LookupHandler: RequestHandler, Sendable {
                section: "http", outcome: "method_not_allowed", started: started)
     }
 
-    /// HTTP Basic auth as mod_xml_curl's `gateway-credentials` sends it; constant-time comparison.
-    private func authorize(_ request: HTTPRequest) -> HTTPResponse? {
+    /// HTTP Basic auth as mod_xml_curl's `gateway-credentials` sends it; constant-time comparison;
+    /// wrong or missing credentials are throttled per source (`BasicAuthThrottle`).
+    private func authorize(_ request: HTTPRequest, _ context: RequestContext) -> HTTPResponse? {
         guard let expected = expectedCredentials else { return nil }
+        let source = BasicAuthThrottle.source(peer: context.peerHost)
+        let now = DispatchTime.now().uptimeNanoseconds
+        if case .throttled(let seconds) = throttle.verdict(source: source, now: now) {
+            resolver.metrics.basicAuth("throttled")
+            resolver.metrics.observe(section: "http", outcome: "throttled", seconds: 0)
+            return HTTPResponse(status: .tooManyRequests, body: Array("too many failed attempts\n".utf8),
+                                headers: [("Retry-After", String(seconds))], close: true)
+        }
         var given: [UInt8] = []
         if let header = request.head.header("Authorization") {
             let parts = header.split(separator: " ", maxSplits: 1)
@@ -154,7 +166,9 @@ public final class LookupHandler: RequestHandler, Sendable {
             }
         }
         if Hashing.constantTimeEquals(given, expected) { return nil }
-        logger.warning("unauthorized client")
+        throttle.recordFailure(source: source, now: now)
+        resolver.metrics.basicAuth("wrong")
+        logger.warning("unauthorized client", metadata: ["peer": .string(context.peerHost)])
         resolver.metrics.observe(section: "http", outcome: "unauthorized", seconds: 0)
         return HTTPResponse(status: .unauthorized, body: Array("unauthorized\n".utf8),
                             headers: [("WWW-Authenticate", "Basic realm=\"switchauth\"")], close: true)
@@ -171,6 +185,7 @@ public final class LookupHandler: RequestHandler, Sendable {
             ("switchauth_open_connections", "Open client connections.", Double(counters.open.load(ordering: .relaxed))),
             ("switchauth_connections_accepted", "Connections accepted since start.", Double(counters.accepted.load(ordering: .relaxed))),
             ("switchauth_connections_rejected_over_limit", "Connections refused with 503 over max_connections.", Double(counters.rejectedOverLimit.load(ordering: .relaxed))),
+            ("switchauth_connections_rejected_not_allowed", "Connections closed at accept: peer outside allow_clients.", Double(counters.rejectedNotAllowed.load(ordering: .relaxed))),
             ("switchauth_connections_timed_out", "Connections cut at a deadline with a request half received.", Double(counters.timedOut.load(ordering: .relaxed))),
             ("switchauth_http_parse_errors", "Requests refused by the HTTP parser.", Double(counters.parseErrors.load(ordering: .relaxed))),
             ("switchauth_lookups_in_flight", "Lookups waiting for their answer from a database thread.", Double(counters.inFlightDeferred.load(ordering: .relaxed))),
@@ -178,10 +193,16 @@ public final class LookupHandler: RequestHandler, Sendable {
             ("switchauth_lookups_deadline_fallbacks", "Lookups answered fail-closed by the event loop at their deadline.", Double(counters.deadlineFallbacks.load(ordering: .relaxed))),
             ("switchauth_database_up", "1 while the prober sees PostgreSQL answer, else 0 (lookups then fail closed at once).", health.isUp ? 1 : 0),
         ]
-        let lockouts = health.activeLockouts
-        if lockouts >= 0 {
-            gauges.append(("switchauth_lockouts_active", "IPs and users currently locked out (counted by the prober each second).", Double(lockouts)))
+        // Counted by the prober each second: no request waits for the database here.
+        gauges += health.lockoutGauges.map { ($0.name, $0.help, $0.value) }
+        // The policy itself, so dashboards show what the counters are measured against.
+        let p = config.lockout
+        for (scope, budget) in [("source", p.sourceThreshold), ("source_user", p.threshold), ("user", p.userThreshold)] {
+            gauges.append(("switchauth_lockout_budget{scope=\"\(scope)\"}", "Failures within the window that lock, by budget.", Double(budget)))
         }
+        gauges.append(("switchauth_lockout_window_seconds", "Failure-counting window.", Double(p.windowSeconds)))
+        gauges.append(("switchauth_lockout_duration_seconds", "Lockout length.", Double(p.lockSeconds)))
+        gauges.append(("switchauth_lockout_trust_seconds", "How long a success keeps a source trusted for its user.", Double(p.trustSeconds)))
         return resolver.metrics.render(gauges: gauges.map { (name: $0.0, help: $0.1, value: $0.2) })
     }
 }

@@ -16,6 +16,8 @@ public final class Metrics: Sendable {
         var durations: [String: Histogram] = [:]
         var databaseErrors: UInt64 = 0
         var authFailures: [String: UInt64] = [:]
+        var lockouts: [String: UInt64] = [:]
+        var basicAuth: [String: UInt64] = [:]
         var eslPushes: [String: UInt64] = [:]
         var aclServedFromCache: UInt64 = 0
         /// Lookups refused at once because the queue to the database threads was full.
@@ -43,6 +45,9 @@ public final class Metrics: Sendable {
 
     public func databaseError() { state.withLock { $0.databaseErrors += 1 } }
     public func authFailure(scope: String) { state.withLock { $0.authFailures[scope, default: 0] += 1 } }
+    public func lockout(scope: String) { state.withLock { $0.lockouts[scope, default: 0] += 1 } }
+    /// A basic-auth outcome: `wrong_password`, `missing`, `throttled`.
+    public func basicAuth(_ outcome: String) { state.withLock { $0.basicAuth[outcome, default: 0] += 1 } }
     public func eslPush(result: String) { state.withLock { $0.eslPushes[result, default: 0] += 1 } }
     public func aclFromCache() { state.withLock { $0.aclServedFromCache += 1 } }
 
@@ -76,9 +81,15 @@ public final class Metrics: Sendable {
         }
         out += "# HELP switchauth_database_errors_total Statements that failed or timed out.\n"
         out += "# TYPE switchauth_database_errors_total counter\nswitchauth_database_errors_total \(s.databaseErrors)\n"
-        out += "# HELP switchauth_auth_failures_total Failed digest attempts counted, by scope.\n"
+        out += "# HELP switchauth_auth_failures_total Failed digest attempts counted, by budget (source, user, source_user).\n"
         out += "# TYPE switchauth_auth_failures_total counter\n"
         for k in s.authFailures.keys.sorted() { out += "switchauth_auth_failures_total{scope=\"\(label(k))\"} \(s.authFailures[k]!)\n" }
+        out += "# HELP switchauth_lockouts_total Lockouts begun by this instance, by budget.\n"
+        out += "# TYPE switchauth_lockouts_total counter\n"
+        for k in s.lockouts.keys.sorted() { out += "switchauth_lockouts_total{scope=\"\(label(k))\"} \(s.lockouts[k]!)\n" }
+        out += "# HELP switchauth_basic_auth_refusals_total Requests refused by HTTP basic auth, by cause (wrong, throttled).\n"
+        out += "# TYPE switchauth_basic_auth_refusals_total counter\n"
+        for k in s.basicAuth.keys.sorted() { out += "switchauth_basic_auth_refusals_total{cause=\"\(label(k))\"} \(s.basicAuth[k]!)\n" }
         out += "# HELP switchauth_esl_commands_total Event-socket commands sent to switches, by result.\n"
         out += "# TYPE switchauth_esl_commands_total counter\n"
         for k in s.eslPushes.keys.sorted() { out += "switchauth_esl_commands_total{result=\"\(label(k))\"} \(s.eslPushes[k]!)\n" }
@@ -90,8 +101,12 @@ public final class Metrics: Sendable {
         out += "# TYPE switchauth_lookups_circuit_open_total counter\nswitchauth_lookups_circuit_open_total \(s.circuitOpen)\n"
         out += "# HELP switchauth_lookups_expired_in_queue_total Lookups whose deadline passed while queued (their fail-closed fallback was sent).\n"
         out += "# TYPE switchauth_lookups_expired_in_queue_total counter\nswitchauth_lookups_expired_in_queue_total \(s.expiredInQueue)\n"
+        // A gauge's name may carry labels (`name{scope="user"}`): HELP and TYPE once per family.
+        var described: Set<Substring> = []
         for g in gauges {
-            out += "# HELP \(g.name) \(g.help)\n# TYPE \(g.name) gauge\n\(g.name) \(g.value)\n"
+            let family = g.name.prefix { $0 != "{" }
+            if described.insert(family).inserted { out += "# HELP \(family) \(g.help)\n# TYPE \(family) gauge\n" }
+            out += "\(g.name) \(g.value)\n"
         }
         return out
     }

@@ -74,14 +74,14 @@ public struct Resolver: Sendable {
     public let metrics: Metrics
     public let acl: ACLCache
     public let logger: Logger
-    public let failures: FailureRecorder
+    public let statistics: LockoutStatistics
 
-    public init(config: ServiceConfig, metrics: Metrics, acl: ACLCache, logger: Logger, failures: FailureRecorder) {
+    public init(config: ServiceConfig, metrics: Metrics, acl: ACLCache, logger: Logger, statistics: LockoutStatistics) {
         self.config = config
         self.metrics = metrics
         self.acl = acl
         self.logger = logger
-        self.failures = failures
+        self.statistics = statistics
     }
 
     /// classify + resolve in one call (tests and tools that hold a connection).
@@ -175,7 +175,7 @@ public struct Resolver: Sendable {
             return .none
         case .directory(_, let query):
             let validIP = query.sourceIP.flatMap(IPAddress.init)?.description
-            return .directory(try DirectoryLookup.run(db, domain: query.domain, user: query.user, sourceIP: validIP))
+            return .directory(try DirectoryLookup.run(db, domain: query.domain, user: query.user, source: LockoutKeys.source(validIP)))
         case .acl:
             return .acl(try ACLNetworksLookup.run(db))
         case .dialplan(_, let query):
@@ -184,7 +184,7 @@ public struct Resolver: Sendable {
                 guard let address = IPAddress(source) else { return .ipCandidates([]) }
                 return .ipCandidates(try IPCandidatesLookup.run(db, source: address))
             case let .digest(_, user, domain, _):
-                return .device(try DirectoryLookup.run(db, domain: domain, user: user, sourceIP: nil).device)
+                return .device(try DirectoryLookup.run(db, domain: domain, user: user, source: nil).device)
             case .notOwned, .unauthenticated:
                 return .none
             }
@@ -302,11 +302,22 @@ public struct Resolver: Sendable {
             switch effect {
             case .none:
                 break
-            case let .countFailure(ip, user):
-                // Counted off the request path (FailureRecorder): an attack costs no extra round trips.
-                failures.record(ip: ip, user: user)
-            case let .clearUserFailures(user):
-                try AuthFailures.clearUser(db, subject: user)
+            case let .countFailure(source, user):
+                // Counted now, in one statement, before the answer leaves: the next attempt (pipelined,
+                // on another connection or at another instance) already sees a spent budget.
+                let counted = try AuthFailures.countFailure(db, source: source, user: user, policy: config.lockout)
+                statistics.noteCounted()
+                for c in counted {
+                    metrics.authFailure(scope: c.count.scope.label)
+                    if c.crossed {
+                        metrics.lockout(scope: c.count.scope.label)
+                        logger.warning("locked out", metadata: [
+                            "scope": .string(c.count.scope.label), "subject": .string(c.count.subject),
+                            "failures": .stringConvertible(c.failures), "seconds": .stringConvertible(config.lockout.lockSeconds)])
+                    }
+                }
+            case let .recordSuccess(source, user):
+                try AuthFailures.recordSuccess(db, source: source, user: user)
             }
         } catch {
             metrics.databaseError()

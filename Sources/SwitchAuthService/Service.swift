@@ -1,4 +1,5 @@
 import Foundation
+import Decisions
 import HTTPServer
 import Logging
 #if canImport(Glibc)
@@ -16,7 +17,9 @@ public final class Service: Sendable {
     public let server: HTTPServer
     public let health = DatabaseHealth()
     let watcher: ChangeWatcher
-    let failures: FailureRecorder
+    let statistics: LockoutStatistics
+    /// Wrong basic-auth credentials per source, shared by every event loop.
+    public let basicAuthThrottle = SharedBasicAuthThrottle()
     let pool: DatabasePool
     let prober: DatabaseProber
     let logger: Logger
@@ -29,13 +32,13 @@ public final class Service: Sendable {
         acl = ACLCache(file: config.aclCacheFile)
         server = try HTTPServer(config: config.server)
         watcher = ChangeWatcher(config: config, acl: acl, metrics: metrics, logger: logger)
-        failures = FailureRecorder(config: config, metrics: metrics, logger: logger)
+        statistics = LockoutStatistics(config: config, logger: logger)
         pool = DatabasePool(config: config, metrics: metrics)
         prober = DatabaseProber(config: config, health: health, metrics: metrics, logger: logger)
     }
 
     public func start() throws {
-        let resolver = Resolver(config: config, metrics: metrics, acl: acl, logger: logger, failures: failures)
+        let resolver = Resolver(config: config, metrics: metrics, acl: acl, logger: logger, statistics: statistics)
         let counters = server.counters
         let (pool, health) = (self.pool, self.health)
         prober.probeOnce(config: config)
@@ -44,11 +47,21 @@ public final class Service: Sendable {
         }
         prober.start()
         pool.start()
-        failures.start()
+        statistics.start()
         do {
-            try server.start { _ in LookupHandler(resolver: resolver, counters: counters, pool: pool, health: health) }
+            // allow_clients is enforced at accept: a peer outside it never holds a connection slot.
+            let allow = config.allowClients
+            var admit: (@Sendable (String) -> Bool)?
+            if !allow.isEmpty {
+                admit = { (host: String) -> Bool in Service.admits(allow, host) }
+            }
+            let throttle = basicAuthThrottle
+            let makeHandler: @Sendable (Int) throws -> any RequestHandler = { _ in
+                LookupHandler(resolver: resolver, counters: counters, pool: pool, health: health, throttle: throttle)
+            }
+            try server.start(admit: admit, makeHandler: makeHandler)
         } catch {
-            failures.stop()
+            statistics.stop()
             pool.stop()
             prober.stop()
             throw error
@@ -65,9 +78,15 @@ public final class Service: Sendable {
         server.stop()
         pool.stop()
         prober.stop()
-        failures.stop()
+        statistics.stop()
         watcher.stop()
         logger.notice("stopped", metadata: ["aborted_in_flight": .stringConvertible(server.counters.abortedOnStop.load(ordering: .relaxed))])
+    }
+
+    /// Whether a peer address is inside one of the allowed networks (an unparsable address is not).
+    static func admits(_ allow: [IPNetwork], _ host: String) -> Bool {
+        guard let peer = IPAddress(host) else { return false }
+        return allow.contains { $0.contains(peer) }
     }
 
     /// Blocks SIGTERM/SIGINT in every thread (call before `start`), so that `waitForSignal` can take them.

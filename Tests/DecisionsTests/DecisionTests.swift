@@ -176,14 +176,22 @@ struct DialplanDecisionTests {
         #expect(d.reason == row.expectReason)
         switch d.answer {
         case .allow(let ctx, let a):
+            guard let account = row.expectAccount else {
+                Issue.record("allowed (account \(a.account.number)); the row expects SIP \(row.expectSIP.map(String.init) ?? "?")")
+                return
+            }
             #expect(ctx == "switchauth")
-            #expect(a.account.number == row.expectAccount)
+            #expect(a.account.number == account)
             #expect(a.routingContext == "switchauth_routing")
             if let dest = row.expectDestination { #expect(a.destination == dest) }
-            #expect(row.expectSIP == nil)
-        case .reject(_, let r):
-            #expect(r.code == row.expectSIP)
-            #expect(row.expectAccount == nil)
+        case .reject(let ctx, let r):
+            guard let sip = row.expectSIP else {
+                Issue.record("rejected with \(r.code); the row expects account \(row.expectAccount ?? "?")")
+                return
+            }
+            #expect(ctx == "switchauth")
+            #expect(r.code == sip)
+            #expect(r == SIPRejection.forReason(d.reason), "the code follows the reason")
         case .notFound:
             Issue.record("unexpected not found")
         }
@@ -253,8 +261,10 @@ struct DirectoryDecisionTests {
     static let ha1 = DigestAlgorithm.md5.ha1(username: "1001", realm: "voip.example.com", password: "right-password")
     static let ha1sha = DigestAlgorithm.sha256.ha1(username: "1001", realm: "voip.example.com", password: "right-password")
 
-    static func device(enabled: Bool = true, status: AccountStatus = .active, expired: Bool = false) -> DeviceFacts {
-        DeviceFacts(id: 1, username: "1001", realm: "voip.example.com", enabled: enabled, ha1MD5: ha1, ha1SHA256: ha1sha,
+    static func device(enabled: Bool = true, status: AccountStatus = .active, expired: Bool = false, realm: String = "voip.example.com") -> DeviceFacts {
+        DeviceFacts(id: 1, username: "1001", realm: realm, enabled: enabled,
+                    ha1MD5: realm == "voip.example.com" ? ha1 : DigestAlgorithm.md5.ha1(username: "1001", realm: realm, password: "right-password"),
+                    ha1SHA256: ha1sha,
                     account: account(4, "1000042", status: status, expired: expired))
     }
 
@@ -266,9 +276,11 @@ struct DirectoryDecisionTests {
                                  qop: "auth", cnonce: "cn", nc: "00000001", response: r)
     }
 
-    static func sipAuth(_ c: DigestCredentials?) -> DirectoryQuery {
-        .sipAuth(SipAuthQuery(user: "1001", domain: "voip.example.com", sourceIP: "198.51.100.20", credentials: c))
+    static func sipAuth(_ c: DigestCredentials?, domain: String = "voip.example.com", ip: String? = "198.51.100.20") -> DirectoryQuery {
+        .sipAuth(SipAuthQuery(user: "1001", domain: domain, sourceIP: ip, credentials: c))
     }
+    /// A success's effect: the source becomes trusted for the user.
+    static let trustHere = AuthEffect.recordSuccess(source: "198.51.100.20", user: "1001@voip.example.com")
 
     struct Row: Sendable, CustomTestStringConvertible {
         var name: String
@@ -279,25 +291,49 @@ struct DirectoryDecisionTests {
         var reason: Reason
         var answer: String // "user", "domain", "notfound"
         var effect: AuthEffect = .none
+        /// The HA1 a granted user must carry (the algorithm the response was computed with).
+        var a1: String = DirectoryDecisionTests.ha1
         var testDescription: String { name }
     }
 
     static let rows: [Row] = [
-        Row(name: "REGISTER right password (MD5)", query: sipAuth(credentials(password: "right-password")), device: device(), reason: .ok, answer: "user"),
-        Row(name: "REGISTER right password (SHA-256)", query: sipAuth(credentials(password: "right-password", algorithm: .sha256)), device: device(), reason: .ok, answer: "user"),
-        Row(name: "success clears user failures", query: sipAuth(credentials(password: "right-password")), device: device(),
-            lockout: LockoutFacts(userHasFailures: true), reason: .ok, answer: "user", effect: .clearUserFailures(user: "1001@voip.example.com")),
+        Row(name: "REGISTER right password (MD5): source becomes trusted", query: sipAuth(credentials(password: "right-password")), device: device(),
+            reason: .ok, answer: "user", effect: trustHere),
+        Row(name: "REGISTER right password (SHA-256)", query: sipAuth(credentials(password: "right-password", algorithm: .sha256)), device: device(),
+            reason: .ok, answer: "user", effect: trustHere, a1: ha1sha),
+        Row(name: "success from a trusted source: no write", query: sipAuth(credentials(password: "right-password")), device: device(),
+            lockout: LockoutFacts(secondsSinceSuccess: 3_600), reason: .ok, answer: "user"),
+        Row(name: "success: trust older than the refresh interval is refreshed", query: sipAuth(credentials(password: "right-password")), device: device(),
+            lockout: LockoutFacts(secondsSinceSuccess: 3_601), reason: .ok, answer: "user", effect: trustHere),
+        Row(name: "success without a source address: nothing to trust", query: sipAuth(credentials(password: "right-password"), ip: nil), device: device(),
+            reason: .ok, answer: "user"),
+        Row(name: "IPv6 source counted per /64", query: sipAuth(credentials(password: "wrong"), ip: "2001:db8:1:2:3:4:5:6"), device: device(),
+            reason: .digestMismatch, answer: "domain", effect: .countFailure(source: "2001:db8:1:2::/64", user: "1001@voip.example.com")),
+        Row(name: "wrong password through an alias counted against the realm's user", query: sipAuth(credentials(password: "wrong", realm: "voip.example.com"), domain: "198.51.100.1"),
+            device: device(), reason: .digestMismatch, answer: "domain", effect: .countFailure(source: "198.51.100.20", user: "1001@voip.example.com")),
+        Row(name: "wrong password through a mixed-case domain counted against the lower-case realm", query: sipAuth(credentials(password: "wrong", realm: "VoIP.Example.COM"), domain: "VoIP.Example.COM"),
+            device: device(realm: "VoIP.Example.COM"), reason: .digestMismatch, answer: "domain", effect: .countFailure(source: "198.51.100.20", user: "1001@voip.example.com")),
+        Row(name: "source+user locked: refused even from a trusted source", query: sipAuth(credentials(password: "right-password")), device: device(),
+            lockout: LockoutFacts(pairLocked: true, secondsSinceSuccess: 10), reason: .lockedOutSourceUser, answer: "domain"),
+        Row(name: "source locked: a trusted source still works", query: sipAuth(credentials(password: "right-password")), device: device(),
+            lockout: LockoutFacts(sourceLocked: true, secondsSinceSuccess: 10), reason: .ok, answer: "user"),
+        Row(name: "user locked: a trusted source still works", query: sipAuth(credentials(password: "right-password")), device: device(),
+            lockout: LockoutFacts(userLocked: true, secondsSinceSuccess: 10), reason: .ok, answer: "user"),
+        Row(name: "user locked: trust that has expired does not exempt", query: sipAuth(credentials(password: "right-password")), device: device(),
+            lockout: LockoutFacts(userLocked: true, secondsSinceSuccess: 30 * 86_400 + 1), reason: .lockedOutUser, answer: "domain"),
+        Row(name: "source locked: unknown users refused and not counted", query: sipAuth(credentials(password: "x")), device: nil,
+            lockout: LockoutFacts(sourceLocked: true), reason: .lockedOutIP, answer: "domain"),
         Row(name: "wrong password counted", query: sipAuth(credentials(password: "wrong")), device: device(), reason: .digestMismatch, answer: "domain",
-            effect: .countFailure(ip: "198.51.100.20", user: "1001@voip.example.com")),
-        Row(name: "unknown user counted per IP", query: sipAuth(credentials(password: "x")), device: nil, reason: .unknownUser, answer: "domain",
-            effect: .countFailure(ip: "198.51.100.20", user: nil)),
+            effect: .countFailure(source: "198.51.100.20", user: "1001@voip.example.com")),
+        Row(name: "unknown user counted per source only", query: sipAuth(credentials(password: "x")), device: nil, reason: .unknownUser, answer: "domain",
+            effect: .countFailure(source: "198.51.100.20", user: nil)),
         Row(name: "unknown domain -> not found", query: sipAuth(credentials(password: "x")), domainKnown: false, reason: .unknownDomain, answer: "notfound"),
         Row(name: "disabled device", query: sipAuth(credentials(password: "right-password")), device: device(enabled: false), reason: .deviceDisabled, answer: "domain"),
         Row(name: "suspended account", query: sipAuth(credentials(password: "right-password")), device: device(status: .suspended), reason: .accountSuspended, answer: "domain"),
         Row(name: "closed account", query: sipAuth(credentials(password: "right-password")), device: device(status: .closed), reason: .accountClosed, answer: "domain"),
         Row(name: "expired account", query: sipAuth(credentials(password: "right-password")), device: device(expired: true), reason: .accountExpired, answer: "domain"),
-        Row(name: "IP locked out: right password refused", query: sipAuth(credentials(password: "right-password")), device: device(),
-            lockout: LockoutFacts(ipLocked: true), reason: .lockedOutIP, answer: "domain"),
+        Row(name: "source locked out: right password refused", query: sipAuth(credentials(password: "right-password")), device: device(),
+            lockout: LockoutFacts(sourceLocked: true), reason: .lockedOutIP, answer: "domain"),
         Row(name: "user locked out: right password refused", query: sipAuth(credentials(password: "right-password")), device: device(),
             lockout: LockoutFacts(userLocked: true), reason: .lockedOutUser, answer: "domain"),
         Row(name: "missing digest fields", query: sipAuth(nil), device: device(), reason: .digestUnverifiable, answer: "domain"),
@@ -317,7 +353,7 @@ struct DirectoryDecisionTests {
         case .user(let domain, let u):
             #expect(row.answer == "user")
             #expect(domain == "voip.example.com")
-            #expect(u.a1Hash.count == 32 || u.a1Hash.count == 64)
+            #expect(u.a1Hash == row.a1, "the HA1 of the response's algorithm")
             #expect(u.variables.contains(.init("user_context", "switchauth")))
             #expect(u.variables.contains(.init("accountcode", "1000042")))
         case .domainWithoutUser: #expect(row.answer == "domain")

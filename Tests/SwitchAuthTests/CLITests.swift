@@ -1,6 +1,7 @@
 import ArgumentParser
 import Decisions
 import Foundation
+import TestSupport
 import Postgres
 import Store
 import SwitchAuthCLI
@@ -167,6 +168,9 @@ struct CLITests {
         #expect(cli(["lockouts", "list"], db: config).out.contains("(none)"))
         #expect(cli(["lockouts", "clear"], db: config).code != 0)
         #expect(cli(["lockouts", "clear", "--all"], db: config).out == "cleared 0\n")
+        let policy = cli(["lockouts", "policy"], db: config).out
+        #expect(policy.contains("source_user") && policy.contains("300") && policy.contains("900"), "\(policy)")
+        #expect(policy.contains("2592000"))
     }
 }
 

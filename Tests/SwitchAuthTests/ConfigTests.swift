@@ -40,6 +40,9 @@ struct ConfigTests {
             listen_port = 9000
             owned_contexts = switchauth, other
             lockout_threshold = 3
+            lockout_source_threshold = 40
+            lockout_user_threshold = 60
+            lockout_trust_s = 86400
             basic_auth = fs:pa:ss
             allow_clients = 10.0.0.0/8, 2001:db8::/32
             event_sockets = 127.0.0.1:8021, [::1]:8022
@@ -50,6 +53,8 @@ struct ConfigTests {
         #expect(c.logLevel == "debug")
         #expect(c.dialplan.ownedContexts == ["switchauth", "other"])
         #expect(c.lockout.threshold == 3)
+        #expect(c.lockout.sourceThreshold == 40 && c.lockout.userThreshold == 60 && c.lockout.trustSeconds == 86400)
+        #expect(c.directory.lockout == c.lockout, "the decision reads the same policy")
         #expect(c.basicAuthUser == "fs" && c.basicAuthPassword == "pa:ss")
         #expect(c.allowClients.map(\.description) == ["10.0.0.0/8", "2001:db8::/32"])
         #expect(c.eventSockets.map(\.description) == ["127.0.0.1:8021", "::1:8022"])

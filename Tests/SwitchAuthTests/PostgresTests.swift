@@ -1,4 +1,6 @@
+import Decisions
 import Foundation
+import TestSupport
 import Postgres
 import Store
 import Testing
@@ -83,6 +85,7 @@ struct PostgresTests {
         }
         do {
             try db.execute("SELECT * FROM no_such_table WHERE x = $1", ["secret"])
+            Issue.record("no error for a missing table")
         } catch let e as PostgresError {
             #expect(e.sqlState == "42P01")
             #expect(!e.description.contains("secret"))
@@ -115,6 +118,39 @@ struct PostgresTests {
     }
 }
 
+/// Issue 13 item 9: a statement runs at most once unless it is declared idempotent. A sequence is
+/// not transactional, so `nextval` shows how many times the server ran a statement even when the
+/// backend dies before answering (`pg_terminate_backend` of itself: the link drops after the work).
+@Suite("at-most-once statements")
+struct AtMostOnceTests {
+    @Test func nonIdempotentStatementIsNotRetriedAfterTheLinkDrops() throws {
+        let db = try Connection(try TestDatabase.shared.freshDatabase())
+        try db.executeScript("CREATE SEQUENCE runs")
+        #expect(throws: PostgresError.self) {
+            try db.execute("SELECT nextval('runs'), pg_terminate_backend(pg_backend_pid())")
+        }
+        #expect(try db.execute("SELECT last_value FROM runs").decode(0, 0, as: Int.self) == 1, "ran exactly once")
+    }
+
+    @Test func idempotentStatementIsRetriedOnANewConnection() throws {
+        let config = try TestDatabase.shared.freshDatabase()
+        let db = try Connection(config)
+        let pid: Int = try db.execute("SELECT pg_backend_pid()").decode(0, 0)
+        let other = try Connection(config)
+        try other.execute("SELECT pg_terminate_backend($1::int)", [String(pid)])
+        Thread.sleep(forTimeInterval: 0.1)
+        // The broken link is noticed by the statement itself; a read may run again.
+        #expect(try db.execute("SELECT 7", retry: .idempotent).decode(0, 0, as: Int.self) == 7)
+        #expect(db.connectCount == 2)
+        // A non-idempotent statement on a link broken the same way fails; the next call reconnects.
+        let pid2: Int = try db.execute("SELECT pg_backend_pid()").decode(0, 0)
+        try other.execute("SELECT pg_terminate_backend($1::int)", [String(pid2)])
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(throws: PostgresError.self) { try db.execute("SELECT 8") }
+        #expect(try db.execute("SELECT 9").decode(0, 0, as: Int.self) == 9)
+    }
+}
+
 /// Restarting a server affects every connection to it: this test has a cluster of its own.
 @Suite("reconnect")
 struct ReconnectTests {
@@ -124,8 +160,8 @@ struct ReconnectTests {
         let db = try Connection(cluster.config())
         #expect(try db.execute("SELECT 41 + 1").decode(0, 0, as: Int.self) == 42)
         try cluster.restart()
-        // The next call notices the broken connection and reconnects.
-        #expect(try db.execute("SELECT 42").decode(0, 0, as: Int.self) == 42)
+        // The next (idempotent) call notices the broken connection and reconnects.
+        #expect(try db.execute("SELECT 42", retry: .idempotent).decode(0, 0, as: Int.self) == 42)
         #expect(db.connectCount == 2)
         // Server down: a bounded, clear failure; back up: answering again without a new Connection.
         try cluster.stopServer()
@@ -138,20 +174,111 @@ struct ReconnectTests {
     }
 }
 
-@Suite("failure counters in batches")
+@Suite("failure counters and lockout lookups")
 struct FailureBatchTests {
     @Test func batchCountsLocksAndReportsCrossings() throws {
         let db = try Connection(try TestDatabase.shared.freshDatabase())
-        let policy = LockoutPolicy(threshold: 5, windowSeconds: 60, lockSeconds: 60)
-        let ip = AuthFailures.Count(scope: "ip", subject: "198.51.100.9")
-        let odd = AuthFailures.Count(scope: "user", subject: #"we"ird\user@x"#)
-        #expect(try AuthFailures.record(db, batch: [ip: 3, odd: 1], policy: policy).isEmpty)
-        #expect(try AuthFailures.record(db, batch: [ip: 2], policy: policy) == [ip])
-        #expect(try AuthFailures.record(db, batch: [ip: 4], policy: policy).isEmpty, "already locked: no new crossing")
+        let policy = LockoutPolicy(threshold: 3, sourceThreshold: 5, userThreshold: 7, windowSeconds: 60, lockSeconds: 60)
+        let ip = AuthFailures.Count(scope: .source, subject: "198.51.100.9")
+        let odd = AuthFailures.Count(scope: .user, subject: #"we"ird\user@x"#)
+        #expect(try AuthFailures.record(db, batch: [ip: 3, odd: 1], policy: policy).allSatisfy { !$0.crossed })
+        #expect(try AuthFailures.record(db, batch: [ip: 2], policy: policy).map(\.crossed) == [true])
+        #expect(try AuthFailures.record(db, batch: [ip: 4], policy: policy).allSatisfy { !$0.crossed }, "already locked: no new crossing")
         let locked = try AuthFailures.locked(db)
         #expect(locked.map(\.subject) == ["198.51.100.9"])
         #expect(locked.first?.failures == 9)
         #expect(try db.execute("SELECT failures FROM auth_failures WHERE subject = $1", [odd.subject]).decode(0, 0, as: Int.self) == 1)
+        // Each scope has its own budget: a pair locks at 3, a user at 7.
+        let counted = try AuthFailures.record(db, batch: [AuthFailures.Count(scope: .pair, subject: "a|u@x"): 3,
+                                                          AuthFailures.Count(scope: .user, subject: "u@x"): 6], policy: policy)
+        #expect(counted.map { "\($0.count.scope.label) \($0.failures) \($0.locked)" } == ["source_user 3 true", "user 6 false"])
+    }
+
+    /// One failure per scope per attempt, in one statement; a pair only with both source and user.
+    @Test func countersOfOneAttempt() {
+        #expect(AuthFailures.counters(source: "198.51.100.9", user: "1001@x").map(\.subject) == ["198.51.100.9", "1001@x", "198.51.100.9|1001@x"])
+        #expect(AuthFailures.counters(source: "198.51.100.9", user: nil).map(\.scope) == [.source])
+        #expect(AuthFailures.counters(source: nil, user: "1001@x").map(\.scope) == [.user])
+    }
+
+    static func seeded(domain: String = "127.0.0.1") throws -> Connection {
+        let db = try Connection(try TestDatabase.shared.freshDatabase())
+        let a = Admin(db: db)
+        try a.addDomain(domain)
+        try a.addAccount(Admin.AccountInput(number: "1000042", name: "c"))
+        try a.addDevice(Admin.DeviceInput(account: "1000042", domain: domain, username: "1001", password: "password1"))
+        return db
+    }
+
+    /// Mutation `Lookups.swift:85` (issue 13 item 10): a source one failure below its budget is not locked.
+    @Test func oneBelowTheBudgetIsNotALock() throws {
+        let db = try Self.seeded()
+        let policy = LockoutPolicy(threshold: 3, sourceThreshold: 4, userThreshold: 5, windowSeconds: 60, lockSeconds: 60)
+        for _ in 0..<3 { try AuthFailures.countFailure(db, source: "198.51.100.9", user: nil, policy: policy) }
+        let user = LockoutKeys.user("1001", realm: "127.0.0.1")
+        for _ in 0..<2 { try AuthFailures.countFailure(db, source: "198.51.100.8", user: user, policy: policy) }
+        for _ in 0..<2 { try AuthFailures.countFailure(db, source: "198.51.100.7", user: user, policy: policy) }
+        var f = try DirectoryLookup.run(db, domain: "127.0.0.1", user: "1001", source: "198.51.100.9").lockout
+        #expect(f == LockoutFacts(), "3 of 4 source failures, 4 of 5 user failures: nothing locked")
+        f = try DirectoryLookup.run(db, domain: "127.0.0.1", user: "1001", source: "198.51.100.8").lockout
+        #expect(!f.pairLocked, "2 of 3 for the pair")
+        try AuthFailures.countFailure(db, source: "198.51.100.9", user: nil, policy: policy)
+        #expect(try DirectoryLookup.run(db, domain: "127.0.0.1", user: "1001", source: "198.51.100.9").lockout.sourceLocked)
+        try AuthFailures.countFailure(db, source: "198.51.100.8", user: user, policy: policy)
+        f = try DirectoryLookup.run(db, domain: "127.0.0.1", user: "1001", source: "198.51.100.8").lockout
+        #expect(f.pairLocked && f.userLocked, "3 for the pair, 5 for the user")
+        #expect(!(try DirectoryLookup.run(db, domain: "127.0.0.1", user: "1001", source: "198.51.100.7").lockout.pairLocked))
+    }
+
+    /// Mutation `Lookups.swift:246` (item 10): the window is in seconds; failures older than it no longer count.
+    @Test func failuresExpireWithTheWindow() throws {
+        let db = try Self.seeded()
+        let policy = LockoutPolicy(threshold: 5, sourceThreshold: 5, userThreshold: 5, windowSeconds: 1, lockSeconds: 60)
+        for _ in 0..<4 { try AuthFailures.countFailure(db, source: "198.51.100.9", user: nil, policy: policy) }
+        Thread.sleep(forTimeInterval: 1.3)
+        let after = try AuthFailures.countFailure(db, source: "198.51.100.9", user: nil, policy: policy)
+        #expect(after.map(\.failures) == [1], "the window passed: counting starts again")
+        #expect(!(try DirectoryLookup.run(db, domain: "127.0.0.1", user: "1001", source: "198.51.100.9").lockout.sourceLocked))
+    }
+
+    /// Mutation `Lookups.swift:86` (item 10): a domain stored in mixed case, asked for in another
+    /// case, finds the user's counter (keys are lower-case realms).
+    @Test func mixedCaseDomainSharesTheUserLock() throws {
+        let db = try Self.seeded(domain: "VoIP.Example.COM")
+        let policy = LockoutPolicy(threshold: 2, sourceThreshold: 2, userThreshold: 2, windowSeconds: 60, lockSeconds: 60)
+        let user = LockoutKeys.user("1001", realm: "VoIP.Example.COM")
+        #expect(user == "1001@voip.example.com")
+        try AuthFailures.countFailure(db, source: "198.51.100.9", user: user, policy: policy)
+        try AuthFailures.countFailure(db, source: "198.51.100.8", user: user, policy: policy)
+        for asked in ["voip.example.com", "VOIP.EXAMPLE.COM", "VoIP.Example.COM"] {
+            let f = try DirectoryLookup.run(db, domain: asked, user: "1001", source: "198.51.100.1")
+            #expect(f.domainKnown && f.lockout.userLocked, "\(asked)")
+        }
+        try AuthFailures.recordSuccess(db, source: "198.51.100.1", user: user)
+        #expect(try DirectoryLookup.run(db, domain: "VOIP.example.com", user: "1001", source: "198.51.100.1").lockout.secondsSinceSuccess != nil)
+    }
+
+    /// Mutation `Lookups.swift:76` (item 10): a disabled SIP domain resolves neither by name nor by alias.
+    @Test func disabledDomainDoesNotResolve() throws {
+        let db = try Self.seeded(domain: "voip.example.com")
+        try Admin(db: db).addAlias(domain: "voip.example.com", alias: "198.51.100.1")
+        #expect(try DirectoryLookup.run(db, domain: "voip.example.com", user: "1001", source: nil).device != nil)
+        #expect(try DirectoryLookup.run(db, domain: "198.51.100.1", user: "1001", source: nil).device?.realm == "voip.example.com")
+        try db.execute("UPDATE sip_domains SET enabled = false")
+        #expect(try !DirectoryLookup.run(db, domain: "voip.example.com", user: "1001", source: nil).domainKnown)
+        #expect(try !DirectoryLookup.run(db, domain: "198.51.100.1", user: "1001", source: nil).domainKnown)
+    }
+
+    /// Mutation `Lookups.swift:118` (item 10): an IP setting on a CIDR range is found for an address inside it.
+    @Test func ipSettingOnARangeIsFound() throws {
+        let db = try Connection(try TestDatabase.shared.freshDatabase())
+        let a = Admin(db: db)
+        try a.addAccount(Admin.AccountInput(number: "1", name: "office"))
+        try a.addIP(account: "1", name: "lan", network: "203.0.113.0/24", prefix: "", strip: false)
+        try a.addIP(account: "1", name: "v6", network: "2001:db8:1::/48", prefix: "9", strip: false)
+        #expect(try IPCandidatesLookup.run(db, source: IPAddress("203.0.113.77")!).map(\.name) == ["lan"])
+        #expect(try IPCandidatesLookup.run(db, source: IPAddress("2001:db8:1:2::5")!).map(\.name) == ["v6"])
+        #expect(try IPCandidatesLookup.run(db, source: IPAddress("203.0.114.1")!).isEmpty)
     }
 }
 

@@ -9,8 +9,24 @@ public final class RawClient {
     public let socket: TCPSocket
     private var timeoutMilliseconds = 10_000
 
-    public init(port: UInt16, host: String = "127.0.0.1") throws {
-        socket = try TCPSocket.connect(host: host, port: port, timeoutMilliseconds: 5_000)
+    /// `source`: a local address to connect from (any 127.0.0.0/8 address works on loopback), so
+    /// tests can be a client other than 127.0.0.1.
+    public init(port: UInt16, host: String = "127.0.0.1", source: String? = nil) throws {
+        socket = try TCPSocket.connect(host: host, port: port, timeoutMilliseconds: 5_000, from: source)
+    }
+
+    /// Everything the server sends until it closes (or the receive timeout).
+    public func readAll() -> [UInt8] {
+        var out = buffer
+        buffer = []
+        while let chunk = try? socket.receive(timeoutMilliseconds: timeoutMilliseconds), !chunk.isEmpty {
+            out += chunk
+        }
+        return out
+    }
+
+    public func setReceiveTimeout(milliseconds: Int) {
+        timeoutMilliseconds = milliseconds
     }
 
     public func send(_ bytes: [UInt8]) {
@@ -76,8 +92,8 @@ public struct TestResponse {
 }
 
 /// One request on a new connection, as mod_xml_curl does.
-public func exchange(_ port: UInt16, _ bytes: [UInt8]) throws -> TestResponse {
-    let c = try RawClient(port: port)
+public func exchange(_ port: UInt16, _ bytes: [UInt8], source: String? = nil) throws -> TestResponse {
+    let c = try RawClient(port: port, source: source)
     c.send(bytes)
     guard let r = c.readResponse() else { throw TestHTTPError(description: "no response") }
     return r

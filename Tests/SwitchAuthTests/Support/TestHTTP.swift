@@ -10,8 +10,8 @@ import Glibc
 #endif
 
 /// A POST of a form body to the service path.
-func post(_ port: UInt16, _ body: String, path: String = "/fs", extraHeaders: String = "") throws -> TestResponse {
-    try exchange(port, Array("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: freeswitch-xml/1.0\r\nContent-Type: application/x-www-form-urlencoded\r\n\(extraHeaders)Content-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8))
+func post(_ port: UInt16, _ body: String, path: String = "/fs", extraHeaders: String = "", source: String? = nil) throws -> TestResponse {
+    try exchange(port, Array("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: freeswitch-xml/1.0\r\nContent-Type: application/x-www-form-urlencoded\r\n\(extraHeaders)Content-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8), source: source)
 }
 
 /// Descriptors of this process that are TCP sockets bound to local `port` (the server's listener

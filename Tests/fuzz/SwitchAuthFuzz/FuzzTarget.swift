@@ -14,13 +14,16 @@ let resolver: Resolver = {
     let metrics = Metrics()
     let logger = Logger(label: "fuzz", factory: { _ in SwiftLogNoOpLogHandler() })
     return Resolver(config: config, metrics: metrics, acl: ACLCache(file: nil), logger: logger,
-                    failures: FailureRecorder(config: config, metrics: metrics, logger: logger))
+                    statistics: LockoutStatistics(config: config, logger: logger))
 }()
 
 /// One fuzz input through the whole request-to-decision path:
 /// HTTP parser (fed in two pieces split where the input says) -> form decoding -> `classify` ->
 /// facts derived from the input -> `decide` (decision and XML), and `fallback`.
-/// Invariants: nothing traps; no answer contains `$${`; a parsed body is never longer than the input.
+/// Invariants: nothing traps; no answer contains `$${`; a parsed body is never longer than the input;
+/// no grant without valid credentials: a sip_auth lookup publishes the user only when its digest
+/// verifies against the device's HA1 (checked here independently of the decider, by recomputing the
+/// response), the device and account may register and no lock applies.
 public func fuzzOne(_ bytes: [UInt8]) {
     guard let first = bytes.first else { return }
     let input = Array(bytes.dropFirst())
@@ -47,12 +50,13 @@ public func fuzzOne(_ bytes: [UInt8]) {
             ha1SHA256: DigestAlgorithm.sha256.ha1(username: "1001", realm: realm, password: "pw"),
             callerIDName: realm, callerIDNumber: "1",
             account: AccountFacts(id: 1, number: "A1", balance: first & 4 == 0 ? 1 : 0))
+        let lockout = LockoutFacts(sourceLocked: first & 32 != 0, pairLocked: first & 128 != 0)
+        let known = first & 16 == 0
         let facts: LookupFacts
         switch lookup {
         case .answered: facts = .none
         case .directory:
-            facts = .directory(DirectoryFactsResult(domainKnown: first & 8 == 0, device: first & 16 == 0 ? device : nil,
-                                                    lockout: LockoutFacts(ipLocked: first & 32 != 0)))
+            facts = .directory(DirectoryFactsResult(domainKnown: first & 8 == 0, device: known ? device : nil, lockout: lockout))
         case .acl: facts = .acl(["192.0.2.0/24", realm])
         case .dialplan(_, let q):
             switch q {
@@ -63,6 +67,12 @@ public func fuzzOne(_ bytes: [UInt8]) {
             }
         }
         let (outcome, _) = resolver.decide(lookup, facts)
+        if case .directory(_, .sipAuth(let s)) = lookup, outcome.body.count > 0,
+           String(decoding: outcome.body, as: UTF8.self).contains("<user id=") {
+            precondition(known && device.enabled && !lockout.sourceLocked && !lockout.pairLocked,
+                         "granted to an unknown, disabled or locked user")
+            precondition(s.credentials.map { validDigest($0, device: device) } ?? false, "granted without a valid digest")
+        }
         for doc in [outcome.body, resolver.fallback(lookup).body] {
             var i = 0
             while i + 2 < doc.count {
@@ -71,4 +81,21 @@ public func fuzzOne(_ bytes: [UInt8]) {
             }
         }
     }
+}
+
+/// RFC 2617 / RFC 8760 response recomputed from the device's HA1, without the decider's code path.
+func validDigest(_ c: DigestCredentials, device: DeviceFacts) -> Bool {
+    let response = c.response.lowercased()
+    for (algorithm, ha1) in [(DigestAlgorithm.md5, device.ha1MD5), (.sha256, device.ha1SHA256)] {
+        guard c.realm.lowercased() == device.realm.lowercased() else { return false }
+        let ha2 = algorithm.hash("\(c.method):\(c.uri)")
+        let expected: String
+        if let qop = c.qop {
+            expected = algorithm.hash("\(ha1):\(c.nonce):\(c.nc ?? ""):\(c.cnonce ?? ""):\(qop):\(ha2)")
+        } else {
+            expected = algorithm.hash("\(ha1):\(c.nonce):\(ha2)")
+        }
+        if expected == response { return true }
+    }
+    return false
 }

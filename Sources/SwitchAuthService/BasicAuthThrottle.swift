@@ -1,0 +1,76 @@
+import Decisions
+import Locking
+
+/// Throttling of HTTP basic auth per source (README, "Basic auth"): after `maxFailures` wrong or
+/// missing credentials within `windowSeconds`, a source gets 429 without its credentials being
+/// checked (the right password included, or guessing would not be bounded) until the window ends.
+/// A source is an IPv4 address or an IPv6 /64. Pure: the state is a value, time is passed in.
+public struct BasicAuthThrottle: Sendable, Equatable {
+    public struct Policy: Sendable, Equatable {
+        public var maxFailures: Int
+        public var windowSeconds: Int
+        /// Sources remembered at most: past it, expired entries are dropped, then the oldest one.
+        public var maxSources: Int
+        public init(maxFailures: Int = 10, windowSeconds: Int = 60, maxSources: Int = 10_000) {
+            self.maxFailures = maxFailures
+            self.windowSeconds = windowSeconds
+            self.maxSources = maxSources
+        }
+    }
+
+    public enum Verdict: Sendable, Equatable {
+        /// Check the credentials.
+        case check
+        /// Refuse without checking, for this many more seconds.
+        case throttled(retryAfterSeconds: Int)
+    }
+
+    struct Entry: Sendable, Equatable {
+        var windowStart: UInt64
+        var failures: Int
+    }
+
+    public let policy: Policy
+    private(set) var entries: [String: Entry] = [:]
+
+    public init(policy: Policy = Policy()) { self.policy = policy }
+
+    public var sourceCount: Int { entries.count }
+
+    private var window: UInt64 { UInt64(policy.windowSeconds) * 1_000_000_000 }
+
+    /// `now` in monotonic nanoseconds.
+    public func verdict(source: String, now: UInt64) -> Verdict {
+        guard let e = entries[source], now - e.windowStart < window, e.failures >= policy.maxFailures else { return .check }
+        let left = (e.windowStart + window - now + 999_999_999) / 1_000_000_000
+        return .throttled(retryAfterSeconds: Int(left))
+    }
+
+    public mutating func recordFailure(source: String, now: UInt64) {
+        if var e = entries[source] {
+            if now - e.windowStart >= window { e = Entry(windowStart: now, failures: 0) }
+            e.failures += 1
+            entries[source] = e
+            return
+        }
+        if entries.count >= policy.maxSources {
+            entries = entries.filter { now - $0.value.windowStart < window }
+            if entries.count >= policy.maxSources, let oldest = entries.min(by: { $0.value.windowStart < $1.value.windowStart }) {
+                entries.removeValue(forKey: oldest.key)
+            }
+        }
+        entries[source] = Entry(windowStart: now, failures: 1)
+    }
+
+    /// The source key of a peer address (the address itself if it does not parse).
+    public static func source(peer: String) -> String { LockoutKeys.source(peer) ?? peer }
+}
+
+/// The throttle shared by every event loop.
+public final class SharedBasicAuthThrottle: Sendable {
+    private let state: Locked<BasicAuthThrottle>
+    public init(policy: BasicAuthThrottle.Policy = .init()) { state = Locked(BasicAuthThrottle(policy: policy)) }
+    public func verdict(source: String, now: UInt64) -> BasicAuthThrottle.Verdict { state.withLock { $0.verdict(source: source, now: now) } }
+    public func recordFailure(source: String, now: UInt64) { state.withLock { $0.recordFailure(source: source, now: now) } }
+    public var sourceCount: Int { state.withLock { $0.sourceCount } }
+}
