@@ -1,6 +1,7 @@
 import Decisions
 import FreeSWITCHXML
 import Foundation
+import Locking
 import Logging
 import Postgres
 import Store
@@ -11,8 +12,9 @@ import Synchronization
 /// <user> <domain>` (for every name of the domain) when a device changes. It also refreshes the
 /// last known good acl.conf. When it (re)connects to the database, the service has just started or
 /// PostgreSQL has come back: switches that fetched acl.conf meanwhile may have lost their list, so it
-/// pushes `reloadacl` then too. Failed pushes are retried with back-off; nothing is dropped while
-/// the service runs.
+/// pushes `reloadacl` then too. Each switch has a pusher thread of its own, so a switch that is down
+/// or hangs delays no other; failed pushes are retried with back-off, nothing is dropped while the
+/// service runs.
 public final class ChangeWatcher: Sendable {
     public static let channel = "switchauth_changes"
 
@@ -21,8 +23,8 @@ public final class ChangeWatcher: Sendable {
     let metrics: Metrics
     let logger: Logger
     let debounceMilliseconds: Int
-    private let stopping = Atomic<Bool>(false)
-    private let done = DispatchSemaphore(value: 0)
+    private let thread: BackgroundThread
+    let pushers: [SwitchPusher]
 
     public init(config: ServiceConfig, acl: ACLCache, metrics: Metrics, logger: Logger, debounceMilliseconds: Int = 200) {
         self.config = config
@@ -30,41 +32,39 @@ public final class ChangeWatcher: Sendable {
         self.metrics = metrics
         self.logger = logger
         self.debounceMilliseconds = debounceMilliseconds
+        let pushers = config.eventSockets.map { SwitchPusher(endpoint: $0, metrics: metrics, logger: logger) }
+        self.pushers = pushers
+        let box = Box()
+        thread = BackgroundThread(name: "change-watcher") { t in box.watcher?.run(t) }
+        box.watcher = self
+    }
+
+    /// Lets the thread's body reach the watcher that owns the thread without a retain cycle at init.
+    private final class Box: @unchecked Sendable {
+        // @unchecked Sendable: written once in init, before the thread that reads it is started.
+        weak var watcher: ChangeWatcher?
     }
 
     public func start() {
-        let thread = Thread { [self] in
-            run()
-            done.signal()
-        }
-        thread.name = "change-watcher"
+        for p in pushers { p.start() }
         thread.start()
     }
 
+    /// Safe before `start()` and twice.
     public func stop() {
-        stopping.store(true, ordering: .releasing)
-        done.wait()
-    }
-
-    /// What is owed to one switch.
-    struct Pending {
-        var reload = false
-        var flush: Set<String> = [] // "user domain"
-        var failures = 0
-        var retryAt: UInt64 = 0
-        var isEmpty: Bool { !reload && flush.isEmpty }
+        thread.stop()
+        for p in pushers { p.stop() }
     }
 
     private func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
-    private func run() {
+    private func run(_ t: BackgroundThread) {
         var db: Connection?
-        var pending = [Pending](repeating: Pending(), count: config.eventSockets.count)
         var batchStarted: UInt64?
         var changedDevices: Set<String> = []
         var aclChanged = false
         var lastPrune: UInt64 = 0
-        while !stopping.load(ordering: .acquiring) {
+        while !t.isStopping {
             if db == nil || db?.isConnected == false {
                 do {
                     // Off the request path: a longer statement deadline than the lookups'.
@@ -80,7 +80,7 @@ public final class ChangeWatcher: Sendable {
                     batchStarted = 0
                 } catch {
                     db = nil
-                    sleepMilliseconds(500)
+                    t.sleep(milliseconds: 500)
                     continue
                 }
             }
@@ -96,12 +96,10 @@ public final class ChangeWatcher: Sendable {
                     }
                 }
                 if let started = batchStarted, now() - started >= UInt64(debounceMilliseconds) * 1_000_000 {
+                    // The list is refreshed before any switch is told to fetch it.
                     if aclChanged { refreshACL(c) }
                     let flushes = try flushCommands(c, changedDevices)
-                    for i in pending.indices {
-                        if aclChanged { pending[i].reload = true }
-                        pending[i].flush.formUnion(flushes)
-                    }
+                    for p in pushers { p.owe(reload: aclChanged, flush: flushes) }
                     aclChanged = false
                     changedDevices = []
                     batchStarted = nil
@@ -115,7 +113,6 @@ public final class ChangeWatcher: Sendable {
                 db?.close()
                 db = nil
             }
-            push(&pending)
         }
         db?.close()
     }
@@ -143,26 +140,73 @@ public final class ChangeWatcher: Sendable {
         }
     }
 
-    private func push(_ pending: inout [Pending]) {
-        for (i, endpoint) in config.eventSockets.enumerated() where !pending[i].isEmpty && now() >= pending[i].retryAt {
-            var commands: [String] = []
-            if pending[i].reload { commands.append("reloadacl") }
-            commands += pending[i].flush.sorted().map { "xml_flush_cache id \($0)" }
-            do {
-                _ = try EventSocketClient(endpoint: endpoint).api(commands)
-                metrics.eslPush(result: "ok")
-                logger.info("pushed to FreeSWITCH", metadata: ["switch": .string(endpoint.description), "commands": .stringConvertible(commands.count)])
-                pending[i] = Pending()
-            } catch {
-                metrics.eslPush(result: "error")
-                pending[i].failures += 1
-                let backoff = min(30_000, 250 << min(pending[i].failures, 7))
-                pending[i].retryAt = now() + UInt64(backoff) * 1_000_000
-                logger.warning("push to FreeSWITCH failed; will retry", metadata: [
-                    "switch": .string(endpoint.description), "error": .string("\(error)"), "retry_ms": .stringConvertible(backoff)])
+}
+
+/// What is owed to one switch, pushed by a thread of its own: a switch that refuses, times out or
+/// hangs holds up only its own commands, which are kept (and merged with newer ones) and retried
+/// with back-off.
+final class SwitchPusher: Sendable {
+    struct Owed: Sendable {
+        var reload = false
+        var flush: Set<String> = [] // "user domain"
+        var isEmpty: Bool { !reload && flush.isEmpty }
+    }
+
+    let endpoint: EventSocketEndpoint
+    let metrics: Metrics
+    let logger: Logger
+    private let owed = Monitor(Owed())
+    private let thread: BackgroundThread
+
+    init(endpoint: EventSocketEndpoint, metrics: Metrics, logger: Logger) {
+        self.endpoint = endpoint
+        self.metrics = metrics
+        self.logger = logger
+        let owed = self.owed
+        thread = BackgroundThread(name: "esl-\(endpoint)") { t in
+            var failures = 0
+            while !t.isStopping {
+                // Wait for something owed (or a stop), then take it all.
+                let batch = owed.wait(until: { !$0.isEmpty }, timeoutNanoseconds: 200_000_000) { o -> Owed in
+                    defer { o = Owed() }
+                    return o
+                }
+                guard let batch, !batch.isEmpty else { continue }
+                var commands: [String] = []
+                if batch.reload { commands.append("reloadacl") }
+                commands += batch.flush.sorted().map { "xml_flush_cache id \($0)" }
+                do {
+                    _ = try EventSocketClient(endpoint: endpoint).api(commands)
+                    metrics.eslPush(result: "ok")
+                    logger.info("pushed to FreeSWITCH", metadata: ["switch": .string(endpoint.description), "commands": .stringConvertible(commands.count)])
+                    failures = 0
+                } catch {
+                    metrics.eslPush(result: "error")
+                    // Put it back, merged with whatever came meanwhile, and wait before the next try.
+                    owed.withLock { o in
+                        o.reload = o.reload || batch.reload
+                        o.flush.formUnion(batch.flush)
+                    }
+                    failures += 1
+                    let backoff = min(30_000, 250 << min(failures, 7))
+                    logger.warning("push to FreeSWITCH failed; will retry", metadata: [
+                        "switch": .string(endpoint.description), "error": .string("\(error)"), "retry_ms": .stringConvertible(backoff)])
+                    t.sleep(milliseconds: backoff)
+                }
             }
         }
     }
+
+    func owe(reload: Bool, flush: Set<String>) {
+        guard reload || !flush.isEmpty else { return }
+        owed.withLock(wake: .all) { o in
+            o.reload = o.reload || reload
+            o.flush.formUnion(flush)
+        }
+    }
+
+    func start() { thread.start() }
+    func stop() { thread.stop() }
 }
 
 func sleepMilliseconds(_ ms: Int) {

@@ -1,4 +1,5 @@
 import Foundation
+import Locking
 import Logging
 import Postgres
 import Synchronization
@@ -14,44 +15,37 @@ import Synchronization
 public final class LockoutStatistics: Sendable {
     let config: ServiceConfig
     let logger: Logger
-    private let counted = Atomic<Int>(0)
-    private let stopping = Atomic<Bool>(false)
-    private let done = DispatchSemaphore(value: 0)
+    /// Failures counted since the last ANALYZE.
+    private final class Tally: Sendable { let n = Atomic<Int>(0) }
+    private let counted = Tally()
+    private let thread: BackgroundThread
 
     public init(config: ServiceConfig, logger: Logger) {
         self.config = config
         self.logger = logger
+        let counted = self.counted
+        let databaseConfig = config.databaseConfig
+        thread = BackgroundThread(name: "lockout-statistics") { t in
+            var db: Connection?
+            while !t.isStopping {
+                t.sleep(milliseconds: 1_000)
+                guard counted.n.exchange(0, ordering: .relaxed) > 0, !t.isStopping else { continue }
+                do {
+                    if db == nil { db = Connection(lazy: databaseConfig) }
+                    try db?.executeScript("ANALYZE auth_failures")
+                } catch {
+                    logger.warning("could not analyze auth_failures", metadata: ["error": .string("\(error)")])
+                }
+            }
+            db?.close()
+        }
     }
 
     /// A failure was counted (called on the request path; never blocks).
-    public func noteCounted() { counted.add(1, ordering: .relaxed) }
+    public func noteCounted() { counted.n.add(1, ordering: .relaxed) }
 
-    public func start() {
-        let thread = Thread { [self] in
-            run()
-            done.signal()
-        }
-        thread.name = "lockout-statistics"
-        thread.start()
-    }
+    public func start() { thread.start() }
 
-    public func stop() {
-        stopping.store(true, ordering: .releasing)
-        done.wait()
-    }
-
-    private func run() {
-        var db: Connection?
-        while !stopping.load(ordering: .acquiring) {
-            for _ in 0..<10 where !stopping.load(ordering: .acquiring) { sleepMilliseconds(100) }
-            guard counted.exchange(0, ordering: .relaxed) > 0 else { continue }
-            do {
-                if db == nil { db = Connection(lazy: config.databaseConfig) }
-                try db?.executeScript("ANALYZE auth_failures")
-            } catch {
-                logger.warning("could not analyze auth_failures", metadata: ["error": .string("\(error)")])
-            }
-        }
-        db?.close()
-    }
+    /// Safe before `start()` and twice.
+    public func stop() { thread.stop() }
 }

@@ -148,6 +148,39 @@ struct PushTests {
         let metrics = try exchange(s.port, Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8)).text
         #expect(metrics.contains(#"switchauth_esl_commands_total{result="error"}"#))
     }
+
+    /// Two switches, the first one hung (it accepts and never speaks, each push waits out its 2 s
+    /// deadline, again and again): the second still gets every push at once.
+    @Test func aHungSwitchDelaysNoOther() throws {
+        let dbConfig = try TestDatabase.shared.freshDatabase()
+        let db = try Connection(dbConfig)
+        try seedFixtureData(db)
+        let hung = try TCPSocket.listen(host: "127.0.0.1", port: 0, backlog: 64) // never accepted
+        defer { hung.close() }
+        let good = try FakeEventSocket()
+        defer { good.stop() }
+        var config = fixtureConfig(database: dbConfig)
+        config.eventSockets = [EventSocketEndpoint(host: "127.0.0.1", port: hung.localPort, password: "ClueCon"),
+                               EventSocketEndpoint(host: "127.0.0.1", port: good.port, password: "ClueCon")]
+        let s = try RunningService(config)
+        defer { s.stop() }
+        #expect(waitUntil(seconds: 5) { good.commands == ["api reloadacl"] }, "\(good.commands)")
+        for i in 0..<3 {
+            let t0 = Date()
+            try Admin(db: db).addIP(account: "2002", name: "n\(i)", network: "198.51.10\(i).0/24", prefix: "4\(i)", strip: false)
+            #expect(waitUntil(seconds: 5) { good.commands.count == i + 2 }, "\(good.commands)")
+            // The debounce (200 ms) and the push, not the hung switch's 2 s deadline.
+            #expect(Date().timeIntervalSince(t0) < 1.5, "push \(i) to the good switch took \(Date().timeIntervalSince(t0)) s")
+        }
+    }
+
+    /// The lifecycle: a watcher stopped before it started returns at once.
+    @Test func watcherStopsBeforeStart() {
+        let w = ChangeWatcher(config: ServiceConfig(), acl: ACLCache(file: nil), metrics: Metrics(), logger: quietLogger)
+        let t0 = Date()
+        w.stop()
+        #expect(Date().timeIntervalSince(t0) < 0.5)
+    }
 }
 
 /// PostgreSQL stopped under the service: answers stay fail-closed and bounded; acl.conf comes from
