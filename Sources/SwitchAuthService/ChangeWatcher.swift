@@ -188,7 +188,8 @@ final class SwitchPusher: Sendable {
                         o.flush.formUnion(batch.flush)
                     }
                     failures += 1
-                    let backoff = min(30_000, 250 << min(failures, 7))
+                    // At most 5 s: a switch that comes back gets what it is owed within seconds.
+                    let backoff = min(5_000, 250 << min(failures, 5))
                     logger.warning("push to FreeSWITCH failed; will retry", metadata: [
                         "switch": .string(endpoint.description), "error": .string("\(error)"), "retry_ms": .stringConvertible(backoff)])
                     t.sleep(milliseconds: backoff)

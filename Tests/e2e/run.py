@@ -89,6 +89,7 @@ class Env:
         self.pgdata = os.path.join(self.tmp, "pg")
         self.pgsock = os.path.join(self.tmp, "pgsock")
         self.fsdir = os.path.join(self.tmp, "fs")
+        self.fsdir2 = os.path.join(self.tmp, "fs2")
         self.db_url = f"host={self.pgsock} port=5432 user=postgres dbname=switchauth"
         self.serve_proc = None
         self.serve_log = os.path.join(self.tmp, "switchauth.log")
@@ -130,6 +131,8 @@ class Env:
         env = dict(os.environ)
         env.update({"SWITCHAUTH_DATABASE_URL": self.db_url, "SWITCHAUTH_LOG_LEVEL": "info",
                     "SWITCHAUTH_LISTEN_PORT": str(HTTP_PORT),
+                    # Both switches of the "several switches" scenarios (the second runs only there).
+                    "SWITCHAUTH_EVENT_SOCKETS": "127.0.0.1:8021,127.0.0.1:8022",
                     "SWITCHAUTH_ACL_CACHE_FILE": os.path.join(self.tmp, "acl-cache.xml")})
         env.update(self.args.serve_env)
         logf = open(self.serve_log, "ab")
@@ -191,6 +194,65 @@ class Env:
         for d in ("log", "db", "run"):
             os.makedirs(os.path.join(self.fsdir, d), exist_ok=True)
 
+    def second_switch_conf(self, bindings):
+        """A second FreeSWITCH on other ports (SIP 5160/5162/5180, event socket 8022), wired like the
+        first; `bindings`: the SwitchAuth ports its xml_curl asks, in order (README: "Several
+        switches", "Several instances")."""
+        src, d = os.path.join(self.fsdir, "conf"), self.fsdir2
+        shutil.rmtree(d, ignore_errors=True)
+        shutil.copytree(src, os.path.join(d, "conf"))
+        for name, old, new in (("switchauth_sip.xml", "5060", "5160"), ("switchauth_sip_sha256.xml", "5062", "5162"),
+                               ("switchauth_ip.xml", "5080", "5180")):
+            path = os.path.join(d, "conf", "sip_profiles", name)
+            text = open(path).read()
+            open(path, "w").write(text.replace(f'name="sip-port" value="{old}"', f'name="sip-port" value="{new}"'))
+        es = os.path.join(d, "conf", "autoload_configs", "event_socket.conf.xml")
+        text = open(es).read()
+        if 'value="8021"' not in text:
+            raise Failure("event_socket.conf.xml has no listen-port 8021 to move")
+        open(es, "w").write(text.replace('value="8021"', 'value="8022"'))
+        curl = os.path.join(d, "conf", "autoload_configs", "xml_curl.conf.xml")
+        text = open(curl).read()
+        m = re.search(r"    <binding name=\"switchauth\">.*?</binding>\n", text, re.S)
+        blocks = "".join(m.group(0).replace('name="switchauth"', f'name="switchauth{i}"')
+                         .replace(f"127.0.0.1:{HTTP_PORT}/", f"127.0.0.1:{port}/") for i, port in enumerate(bindings))
+        open(curl, "w").write(text.replace(m.group(0), blocks))
+        for sub in ("log", "db", "run"):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+
+    def fs2_start(self, bindings=(HTTP_PORT,)):
+        self.second_switch_conf(list(bindings))
+        d = self.fsdir2
+        run([f"{self.fs}/bin/freeswitch", "-nc", "-nonat", "-conf", f"{d}/conf", "-log", f"{d}/log",
+             "-db", f"{d}/db", "-run", f"{d}/run"])
+        profiles = [f for f in os.listdir(f"{d}/conf/sip_profiles") if f.endswith(".xml")]
+        eventually(lambda: self.fs_cli("sofia status", port=8022).count("RUNNING") >= len(profiles),
+                   "second FreeSWITCH profiles RUNNING", timeout=30, interval=0.3)
+
+    def fs2_stop(self):
+        self.fs_stop(self.fsdir2)
+
+    def instance_b_start(self):
+        """A second `switchauth serve` on the same database and configuration, on port 8089."""
+        env = dict(os.environ)
+        env.update({"SWITCHAUTH_DATABASE_URL": self.db_url, "SWITCHAUTH_LISTEN_PORT": str(HTTP_PORT + 1),
+                    "SWITCHAUTH_EVENT_SOCKETS": "127.0.0.1:8021,127.0.0.1:8022"})
+        logf = open(self.serve_log + ".b", "ab")
+        self.b_proc = subprocess.Popen([self.bin, "serve", "--config", self.config_file], env=env, stdout=logf, stderr=logf,
+                                       start_new_session=True)
+        logf.close()
+        eventually(lambda: port_open("127.0.0.1", HTTP_PORT + 1), "second instance listening", timeout=20)
+
+    def instance_b_stop(self):
+        p = getattr(self, "b_proc", None)
+        if p and p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
     def fs_start(self):
         d = self.fsdir
         run([f"{self.fs}/bin/freeswitch", "-nc", "-nonat", "-conf", f"{d}/conf", "-log", f"{d}/log",
@@ -199,21 +261,23 @@ class Env:
         eventually(lambda: self.fs_cli("sofia status").count("RUNNING") >= len(profiles),
                    f"FreeSWITCH profiles {profiles} RUNNING", timeout=30, interval=0.3)
 
-    def fs_stop(self):
-        pidfile = os.path.join(self.fsdir, "run", "freeswitch.pid")
+    def fs_stop(self, fsdir=None):
+        fsdir = fsdir or self.fsdir
+        pidfile = os.path.join(fsdir, "run", "freeswitch.pid")
         try:
             pid = int(open(pidfile).read().strip())
         except (OSError, ValueError):
             return
-        subprocess.run([f"{self.fs}/bin/freeswitch", "-stop", "-run", os.path.join(self.fsdir, "run")], capture_output=True)
+        subprocess.run([f"{self.fs}/bin/freeswitch", "-stop", "-run", os.path.join(fsdir, "run")], capture_output=True)
         end = time.monotonic() + 15
         while time.monotonic() < end and pid_alive(pid):
             time.sleep(0.2)
         if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
 
-    def fs_cli(self, command):
-        p = subprocess.run([f"{self.fs}/bin/fs_cli", "-p", ESL_PASSWORD, "-x", command], capture_output=True, text=True, timeout=15)
+    def fs_cli(self, command, port=8021):
+        p = subprocess.run([f"{self.fs}/bin/fs_cli", "-p", ESL_PASSWORD, "-P", str(port), "-x", command],
+                           capture_output=True, text=True, timeout=15)
         return p.stdout
 
     def fs_log(self):
@@ -222,8 +286,8 @@ class Env:
         except OSError:
             return ""
 
-    def acl_allows(self, ip):
-        return self.fs_cli(f"acl {ip} switchauth_ip").strip()
+    def acl_allows(self, ip, port=8021):
+        return self.fs_cli(f"acl {ip} switchauth_ip", port=port).strip()
 
     # -- SIP ----------------------------------------------------------------------------------
     def ua(self, local_ip="127.0.0.2", port=SIP_PORT, transport="udp", user="1001", password=None, algorithm=None, domain=DOMAIN):
@@ -619,6 +683,86 @@ def lockout(env):
     expect(env.ua(local_ip="127.0.0.5", user="1010", password="pw1010-secret").register(), 200, "after lockouts clear")
 
 
+# --- several switches, several instances (README "Deployment") --------------------------------------
+
+@scenario
+def two_switches_both_receive_pushes(env):
+    """Both switches get reloadacl on a change; with the second one down, the first still gets it at once."""
+    env.fs2_start()
+    try:
+        expect(env.acl_allows("127.0.0.10", port=8022), "true", "second switch loaded acl.conf at its start")
+        added = json.loads(env.cli("ip", "add", "1001", "--name", "Both", "--ip", "127.0.0.13", "--prefix", "95", "--json").stdout)
+        eventually(lambda: env.acl_allows("127.0.0.13") == "true", "first switch got the change")
+        eventually(lambda: env.acl_allows("127.0.0.13", port=8022) == "true", "second switch got the change", timeout=8)
+        c = sipua.UA(local_ip="127.0.0.13", server=("127.0.0.1", 5180), user="pbx", log=env.log).call("9500001")
+        call_ok(env, c, "1001", "ip", "a call through the second switch")
+        c.hangup()
+        c.ua.close()
+    finally:
+        env.fs2_stop()
+    t0 = time.monotonic()
+    second = json.loads(env.cli("ip", "add", "1001", "--name", "One", "--ip", "127.0.0.14", "--prefix", "95", "--json").stdout)
+    eventually(lambda: env.acl_allows("127.0.0.14") == "true", "first switch got the change while the second is down", timeout=3)
+    env.log(f"change reached the first switch in {time.monotonic() - t0:.2f} s with the second down")
+    env.cli("ip", "remove", str(added["id"]))
+    env.cli("ip", "remove", str(second["id"]))
+    eventually(lambda: env.acl_allows("127.0.0.13") == "false" and env.acl_allows("127.0.0.14") == "false", "removals reached the switch")
+
+
+@scenario
+def second_instance_takes_over(env):
+    """Two SwitchAuth instances on one database; a switch with two bindings. Killing the first
+    under a stream of REGISTERs fails none (the switch moves to the second binding); lockouts are
+    shared."""
+    env.instance_b_start()
+    env.fs2_start(bindings=(HTTP_PORT, HTTP_PORT + 1))
+    import threading
+    results, stop = [], threading.Event()
+
+    def registrar(i):
+        while not stop.is_set():
+            u = sipua.UA(local_ip=f"127.0.0.{40 + i}", server=("127.0.0.1", 5160), password="secret1001", log=env.log)
+            try:
+                results.append((time.monotonic(), u.register()))
+            finally:
+                u.close()
+    threads = [threading.Thread(target=registrar, args=(i,)) for i in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        killed_at = time.monotonic()
+        env.serve_proc.kill()  # SIGKILL: no drain, like a crash
+        env.serve_proc.wait()
+        time.sleep(2.5)
+        stop.set()
+        for t in threads:
+            t.join(20)
+        before = [r for at, r in results if at < killed_at]
+        after = [r for at, r in results if at >= killed_at]
+        env.log(f"REGISTERs: {len(before)} before the kill, {len(after)} after; codes after: {sorted(set(after))}")
+        if not before or not after:
+            raise Failure(f"too few REGISTERs to judge ({len(before)} before, {len(after)} after)")
+        failed = [r for r in after if r != 200]
+        if len(failed) > 1:
+            raise Failure(f"{len(failed)} of {len(after)} REGISTERs failed after the first instance died: {failed[:10]}")
+        expect(all(r == 200 for r in before), True, "REGISTERs before the kill")
+        # Lockouts are the database's: a lock taken through the second instance holds everywhere.
+        for i in range(12):
+            u = sipua.UA(local_ip="127.0.0.5", server=("127.0.0.1", 5160), user="1010", password=f"guess{i}", log=env.log)
+            u.register()
+            u.close()
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        env.fs2_stop()
+        env.serve_start()
+    expect(env.ua(local_ip="127.0.0.5", user="1010", password="pw1010-secret").register(), 403,
+           "a lock taken through the second instance, seen through the first")
+    env.instance_b_stop()
+    env.cli("lockouts", "clear", "--all")
+
+
 # --- faults under the switch (order: last) -----------------------------------------------------------
 
 @scenario
@@ -721,6 +865,8 @@ def main():
                 env.uas.clear()
     finally:
         env.fs_stop()
+        env.fs2_stop()
+        env.instance_b_stop()
         env.serve_stop()
         env.pg_stop()
         if failed:
