@@ -145,6 +145,25 @@ public final class HTTPServer: Sendable {
     private let wakeFDs: [Int32]
     private let mailboxes: [LoopMailbox]
     private let stopping = Atomic<Bool>(false)
+    /// Stopping to hand the listener to a new generation: no draining accept, no shutdown.
+    let handingOver = Atomic<Bool>(false)
+
+    /// The listening socket, for the generation that takes over (`init(config:listener:)`).
+    public var listeningSocket: TCPSocket { listener }
+    /// When each loop last went round (MonotonicClock ns): the watchdog's evidence that no loop is stuck.
+    final class Heartbeat: Sendable {
+        let at = Atomic<UInt64>(Clock.now())
+    }
+    let heartbeats: [Heartbeat]
+
+    /// Whether every loop went round within `nanoseconds` (a loop goes round at least every 50 ms).
+    public func loopsAlive(within nanoseconds: UInt64) -> Bool {
+        let now = Clock.now()
+        let started = loopsStarted.load(ordering: .acquiring)
+        guard started > 0 else { return false }
+        return heartbeats.prefix(started).allSatisfy { now &- $0.at.load(ordering: .relaxed) <= nanoseconds }
+    }
+
     /// Loops started; `stop()` before any started returns at once.
     private let loopsStarted = Atomic<Int>(0)
     /// Loops that have taken their last connections from the backlog and left the listener.
@@ -153,11 +172,13 @@ public final class HTTPServer: Sendable {
     private let startErrors = Locked<[String]>([])
 
 
-    public init(config: ServerConfig) throws {
+    /// `listener`: a listening socket to take over (a reload's new generation adopts the running
+    /// one's, so there is never a moment without a listener); nil binds `config.host:port`.
+    public init(config: ServerConfig, listener adopted: TCPSocket? = nil) throws {
         self.config = config
         // No TCP_DEFER_ACCEPT: a deferred connection is invisible to accept(), so a graceful stop
         // could not take it from the backlog and it would be reset with its request unanswered.
-        self.listener = try TCPSocket.listen(host: config.host, port: config.port, backlog: 1024)
+        self.listener = try adopted ?? TCPSocket.listen(host: config.host, port: config.port, backlog: 1024)
         self.port = listener.localPort
         var fds: [Int32] = []
         for _ in 0..<max(1, config.workers) {
@@ -167,6 +188,7 @@ public final class HTTPServer: Sendable {
         }
         self.wakeFDs = fds
         self.mailboxes = fds.map(LoopMailbox.init(wakeFD:))
+        self.heartbeats = fds.map { _ in Heartbeat() }
     }
 
     deinit {
@@ -222,11 +244,16 @@ public final class HTTPServer: Sendable {
 
     /// Stops accepting, lets in-flight requests finish (up to the drain timeout), closes the rest,
     /// shuts the handlers down and returns when every loop has ended.
-    public func stop() {
+    ///
+    /// `handingOverListener`: another server has adopted the listener and accepts from it already;
+    /// this one leaves it as it is (open, its backlog to the other) and only drains its own
+    /// connections.
+    public func stop(handingOverListener: Bool = false) {
+        handingOver.store(handingOverListener, ordering: .releasing)
         stopping.store(true, ordering: .releasing)
         let started = loopsStarted.load(ordering: .acquiring)
         guard started > 0 else {
-            listener.shutdownBoth()
+            if !handingOverListener { listener.shutdownBoth() }
             return
         }
         for m in mailboxes { m.wake() }
@@ -237,7 +264,7 @@ public final class HTTPServer: Sendable {
         while loopsDrained.load(ordering: .acquiring) < started && Clock.now() < deadline {
             usleep(1_000)
         }
-        listener.shutdownBoth()
+        if !handingOverListener { listener.shutdownBoth() }
         running.wait()
     }
 }
@@ -386,6 +413,7 @@ final class EventLoop {
                 usleep(1_000)
             }
             let now = Clock.now()
+            server.heartbeats[index].at.store(now, ordering: .relaxed)
             if !awaiting.isEmpty { expireAnswers(now) }
             if now - lastSweep > 20_000_000 {
                 lastSweep = now
@@ -396,13 +424,16 @@ final class EventLoop {
                 if drainDeadline == nil {
                     drainDeadline = now + UInt64(config.drainTimeoutMilliseconds) * 1_000_000
                     if listening {
-                        accept(limit: .max, draining: true)
+                        if !server.handingOver.load(ordering: .acquiring) { accept(limit: .max, draining: true) }
                         _ = sa_epoll_ctl(epfd, CTL_DEL, listenFD, 0) // the listener is shut next anyway
                         listening = false
                         server.loopsDrained.wrappingAdd(1, ordering: .releasing)
                     }
                 }
-                for c in Array(connections.values) where c.isIdle { closeConnection(c) }
+                // Idle between requests: closed. A connection that has not sent its first request
+                // yet is in flight (its bytes may be on their way, as with every mod_xml_curl
+                // lookup): it is kept until it is answered, its request deadline, or the drain's.
+                for c in Array(connections.values) where c.isIdle && c.served > 0 { closeConnection(c) }
                 if connections.isEmpty || now >= drainDeadline! { break }
             }
         }
@@ -446,7 +477,9 @@ final class EventLoop {
                 socket.close()
                 continue
             }
-            if server.counters.open.load(ordering: .relaxed) >= config.maxConnections || (server.isStopping && !draining) {
+            // A connection taken while a stop begins is served like the rest (the drain waits for it):
+            // answering it beats refusing it.
+            if server.counters.open.load(ordering: .relaxed) >= config.maxConnections {
                 server.counters.rejectedOverLimit.wrappingAdd(1, ordering: .relaxed)
                 overloadResponse.withUnsafeBytes { _ = socket.write($0) }
                 socket.close()

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Decisions
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import Postgres
 import Store
@@ -26,7 +29,7 @@ public struct SwitchAuthCommand: ParsableCommand {
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve mod_xml_curl lookups (directory, acl.conf, dialplan), /healthz and /metrics.",
-        discussion: "Stops on SIGTERM or SIGINT after in-flight requests finish. Settings come from --config and SWITCHAUTH_<KEY> environment variables.")
+        discussion: "Stops on SIGTERM or SIGINT after in-flight requests finish; SIGHUP re-reads the configuration without dropping a request. Under systemd (Type=notify) it reports readiness once PostgreSQL answered and pings the watchdog. Settings come from --config and SWITCHAUTH_<KEY> environment variables.")
 
     @OptionGroup var options: DatabaseOptions
 
@@ -44,16 +47,31 @@ struct Serve: ParsableCommand {
         do { try config.validate() } catch let e as ConfigError { throw ValidationError(e.message) }
         let logger = makeLogger(config.logLevel)
         Service.blockTerminationSignals()
-        let service: Service
+        // Under systemd (Type=notify): READY=1 once listening and PostgreSQL answered, the watchdog,
+        // and SIGHUP (systemctl reload) re-reads the configuration without dropping a request.
+        let host = ServiceHost(logger: logger)
         do {
-            service = try Service(config: config, logger: logger)
-            try service.start()
+            try host.start(config)
         } catch {
             throw CLIError("cannot start: \(error)")
         }
-        let sig = Service.waitForSignal()
-        logger.notice("signal received", metadata: ["signal": .stringConvertible(sig)])
-        service.stop()
+        while true {
+            let sig = Service.waitForSignal(reload: true)
+            logger.notice("signal received", metadata: ["signal": .stringConvertible(sig)])
+            guard sig == SIGHUP else { break }
+            do {
+                let next = try options.serviceConfig()
+                try next.validate()
+                try host.reload(next)
+            } catch let e as ConfigError {
+                logger.error("reload refused; the running configuration stays", metadata: ["error": .string(e.message)])
+            } catch let e as ValidationError {
+                logger.error("reload refused; the running configuration stays", metadata: ["error": .string(e.message)])
+            } catch {
+                logger.error("reload failed; the running configuration stays", metadata: ["error": .string("\(error)")])
+            }
+        }
+        host.stop()
     }
 }
 

@@ -26,11 +26,12 @@ public final class Service: Sendable {
 
     public var port: UInt16 { server.port }
 
-    public init(config: ServiceConfig, logger: Logger) throws {
+    /// `listener`: the running generation's listening socket, taken over on a reload.
+    public init(config: ServiceConfig, logger: Logger, listener: TCPSocket? = nil) throws {
         self.config = config
         self.logger = logger
         acl = ACLCache(file: config.aclCacheFile)
-        server = try HTTPServer(config: config.server)
+        server = try HTTPServer(config: config.server, listener: listener)
         watcher = ChangeWatcher(config: config, acl: acl, metrics: metrics, logger: logger)
         statistics = LockoutStatistics(config: config, logger: logger)
         pool = DatabasePool(config: config, metrics: metrics)
@@ -73,9 +74,11 @@ public final class Service: Sendable {
             "database_connections": .stringConvertible(config.databaseConnections)])
     }
 
-    public func stop() {
-        logger.notice("stopping: draining in-flight requests")
-        server.stop()
+    /// `handingOverListener`: a new generation has taken the listener (a reload); this one only
+    /// drains its own connections.
+    public func stop(handingOverListener: Bool = false) {
+        logger.notice(handingOverListener ? "previous generation draining its connections" : "stopping: draining in-flight requests")
+        server.stop(handingOverListener: handingOverListener)
         pool.stop()
         prober.stop()
         statistics.stop()
@@ -89,22 +92,25 @@ public final class Service: Sendable {
         return allow.contains { $0.contains(peer) }
     }
 
-    /// Blocks SIGTERM/SIGINT in every thread (call before `start`), so that `waitForSignal` can take them.
+    /// Blocks SIGTERM, SIGINT and SIGHUP in every thread (call before `start`), so that
+    /// `waitForSignal` can take them.
     public static func blockTerminationSignals() {
         var set = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, SIGTERM)
         sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGHUP)
         pthread_sigmask(SIG_BLOCK, &set, nil)
         signal(SIGPIPE, SIG_IGN)
     }
 
-    /// Waits for SIGTERM or SIGINT; returns the signal number.
-    public static func waitForSignal() -> Int32 {
+    /// Waits for SIGTERM, SIGINT or (with `reload`) SIGHUP; returns the signal number.
+    public static func waitForSignal(reload: Bool = false) -> Int32 {
         var set = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, SIGTERM)
         sigaddset(&set, SIGINT)
+        if reload { sigaddset(&set, SIGHUP) }
         var sig: Int32 = 0
         sigwait(&set, &sig)
         return sig
