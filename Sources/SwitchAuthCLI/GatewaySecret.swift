@@ -67,12 +67,12 @@ struct GatewaySecret: ParsableCommand {
                 + "# Written by 'switchauth gateway-secret': equal to gateway-credentials in \(xmlPath).\n\(line)\n"
         }
         // Both files are written beside themselves first, then renamed: a failure leaves both as they were.
-        let xmlMode = Self.mode(of: xmlPath) ?? 0o640
-        let configMode: mode_t = 0o600
-        let xmlTemp = try Self.writeTemporary(newXML, beside: xmlPath, mode: xmlMode)
+        // Each file keeps its owner and mode (a packaged configuration is root:switchauth 0640, so
+        // that the service may read it); a new configuration file is 0600.
+        let xmlTemp = try Self.writeTemporary(newXML, beside: xmlPath, like: Self.ownership(of: xmlPath) ?? (0o640, nil, nil))
         let configTemp: String
         do {
-            configTemp = try Self.writeTemporary(newConfig, beside: config, mode: configMode)
+            configTemp = try Self.writeTemporary(newConfig, beside: config, like: Self.ownership(of: config) ?? (0o600, nil, nil))
         } catch {
             unlink(xmlTemp)
             throw error
@@ -100,17 +100,21 @@ struct GatewaySecret: ParsableCommand {
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 
-    static func mode(of path: String) -> mode_t? {
+    static func ownership(of path: String) -> (mode: mode_t, uid: uid_t?, gid: gid_t?)? {
         var st = stat()
-        return stat(path, &st) == 0 ? st.st_mode & 0o7777 : nil
+        return stat(path, &st) == 0 ? (st.st_mode & 0o7777, st.st_uid, st.st_gid) : nil
     }
 
-    static func writeTemporary(_ text: String, beside path: String, mode: mode_t) throws -> String {
+    static func writeTemporary(_ text: String, beside path: String, like o: (mode: mode_t, uid: uid_t?, gid: gid_t?)) throws -> String {
         let temp = path + ".switchauth-tmp"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw CLIError("cannot write \(temp): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        fchmod(fd, mode)
+        if let uid = o.uid, let gid = o.gid, fchown(fd, uid, gid) != 0 {
+            unlink(temp)
+            throw CLIError("cannot give \(temp) the owner of \(path): \(String(cString: strerror(errno)))")
+        }
+        fchmod(fd, o.mode)
         let bytes = Array(text.utf8)
         var offset = 0
         while offset < bytes.count {

@@ -206,6 +206,7 @@ struct GatewaySecretTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let config = dir + "/switchauth.conf"
         try "database_url = postgresql:///switchauth\nbasic_auth = old:value\n".write(toFile: config, atomically: true, encoding: .utf8)
+        chmod(config, 0o640)
         // Before: the shipped placeholder, which the service refuses.
         var placeholder = ServiceConfig()
         placeholder.basicAuthUser = "freeswitch"
@@ -220,7 +221,7 @@ struct GatewaySecretTests {
         #expect(!r.out.contains(String(written.dropFirst("freeswitch:".count))), "the secret is never printed")
         #expect(try String(contentsOfFile: config, encoding: .utf8).contains("database_url = postgresql:///switchauth"), "other settings kept")
         var st = stat()
-        #expect(stat(config, &st) == 0 && st.st_mode & 0o777 == 0o600)
+        #expect(stat(config, &st) == 0 && st.st_mode & 0o777 == 0o640, "an existing file keeps its mode (a package's root:switchauth 0640)")
         let loaded = try ServiceConfig.load(fileText: try String(contentsOfFile: config, encoding: .utf8), environment: [:])
         try loaded.validate()
 
@@ -231,6 +232,10 @@ struct GatewaySecretTests {
         let rotated = try Self.credentials(xml)
         let rotatedConfig = try Self.basicAuth(config)
         #expect(rotated != written && rotatedConfig == rotated)
+        // A configuration file that does not exist yet is created readable by its owner only.
+        let fresh = dir + "/new.conf"
+        #expect(cli(["gateway-secret", "--config", fresh, "--freeswitch-conf", dir, "--rotate"], db: nil).code == 0)
+        #expect(stat(fresh, &st) == 0 && st.st_mode & 0o777 == 0o600)
     }
 
     @Test func refusesAFreeSWITCHConfWithoutTheParamAndChangesNothing() throws {
