@@ -44,6 +44,17 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The operators' console: its own listener, JSON API, HTML screens, operators, sessions, audit.
+        .target(
+            name: "AdminConsole",
+            dependencies: [
+                "HTTPServer", "Store", "Postgres", "Decisions", "FreeSWITCHXML", "Locking", "SwitchAuthService",
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "switchauth",
             dependencies: [
@@ -55,7 +66,7 @@ let package = Package(
         .target(
             name: "SwitchAuthCLI",
             dependencies: [
-                "SwitchAuthService", "Store", "Postgres", "Decisions", "FreeSWITCHXML", "Locking",
+                "SwitchAuthService", "Store", "Postgres", "Decisions", "FreeSWITCHXML", "Locking", "AdminConsole",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -81,6 +92,11 @@ let package = Package(
             name: "SwitchAuthTests",
             dependencies: ["SwitchAuthService", "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres", "SwitchAuthCLI", "Locking"],
             resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "AdminConsoleTests",
+            dependencies: ["AdminConsole", "HTTPServer", "Store", "Postgres", "SwitchAuthCLI", "Locking"],
             swiftSettings: strict
         ),
     ]

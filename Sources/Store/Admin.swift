@@ -31,6 +31,17 @@ public struct Admin {
     public let db: Connection
     public init(db: Connection) { self.db = db }
 
+    // MARK: audit
+
+    /// Who the audit log (migration 0005) names for changes made by the CLI: `cli:<login name>`,
+    /// passed as the session setting `switchauth.actor` (characters outside A-Z a-z 0-9 _ . - dropped).
+    public static var cliActor: String {
+        var name = "unknown"
+        if let pw = getpwuid(geteuid()), let n = pw.pointee.pw_name { name = String(cString: n) }
+        let safe = name.unicodeScalars.filter { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_.-".unicodeScalars.contains($0)) }
+        return "cli:" + String(String.UnicodeScalarView(safe.prefix(64)))
+    }
+
     // MARK: validation
 
     public static func validAccountNumber(_ s: String) -> Bool {

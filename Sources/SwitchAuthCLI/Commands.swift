@@ -16,7 +16,7 @@ public struct SwitchAuthCommand: ParsableCommand {
             'device add', and 'switchauth serve --config /etc/switchauth.conf'.
             """,
         subcommands: [Serve.self, Migrate.self, Demo.self, AccountCommand.self, IPCommand.self, DeviceCommand.self,
-                      DomainCommand.self, ImportCommand.self, Explain.self, Lockouts.self]
+                      DomainCommand.self, ImportCommand.self, Explain.self, Lockouts.self, ConsoleCommand.self]
     )
     public init() {}
 }
