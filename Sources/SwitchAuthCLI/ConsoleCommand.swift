@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import Postgres
 import Store
+import SwitchAuthService
 
 /// `switchauth console`: the operators' console and its operators.
 struct ConsoleCommand: ParsableCommand {
@@ -10,16 +11,17 @@ struct ConsoleCommand: ParsableCommand {
         commandName: "console",
         abstract: "The operators' console (JSON API and HTML screens) and its operators.",
         discussion: """
+            Serve:        switchauth console --config /etc/switchauth.conf   (127.0.0.1:8089; --host, --port)
             First admin:  switchauth console create-admin alice --config /etc/switchauth.conf   (prompts for the password)
             Operators:    switchauth console add-operator bob --role operator | read-only | admin
             API token:    switchauth console create-token bob --name billing   (printed once)
             """,
-        subcommands: ConsoleSubcommands.all)
+        subcommands: ConsoleSubcommands.all, defaultSubcommand: ConsoleServe.self)
 }
 
 enum ConsoleSubcommands {
     static var all: [any ParsableCommand.Type] {
-        [CreateAdmin.self, AddOperator.self, SetOperatorPassword.self, ListOperators.self, CreateToken.self]
+        [ConsoleServe.self, CreateAdmin.self, AddOperator.self, SetOperatorPassword.self, ListOperators.self, CreateToken.self]
     }
 }
 
@@ -112,5 +114,60 @@ struct CreateToken: ParsableCommand {
     func run() throws {
         let token = try operators(options) { try $0.createToken(operatorName: operatorName, tokenName: name) }
         Output.done(token, json: options.json, fields: ["token": token])
+    }
+}
+
+struct ConsoleServe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the console (HTML and JSON API) on its own listener, loopback by default.",
+        discussion: """
+            Reads database_url and the decision settings from --config (the file 'switchauth serve' reads);
+            the listener is set here. Stops on SIGTERM or SIGINT after in-flight requests finish.
+            """)
+
+    @OptionGroup var options: DatabaseOptions
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "TCP port.") var port: UInt16 = 8089
+    @Option(help: "Event-loop threads (socket I/O only).") var workers = 2
+    @Option(help: "Database threads, each with its own connection.") var databaseThreads = 2
+    @Flag(help: "Mark cookies Secure (when a TLS proxy is in front).") var secureCookies = false
+    @Flag(help: "Listen on a non-loopback address (put TLS in front of it).") var forcePublic = false
+
+    func validate() throws {
+        let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        if !loopback && !forcePublic {
+            throw ValidationError("--host \(host) is not loopback: the console would take passwords in clear text; put a TLS proxy in front and add --force-public")
+        }
+        guard (1...64).contains(workers), (1...64).contains(databaseThreads) else { throw ValidationError("--workers and --database-threads must be 1-64") }
+    }
+
+    func run() throws {
+        let config = try options.serviceConfig()
+        let logger = makeLogger(config.logLevel)
+        var db = config.databaseConfig
+        db.sessionSettings = []          // the console's lists plan for themselves (no enable_seqscan=off)
+        db.queryTimeoutMilliseconds = 5_000
+        db.applicationName = "switchauth-console"
+        var settings = ConsoleSettings(database: db)
+        settings.host = host
+        settings.port = port
+        settings.workers = workers
+        settings.databaseThreads = databaseThreads
+        settings.directory = config.directory
+        settings.dialplan = config.dialplan
+        settings.secureCookies = secureCookies
+        Service.blockTerminationSignals()
+        let server: ConsoleServer
+        do {
+            server = try ConsoleServer(app: ConsoleApp(settings: settings), logger: logger)
+            try server.start()
+        } catch {
+            throw CLIError("cannot start the console: \(error)")
+        }
+        Console.out("console on http://\(host.contains(":") ? "[\(host)]" : host):\(server.port)/")
+        let sig = Service.waitForSignal()
+        logger.notice("signal received", metadata: ["signal": .stringConvertible(sig)])
+        server.stop()
     }
 }

@@ -1,0 +1,63 @@
+import Decisions
+import Foundation
+import HTTPServer
+import Postgres
+
+/// What the console is told: its listener, its database threads, and the decision policies that
+/// "explain" must share with `serve` (read from the same configuration file).
+public struct ConsoleSettings: Sendable {
+    public var host = "127.0.0.1"
+    public var port: UInt16 = 8089
+    /// Event-loop threads: socket I/O only.
+    public var workers = 2
+    /// Database threads, each with its own connection; requests queue for them.
+    public var databaseThreads = 2
+    public var maxQueued = 64
+    /// A request's answer deadline (a login spends ~0.1 s in scrypt).
+    public var answerTimeoutMilliseconds = 10_000
+    public var database: ConnectionConfig
+    public var directory = DirectoryPolicy()
+    public var dialplan = DialplanPolicy()
+    public var sessionSeconds = 8 * 3600
+    /// Mark cookies Secure (set when the console is served behind TLS).
+    public var secureCookies = false
+    public var scryptCost = Secrets.ScryptCost.standard
+
+    public init(database: ConnectionConfig) {
+        self.database = database
+    }
+}
+
+/// The console's application: a request and a database connection in, a response out. Runs on the
+/// console's database threads, never on an event loop.
+public final class ConsoleApp: Sendable {
+    public let settings: ConsoleSettings
+    public let throttle: LoginThrottle
+
+    public init(settings: ConsoleSettings, throttle: LoginThrottle = LoginThrottle()) {
+        self.settings = settings
+        self.throttle = throttle
+    }
+
+    public func handle(_ request: ConsoleRequest, db: Connection) -> HTTPResponse {
+        if request.path == API.prefix || request.path.hasPrefix(API.prefix + "/") {
+            return API.handle(request, db: db, app: self)
+        }
+        return Pages.handle(request, db: db, app: self)
+    }
+
+    /// Answers that need no database (the stylesheet and script), answered on the loop.
+    public func staticResponse(_ request: ConsoleRequest) -> HTTPResponse? {
+        guard request.method == "GET" || request.method == "HEAD" else { return nil }
+        switch request.path {
+        case "/static/console.css":
+            return HTTPResponse(status: .ok, contentType: "text/css; charset=utf-8", body: Array(Assets.css.utf8),
+                                headers: [("Cache-Control", "max-age=300"), ("X-Content-Type-Options", "nosniff")])
+        case "/static/console.js":
+            return HTTPResponse(status: .ok, contentType: "text/javascript; charset=utf-8", body: Array(Assets.js.utf8),
+                                headers: [("Cache-Control", "max-age=300"), ("X-Content-Type-Options", "nosniff")])
+        default:
+            return nil
+        }
+    }
+}
