@@ -4,6 +4,7 @@ enum Assets {
     static let css = """
         :root { --fg: #1d2327; --muted: #646970; --line: #dcdcde; --accent: #135e96; --bad: #b32d2e; --ok: #00703c; }
         * { box-sizing: border-box; }
+        [hidden] { display: none !important; }
         body { margin: 0; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: #f6f7f7; }
         header { background: #1d2327; color: #fff; padding: .5rem 1rem; display: flex; flex-wrap: wrap; gap: .25rem 1rem; align-items: center; }
         header a { color: #fff; text-decoration: none; padding: .25rem 0; }
@@ -18,6 +19,7 @@ enum Assets {
         table { border-collapse: collapse; width: 100%; }
         th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; white-space: nowrap; }
         td.wrap { white-space: normal; }
+        span.wrap { display: block; white-space: normal; overflow-wrap: anywhere; min-width: 18rem; font-size: .85rem; }
         form { margin: 0; }
         form.stack { display: grid; grid-template-columns: repeat(auto-fill, minmax(12rem, 1fr)); gap: .5rem 1rem; align-items: end; }
         form.inline { display: inline; }

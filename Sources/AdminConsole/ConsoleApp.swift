@@ -56,6 +56,8 @@ public final class ConsoleApp: Sendable {
         case "/static/console.js":
             return HTTPResponse(status: .ok, contentType: "text/javascript; charset=utf-8", body: Array(Assets.js.utf8),
                                 headers: [("Cache-Control", "max-age=300"), ("X-Content-Type-Options", "nosniff")])
+        case "/favicon.ico":
+            return HTTPResponse(status: HTTPStatus(code: 204, reason: "No Content"), headers: [("Cache-Control", "max-age=86400")])
         default:
             return nil
         }

@@ -260,7 +260,10 @@ enum Pages {
 
     static func loginPage(_ r: ConsoleRequest, app: ConsoleApp, error: String?, status: Int = 200, headers: [(String, String)] = []) -> HTTPResponse {
         // Login CSRF: a random value in a cookie and in the form; the POST must bring both.
-        let token = Secrets.newToken(prefix: "")
+        // Kept while it lasts: a second GET /login (another tab, a redirected favicon fetch) must
+        // not invalidate the form already shown.
+        let existing = r.cookie(loginCookie).flatMap { $0.utf8.count == 43 && $0.utf8.allSatisfy { b in b != 59 && b != 32 } ? $0 : nil }
+        let token = existing ?? Secrets.newToken(prefix: "")
         let notice = r.query["notice"].flatMap { notices[$0] }
         let body = """
             <div class="login"><h1>SwitchAuth console</h1>
@@ -483,15 +486,28 @@ enum Pages {
     static func auditTable(_ items: [JSON]) -> String {
         let rows = items.map { e -> [String] in
             func diff() -> String {
-                guard case .raw(let after)? = e["after"] ?? nil else {
-                    if case .raw(let before)? = e["before"] { return HTML.esc(before) }
-                    return ""
+                func object(_ j: JSON?) -> [String: Any]? {
+                    guard case .raw(let t)? = j else { return nil }
+                    return try? JSONSerialization.jsonObject(with: Data(t.utf8)) as? [String: Any]
                 }
-                guard case .raw(let before)? = e["before"],
-                      let b = try? JSONSerialization.jsonObject(with: Data(before.utf8)) as? [String: Any],
-                      let a = try? JSONSerialization.jsonObject(with: Data(after.utf8)) as? [String: Any] else { return HTML.esc(after) }
-                let changed = a.keys.sorted().filter { k in k != "updated_at" && "\(b[k] ?? "∅")" != "\(a[k] ?? "∅")" }
-                return changed.map { k in "\(HTML.esc(k)): \(HTML.esc("\(b[k] ?? "∅")")) → \(HTML.esc("\(a[k] ?? "∅")"))" }.joined(separator: "<br>")
+                let quiet: Set<String> = ["id", "created_at", "updated_at", "last_used_at"]
+                func fmt(_ v: Any?) -> String {
+                    guard let v else { return "∅" }
+                    if v is NSNull { return "null" }
+                    if JSONBody.isBool(v), let b = v as? Bool { return b ? "true" : "false" }
+                    return "\(v)"
+                }
+                guard let a = object(e["after"]) else {
+                    // Deleted: what it was.
+                    guard let b = object(e["before"]) else { return "" }
+                    return b.keys.sorted().filter { !quiet.contains($0) }.map { "\(HTML.esc($0)): \(HTML.esc(fmt(b[$0])))" }.joined(separator: "<br>")
+                }
+                guard let b = object(e["before"]) else {
+                    // Created: what it is.
+                    return a.keys.sorted().filter { !quiet.contains($0) }.map { "\(HTML.esc($0)): \(HTML.esc(fmt(a[$0])))" }.joined(separator: "<br>")
+                }
+                let changed = a.keys.sorted().filter { k in !quiet.contains(k) && fmt(b[k]) != fmt(a[k]) }
+                return changed.map { k in "\(HTML.esc(k)): \(HTML.esc(fmt(b[k]))) → \(HTML.esc(fmt(a[k])))" }.joined(separator: "<br>")
             }
             let account = str(e["account"])
             return [HTML.esc(str(e["at"])), HTML.esc(str(e["actor"])), HTML.esc(str(e["action"])), HTML.esc(str(e["object_type"])),
