@@ -158,4 +158,4 @@ CREATE TRIGGER console_tokens_audit AFTER INSERT OR UPDATE OF revoked_at OR DELE
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE INDEX accounts_name_trgm ON accounts USING gin (lower(name) gin_trgm_ops);
 CREATE INDEX accounts_number_trgm ON accounts USING gin (lower(number) gin_trgm_ops);
-CREATE INDEX sip_devices_username_trgm ON sip_devices USING gin (username gin_trgm_ops);
+CREATE INDEX sip_devices_username_trgm ON sip_devices USING gin (lower(username) gin_trgm_ops);

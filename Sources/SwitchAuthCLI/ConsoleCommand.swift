@@ -133,6 +133,7 @@ struct ConsoleServe: ParsableCommand {
     @Option(help: "Database threads, each with its own connection.") var databaseThreads = 2
     @Flag(help: "Mark cookies Secure (when a TLS proxy is in front).") var secureCookies = false
     @Flag(help: "Listen on a non-loopback address (put TLS in front of it).") var forcePublic = false
+    @Option(help: "Scheduling niceness of the console's threads (0-19): the mod_xml_curl listener keeps the CPU first.") var nice: Int32 = 10
 
     func validate() throws {
         let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
@@ -140,6 +141,7 @@ struct ConsoleServe: ParsableCommand {
             throw ValidationError("--host \(host) is not loopback: the console would take passwords in clear text; put a TLS proxy in front and add --force-public")
         }
         guard (1...64).contains(workers), (1...64).contains(databaseThreads) else { throw ValidationError("--workers and --database-threads must be 1-64") }
+        guard (0...19).contains(nice) else { throw ValidationError("--nice must be 0-19") }
     }
 
     func run() throws {
@@ -158,6 +160,9 @@ struct ConsoleServe: ParsableCommand {
         settings.dialplan = config.dialplan
         settings.secureCookies = secureCookies
         Service.blockTerminationSignals()
+        // Before any thread starts, so that every thread of the console inherits it (Linux nice
+        // values are per thread). The service's own threads, in its own process, are not touched.
+        if nice > 0 { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice) }
         let server: ConsoleServer
         do {
             server = try ConsoleServer(app: ConsoleApp(settings: settings), logger: logger)
