@@ -40,7 +40,7 @@ enum Pages {
     // MARK: responses
 
     static func html(_ body: String, status: Int = 200, headers: [(String, String)] = []) -> HTTPResponse {
-        let reasons = [200: "OK", 403: "Forbidden", 404: "Not Found", 422: "Unprocessable Content", 429: "Too Many Requests", 503: "Service Unavailable"]
+        let reasons = [200: "OK", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 422: "Unprocessable Content", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"]
         return HTTPResponse(status: HTTPStatus(code: status, reason: reasons[status] ?? "Error"), contentType: "text/html; charset=utf-8",
                             body: Array(body.utf8), headers: headers.map { (name: $0.0, value: $0.1) } + ConsoleRequest.securityHeaders)
     }
