@@ -44,17 +44,6 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // The operators' console: its own listener, JSON API, HTML screens, operators, sessions, audit.
-        .target(
-            name: "AdminConsole",
-            dependencies: [
-                "HTTPServer", "Store", "Postgres", "Decisions", "FreeSWITCHXML", "Locking", "SwitchAuthService",
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: strict
-        ),
         .executableTarget(
             name: "switchauth",
             dependencies: [
@@ -66,7 +55,7 @@ let package = Package(
         .target(
             name: "SwitchAuthCLI",
             dependencies: [
-                "SwitchAuthService", "Store", "Postgres", "Decisions", "FreeSWITCHXML", "Locking", "AdminConsole",
+                "SwitchAuthService", "Store", "Postgres", "Decisions", "FreeSWITCHXML", "Locking",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -94,10 +83,30 @@ let package = Package(
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
-        .testTarget(
-            name: "AdminConsoleTests",
-            dependencies: ["AdminConsole", "HTTPServer", "Store", "Postgres", "SwitchAuthCLI", "Locking"],
-            swiftSettings: strict
-        ),
     ]
 )
+
+// The operators' console (`switchauth console`): its library, its test target, and the CLI's
+// dependency on it. Appended here rather than written into the lists above, so that changes to
+// those lists merge without touching these lines.
+package.targets += [
+    // Its own listener, JSON API, HTML screens, operators, sessions; reads and writes through Store.
+    .target(
+        name: "AdminConsole",
+        dependencies: [
+            "HTTPServer", "Store", "Postgres", "Decisions", "FreeSWITCHXML", "Locking", "SwitchAuthService",
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        swiftSettings: strict
+    ),
+    .testTarget(
+        name: "AdminConsoleTests",
+        dependencies: ["AdminConsole", "HTTPServer", "Store", "Postgres", "SwitchAuthCLI", "Locking"],
+        swiftSettings: strict
+    ),
+]
+for target in package.targets where target.name == "SwitchAuthCLI" {
+    target.dependencies.append("AdminConsole")
+}
