@@ -163,12 +163,14 @@ func runChild(_ exe: String, _ args: [String], log: String) -> Int32 {
 }
 
 /// A keep-alive client of the console: API calls with the token, pages with a session cookie.
+/// Its own blocking socket (loopback only) and Content-Length framing; nothing shared with the
+/// load generator, so that either can change alone.
 final class ConsoleClient {
     let port: UInt16
     let token: String
     var cookie = ""
-    var fd: Int32 = -1
-    var reader = ResponseReader()
+    private var fd: Int32 = -1
+    private var buffer: [UInt8] = []
 
     init(port: UInt16, token: String) throws {
         self.port = port
@@ -177,14 +179,39 @@ final class ConsoleClient {
 
     deinit { if fd >= 0 { close(fd) } }
 
+    static func connect(port: UInt16) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return -1 }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = port.bigEndian
+        inet_pton(AF_INET, "127.0.0.1", &a.sin_addr)
+        let rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        if rc != 0 { close(fd); return -1 }
+        return fd
+    }
+
+    static func sendAll(_ fd: Int32, _ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        var off = 0
+        while off < bytes.count {
+            let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return false }
+            off += n
+        }
+        return true
+    }
+
     /// One request on a fresh connection, read to the end: status, raw head, body.
     func once(_ request: String) -> (Int, String, String) {
-        let gen = LoadGenerator(port: port, keepAlive: false) { _ in [] }
-        let s = gen.connectSocket()
+        let s = Self.connect(port: port)
         guard s >= 0 else { return (0, "", "") }
         defer { close(s) }
-        let bytes = Array(request.utf8)
-        _ = bytes.withUnsafeBytes { send(s, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard Self.sendAll(s, request) else { return (0, "", "") }
         var out: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -223,20 +250,47 @@ final class ConsoleClient {
         try roundTrip("POST \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)")
     }
 
-    /// Sends on the keep-alive connection (reconnecting once if it was closed) and reads the status.
+    /// Sends on the keep-alive connection (reconnecting once if it was closed); the status of the answer.
     func roundTrip(_ request: String) throws -> Int {
         for _ in 0..<2 {
             if fd < 0 {
-                fd = LoadGenerator(port: port, keepAlive: true) { _ in [] }.connectSocket()
-                reader = ResponseReader()
+                fd = Self.connect(port: port)
+                buffer = []
                 guard fd >= 0 else { continue }
             }
-            let bytes = Array(request.utf8)
-            let sent = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if sent == bytes.count, let status = reader.read(fd) { return status }
+            if Self.sendAll(fd, request), let status = readResponse() { return status }
             close(fd)
             fd = -1
         }
         throw BenchError("console request failed")
+    }
+
+    /// One Content-Length framed answer from the keep-alive connection.
+    private func readResponse() -> Int? {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            if let end = headEnd() {
+                let head = String(decoding: buffer[0..<end], as: UTF8.self)
+                var length = 0
+                for line in head.split(separator: "\r\n") where line.lowercased().hasPrefix("content-length:") {
+                    length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) ?? 0
+                }
+                if buffer.count >= end + 4 + length {
+                    buffer.removeFirst(end + 4 + length)
+                    return Int(head.dropFirst(9).prefix(3))
+                }
+            }
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return nil }
+            buffer += chunk[0..<n]
+        }
+    }
+
+    private func headEnd() -> Int? {
+        guard buffer.count >= 4 else { return nil }
+        for i in 0...(buffer.count - 4) where buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 {
+            return i
+        }
+        return nil
     }
 }
