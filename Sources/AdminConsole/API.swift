@@ -240,7 +240,7 @@ enum API {
         // lockouts
         APIRoute(method: "GET", template: "/api/v1/lockouts", role: .readOnly) { c in
             let scope = c.query("scope")
-            if let scope, !["ip", "user"].contains(scope) { throw Problem(status: 400, title: "Bad Request", detail: "scope must be ip or user") }
+            if let scope, !["ip", "user", "pair"].contains(scope) { throw Problem(status: 400, title: "Bad Request", detail: "scope must be ip, user or pair") }
             return json(try c.queries.lockouts(scope: scope, cursor: c.query("cursor"), limit: try c.limit()).json)
         },
         APIRoute(method: "DELETE", template: "/api/v1/lockouts/{subject}", role: .operator) { c in

@@ -66,7 +66,7 @@ enum OpenAPI {
         "generate_password": {"type": "boolean"}, "caller_id_name": {"type": "string"}, "caller_id_number": {"type": "string"}}},
       "DeviceUpdate": {"type": "object", "properties": {"password": {"type": "string", "minLength": 8}, "enabled": {"type": "boolean"}}},
       "Lockout": {"type": "object", "required": ["scope", "subject", "failures", "locked_until"], "properties": {
-        "scope": {"type": "string", "enum": ["ip", "user"]}, "subject": {"type": "string"}, "failures": {"type": "integer"}, "locked_until": {"type": "string"}}},
+        "scope": {"type": "string", "enum": ["ip", "user", "pair"], "description": "pair: a source and a user together, where the schema has it"}, "subject": {"type": "string"}, "failures": {"type": "integer"}, "locked_until": {"type": "string"}}},
       "ExplainInput": {"type": "object", "properties": {"ip": {"type": "string"}, "user": {"type": "string", "description": "user@domain"}, "destination": {"type": "string"}}},
       "Explanation": {"type": "object", "required": ["outcome", "sip_code", "reason", "summary", "steps", "dialplan_xml"], "properties": {
         "outcome": {"type": "string", "enum": ["allowed", "rejected", "not_found", "published", "refused", "invalid"]},
@@ -156,7 +156,7 @@ enum OpenAPI {
       "delete": {"operationId": "deleteDevice", "x-role": "operator", "parameters": [{"$ref": "#/components/parameters/device"}],
         "responses": {"204": {"description": "removed"}, "404": {"$ref": "#/components/responses/Problem"}}}},
     "/api/v1/lockouts": {"get": {"operationId": "listLockouts", "x-role": "read-only", "parameters": [
-          {"name": "scope", "in": "query", "schema": {"type": "string", "enum": ["ip", "user"]}}, {"$ref": "#/components/parameters/cursor"}, {"$ref": "#/components/parameters/limit"}],
+          {"name": "scope", "in": "query", "schema": {"type": "string", "enum": ["ip", "user", "pair"]}}, {"$ref": "#/components/parameters/cursor"}, {"$ref": "#/components/parameters/limit"}],
         "responses": {"200": {"description": "active lockouts", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LockoutPage"}}}}}}},
     "/api/v1/lockouts/{subject}": {"delete": {"operationId": "clearLockout", "x-role": "operator", "parameters": [{"$ref": "#/components/parameters/subject"}],
         "responses": {"200": {"description": "cleared", "content": {"application/json": {"schema": {"type": "object", "properties": {"cleared": {"type": "integer"}}}}}}, "404": {"$ref": "#/components/responses/Problem"}}}},

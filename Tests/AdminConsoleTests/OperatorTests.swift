@@ -117,4 +117,19 @@ struct OperatorTests {
         let actor: String = try db.execute("SELECT actor FROM audit_log WHERE object_type = 'console_operators'").decode(0, 0)
         #expect(actor.hasPrefix("cli:"))
     }
+
+    @Test func cliChangesAreAuditedWithTheirLogin() throws {
+        let config = try ConsoleTestDatabase.shared.freshDatabase()
+        #expect(consoleCLI(["account", "add", "4242", "--name", "From the CLI"], db: config).code == 0)
+        #expect(consoleCLI(["account", "suspend", "4242"], db: config).code == 0)
+        let db = try Connection(config)
+        let r = try db.execute("SELECT actor, action, before->>'status', after->>'status' FROM audit_log WHERE object_type = 'accounts' ORDER BY id")
+        #expect(r.rowCount == 2)
+        #expect(r.string(0, 0)?.hasPrefix("cli:") == true && r.string(0, 1) == "create")
+        #expect(r.string(1, 1) == "update" && r.string(1, 2) == "active" && r.string(1, 3) == "suspended")
+        // A refused command changes nothing and records nothing.
+        #expect(consoleCLI(["ip", "add", "4242", "--name", "x", "--ip", "203.0.113.0/16"], db: config).code == 1)
+        let n: Int = try db.execute("SELECT count(*) FROM audit_log WHERE object_type = 'ip_settings'").decode(0, 0)
+        #expect(n == 0)
+    }
 }
