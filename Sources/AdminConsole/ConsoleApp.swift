@@ -22,6 +22,9 @@ public struct ConsoleSettings: Sendable {
     /// Mark cookies Secure (set when the console is served behind TLS).
     public var secureCookies = false
     public var scryptCost = Secrets.ScryptCost.standard
+    /// Host names (without port) the console answers to besides loopback names and `host`. Anything
+    /// else gets 421: a page that rebinds its own name to 127.0.0.1 (DNS rebinding) is not served.
+    public var allowedHosts: [String] = []
 
     public init(database: ConnectionConfig) {
         self.database = database
@@ -39,15 +42,33 @@ public final class ConsoleApp: Sendable {
         self.throttle = throttle
     }
 
+    /// Whether the request's Host names this console (loopback, the listen address, or an allowed name).
+    public func hostAllowed(_ request: ConsoleRequest) -> Bool {
+        guard let host = request.header("Host") else { return true }   // HTTP/1.0 clients
+        var name = host.lowercased()
+        if name.hasPrefix("[") {
+            name = String(name.dropFirst().prefix { $0 != "]" })
+        } else if let colon = name.lastIndex(of: ":") {
+            name = String(name[..<colon])
+        }
+        return ["127.0.0.1", "localhost", "::1", settings.host.lowercased()].contains(name) || name.hasPrefix("127.")
+            || settings.allowedHosts.contains { $0.lowercased() == name }
+    }
+
     public func handle(_ request: ConsoleRequest, db: Connection) -> HTTPResponse {
+        guard hostAllowed(request) else { return Self.misdirected }
         if request.path == API.prefix || request.path.hasPrefix(API.prefix + "/") {
             return API.handle(request, db: db, app: self)
         }
         return Pages.handle(request, db: db, app: self)
     }
 
-    /// Answers that need no database (the stylesheet and script), answered on the loop.
+    static let misdirected = Problem(status: 421, title: "Misdirected Request",
+                                     detail: "this console does not answer to that Host name (see --allowed-host)").response
+
+    /// Answers that need no database (the stylesheet and script, refusals of foreign Host names), on the loop.
     public func staticResponse(_ request: ConsoleRequest) -> HTTPResponse? {
+        guard hostAllowed(request) else { return Self.misdirected }
         guard request.method == "GET" || request.method == "HEAD" else { return nil }
         switch request.path {
         case "/static/console.css":

@@ -232,22 +232,22 @@ final class ConsoleClient {
     }
 
     func login(name: String, password: String) throws {
-        let (_, head, body) = once("GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let (_, head, body) = once("GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         guard let loginCookie = Self.cookieValue(head, "sa_login"), let r = body.range(of: "name=\"login_csrf\" value=\"") else { throw BenchError("no login form") }
         let csrf = String(body[r.upperBound...].prefix { $0 != "\"" })
         let form = "login_csrf=\(csrf)&name=\(name)&password=\(password)"
-        let (status, head2, _) = once("POST /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: sa_login=\(loginCookie)\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: \(form.utf8.count)\r\n\r\n\(form)")
+        let (status, head2, _) = once("POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nCookie: sa_login=\(loginCookie)\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: \(form.utf8.count)\r\n\r\n\(form)")
         guard status == 303, let session = Self.cookieValue(head2, "sa_session") else { throw BenchError("login failed: \(status)") }
         cookie = session
     }
 
     func get(_ path: String) throws -> Int {
         let auth = path.hasPrefix("/api/") ? "Authorization: Bearer \(token)\r\n" : "Cookie: sa_session=\(cookie)\r\n"
-        return try roundTrip("GET \(path) HTTP/1.1\r\nHost: x\r\n\(auth)\r\n")
+        return try roundTrip("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(auth)\r\n")
     }
 
     func post(_ path: String, json: String) throws -> Int {
-        try roundTrip("POST \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)")
+        try roundTrip("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)")
     }
 
     /// Sends on the keep-alive connection (reconnecting once if it was closed); the status of the answer.

@@ -133,6 +133,8 @@ struct ConsoleServe: ParsableCommand {
     @Option(help: "Database threads, each with its own connection.") var databaseThreads = 2
     @Flag(help: "Mark cookies Secure (when a TLS proxy is in front).") var secureCookies = false
     @Flag(help: "Listen on a non-loopback address (put TLS in front of it).") var forcePublic = false
+    @Option(name: .customLong("allowed-host"), help: "A Host name the console answers to besides loopback and --host (repeatable; e.g. the TLS proxy's name).")
+    var allowedHosts: [String] = []
     @Option(help: "Scheduling niceness of the console's threads (0-19): the mod_xml_curl listener keeps the CPU first.") var nice: Int32 = 10
 
     func validate() throws {
@@ -159,6 +161,7 @@ struct ConsoleServe: ParsableCommand {
         settings.directory = config.directory
         settings.dialplan = config.dialplan
         settings.secureCookies = secureCookies
+        settings.allowedHosts = allowedHosts
         Service.blockTerminationSignals()
         // Before any thread starts, so that every thread of the console inherits it (Linux nice
         // values are per thread). The service's own threads, in its own process, are not touched.
