@@ -71,88 +71,124 @@ CREATE INDEX audit_log_at ON audit_log (id DESC);
 CREATE INDEX audit_log_account ON audit_log (account_id, id DESC) WHERE account_id IS NOT NULL;
 CREATE INDEX audit_log_object ON audit_log (object_type, object_id, id DESC);
 
+-- The pieces every audit row is made of, per table: what the object is called, the account it
+-- belongs to, and the row without its secrets.
+CREATE FUNCTION switchauth_audit_label(tbl text, r jsonb) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(CASE tbl
+        WHEN 'sip_devices' THEN (r->>'username') || '@' || coalesce((SELECT name FROM sip_domains WHERE id = (r->>'domain_id')::bigint), '?')
+        WHEN 'accounts' THEN r->>'number'
+        WHEN 'ip_settings' THEN (r->>'network') || ' prefix ''' || (r->>'prefix') || ''''
+        WHEN 'sip_domains' THEN r->>'name'
+        WHEN 'sip_domain_aliases' THEN (r->>'alias') || ' (alias)'
+        WHEN 'auth_failures' THEN (r->>'scope') || ' ' || (r->>'subject')
+        WHEN 'console_operators' THEN r->>'name'
+        WHEN 'console_tokens' THEN (r->>'name') || ' (' || (r->>'hint') || '…)'
+        ELSE tbl END, '')
+$$;
+
+CREATE FUNCTION switchauth_audit_account(tbl text, r jsonb) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE tbl WHEN 'accounts' THEN (r->>'id')::bigint
+                    WHEN 'sip_devices' THEN (r->>'account_id')::bigint
+                    WHEN 'ip_settings' THEN (r->>'account_id')::bigint END
+$$;
+
+-- Secrets never enter the audit log.
+CREATE FUNCTION switchauth_audit_clean(r jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT r - 'ha1_md5' - 'ha1_sha256' - 'password_hash' - 'token_sha256'
+$$;
+
+CREATE FUNCTION switchauth_audit_actor() RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(nullif(current_setting('switchauth.actor', true), ''), 'sql:' || session_user)
+$$;
+
+-- Inserts: one statement per statement (a bulk load of 1,000,000 devices writes its audit rows in
+-- one INSERT ... SELECT instead of a million trigger calls).
+CREATE FUNCTION switchauth_audit_inserts() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO audit_log (actor, action, object_type, object_id, object_label, account_id, before, after)
+    SELECT switchauth_audit_actor(), 'create', TG_TABLE_NAME, x.j->>'id',
+           switchauth_audit_label(TG_TABLE_NAME, x.j), switchauth_audit_account(TG_TABLE_NAME, x.j),
+           NULL, switchauth_audit_clean(x.j)
+      FROM (SELECT to_jsonb(n) AS j FROM new_rows n) x;
+    RETURN NULL;
+END;
+$$;
+
+-- Updates and deletes: per row, with the row before and after.
 CREATE FUNCTION switchauth_audit() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     old_row jsonb;
     new_row jsonb;
     r jsonb;
-    actor text := coalesce(nullif(current_setting('switchauth.actor', true), ''), 'sql:' || session_user);
-    label text;
-    account bigint;
-    act text;
 BEGIN
-    IF TG_OP = 'INSERT' THEN act := 'create'; ELSIF TG_OP = 'UPDATE' THEN act := 'update'; ELSE act := 'delete'; END IF;
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN old_row := to_jsonb(OLD); END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN new_row := to_jsonb(NEW); END IF;
-    r := coalesce(new_row, old_row);
     -- Lockout counters are written by the service itself on every failed digest: only an operator's
     -- clearing (a session with an actor) is a change worth recording.
     IF TG_TABLE_NAME = 'auth_failures' AND nullif(current_setting('switchauth.actor', true), '') IS NULL THEN
         RETURN NULL;
     END IF;
-    IF TG_TABLE_NAME = 'sip_devices' THEN
-        IF TG_OP = 'UPDATE' AND (OLD.ha1_md5 <> NEW.ha1_md5 OR OLD.ha1_sha256 <> NEW.ha1_sha256) THEN
+    old_row := to_jsonb(OLD);
+    IF TG_OP = 'UPDATE' THEN new_row := to_jsonb(NEW); END IF;
+    r := coalesce(new_row, old_row);
+    IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'sip_devices' THEN
+        IF OLD.ha1_md5 <> NEW.ha1_md5 OR OLD.ha1_sha256 <> NEW.ha1_sha256 THEN
             new_row := new_row || '{"password": "changed"}';
         END IF;
-        old_row := old_row - 'ha1_md5' - 'ha1_sha256';
-        new_row := new_row - 'ha1_md5' - 'ha1_sha256';
-        label := (r->>'username') || '@' || coalesce((SELECT name FROM sip_domains WHERE id = (r->>'domain_id')::bigint), '?');
-        account := (r->>'account_id')::bigint;
-    ELSIF TG_TABLE_NAME = 'accounts' THEN
-        label := r->>'number';
-        account := (r->>'id')::bigint;
-    ELSIF TG_TABLE_NAME = 'ip_settings' THEN
-        label := (r->>'network') || ' prefix ''' || (r->>'prefix') || '''';
-        account := (r->>'account_id')::bigint;
-    ELSIF TG_TABLE_NAME = 'sip_domains' THEN
-        label := r->>'name';
-    ELSIF TG_TABLE_NAME = 'sip_domain_aliases' THEN
-        label := (r->>'alias') || ' (alias)';
-    ELSIF TG_TABLE_NAME = 'auth_failures' THEN
-        label := (r->>'scope') || ' ' || (r->>'subject');
-    ELSIF TG_TABLE_NAME = 'console_operators' THEN
-        IF TG_OP = 'UPDATE' AND OLD.password_hash <> NEW.password_hash THEN
-            new_row := new_row || '{"password": "changed"}';
-        END IF;
-        old_row := old_row - 'password_hash';
-        new_row := new_row - 'password_hash';
-        label := r->>'name';
-    ELSIF TG_TABLE_NAME = 'console_tokens' THEN
-        old_row := old_row - 'token_sha256';
-        new_row := new_row - 'token_sha256';
-        label := (r->>'name') || ' (' || (r->>'hint') || '…)';
-    ELSE
-        label := TG_TABLE_NAME;
     END IF;
+    IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'console_operators' THEN
+        IF OLD.password_hash <> NEW.password_hash THEN
+            new_row := new_row || '{"password": "changed"}';
+        END IF;
+    END IF;
+    old_row := switchauth_audit_clean(old_row);
+    new_row := switchauth_audit_clean(new_row);
     -- updated_at alone is not a change.
     IF TG_OP = 'UPDATE' AND (old_row - 'updated_at' - 'last_used_at') = (new_row - 'updated_at' - 'last_used_at') THEN
         RETURN NULL;
     END IF;
     INSERT INTO audit_log (actor, action, object_type, object_id, object_label, account_id, before, after)
-    VALUES (actor, act, TG_TABLE_NAME,
+    VALUES (switchauth_audit_actor(), CASE TG_OP WHEN 'UPDATE' THEN 'update' ELSE 'delete' END, TG_TABLE_NAME,
             coalesce(r->>'id', (r->>'scope') || ':' || (r->>'subject')),
-            coalesce(label, ''), account, old_row, new_row);
+            switchauth_audit_label(TG_TABLE_NAME, r), switchauth_audit_account(TG_TABLE_NAME, r), old_row, new_row);
     RETURN NULL;
 END;
 $$;
 
-CREATE TRIGGER accounts_audit AFTER INSERT OR UPDATE OR DELETE ON accounts
+CREATE TRIGGER accounts_audit AFTER UPDATE OR DELETE ON accounts
     FOR EACH ROW EXECUTE FUNCTION switchauth_audit();
-CREATE TRIGGER ip_settings_audit AFTER INSERT OR UPDATE OR DELETE ON ip_settings
+CREATE TRIGGER accounts_audit_inserts AFTER INSERT ON accounts
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_inserts();
+CREATE TRIGGER ip_settings_audit AFTER UPDATE OR DELETE ON ip_settings
     FOR EACH ROW EXECUTE FUNCTION switchauth_audit();
-CREATE TRIGGER sip_domains_audit AFTER INSERT OR UPDATE OR DELETE ON sip_domains
+CREATE TRIGGER ip_settings_audit_inserts AFTER INSERT ON ip_settings
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_inserts();
+CREATE TRIGGER sip_domains_audit AFTER UPDATE OR DELETE ON sip_domains
     FOR EACH ROW EXECUTE FUNCTION switchauth_audit();
-CREATE TRIGGER sip_domain_aliases_audit AFTER INSERT OR UPDATE OR DELETE ON sip_domain_aliases
+CREATE TRIGGER sip_domains_audit_inserts AFTER INSERT ON sip_domains
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_inserts();
+CREATE TRIGGER sip_domain_aliases_audit AFTER UPDATE OR DELETE ON sip_domain_aliases
     FOR EACH ROW EXECUTE FUNCTION switchauth_audit();
-CREATE TRIGGER sip_devices_audit AFTER INSERT OR UPDATE OR DELETE ON sip_devices
+CREATE TRIGGER sip_domain_aliases_audit_inserts AFTER INSERT ON sip_domain_aliases
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_inserts();
+CREATE TRIGGER sip_devices_audit AFTER UPDATE OR DELETE ON sip_devices
     FOR EACH ROW EXECUTE FUNCTION switchauth_audit();
+CREATE TRIGGER sip_devices_audit_inserts AFTER INSERT ON sip_devices
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_inserts();
 CREATE TRIGGER auth_failures_audit AFTER DELETE ON auth_failures
     FOR EACH ROW EXECUTE FUNCTION switchauth_audit();
-CREATE TRIGGER console_operators_audit AFTER INSERT OR UPDATE OR DELETE ON console_operators
+CREATE TRIGGER console_operators_audit AFTER UPDATE OR DELETE ON console_operators
     FOR EACH ROW EXECUTE FUNCTION switchauth_audit();
-CREATE TRIGGER console_tokens_audit AFTER INSERT OR UPDATE OF revoked_at OR DELETE ON console_tokens
+CREATE TRIGGER console_operators_audit_inserts AFTER INSERT ON console_operators
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_inserts();
+CREATE TRIGGER console_tokens_audit AFTER UPDATE OF revoked_at OR DELETE ON console_tokens
     FOR EACH ROW EXECUTE FUNCTION switchauth_audit();
+CREATE TRIGGER console_tokens_audit_inserts AFTER INSERT ON console_tokens
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_inserts();
 
 -- The console's lists at 100,000 accounts and 1,000,000 devices: search by name, keyset order.
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
