@@ -284,7 +284,8 @@ class Suite:
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--switchauth", default=os.path.join(ROOT, ".build/debug/switchauth"))
-    p.add_argument("--screenshots", default=os.path.join(HERE, "screenshots"))
+    # The committed screenshots (Tests/browser/screenshots/*.png) are copied from latest/ by hand.
+    p.add_argument("--screenshots", default=os.path.join(HERE, "screenshots", "latest"))
     args = p.parse_args()
     if not os.access(args.switchauth, os.X_OK):
         missing(f"{args.switchauth} (swift build first)")
