@@ -7,7 +7,7 @@ import Foundation
 /// are 256-bit random values, stored as their SHA-256 (a random secret of that size has nothing
 /// to guess, so a fast hash is enough). Nothing here logs or returns a plaintext it was given.
 public enum Secrets {
-    /// scrypt cost: N = 2^logN, r, p. 2^15 * 8 * 128 bytes = 32 MiB and ~0.1 s per hash here.
+    /// scrypt cost: N = 2^logN, r, p. 2^15 * 8 * 128 bytes = 32 MiB; about 0.2 s per hash in a debug build here.
     public struct ScryptCost: Sendable, Equatable {
         public var logN: Int
         public var r: Int
