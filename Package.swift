@@ -94,3 +94,28 @@ let package = Package(
         ),
     ]
 )
+
+// The operators' console (`switchauth console`): its library, its test target, and the CLI's
+// dependency on it. Appended here rather than written into the lists above, so that changes to
+// those lists merge without touching these lines.
+package.targets += [
+    // Its own listener, JSON API, HTML screens, operators, sessions; reads and writes through Store.
+    .target(
+        name: "AdminConsole",
+        dependencies: [
+            "HTTPServer", "Store", "Postgres", "Decisions", "FreeSWITCHXML", "Locking", "SwitchAuthService",
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        swiftSettings: strict
+    ),
+    .testTarget(
+        name: "AdminConsoleTests",
+        dependencies: ["AdminConsole", "HTTPServer", "Store", "Postgres", "SwitchAuthCLI", "Locking"],
+        swiftSettings: strict
+    ),
+]
+for target in package.targets where target.name == "SwitchAuthCLI" {
+    target.dependencies.append("AdminConsole")
+}

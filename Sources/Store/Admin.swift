@@ -31,6 +31,17 @@ public struct Admin {
     public let db: Connection
     public init(db: Connection) { self.db = db }
 
+    // MARK: audit
+
+    /// Who the audit log (migration 0005) names for changes made by the CLI: `cli:<login name>`,
+    /// passed as the session setting `switchauth.actor` (characters outside A-Z a-z 0-9 _ . - dropped).
+    public static var cliActor: String {
+        var name = "unknown"
+        if let pw = getpwuid(geteuid()), let n = pw.pointee.pw_name { name = String(cString: n) }
+        let safe = name.unicodeScalars.filter { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_.-".unicodeScalars.contains($0)) }
+        return "cli:" + String(String.UnicodeScalarView(safe.prefix(64)))
+    }
+
     // MARK: validation
 
     public static func validAccountNumber(_ s: String) -> Bool {
@@ -183,6 +194,39 @@ public struct Admin {
         return try r.decode(0, 0)
     }
 
+    /// Adds `amount` to the balance once per `idempotencyKey`: a retried request with the same key
+    /// (and the same account and amount) moves nothing and returns the balance of the first; the
+    /// same key with another account or amount is refused. One statement, so it is atomic without
+    /// a transaction of its own (callers may hold one).
+    public func adjustBalance(_ number: String, amount: String, idempotencyKey: String) throws -> (balance: String, replayed: Bool) {
+        let v = amount.hasPrefix("+") ? String(amount.dropFirst()) : amount
+        guard Self.validDecimal(v) else { throw AdminError("amount must be a decimal number: \(amount)") }
+        guard !idempotencyKey.isEmpty, idempotencyKey.utf8.count <= 200, !idempotencyKey.unicodeScalars.contains(where: { $0.value < 32 }) else {
+            throw AdminError("idempotency key must be 1-200 printable characters")
+        }
+        let accountID = try accountID(number)
+        let r = try db.execute("""
+            WITH ins AS (
+                INSERT INTO balance_adjustments (idempotency_key, account_id, amount, balance_after)
+                SELECT $1, a.id, $3::numeric, a.balance + $3::numeric FROM accounts a WHERE a.id = $2::bigint FOR UPDATE
+                ON CONFLICT (idempotency_key) DO NOTHING
+                RETURNING account_id, amount
+            ), upd AS (
+                UPDATE accounts a SET balance = a.balance + ins.amount FROM ins WHERE a.id = ins.account_id RETURNING a.balance::text
+            )
+            SELECT balance FROM upd
+            """, [idempotencyKey, String(accountID), v])
+        if r.rowCount == 1 { return (try r.decode(0, 0), false) }
+        let prior = try db.execute("""
+            SELECT account_id = $2::bigint AND amount = $3::numeric, balance_after::text FROM balance_adjustments WHERE idempotency_key = $1
+            """, [idempotencyKey, String(accountID), v])
+        guard prior.rowCount == 1 else { throw AdminError("balance adjustment with key \(idempotencyKey) could not be recorded; retry") }
+        guard try prior.decode(0, 0) as Bool else {
+            throw AdminError("idempotency key \(idempotencyKey) was already used for a different adjustment")
+        }
+        return (try prior.decode(0, 1), true)
+    }
+
     // MARK: IP settings
 
     @discardableResult
@@ -198,6 +242,36 @@ public struct Admin {
                 INSERT INTO ip_settings (account_id, name, network, prefix, strip_prefix) VALUES ($1, $2, $3::cidr, $4, $5::bool) RETURNING id
                 """, [String(id), name, net.description, prefix, strip ? "true" : "false"]).decode(0, 0)
         }, unique: "an IP setting for \(net) with prefix '\(prefix)' already exists")
+    }
+
+    /// Changes an IP setting; nil fields stay as they are. The same checks as `addIP`.
+    public struct IPUpdate: Sendable {
+        public var name: String?
+        public var network: String?
+        public var prefix: String?
+        public var strip: Bool?
+        public var enabled: Bool?
+        public init() {}
+    }
+
+    public func updateIP(id: Int64, _ u: IPUpdate) throws {
+        var net: IPNetwork?
+        if let network = u.network {
+            guard let n = IPNetwork(network) else {
+                throw AdminError("invalid IP or CIDR: \(network) (a bare address is one host; a network must have its host bits zero, e.g. 203.0.113.0/24)")
+            }
+            net = n
+        }
+        if let prefix = u.prefix, !Self.validPrefix(prefix) { throw AdminError("prefix must be digits only (at most 32), or empty for any destination: \(prefix)") }
+        if let name = u.name, name.isEmpty || name.count > 200 { throw AdminError("IP setting name must be 1-200 characters") }
+        let r = try mapConstraint({
+            try db.execute("""
+                UPDATE ip_settings SET name = coalesce($2, name), network = coalesce($3::cidr, network), prefix = coalesce($4, prefix),
+                       strip_prefix = coalesce($5::bool, strip_prefix), enabled = coalesce($6::bool, enabled)
+                 WHERE id = $1::bigint
+                """, [String(id), u.name, net?.description, u.prefix, u.strip.map { $0 ? "true" : "false" }, u.enabled.map { $0 ? "true" : "false" }])
+        }, unique: "an IP setting for \(net?.description ?? "that network") with prefix '\(u.prefix ?? "")' already exists")
+        guard r.affectedRows == 1 else { throw AdminError("unknown IP setting \(id)") }
     }
 
     public func listIP(account: String?) throws -> Table {

@@ -19,7 +19,8 @@ public struct SwitchAuthCommand: ParsableCommand {
             'account add', 'ip add', 'device add', and 'switchauth serve --config /etc/switchauth.conf'.
             """,
         subcommands: [Serve.self, Migrate.self, Demo.self, AccountCommand.self, IPCommand.self, DeviceCommand.self,
-                      DomainCommand.self, ImportCommand.self, Explain.self, Lockouts.self, GatewaySecret.self]
+                      DomainCommand.self, ImportCommand.self, Explain.self, Lockouts.self, GatewaySecret.self,
+                      ConsoleCommand.self]
     )
     public init() {}
 }

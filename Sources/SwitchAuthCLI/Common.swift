@@ -39,6 +39,7 @@ struct DatabaseOptions: ParsableArguments {
         var db = c.databaseConfig
         db.queryTimeoutMilliseconds = 30_000
         db.connectTimeoutMilliseconds = 5_000
+        db.sessionSettings.append("switchauth.actor=\(Admin.cliActor)")   // the audit log's "who"
         do {
             return try Connection(db)
         } catch let e as PostgresError {

@@ -184,81 +184,19 @@ struct Explain: ParsableCommand {
         let metrics = Metrics()
         let resolver = Resolver(config: config, metrics: metrics, acl: ACLCache(file: nil), logger: logger,
                                 statistics: LockoutStatistics(config: config, logger: logger))
-        let context = config.dialplan.ownedContexts.sorted().first ?? "switchauth"
+        let explanation: Explanation
         if let ip {
-            let dest = destination!
-            Console.out("1. source \(ip), destination \(dest), context \(context)")
-            let lookup = resolver.classify(FormFields([
-                ("hostname", "explain"), ("section", "dialplan"), ("tag_name", ""), ("key_name", ""), ("key_value", ""),
-                ("Hunt-Context", context), ("Hunt-Destination-Number", dest), ("Caller-Network-Addr", ip),
-                ("variable_sip_network_ip", ip), ("variable_sip_acl_authed_by", config.aclListName)]))
-            let facts = try resolver.facts(lookup, db: db)
-            if case .ipCandidates(let candidates) = facts, let address = IPAddress(ip) {
-                Console.out("2. IP settings whose network contains \(address): \(candidates.count)")
-                for c in candidates.sorted(by: { $0.id < $1.id }) {
-                    var notes: [String] = []
-                    if !c.enabled { notes.append("disabled") }
-                    if !dest.hasPrefix(c.prefix) { notes.append("prefix '\(c.prefix)' does not begin the destination") }
-                    Console.out("   - id \(c.id) \(c.name) \(c.network) prefix '\(c.prefix)' account \(c.account.number) (\(c.account.status.rawValue)): \(notes.isEmpty ? "matches" : notes.joined(separator: ", "))")
-                }
-                let chosen = DialplanDecider.chooseIPSetting(source: address, destination: dest, candidates: candidates)
-                Console.out("3. chosen (longest prefix, then most specific network): \(chosen.map { "id \($0.id) \($0.name), account \($0.account.number)" } ?? "none")")
-                if let a = chosen?.account { printGates(a) }
-            } else {
-                Console.out("2. \(ip) is not an IP address")
-            }
-            finish(resolver.decide(lookup, facts).0)
+            explanation = try resolver.explainCall(from: ip, to: destination!, db: db)
         } else if let user {
             guard let at = user.lastIndex(of: "@") else { throw ValidationError("--user must be user@domain") }
-            let name = String(user[..<at]), domain = String(user[user.index(after: at)...])
-            let lookup = resolver.classify(FormFields([
-                ("hostname", "explain"), ("section", "directory"), ("tag_name", "domain"), ("key_name", "name"), ("key_value", domain),
-                ("user", name), ("domain", domain)]))
-            let facts = try resolver.facts(lookup, db: db)
-            guard case .directory(let f) = facts else {
-                Console.out("1. \(user): not a directory lookup")
-                return
-            }
-            Console.out("1. domain \(domain): \(f.domainKnown ? "served" : "unknown (answer: not found, FreeSWITCH falls back to its static directory)")")
-            guard f.domainKnown else { return }
-            guard let device = f.device else {
-                Console.out("2. user \(name): unknown (answer: the domain without the user, a final 403)")
-                return
-            }
-            Console.out("2. device \(device.id) \(device.username)@\(device.realm): \(device.enabled ? "enabled" : "disabled"), account \(device.account.number)")
-            printGates(device.account)
-            let (answer, _) = resolver.decide(lookup, facts)
-            Console.out("   directory (REGISTER/INVITE digest): \(answer.reason == .ok ? "user published with its HA1; FreeSWITCH checks the digest" : "refused: \(answer.reason.rawValue) (403)")")
-            if f.lockout.userLocked { Console.out("   user is locked out: digest attempts from sources it has not authenticated from recently get 403 until the lockout ends ('switchauth lockouts')") }
-            if xml { Console.out(String(decoding: answer.body, as: UTF8.self)) }
-            if let destination {
-                let call = resolver.classify(FormFields([
-                    ("hostname", "explain"), ("section", "dialplan"), ("tag_name", ""), ("key_name", ""), ("key_value", ""),
-                    ("Hunt-Context", context), ("Hunt-Destination-Number", destination), ("variable_sip_authorized", "true"),
-                    ("variable_user_name", name), ("variable_domain_name", domain)]))
-                finish(resolver.decide(call, try resolver.facts(call, db: db)).0)
-            }
-        }
-    }
-
-    private func printGates(_ a: AccountFacts) {
-        Console.out("4. account \(a.number): status \(a.status.rawValue)\(a.expired ? ", expired" : ""), \(a.kind.rawValue), \(a.billing.rawValue), balance \(a.balance), credit limit \(a.creditLimit), max channels \(a.maxChannels == 0 ? "unlimited" : String(a.maxChannels))")
-        Console.out("   standing: \(AccountGate.standing(a)?.rawValue ?? "ok"); funds: \(AccountGate.funds(a)?.rawValue ?? "ok")")
-    }
-
-    private func finish(_ outcome: LookupOutcome) {
-        let detail: String = {
-            if case .string(let d)? = outcome.metadata["detail"] { return d }
-            return ""
-        }()
-        if outcome.reason == .ok, case .string(let account)? = outcome.metadata["account"] {
-            Console.out("=> allowed (ok): accountcode \(account)\(detail.isEmpty ? "" : " (\(detail))")")
-        } else if outcome.reason == .notOwned {
-            Console.out("=> not found")
+            explanation = try resolver.explainDevice(String(user[..<at]), domain: String(user[user.index(after: at)...]),
+                                                     destination: destination, db: db)
         } else {
-            let r = SIPRejection.forReason(outcome.reason)
-            Console.out("=> rejected: \(r.code) \(r.phrase) (\(outcome.reason.rawValue))")
+            return
         }
-        if xml { Console.out(String(decoding: outcome.body, as: UTF8.self)) }
+        for (i, step) in explanation.steps.enumerated() {
+            Console.out(step.hasPrefix("=>") || step.hasPrefix("  ") ? step : "\(i + 1). \(step)")
+        }
+        if xml, let text = explanation.dialplanXML { Console.out(text) }
     }
 }

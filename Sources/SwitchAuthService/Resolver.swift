@@ -199,12 +199,7 @@ public struct Resolver: Sendable {
             return (outcome, .none)
         case let (.directory(request, query), .directory(f)):
             var meta = directoryMetadata(request, query)
-            var q = query
-            if case .sipAuth(var s) = q {
-                s.sourceIP = s.sourceIP.flatMap(IPAddress.init)?.description
-                q = .sipAuth(s)
-            }
-            let decision = DirectoryDecider.decide(q, domainKnown: f.domainKnown, device: f.device, lockout: f.lockout, policy: config.directory)
+            let decision = directoryDecision(query, f)
             if let device = f.device { meta["account"] = .string(device.account.number) }
             return (LookupOutcome(body: Documents.directory(decision.answer), ok: true, section: "directory",
                                   reason: decision.reason, metadata: meta), decision.effect)
@@ -213,20 +208,7 @@ public struct Resolver: Sendable {
                                   reason: .ok, metadata: ["file": "acl.conf", "networks": .stringConvertible(networks.count)]), .none)
         case let (.dialplan(request, query), facts):
             var meta = dialplanMetadata(request, query)
-            let decision: DialplanDecision
-            switch (query, facts) {
-            case let (.ip(context, source, destination), .ipCandidates(candidates)):
-                decision = DialplanDecider.decideIP(context: context, source: source, destination: destination,
-                                                    candidates: candidates, policy: config.dialplan)
-            case let (.digest(context, _, _, destination), .device(device)):
-                decision = DialplanDecider.decideDigest(context: context, destination: destination, device: device, policy: config.dialplan)
-            case (.unauthenticated(let context, _), _):
-                decision = DialplanDecider.reject(context, .unauthenticated, "neither ACL nor digest authenticated")
-            case (.notOwned, _):
-                decision = DialplanDecision(answer: .notFound, reason: .notOwned, detail: "")
-            default:
-                decision = DialplanDecider.reject(query.context, .databaseUnavailable, "facts of the wrong kind")
-            }
+            let decision = dialplanDecision(query, facts)
             meta["detail"] = .string(decision.detail)
             switch decision.answer {
             case .reject(_, let r): meta["sip"] = .stringConvertible(r.code)
@@ -238,6 +220,33 @@ public struct Resolver: Sendable {
         default:
             // Facts that do not belong to the lookup: a programming error; fail closed.
             return (fallback(lookup), .none)
+        }
+    }
+
+    /// The directory decision over its facts (pure; `decide` renders it).
+    public func directoryDecision(_ query: DirectoryQuery, _ f: DirectoryFactsResult) -> DirectoryDecision {
+        var q = query
+        if case .sipAuth(var s) = q {
+            s.sourceIP = s.sourceIP.flatMap(IPAddress.init)?.description
+            q = .sipAuth(s)
+        }
+        return DirectoryDecider.decide(q, domainKnown: f.domainKnown, device: f.device, lockout: f.lockout, policy: config.directory)
+    }
+
+    /// The dialplan decision over its facts (pure; `decide` renders it).
+    public func dialplanDecision(_ query: DialplanQuery, _ facts: LookupFacts) -> DialplanDecision {
+        switch (query, facts) {
+        case let (.ip(context, source, destination), .ipCandidates(candidates)):
+            return DialplanDecider.decideIP(context: context, source: source, destination: destination,
+                                            candidates: candidates, policy: config.dialplan)
+        case let (.digest(context, _, _, destination), .device(device)):
+            return DialplanDecider.decideDigest(context: context, destination: destination, device: device, policy: config.dialplan)
+        case (.unauthenticated(let context, _), _):
+            return DialplanDecider.reject(context, .unauthenticated, "neither ACL nor digest authenticated")
+        case (.notOwned, _):
+            return DialplanDecision(answer: .notFound, reason: .notOwned, detail: "")
+        default:
+            return DialplanDecider.reject(query.context, .databaseUnavailable, "facts of the wrong kind")
         }
     }
 

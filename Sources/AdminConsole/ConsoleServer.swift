@@ -1,0 +1,90 @@
+import Foundation
+import HTTPServer
+import Locking
+import Logging
+import Postgres
+
+/// A console request handed to the database threads.
+struct ConsoleJob: Sendable {
+    let deadline: UInt64
+    let request: ConsoleRequest
+    let responder: Responder
+}
+
+/// The console's listener: our HTTP server's event loops (socket I/O only) in front of a small
+/// pool of database threads, each owning one PostgreSQL connection. The loops answer `.later`;
+/// a thread runs the application and answers through the responder. A full queue is a fast 503.
+public final class ConsoleServer: Sendable {
+    public let app: ConsoleApp
+    let http: HTTPServer
+    let queue: BoundedQueue<ConsoleJob>
+    let threads: [BackgroundThread]
+    let logger: Logger
+
+    public var port: UInt16 { http.port }
+
+    public init(app: ConsoleApp, logger: Logger = Logger(label: "switchauth.console")) throws {
+        self.app = app
+        self.logger = logger
+        let s = app.settings
+        http = try HTTPServer(config: ServerConfig(host: s.host, port: s.port, workers: s.workers,
+                                                   limits: HTTPLimits(maxHeaderBytes: 16 * 1024, maxHeaderCount: 64, maxBodyBytes: 64 * 1024),
+                                                   requestTimeoutMilliseconds: 10_000, idleTimeoutMilliseconds: 30_000,
+                                                   maxConnections: 256))
+        let queue = BoundedQueue<ConsoleJob>(capacity: s.maxQueued)
+        self.queue = queue
+        var db = s.database
+        db.reconnectBackoffMilliseconds = 200
+        let config = db
+        threads = (0..<max(1, s.databaseThreads)).map { i in
+            BackgroundThread(name: "console-db-\(i)") { _ in
+                let connection = Connection(lazy: config)
+                defer { connection.close() }
+                while let job = queue.take() {
+                    guard MonotonicClock.now() < job.deadline else { continue }
+                    // The actor is per request: reset it so a read never inherits a previous writer.
+                    _ = try? connection.execute("SELECT set_config('switchauth.actor', '', false)")
+                    job.responder.respond(app.handle(job.request, db: connection))
+                }
+            }
+        }
+    }
+
+    public func start() throws {
+        for t in threads { t.start() }
+        let app = self.app, queue = self.queue
+        let timeout = UInt64(app.settings.answerTimeoutMilliseconds) * 1_000_000
+        try http.start { _ in ConsoleHandler(app: app, queue: queue, timeout: timeout) }
+        logger.notice("console listening", metadata: ["address": "\(app.settings.host):\(http.port)"])
+    }
+
+    /// Stops accepting, lets in-flight requests finish, then ends the database threads.
+    public func stop() {
+        http.stop()
+        queue.close()
+        for t in threads { t.stop() }
+    }
+}
+
+final class ConsoleHandler: RequestHandler {
+    let app: ConsoleApp
+    let queue: BoundedQueue<ConsoleJob>
+    let timeout: UInt64
+
+    init(app: ConsoleApp, queue: BoundedQueue<ConsoleJob>, timeout: UInt64) {
+        self.app = app
+        self.queue = queue
+        self.timeout = timeout
+    }
+
+    func handle(_ request: HTTPRequest, context: RequestContext, responder: Responder) -> HandlerResult {
+        let r = ConsoleRequest(request, context: context)
+        if let s = app.staticResponse(r) { return .now(s) }
+        let deadline = MonotonicClock.now() + timeout
+        let busy = Problem(status: 503, title: "Service Unavailable", detail: "the console is busy; retry").response
+        guard queue.offer(ConsoleJob(deadline: deadline, request: r, responder: responder)) else { return .now(busy) }
+        return .later(deadline: deadline, fallback: Problem(status: 503, title: "Service Unavailable", detail: "the database did not answer in time").response)
+    }
+
+    func shutdown() {}
+}
