@@ -42,8 +42,10 @@ public final class TemporaryCluster: Sendable {
         return nil
     }
 
-    /// Creates and starts the cluster. `log` receives one line per step.
-    public init(log: (String) -> Void = { _ in }) throws {
+    /// Creates and starts the cluster. `log` receives one line per step. With `standbyOf`, the
+    /// cluster is a hot standby of that one instead: a base backup of it (pg_basebackup -R),
+    /// streaming its WAL over its unix socket.
+    public init(standbyOf primary: TemporaryCluster? = nil, log: (String) -> Void = { _ in }) throws {
         guard let bin = Self.findBinaries() else {
             throw ClusterError(description: "PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or under /usr/lib/postgresql/*/bin; install the Debian package 'postgresql'")
         }
@@ -63,9 +65,15 @@ public final class TemporaryCluster: Sendable {
             runAs = nil
         }
         chmod(directory, 0o700)
-        log("initdb \(directory)/data")
-        try run("initdb", ["-D", "\(directory)/data", "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])
-        let options = "-F -k \(directory) -c listen_addresses='' -c max_connections=300 -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=64MB"
+        if let primary {
+            log("pg_basebackup of \(primary.directory) into \(directory)/data")
+            try run("pg_basebackup", ["-h", primary.directory, "-p", "5432", "-U", "postgres", "-D", "\(directory)/data",
+                                      "-R", "-X", "stream", "-c", "fast", "--no-sync"])
+        } else {
+            log("initdb \(directory)/data")
+            try run("initdb", ["-D", "\(directory)/data", "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+        }
+        let options = Self.serverOptions(directory)
         log("pg_ctl start")
         try run("pg_ctl", ["-D", "\(directory)/data", "-o", options, "-l", "\(directory)/server.log", "-w", "-t", "60", "start"])
         startWatchdog()
@@ -86,8 +94,17 @@ public final class TemporaryCluster: Sendable {
         try run("pg_ctl", ["-D", "\(directory)/data", "-m", "fast", "-w", "stop"])
     }
 
+    /// A hot standby becomes a primary (pg_ctl promote, waiting until it accepts writes).
+    public func promote() throws {
+        try run("pg_ctl", ["-D", "\(directory)/data", "-w", "-t", "60", "promote"])
+    }
+
+    static func serverOptions(_ directory: String) -> String {
+        "-F -k \(directory) -c listen_addresses='' -c max_connections=300 -c synchronous_commit=off -c shared_buffers=64MB"
+    }
+
     public func startServer() throws {
-        let options = "-F -k \(directory) -c listen_addresses='' -c max_connections=300 -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=64MB"
+        let options = Self.serverOptions(directory)
         try run("pg_ctl", ["-D", "\(directory)/data", "-o", options, "-l", "\(directory)/server.log", "-w", "-t", "60", "start"])
     }
 

@@ -60,6 +60,7 @@ public final class ChangeWatcher: Sendable {
 
     private func run(_ t: BackgroundThread) {
         var db: Connection?
+        var standby: Connection?
         var batchStarted: UInt64?
         var changedDevices: Set<String> = []
         var aclChanged = false
@@ -96,6 +97,9 @@ public final class ChangeWatcher: Sendable {
                     }
                 }
                 if let started = batchStarted, now() - started >= UInt64(debounceMilliseconds) * 1_000_000 {
+                    // With lookups read from a standby, a switch is told to fetch only once the
+                    // standby has replayed the change (LISTEN works on the primary only).
+                    if config.hasStandby { waitForStandby(primary: c, &standby) }
                     // The list is refreshed before any switch is told to fetch it.
                     if aclChanged { refreshACL(c) }
                     let flushes = try flushCommands(c, changedDevices)
@@ -115,6 +119,22 @@ public final class ChangeWatcher: Sendable {
             }
         }
         db?.close()
+        standby?.close()
+    }
+
+    /// Waits (up to 2 s) until the standby lookups read from has replayed the primary's WAL as of
+    /// now. A standby that was promoted, or is unreachable, does not hold the push up.
+    private func waitForStandby(primary: Connection, _ standby: inout Connection?) {
+        guard let lsn = try? primary.execute("SELECT pg_current_wal_lsn()::text").string(0, 0) else { return }
+        if standby == nil { standby = Connection(lazy: config.readDatabaseConfig) }
+        let deadline = now() + 2_000_000_000
+        while now() < deadline {
+            guard let r = try? standby?.execute(
+                "SELECT NOT pg_is_in_recovery() OR coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)", [lsn]) else { return }
+            if r.string(0, 0) == "t" { return }
+            sleepMilliseconds(5)
+        }
+        logger.warning("standby did not replay the change within 2 s; pushing anyway", metadata: ["lsn": .string(lsn)])
     }
 
     /// `xml_flush_cache id <user> <name>` for every name (primary and aliases) of the device's domain.

@@ -68,8 +68,20 @@ public struct ServiceConfig: Sendable, Equatable {
     /// Matches freeswitch-conf/autoload_configs/event_socket.conf.xml; operators change both.
     public static let defaultEventSocketPassword = "SwitchAuth-ESL-change-me"
 
-    public var databaseConfig: ConnectionConfig {
-        var c = ConnectionConfig.url(databaseURL)
+    /// Where lookups read (a hot standby); empty: `databaseURL`. Writes (failure counts, the change
+    /// watcher's LISTEN, operators) always go to `databaseURL`.
+    public var readDatabaseURL = ""
+
+    /// The connection for writes (and for reads when no standby is configured).
+    public var databaseConfig: ConnectionConfig { connectionConfig(databaseURL) }
+
+    /// The connection lookups read from.
+    public var readDatabaseConfig: ConnectionConfig { connectionConfig(readDatabaseURL.isEmpty ? databaseURL : readDatabaseURL) }
+
+    public var hasStandby: Bool { !readDatabaseURL.isEmpty && readDatabaseURL != databaseURL }
+
+    func connectionConfig(_ url: String) -> ConnectionConfig {
+        var c = ConnectionConfig.url(url)
         c.queryTimeoutMilliseconds = queryTimeoutMilliseconds
         c.connectTimeoutMilliseconds = connectTimeoutMilliseconds
         c.reconnectBackoffMilliseconds = 200
@@ -128,7 +140,9 @@ public struct ServiceConfig: Sendable, Equatable {
     }
 
     public static let settings: [Setting] = [
-        stringSetting("database_url", "libpq URL or key=value conninfo of the database", \.databaseURL),
+        stringSetting("database_url", "libpq URL or key=value conninfo of the database (writes; several hosts with target_session_attrs=read-write follow a promotion)", \.databaseURL),
+        Setting(key: "read_database_url", meaning: "where lookups read, e.g. a hot standby (target_session_attrs=prefer-standby); empty: database_url",
+                apply: { c, v in c.readDatabaseURL = v.text }, show: { $0.readDatabaseURL.isEmpty ? "(database_url)" : $0.readDatabaseURL }),
         stringSetting("listen_host", "address to listen on (IPv4 or IPv6; :: for all)", \.server.host),
         Setting(key: "listen_port", meaning: "TCP port",
                 apply: { c, v in c.server.port = UInt16(try v.int(0...65535)) }, show: { String($0.server.port) }),

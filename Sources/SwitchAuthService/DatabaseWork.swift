@@ -59,7 +59,7 @@ final class DatabaseProber: Sendable {
         self.health = health
         self.metrics = metrics
         self.logger = logger
-        var db = config.databaseConfig
+        var db = config.readDatabaseConfig
         db.queryTimeoutMilliseconds = config.probeTimeoutMilliseconds
         db.connectTimeoutMilliseconds = max(config.probeTimeoutMilliseconds, 100)
         db.reconnectBackoffMilliseconds = 0
@@ -92,7 +92,7 @@ final class DatabaseProber: Sendable {
     /// One probe on the caller's thread (bounded by the probe timeout), so that a service starting
     /// beside a healthy database answers from its first request.
     func probeOnce(config: ServiceConfig) {
-        var db = config.databaseConfig
+        var db = config.readDatabaseConfig
         db.queryTimeoutMilliseconds = config.probeTimeoutMilliseconds
         db.connectTimeoutMilliseconds = config.connectTimeoutMilliseconds
         let c = Connection(lazy: db)
@@ -109,11 +109,38 @@ final class DatabaseProber: Sendable {
     func stop() { thread.stop() }
 }
 
+/// A database thread's connections: where lookups read, and where their effects (failure counts,
+/// successes) are written. The same connection unless `read_database_url` names a standby.
+final class DatabaseSession {
+    let read: Connection
+    private let writeConfig: ConnectionConfig?
+    private var writer: Connection?
+
+    init(config: ServiceConfig) {
+        read = Connection(lazy: config.readDatabaseConfig)
+        writeConfig = config.hasStandby ? config.databaseConfig : nil
+    }
+
+    /// The primary, connected on first use (a standby refuses writes).
+    var write: Connection {
+        guard let writeConfig else { return read }
+        if let writer { return writer }
+        let c = Connection(lazy: writeConfig)
+        writer = c
+        return c
+    }
+
+    func close() {
+        read.close()
+        writer?.close()
+    }
+}
+
 /// A lookup handed to the database threads.
 struct DatabaseJob: Sendable {
     /// After this the loop has answered with the fallback: the job is skipped if not started yet.
     let deadline: UInt64
-    let run: @Sendable (Connection) -> Void
+    let run: @Sendable (DatabaseSession) -> Void
 }
 
 /// A bounded pool of database threads fed by a queue. Each thread owns one connection, created
@@ -128,17 +155,16 @@ final class DatabasePool: Sendable {
         self.metrics = metrics
         let queue = BoundedQueue<DatabaseJob>(capacity: config.maxQueuedLookups)
         self.queue = queue
-        let db = config.databaseConfig
         threads = (0..<max(1, config.databaseConnections)).map { i in
             BackgroundThread(name: "db-\(i)") { _ in
-                let connection = Connection(lazy: db)
-                defer { connection.close() }
+                let session = DatabaseSession(config: config)
+                defer { session.close() }
                 while let job = queue.take() {
                     if MonotonicClock.now() >= job.deadline {
                         metrics.lookupExpiredInQueue()
                         continue
                     }
-                    job.run(connection)
+                    job.run(session)
                 }
             }
         }

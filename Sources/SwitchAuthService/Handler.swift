@@ -103,8 +103,8 @@ public final class LookupHandler: RequestHandler, Sendable {
         // From the moment the whole request is in (a client trickling its bytes in is not the
         // database's delay; the request deadline bounds that separately).
         let deadline = started + UInt64(timeout) * 1_000_000
-        let job = DatabaseJob(deadline: deadline) { [self] db in
-            let outcome = resolver.resolve(lookup, db: db)
+        let job = DatabaseJob(deadline: deadline) { [self] session in
+            let outcome = resolver.resolve(lookup, db: session.read, writer: { session.write })
             if outcome.reason == .databaseUnavailable { health.markDown() }
             if MonotonicClock.now() > deadline {
                 // The loop has sent the fallback already; say so rather than log a decision nobody got.

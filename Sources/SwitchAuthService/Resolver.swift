@@ -149,7 +149,8 @@ public struct Resolver: Sendable {
 
     /// facts -> decide -> effects, where the connection lives. A database failure answers the
     /// fallback (fail closed), with the error in the log line.
-    public func resolve(_ lookup: Lookup, db: Connection?) -> LookupOutcome {
+    /// `writer`: where effects are written when `db` is a standby (the primary); nil: `db`.
+    public func resolve(_ lookup: Lookup, db: Connection?, writer: (() -> Connection)? = nil) -> LookupOutcome {
         if case .answered(let outcome) = lookup { return outcome }
         let facts: LookupFacts
         do {
@@ -164,7 +165,10 @@ public struct Resolver: Sendable {
         }
         var (outcome, effect) = decide(lookup, facts)
         if case .acl = lookup, outcome.ok { acl.store(outcome.body) }
-        if let db { apply(effect, db: db, meta: &outcome.metadata) }
+        if case .none = effect {
+        } else if let target = writer?() ?? db {
+            apply(effect, db: target, meta: &outcome.metadata)
+        }
         return outcome
     }
 
