@@ -81,6 +81,9 @@ let package = Package(
         // Test helpers shared by the test targets: the captured FreeSWITCH requests (read by path)
         // and a raw HTTP client over TCPSocket. Depends on the HTTP server module only.
         .target(name: "TestSupport", dependencies: ["HTTPServer"], path: "Tests/TestSupport", swiftSettings: strict),
+        // The throwaway PostgreSQL of the test targets that need one: a cluster, a migrated
+        // template, a fresh copy per test.
+        .target(name: "DatabaseTestSupport", dependencies: ["Postgres", "Store", "Locking"], path: "Tests/DatabaseTestSupport", swiftSettings: strict),
         // One test target per module; SwitchAuthTests holds what needs PostgreSQL (Postgres, Store,
         // the service, the CLI) and the end-to-end replays over real sockets.
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Locking", "TestSupport"], swiftSettings: strict),
@@ -88,7 +91,7 @@ let package = Package(
         .testTarget(name: "FreeSWITCHXMLTests", dependencies: ["FreeSWITCHXML", "Decisions", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "SwitchAuthTests",
-            dependencies: ["SwitchAuthService", "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres", "SwitchAuthCLI", "Locking", "TestSupport"],
+            dependencies: ["SwitchAuthService", "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres", "SwitchAuthCLI", "Locking", "TestSupport", "DatabaseTestSupport"],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),
@@ -112,7 +115,7 @@ package.targets += [
     ),
     .testTarget(
         name: "AdminConsoleTests",
-        dependencies: ["AdminConsole", "HTTPServer", "Store", "Postgres", "SwitchAuthCLI", "Locking"],
+        dependencies: ["AdminConsole", "HTTPServer", "Store", "Postgres", "SwitchAuthCLI", "Locking", "DatabaseTestSupport"],
         swiftSettings: strict
     ),
 ]

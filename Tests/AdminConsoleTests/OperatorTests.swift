@@ -1,5 +1,6 @@
 @testable import AdminConsole
 import ArgumentParser
+import DatabaseTestSupport
 import Foundation
 import Postgres
 import Store
@@ -47,7 +48,7 @@ struct OperatorTests {
     }
 
     @Test func operatorsRolesTokensAndSessions() throws {
-        let config = try ConsoleTestDatabase.shared.freshDatabase()
+        let config = try TestDatabase.shared.freshDatabase()
         let db = try Connection(config)
         let store = OperatorStore(db: db)
         try store.create(name: "alice", role: .admin, password: "alice-password-1", cost: testCost)
@@ -104,7 +105,7 @@ struct OperatorTests {
     }
 
     @Test func createAdminFromTheCLIAndTheActorInTheAuditLog() throws {
-        let config = try ConsoleTestDatabase.shared.freshDatabase()
+        let config = try TestDatabase.shared.freshDatabase()
         let r = consoleCLI(["console", "create-admin", "root-admin", "--password-stdin"], db: config, input: ["a long admin password"])
         #expect(r.code == 0, "\(r.err)")
         #expect(!r.out.contains("a long admin password"))
@@ -119,7 +120,7 @@ struct OperatorTests {
     }
 
     @Test func cliChangesAreAuditedWithTheirLogin() throws {
-        let config = try ConsoleTestDatabase.shared.freshDatabase()
+        let config = try TestDatabase.shared.freshDatabase()
         #expect(consoleCLI(["account", "add", "4242", "--name", "From the CLI"], db: config).code == 0)
         #expect(consoleCLI(["account", "suspend", "4242"], db: config).code == 0)
         let db = try Connection(config)

@@ -1,4 +1,5 @@
 @testable import AdminConsole
+import DatabaseTestSupport
 import Foundation
 import HTTPServer
 import Postgres
@@ -18,7 +19,7 @@ func rawHTTP(port: UInt16, _ request: String) throws -> String {
 @Suite("console listener")
 struct ConsoleServerTests {
     @Test func servesOverItsOwnListenerFromItsDatabaseThreads() throws {
-        let config = try ConsoleTestDatabase.shared.freshDatabase()
+        let config = try TestDatabase.shared.freshDatabase()
         var settings = ConsoleSettings(database: config)
         settings.port = 0
         let server = try ConsoleServer(app: ConsoleApp(settings: settings))

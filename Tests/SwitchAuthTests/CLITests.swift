@@ -1,5 +1,6 @@
 import ArgumentParser
 import Decisions
+import DatabaseTestSupport
 import Foundation
 import TestSupport
 import Postgres

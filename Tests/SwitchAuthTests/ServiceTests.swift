@@ -1,4 +1,5 @@
 import Decisions
+import DatabaseTestSupport
 import Foundation
 import TestSupport
 import HTTPServer

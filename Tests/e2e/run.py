@@ -723,7 +723,9 @@ def second_instance_takes_over(env):
         while not stop.is_set():
             u = sipua.UA(local_ip=f"127.0.0.{40 + i}", server=("127.0.0.1", 5160), password="secret1001", log=env.log)
             try:
-                results.append((time.monotonic(), u.register()))
+                t0 = time.monotonic()
+                code = u.register()
+                results.append((t0, code, time.monotonic() - t0))
             finally:
                 u.close()
     threads = [threading.Thread(target=registrar, args=(i,)) for i in range(4)]
@@ -738,9 +740,13 @@ def second_instance_takes_over(env):
         stop.set()
         for t in threads:
             t.join(20)
-        before = [r for at, r in results if at < killed_at]
-        after = [r for at, r in results if at >= killed_at]
-        env.log(f"REGISTERs: {len(before)} before the kill, {len(after)} after; codes after: {sorted(set(after))}")
+        before = [r for at, r, _ in results if at < killed_at]
+        after = [r for at, r, _ in results if at >= killed_at]
+        slowest = max(took for _, _, took in results)
+        print(f"    second instance: {len(before)} REGISTERs before the SIGKILL, {len(after)} after "
+              f"({sum(1 for r in after if r != 200)} failed), slowest {slowest * 1000:.0f} ms", flush=True)
+        if slowest > 2.0:
+            raise Failure(f"a REGISTER took {slowest:.2f} s across the failover")
         if not before or not after:
             raise Failure(f"too few REGISTERs to judge ({len(before)} before, {len(after)} after)")
         failed = [r for r in after if r != 200]

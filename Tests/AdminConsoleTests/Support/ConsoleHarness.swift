@@ -1,4 +1,5 @@
 @testable import AdminConsole
+import DatabaseTestSupport
 import Foundation
 import HTTPServer
 import Postgres
@@ -13,7 +14,7 @@ final class ConsoleHarness {
     var tokens: [Role: String] = [:]
 
     init(seed: Bool = true) throws {
-        config = try ConsoleTestDatabase.shared.freshDatabase()
+        config = try TestDatabase.shared.freshDatabase()
         db = try Connection(config)
         var settings = ConsoleSettings(database: config)
         settings.scryptCost = testCost

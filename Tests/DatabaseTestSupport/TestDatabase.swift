@@ -3,14 +3,13 @@ import Postgres
 import Store
 import Locking
 import Synchronization
-import Testing
 
 /// The suite's PostgreSQL: a throwaway cluster started on first use (or the server named by
 /// `SWITCHAUTH_TEST_DATABASE_URL`), a template database migrated once, and a fresh copy of it for
 /// every test that asks. The cluster is stopped when the test process exits, also on a crash
 /// (TemporaryCluster's watchdog).
-final class TestDatabase: Sendable {
-    static let shared = TestDatabase()
+public final class TestDatabase: Sendable {
+    public static let shared = TestDatabase()
 
     private struct State: Sendable {
         var cluster: TemporaryCluster?
@@ -23,7 +22,7 @@ final class TestDatabase: Sendable {
     static let templateName = "switchauth_template"
 
     /// The throwaway cluster (nil when an external server is used).
-    var cluster: TemporaryCluster? { _ = try? base(); return state.withLock { $0.cluster } }
+    public var cluster: TemporaryCluster? { _ = try? base(); return state.withLock { $0.cluster } }
 
     private func base() throws -> ConnectionConfig {
         try state.withLock { s in
@@ -56,18 +55,18 @@ final class TestDatabase: Sendable {
 
     /// The harness's own statements (CREATE DATABASE copies serialize on the template's lock and
     /// wait behind each other when the whole suite runs in parallel): a deadline of a minute.
-    static func patient(_ config: ConnectionConfig) -> ConnectionConfig {
+    public static func patient(_ config: ConnectionConfig) -> ConnectionConfig {
         var c = config
         c.queryTimeoutMilliseconds = 60_000
         return c
     }
 
-    static var migrationsDirectory: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../migrations").standardized.path
+    public static var migrationsDirectory: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../migrations").standardized.path
     }
 
     /// A new database copied from the migrated template.
-    func freshDatabase() throws -> ConnectionConfig {
+    public func freshDatabase() throws -> ConnectionConfig {
         let base = try base()
         let name: String = state.withLock { s in
             s.counter += 1
@@ -80,7 +79,7 @@ final class TestDatabase: Sendable {
     }
 
     /// An empty database (no migrations applied).
-    func emptyDatabase() throws -> ConnectionConfig {
+    public func emptyDatabase() throws -> ConnectionConfig {
         let base = try base()
         let name: String = state.withLock { s in
             s.counter += 1
@@ -91,8 +90,8 @@ final class TestDatabase: Sendable {
     }
 }
 
-struct TestDatabaseError: Error, CustomStringConvertible {
-    var description: String
+public struct TestDatabaseError: Error, CustomStringConvertible {
+    public var description: String
 }
 
 /// Test fixtures: the captured FreeSWITCH requests.
