@@ -22,6 +22,10 @@ public struct ConnectionConfig: Sendable, Equatable {
     public var applicationName: String
     /// Server settings for the session (`name=value`), sent with the connection.
     public var sessionSettings: [String] = []
+    /// How much longer than `queryTimeoutMilliseconds` the client waits, so that the server's
+    /// `statement_timeout` (a clean error, the connection kept) normally fires first. A prober that
+    /// must notice a hung server quickly sets it low.
+    public var clientSlackMilliseconds = 250
 
     public struct KeyValue: Sendable, Equatable {
         public var key: String
@@ -266,7 +270,7 @@ public final class Connection {
     private func awaitResult(_ sent: Int32, operation: String) throws -> QueryResult {
         guard let conn else { throw PostgresError(kind: .connection, operation: operation, message: "not connected") }
         guard sent == 1 else { throw brokenOrError(operation) }
-        let deadline = Clock.now() + UInt64(max(1, config.queryTimeoutMilliseconds) + 250) * 1_000_000
+        let deadline = Clock.now() + UInt64(max(1, config.queryTimeoutMilliseconds) + max(0, config.clientSlackMilliseconds)) * 1_000_000
         // Push out what libpq buffered.
         while true {
             let f = PQflush(conn)

@@ -63,6 +63,8 @@ final class DatabaseProber: Sendable {
         db.queryTimeoutMilliseconds = config.probeTimeoutMilliseconds
         db.connectTimeoutMilliseconds = max(config.probeTimeoutMilliseconds, 100)
         db.reconnectBackoffMilliseconds = 0
+        // A hung server never sends statement_timeout's error: the probe's own deadline is the signal.
+        db.clientSlackMilliseconds = 10
         let interval = config.probeIntervalMilliseconds
         let probeConfig = db
         let policy = config.lockout
