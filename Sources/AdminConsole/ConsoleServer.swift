@@ -83,7 +83,7 @@ final class ConsoleHandler: RequestHandler {
         let deadline = MonotonicClock.now() + timeout
         let busy = Problem(status: 503, title: "Service Unavailable", detail: "the console is busy; retry").response
         guard queue.offer(ConsoleJob(deadline: deadline, request: r, responder: responder)) else { return .now(busy) }
-        return .later(deadline: deadline, fallback: Problem(status: 503, title: "Service Unavailable", detail: "the database did not answer in time").response)
+        return .later(deadline: deadline, fallback: { Problem(status: 503, title: "Service Unavailable", detail: "the database did not answer in time").response })
     }
 
     func shutdown() {}

@@ -58,8 +58,9 @@ public enum HandlerResult: Sendable {
     case now(HTTPResponse)
     /// The answer comes through the `Responder`. The loop keeps the request's deadline: if the
     /// answer has not arrived by `deadline` (`MonotonicClock.now()` nanoseconds), the loop sends
-    /// `fallback` instead and drops the late answer. The loop never waits for anything but sockets.
-    case later(deadline: UInt64, fallback: HTTPResponse)
+    /// `fallback()` instead and drops the late answer. The loop never waits for anything but sockets.
+    /// `fallback` is called on the loop, only when the deadline passes (so it may log and count).
+    case later(deadline: UInt64, fallback: @Sendable () -> HTTPResponse)
 }
 
 /// Delivers the answer of one deferred request to the loop that owns its connection, from any
@@ -300,7 +301,7 @@ private let overloadResponse: [UInt8] = {
 struct PendingAnswer {
     var ticket: UInt64
     var deadline: UInt64
-    var fallback: HTTPResponse
+    var fallback: @Sendable () -> HTTPResponse
     var keepAlive: Bool
     var isHead: Bool
 }
@@ -604,7 +605,7 @@ final class EventLoop {
             guard let p = c.pending, p.deadline <= now else { continue }
             awaiting.removeValue(forKey: ticket)
             server.counters.deadlineFallbacks.wrappingAdd(1, ordering: .relaxed)
-            complete(c, p, with: p.fallback)
+            complete(c, p, with: p.fallback())
         }
     }
 

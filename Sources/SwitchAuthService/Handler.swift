@@ -87,11 +87,10 @@ public final class LookupHandler: RequestHandler, Sendable {
         if case .answered(let outcome) = lookup {
             return .now(answer(outcome, peer: peer, started: started))
         }
-        let fallback = resolver.fallback(lookup)
         guard health.isUp else {
             resolver.metrics.lookupCircuitOpen()
             if case .acl = lookup { resolver.metrics.aclFromCache() }
-            return .now(answer(fallback, peer: peer, started: started))
+            return .now(answer(resolver.fallback(lookup), peer: peer, started: started))
         }
         var timeout = config.answerTimeoutMilliseconds
         if case .acl = lookup {
@@ -117,10 +116,23 @@ public final class LookupHandler: RequestHandler, Sendable {
         guard pool.submit(job) else {
             resolver.metrics.lookupShed()
             return .now(finish(HTTPResponse(status: .serviceUnavailable, text: "overloaded: lookup shed\n"),
-                               section: fallback.section, outcome: "shed", started: started))
+                               section: Self.section(lookup), outcome: "shed", started: started))
         }
-        let fallbackResponse = response(fallback)
-        return .later(deadline: deadline, fallback: fallbackResponse)
+        // Built only if the deadline passes: then the fail-closed answer is logged and counted like
+        // any decision (reason database_unavailable, served=fail_closed).
+        return .later(deadline: deadline, fallback: { [self] in
+            if case .acl = lookup { resolver.metrics.aclFromCache() }
+            return answer(resolver.fallback(lookup), peer: peer, started: started)
+        })
+    }
+
+    static func section(_ lookup: Lookup) -> String {
+        switch lookup {
+        case .answered(let o): return o.section
+        case .directory: return "directory"
+        case .acl: return "configuration"
+        case .dialplan: return "dialplan"
+        }
     }
 
     /// Logs the decision and turns it into the HTTP answer.

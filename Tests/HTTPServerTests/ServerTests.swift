@@ -36,7 +36,7 @@ final class StubHandler: RequestHandler, Sendable {
                 responder.respond(answer)
             }.start()
             return .later(deadline: MonotonicClock.now() + UInt64(deadline) * 1_000_000,
-                          fallback: HTTPResponse(status: .serviceUnavailable, text: "fallback \(path)\n"))
+                          fallback: { HTTPResponse(status: .serviceUnavailable, text: "fallback \(path)\n") })
         }
     }
 

@@ -100,6 +100,16 @@ struct HungDatabaseTests {
         #expect(slowestACL < Self.fastBound, "acl.conf within 20 ms while PostgreSQL hangs (slowest \(slowestACL) s)")
         #expect(slowestHealth < Self.fastBound, "/healthz within 20 ms (slowest \(slowestHealth) s)")
         #expect(unhealthyAfter != nil && unhealthyAfter! < 1.0, "/healthz says unhealthy soon after the hang (\(unhealthyAfter ?? -1) s)")
+        // Answers sent by the loop at their deadline are logged and counted like any decision.
+        let metrics = try exchange(s.port, Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8)).text
+        func value(_ prefix: String) -> Double {
+            metrics.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        }
+        let fallbacks = value("switchauth_lookups_deadline_fallbacks ")
+        #expect(fallbacks > 0, "the hang was met by deadline fallbacks before the circuit opened")
+        #expect(value(#"switchauth_requests_total{section="directory",outcome="database_unavailable"}"#)
+                + value(#"switchauth_requests_total{section="dialplan",outcome="database_unavailable"}"#)
+                + value(#"switchauth_requests_total{section="configuration",outcome="database_unavailable"}"#) >= fallbacks)
         let duringHang = answered.load(ordering: .relaxed)
         #expect(duringHang > 40, "the loops kept answering during the hang (\(duringHang) answers)")
 
