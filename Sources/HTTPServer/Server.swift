@@ -425,7 +425,7 @@ final class EventLoop {
                 if drainDeadline == nil {
                     drainDeadline = now + UInt64(config.drainTimeoutMilliseconds) * 1_000_000
                     if listening {
-                        if !server.handingOver.load(ordering: .acquiring) { accept(limit: .max, draining: true) }
+                        if !server.handingOver.load(ordering: .acquiring) { accept(limit: .max) }
                         _ = sa_epoll_ctl(epfd, CTL_DEL, listenFD, 0) // the listener is shut next anyway
                         listening = false
                         server.loopsDrained.wrappingAdd(1, ordering: .releasing)
@@ -458,7 +458,7 @@ final class EventLoop {
         return Int32(min(50, (nearest - now + 999_999) / 1_000_000))
     }
 
-    private func accept(limit: Int, draining: Bool = false) {
+    private func accept(limit: Int) {
         var taken = 0
         while taken < limit {
             let next: (socket: TCPSocket, host: String, port: UInt16)?

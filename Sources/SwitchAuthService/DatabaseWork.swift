@@ -11,7 +11,6 @@ import Synchronization
 /// every lookup's outcome, read by the event loops (which never wait for the database).
 public final class DatabaseHealth: Sendable {
     private let up = Atomic<Bool>(false)
-    private let changedAt = Atomic<UInt64>(0)
     private let lockouts = Locked<[(name: String, help: String, value: Double)]>([])
 
     public init() {}
@@ -21,11 +20,11 @@ public final class DatabaseHealth: Sendable {
     public var isUp: Bool { up.load(ordering: .acquiring) }
 
     public func markUp() {
-        if !up.exchange(true, ordering: .acquiringAndReleasing) { changedAt.store(MonotonicClock.now(), ordering: .relaxed) }
+        up.store(true, ordering: .releasing)
     }
 
     public func markDown() {
-        if up.exchange(false, ordering: .acquiringAndReleasing) { changedAt.store(MonotonicClock.now(), ordering: .relaxed) }
+        up.store(false, ordering: .releasing)
     }
 
     /// Lockout gauges (active locks by budget, trusted sources) as last counted by the prober.

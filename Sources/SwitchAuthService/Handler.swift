@@ -197,6 +197,7 @@ public final class LookupHandler: RequestHandler, Sendable {
             ("switchauth_open_connections", "Open client connections.", Double(counters.open.load(ordering: .relaxed))),
             ("switchauth_connections_accepted", "Connections accepted since start.", Double(counters.accepted.load(ordering: .relaxed))),
             ("switchauth_connections_rejected_over_limit", "Connections refused with 503 over max_connections.", Double(counters.rejectedOverLimit.load(ordering: .relaxed))),
+            ("switchauth_connections_accept_errors", "accept4 failures other than an empty backlog (EMFILE, ENFILE, ...).", Double(counters.acceptErrors.load(ordering: .relaxed))),
             ("switchauth_connections_rejected_not_allowed", "Connections closed at accept: peer outside allow_clients.", Double(counters.rejectedNotAllowed.load(ordering: .relaxed))),
             ("switchauth_connections_timed_out", "Connections cut at a deadline with a request half received.", Double(counters.timedOut.load(ordering: .relaxed))),
             ("switchauth_http_parse_errors", "Requests refused by the HTTP parser.", Double(counters.parseErrors.load(ordering: .relaxed))),

@@ -56,7 +56,6 @@ public final class Metrics: Sendable {
     public func lookupExpiredInQueue() { state.withLock { $0.expiredInQueue += 1 } }
 
     public var databaseErrors: UInt64 { state.withLock { $0.databaseErrors } }
-    public var shedCount: UInt64 { state.withLock { $0.shed } }
 
     /// The exposition text. `gauges` are added as they are (name, help, value).
     public func render(gauges: [(name: String, help: String, value: Double)]) -> String {

@@ -33,12 +33,8 @@ struct HungDatabaseTests {
     }
 
     @Test func hungThenBack() throws {
-        let cluster = try TemporaryCluster()
+        let cluster = try seededCluster()
         defer { cluster.thaw(); cluster.stop() }
-        let admin = try Connection(cluster.config())
-        try Migrator(directory: TestDatabase.migrationsDirectory).migrate(admin)
-        try seedFixtureData(admin)
-        admin.close()
         var config = fixtureConfig(database: cluster.config())
         config.answerTimeoutMilliseconds = 200
         config.aclTimeoutMilliseconds = 10

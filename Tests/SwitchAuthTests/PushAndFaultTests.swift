@@ -189,12 +189,8 @@ struct PushTests {
 @Suite("database faults")
 struct DatabaseFaultTests {
     @Test func failClosedThenRecover() throws {
-        let cluster = try TemporaryCluster()
+        let cluster = try seededCluster()
         defer { cluster.stop() }
-        let admin = try Connection(cluster.config())
-        try Migrator(directory: TestDatabase.migrationsDirectory).migrate(admin)
-        try seedFixtureData(admin)
-        admin.close()
         var config = fixtureConfig(database: cluster.config())
         config.queryTimeoutMilliseconds = 300
         config.connectTimeoutMilliseconds = 300

@@ -1,3 +1,4 @@
+import DatabaseTestSupport
 import Foundation
 import TestSupport
 import HTTPServer
@@ -82,4 +83,15 @@ final class RunningService {
         try service.start()
     }
     func stop() { service.stop() }
+}
+
+/// A PostgreSQL cluster of the test's own (for tests that stop, hang or promote it), migrated and
+/// loaded with the fixtures' data.
+func seededCluster() throws -> TemporaryCluster {
+    let cluster = try TemporaryCluster()
+    let admin = try Connection(cluster.config())
+    defer { admin.close() }
+    try Migrator(directory: TestDatabase.migrationsDirectory).migrate(admin)
+    try seedFixtureData(admin)
+    return cluster
 }
