@@ -11,8 +11,12 @@ export DEBIAN_FRONTEND=noninteractive
 dpkg -i "$deb" >/dev/null || { apt-get install -f -y -qq >/dev/null; dpkg -i "$deb" >/dev/null; }
 trap 'dpkg --purge switchauth >/dev/null 2>&1 || true' EXIT
 
-/usr/bin/switchauth --help | grep -q "gateway-secret" || fail "switchauth --help"
-/usr/bin/switchauth serve --help-config | grep -q "^database_url" || fail "serve --help-config"
+# Outputs are captured before they are searched: with pipefail, 'cmd | grep -q' fails whenever grep
+# exits on its first match while cmd is still writing (SIGPIPE), which is timing-dependent.
+help=$(/usr/bin/switchauth --help) || fail "switchauth --help exited $?"
+grep -q "gateway-secret" <<<"$help" || fail "switchauth --help does not list gateway-secret"
+help_config=$(/usr/bin/switchauth serve --help-config) || fail "serve --help-config exited $?"
+grep -q "^database_url" <<<"$help_config" || fail "serve --help-config does not list database_url"
 if ldd /usr/bin/switchauth | grep -E "not found|/opt/swift"; then fail "libraries outside the package's Depends"; fi
 migrations=$(cd / && /usr/bin/switchauth migrate --status --database-url "host=/nonexistent dbname=x" 2>&1 || true)
 ls /usr/share/switchauth/migrations/0001_schema.sql >/dev/null || fail "migrations not installed"
@@ -21,7 +25,7 @@ getent passwd switchauth >/dev/null || fail "no switchauth user"
 [ "$(stat -c '%U:%G %a' /etc/switchauth/switchauth.conf)" = "root:switchauth 640" ] || fail "configuration owner/mode: $(stat -c '%U:%G %a' /etc/switchauth/switchauth.conf)"
 # The service refuses to start without the lookup secret (secure by default) ...
 out=$(runuser -u switchauth -- /usr/bin/switchauth serve --config /etc/switchauth/switchauth.conf 2>&1 || true)
-echo "$out" | grep -q "basic_auth is not set" || fail "serve without a secret: $out"
+grep -q "basic_auth is not set" <<<"$out" || fail "serve without a secret: $out"
 # ... and gateway-secret, run by root, keeps the file readable by the service.
 fs=$(mktemp -d)
 cp -r /usr/share/switchauth/freeswitch-conf/. "$fs/"
