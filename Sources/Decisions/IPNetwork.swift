@@ -35,6 +35,16 @@ public struct IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible
         self.bytes = bytes
     }
 
+    /// The network of this address with the first `length` bits kept (host bits cleared).
+    public func masked(to length: Int) -> IPAddress {
+        var out = bytes
+        for i in out.indices {
+            let kept = max(0, min(8, length - i * 8))
+            out[i] &= kept == 0 ? 0 : UInt8(truncatingIfNeeded: 0xff << (8 - kept))
+        }
+        return IPAddress(bytes: out)
+    }
+
     /// Strict dotted quad: four decimal parts 0-255, no leading zeros (which some parsers read as octal).
     static func parseIPv4(_ text: String) -> [UInt8]? {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)

@@ -359,6 +359,13 @@ public final class Connection {
         return PQsocket(conn)
     }
 
+    /// The server process of this session (0 when not connected): a notification whose `processID`
+    /// is this one was sent by this session.
+    public var backendPID: Int32 {
+        guard let conn else { return 0 }
+        return PQbackendPID(conn)
+    }
+
     /// Whether the connection is currently up.
     public var isConnected: Bool {
         guard let conn else { return false }

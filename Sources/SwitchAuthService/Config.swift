@@ -49,6 +49,12 @@ public struct ServiceConfig: Sendable, Equatable {
     public var connectTimeoutMilliseconds = 1_000
     public var probeIntervalMilliseconds = 250
     public var probeTimeoutMilliseconds = 100
+    /// Answer directory and dialplan lookups from the in-memory copy while it is provably current.
+    public var replica = true
+    /// The copy answers only while proven at most this far behind the database.
+    public var replicaStalenessMilliseconds = 100
+    /// How often the copy proves itself current (a notification it sends itself).
+    public var replicaHeartbeatMilliseconds = 20
     public var eventSocketPassword = ServiceConfig.defaultEventSocketPassword
     /// Where the last known good acl.conf is kept across restarts; nil = memory only.
     public var aclCacheFile: String?
@@ -164,6 +170,10 @@ public struct ServiceConfig: Sendable, Equatable {
         intSetting("connect_timeout_ms", 10...60_000, "deadline for connecting to PostgreSQL", \.connectTimeoutMilliseconds),
         intSetting("probe_interval_ms", 10...60_000, "how often the database is probed (5x as often while it is down)", \.probeIntervalMilliseconds),
         intSetting("probe_timeout_ms", 10...60_000, "deadline of one probe; a probe past it opens the circuit", \.probeTimeoutMilliseconds),
+        Setting(key: "replica", meaning: "answer directory and dialplan lookups from the in-memory copy while it is provably current",
+                apply: { c, v in c.replica = try v.bool() }, show: { String($0.replica) }),
+        intSetting("replica_staleness_ms", 10...10_000, "the copy answers only while proven at most this far behind PostgreSQL; else lookups read PostgreSQL", \.replicaStalenessMilliseconds),
+        intSetting("replica_heartbeat_ms", 1...5_000, "how often the copy proves itself current (a notification to itself); must be below replica_staleness_ms", \.replicaHeartbeatMilliseconds),
         stringSetting("user_context", "user_context given to SIP devices", \.directory.userContext),
         Setting(key: "owned_contexts", meaning: "dialplan contexts answered (comma-separated)",
                 apply: { c, v in c.dialplan.ownedContexts = Set(v.list) }, show: { $0.dialplan.ownedContexts.sorted().joined(separator: ",") }),
@@ -272,6 +282,9 @@ public struct ServiceConfig: Sendable, Equatable {
         let loopback = ["127.0.0.1", "::1", "localhost"].contains(server.host) || server.host.hasPrefix("127.")
         if !loopback && basicAuthUser == nil && allowClients.isEmpty && !forcePublic {
             throw ConfigError(message: "listen_host \(server.host) is not loopback and neither basic_auth nor allow_clients is set: directory answers carry password hashes. Set one of them, or force_public = true.")
+        }
+        if replica && replicaHeartbeatMilliseconds * 2 > replicaStalenessMilliseconds {
+            throw ConfigError(message: "replica_heartbeat_ms (\(replicaHeartbeatMilliseconds)) must be at most half of replica_staleness_ms (\(replicaStalenessMilliseconds)): otherwise the copy cannot prove itself current between heartbeats")
         }
         if dialplan.ownedContexts.contains(dialplan.routingContext) {
             throw ConfigError(message: "routing_context \(dialplan.routingContext) must not be one of owned_contexts (transfers would loop)")

@@ -17,12 +17,16 @@ public final class LookupHandler: RequestHandler, Sendable {
     let logger: Logger
     let pool: DatabasePool
     let health: DatabaseHealth
+    let replica: Replica?
+    let trust: TrustRecorder?
     private let expectedCredentials: [UInt8]?
     private let throttle: SharedBasicAuthThrottle
 
     init(resolver: Resolver, counters: ServerCounters, pool: DatabasePool, health: DatabaseHealth,
-         throttle: SharedBasicAuthThrottle = SharedBasicAuthThrottle()) {
+         replica: Replica? = nil, trust: TrustRecorder? = nil, throttle: SharedBasicAuthThrottle = SharedBasicAuthThrottle()) {
         self.resolver = resolver
+        self.replica = replica
+        self.trust = trust
         self.throttle = throttle
         self.config = resolver.config
         self.counters = counters
@@ -86,6 +90,27 @@ public final class LookupHandler: RequestHandler, Sendable {
     private func lookup(_ lookup: Lookup, peer: String, started: UInt64, responder: Responder) -> HandlerResult {
         if case .answered(let outcome) = lookup {
             return .now(answer(outcome, peer: peer, started: started))
+        }
+        // From the memory copy while it is provably current: decided here, no thread hop. A failure
+        // to count goes to the database path below (counted before the answer leaves); a success's
+        // trust record is written in the background.
+        if let replica, let facts = replica.facts(lookup) {
+            var (outcome, effect) = resolver.decide(lookup, facts)
+            outcome.metadata["served"] = "memory"
+            switch effect {
+            case .none:
+                replica.noteAnswered()
+                return .now(answer(outcome, peer: peer, started: started))
+            case let .recordSuccess(source, user):
+                if let trust {
+                    trust.record(source: source, user: user)
+                    replica.noteSuccess(source: source, user: user)
+                    replica.noteAnswered()
+                    return .now(answer(outcome, peer: peer, started: started))
+                }
+            case .countFailure:
+                break
+            }
         }
         guard health.isUp else {
             resolver.metrics.lookupCircuitOpen()
@@ -206,6 +231,19 @@ public final class LookupHandler: RequestHandler, Sendable {
             ("switchauth_lookups_deadline_fallbacks", "Lookups answered fail-closed by the event loop at their deadline.", Double(counters.deadlineFallbacks.load(ordering: .relaxed))),
             ("switchauth_database_up", "1 while the prober sees PostgreSQL answer, else 0 (lookups then fail closed at once).", health.isUp ? 1 : 0),
         ]
+        if let replica {
+            gauges.append(("switchauth_replica_current", "1 while the memory copy is proven within replica_staleness_ms of PostgreSQL (lookups are answered from it), else 0.", replica.isCurrent() ? 1 : 0))
+            gauges.append(("switchauth_replica_lag_seconds", "Age of the copy's newest proof (its last returned heartbeat); -1: none.", replica.lagSeconds ?? -1))
+            gauges.append(("switchauth_replica_lookups_answered", "Lookups answered from the memory copy since start.", Double(replica.answered.load(ordering: .relaxed))))
+            gauges.append(("switchauth_replica_loads", "Full loads of the copy (start, reconnect, a truncated table).", Double(replica.reloads.load(ordering: .relaxed))))
+            gauges.append(("switchauth_replica_changes_applied", "Row changes applied to the copy from the feed.", Double(replica.changesApplied.load(ordering: .relaxed))))
+            gauges.append(("switchauth_replica_devices", "SIP devices in the copy.", Double(replica.deviceCount)))
+        }
+        if let trust {
+            gauges.append(("switchauth_trust_records_written", "Trust records of successes written in batches.", Double(trust.counters.written.load(ordering: .relaxed))))
+            gauges.append(("switchauth_trust_records_dropped", "Trust records dropped with the queue full (the next success queues them again).", Double(trust.counters.dropped.load(ordering: .relaxed))))
+            gauges.append(("switchauth_trust_records_queued", "Trust records waiting to be written.", Double(trust.queued)))
+        }
         // Counted by the prober each second: no request waits for the database here.
         gauges += health.lockoutGauges.map { ($0.name, $0.help, $0.value) }
         // The policy itself, so dashboards show what the counters are measured against.

@@ -23,6 +23,10 @@ public final class Service: Sendable {
     let pool: DatabasePool
     let prober: DatabaseProber
     let logger: Logger
+    /// The lookups' memory copy, its feed and the writer of its successes' trust records (nil with `replica = false`).
+    public let replica: Replica?
+    let feed: ReplicaFeed?
+    let trust: TrustRecorder?
 
     public var port: UInt16 { server.port }
 
@@ -36,6 +40,16 @@ public final class Service: Sendable {
         statistics = LockoutStatistics(config: config, logger: logger)
         pool = DatabasePool(config: config, metrics: metrics)
         prober = DatabaseProber(config: config, health: health, metrics: metrics, logger: logger)
+        if config.replica {
+            let replica = Replica(stalenessMilliseconds: config.replicaStalenessMilliseconds)
+            self.replica = replica
+            feed = ReplicaFeed(replica: replica, config: config, logger: logger)
+            trust = TrustRecorder(config: config, logger: logger)
+        } else {
+            replica = nil
+            feed = nil
+            trust = nil
+        }
     }
 
     public func start() throws {
@@ -49,6 +63,10 @@ public final class Service: Sendable {
         prober.start()
         pool.start()
         statistics.start()
+        // Loads in the background: until it is current, lookups read PostgreSQL.
+        feed?.start()
+        trust?.start()
+        let (replica, trust) = (self.replica, self.trust)
         do {
             // allow_clients is enforced at accept: a peer outside it never holds a connection slot.
             let allow = config.allowClients
@@ -58,10 +76,12 @@ public final class Service: Sendable {
             }
             let throttle = basicAuthThrottle
             let makeHandler: @Sendable (Int) throws -> any RequestHandler = { _ in
-                LookupHandler(resolver: resolver, counters: counters, pool: pool, health: health, throttle: throttle)
+                LookupHandler(resolver: resolver, counters: counters, pool: pool, health: health, replica: replica, trust: trust, throttle: throttle)
             }
             try server.start(admit: admit, makeHandler: makeHandler)
         } catch {
+            feed?.stop()
+            trust?.stop()
             statistics.stop()
             pool.stop()
             prober.stop()
@@ -79,6 +99,8 @@ public final class Service: Sendable {
     public func stop(handingOverListener: Bool = false) {
         logger.notice(handingOverListener ? "previous generation draining its connections" : "stopping: draining in-flight requests")
         server.stop(handingOverListener: handingOverListener)
+        feed?.stop()
+        trust?.stop()
         pool.stop()
         prober.stop()
         statistics.stop()

@@ -72,6 +72,10 @@ func fixtureConfig(database: ConnectionConfig) -> ServiceConfig {
     c.dialplan.ownedContexts = ["public", "default"]
     c.dialplan.ipAuthProfiles = []
     c.eventSockets = []
+    // These tests write to the database and ask at once; the memory copy may lawfully be up to
+    // replica_staleness_ms behind a commit, so here lookups read PostgreSQL. ReplicaTests run the
+    // copy, waiting for its proof of currency after each write.
+    c.replica = false
     return c
 }
 

@@ -1,0 +1,361 @@
+import Decisions
+import Foundation
+import HTTPServer
+import Locking
+import Logging
+import Postgres
+import Store
+import Synchronization
+
+/// The lookups' in-memory copy of the database (README, "Answering from memory"), and the proof of
+/// how current it is. The feed thread loads it in one snapshot, applies the `switchauth_rows`
+/// notifications in commit order, and every `replica_heartbeat_ms` sends a notification to itself:
+/// when that heartbeat comes back, every change committed before it was sent has been applied
+/// (PostgreSQL delivers notifications in commit order, and a session's own before its
+/// ReadyForQuery). The copy answers only while its last returned heartbeat was sent at most
+/// `replica_staleness_ms` ago; otherwise (loading, feed lost, database hung or gone) `facts` returns
+/// nil and the lookup goes to the database threads exactly as without a copy, failing closed there.
+public final class Replica: Sendable {
+    let stalenessNanoseconds: UInt64
+    private let tables = Locked(ReplicaTables())
+    /// Monotonic time the newest returned heartbeat was sent; 0: nothing proven.
+    private let currentAsOf = Atomic<UInt64>(0)
+    let answered = Atomic<UInt64>(0)
+    let reloads = Atomic<UInt64>(0)
+    let changesApplied = Atomic<UInt64>(0)
+    let unknownPayloads = Atomic<UInt64>(0)
+
+    public init(stalenessMilliseconds: Int) {
+        stalenessNanoseconds = UInt64(stalenessMilliseconds) * 1_000_000
+    }
+
+    /// Whether the copy is provably within the bound at `now` (monotonic ns).
+    public func isCurrent(at now: UInt64 = MonotonicClock.now()) -> Bool {
+        let asOf = currentAsOf.load(ordering: .acquiring)
+        return asOf != 0 && now >= asOf && now - asOf <= stalenessNanoseconds
+    }
+
+    /// How far behind the copy is proven to be, in seconds (nil: not proven at all).
+    public var lagSeconds: Double? {
+        let asOf = currentAsOf.load(ordering: .acquiring)
+        guard asOf != 0 else { return nil }
+        let now = MonotonicClock.now()
+        return now > asOf ? Double(now - asOf) / 1e9 : 0
+    }
+
+    func proveCurrent(asOf sent: UInt64) {
+        // Monotone: an older heartbeat never moves the proof back.
+        var old = currentAsOf.load(ordering: .relaxed)
+        while sent > old {
+            let (exchanged, original) = currentAsOf.compareExchange(expected: old, desired: sent, ordering: .acquiringAndReleasing)
+            if exchanged { return }
+            old = original
+        }
+    }
+
+    /// Waits until the copy is proven to hold every change committed before `since` (monotonic ns;
+    /// default: now): a caller that just wrote can then read its write from the copy. Polls; for
+    /// tests and tools, never on the request path.
+    public func waitUntilCurrent(since: UInt64 = MonotonicClock.now(), timeoutMilliseconds: Int = 5_000) -> Bool {
+        let deadline = MonotonicClock.now() + UInt64(timeoutMilliseconds) * 1_000_000
+        while MonotonicClock.now() < deadline {
+            if currentAsOf.load(ordering: .acquiring) >= since && isCurrent() { return true }
+            usleep(1_000)
+        }
+        return false
+    }
+
+    /// The copy's facts for a lookup whether or not it is current (tests compare them with the database's).
+    public func factsIgnoringCurrency(_ lookup: Lookup) -> LookupFacts? {
+        facts(lookup, requireCurrent: false)
+    }
+
+    func markUnproven() { currentAsOf.store(0, ordering: .releasing) }
+
+    func replace(_ new: ReplicaTables) {
+        var old = new
+        tables.withLock { swap(&$0, &old) }
+        // The previous copy is freed here, outside the lock.
+        _ = old
+    }
+
+    func update(_ body: (inout ReplicaTables) -> Void) { tables.withLock(body) }
+
+    /// A copy of the copy (copy-on-write: cheap until the feed next changes it), for tests and tools.
+    public func tablesForTests() -> ReplicaTables { tables.withLock { $0 } }
+
+    public var answeredCount: UInt64 { answered.load(ordering: .relaxed) }
+
+    func noteAnswered() { answered.add(1, ordering: .relaxed) }
+
+    public var deviceCount: Int { tables.withLock { $0.devices.count } }
+
+    static func wallMilliseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    /// The facts the lookup needs, from the copy; nil when the copy is not provably current or cannot
+    /// give them (acl.conf is always read from the database: it is fetched only on `reloadacl`).
+    public func facts(_ lookup: Lookup) -> LookupFacts? {
+        facts(lookup, requireCurrent: true)
+    }
+
+    private func facts(_ lookup: Lookup, requireCurrent: Bool) -> LookupFacts? {
+        guard !requireCurrent || isCurrent() else { return nil }
+        let now = Self.wallMilliseconds()
+        let facts: LookupFacts?
+        switch lookup {
+        case .answered, .acl:
+            return nil
+        case .directory(_, let query):
+            let source = query.sourceIP.flatMap(IPAddress.init).map(LockoutKeys.source)
+            facts = tables.withLock { $0.directoryFacts(domain: query.domain, user: query.user, source: source, now: now) }.map { .directory($0) }
+        case .dialplan(_, let query):
+            switch query {
+            case .ip(_, let source, _):
+                guard let address = IPAddress(source) else { facts = .ipCandidates([]); break }
+                facts = tables.withLock { $0.ipCandidates(address, now: now) }.map { .ipCandidates($0) }
+            case let .digest(_, user, domain, _):
+                facts = tables.withLock { $0.directoryFacts(domain: domain, user: user, source: nil, now: now) }.map { .device($0.device) }
+            case .notOwned, .unauthenticated:
+                return nil
+            }
+        }
+        // Re-checked after the read: a copy that lost its proof meanwhile is not answered from.
+        guard facts != nil, !requireCurrent || isCurrent() else { return nil }
+        return facts
+    }
+
+    /// A success answered from the copy: its trust record is written in the background
+    /// (`TrustRecorder`); the copy holds it at once so that the next success does not queue it again.
+    func noteSuccess(source: String, user: String) {
+        let now = Self.wallMilliseconds()
+        tables.withLock { $0.setTrust(subject: user, source: source, lastSuccess: now) }
+    }
+}
+
+extension LookupFacts: Equatable {
+    public static func == (a: LookupFacts, b: LookupFacts) -> Bool {
+        switch (a, b) {
+        case (.none, .none): return true
+        case let (.directory(x), .directory(y)): return x == y
+        case let (.acl(x), .acl(y)): return x == y
+        case let (.ipCandidates(x), .ipCandidates(y)): return x == y
+        case let (.device(x), .device(y)): return x == y
+        default: return false
+        }
+    }
+}
+
+/// The feed: one thread, one connection to the primary (LISTEN works there only).
+final class ReplicaFeed: Sendable {
+    let replica: Replica
+    let config: ServiceConfig
+    let logger: Logger
+    private let thread: BackgroundThread
+
+    init(replica: Replica, config: ServiceConfig, logger: Logger) {
+        self.replica = replica
+        self.config = config
+        self.logger = logger
+        var db = config.databaseConfig
+        // Loading a million rows takes seconds; each statement is still bounded.
+        db.queryTimeoutMilliseconds = max(10_000, config.queryTimeoutMilliseconds)
+        db.reconnectBackoffMilliseconds = 0
+        let connection = db
+        let heartbeat = UInt64(config.replicaHeartbeatMilliseconds) * 1_000_000
+        thread = BackgroundThread(name: "replica-feed") { t in
+            var backoff = 250
+            while !t.isStopping {
+                let c = Connection(lazy: connection)
+                do {
+                    try Self.follow(c, replica: replica, heartbeat: heartbeat, logger: logger, thread: t)
+                    backoff = 250
+                } catch {
+                    replica.markUnproven()
+                    logger.warning("memory copy lost its feed; lookups read PostgreSQL until it is back", metadata: ["error": .string("\(error)")])
+                    t.sleep(milliseconds: backoff)
+                    backoff = min(backoff * 2, 2_000)
+                }
+                c.close()
+            }
+            replica.markUnproven()
+        }
+    }
+
+    func start() { thread.start() }
+    func stop() { thread.stop() }
+
+    /// Loads, then follows the feed until the connection fails or the thread stops.
+    private static func follow(_ c: Connection, replica: Replica, heartbeat: UInt64, logger: Logger, thread t: BackgroundThread) throws {
+        try c.listen(ReplicaChange.channel)
+        try load(c, replica: replica, logger: logger)
+        let me = c.backendPID
+        var sent: [UInt64: UInt64] = [:] // heartbeat number -> monotonic time sent
+        var next: UInt64 = 0
+        var lastBeat: UInt64 = 0
+        var pending: [ReplicaChange] = []
+        while !t.isStopping {
+            let now = MonotonicClock.now()
+            if now - lastBeat >= heartbeat {
+                next += 1
+                sent[next] = now
+                lastBeat = now
+                try c.execute("SELECT pg_notify($1, $2)", [ReplicaChange.channel, "h\(next)"])
+            }
+            let wait = Int((heartbeat - min(heartbeat, MonotonicClock.now() - lastBeat)) / 1_000_000)
+            for n in try c.notifications(timeoutMilliseconds: max(1, wait)) {
+                guard let change = ReplicaChange(payload: n.payload) else {
+                    replica.unknownPayloads.add(1, ordering: .relaxed)
+                    continue
+                }
+                if case .heartbeat(let k) = change {
+                    // Another instance's heartbeat proves nothing about this copy.
+                    guard n.processID == me, let at = sent.removeValue(forKey: k) else { continue }
+                    // Everything before it is applied first; only then is the copy current as of `at`.
+                    if try apply(&pending, c, replica: replica, logger: logger) {
+                        replica.proveCurrent(asOf: at)
+                    }
+                    sent = sent.filter { $0.key > k }
+                } else {
+                    pending.append(change)
+                }
+            }
+        }
+    }
+
+    private static func load(_ c: Connection, replica: Replica, logger: Logger) throws {
+        replica.markUnproven()
+        let started = MonotonicClock.now()
+        let tables = try ReplicaLoad.snapshot(c)
+        replica.replace(tables)
+        replica.reloads.add(1, ordering: .relaxed)
+        logger.notice("memory copy loaded", metadata: [
+            "devices": .stringConvertible(tables.devices.count), "accounts": .stringConvertible(tables.accounts.count),
+            "ip_settings": .stringConvertible(tables.ipSettings.count),
+            "ms": .stringConvertible((MonotonicClock.now() - started) / 1_000_000)])
+    }
+
+    /// Applies the changes in order: rows named by id are read again (in one statement per table),
+    /// then everything goes into the copy under one lock, so no lookup sees half a batch. Returns
+    /// false when it had to load everything again (the caller's heartbeat then proves nothing yet).
+    private static func apply(_ pending: inout [ReplicaChange], _ c: Connection, replica: Replica, logger: Logger) throws -> Bool {
+        guard !pending.isEmpty else { return true }
+        defer { pending = [] }
+        if pending.contains(.reloadAll) {
+            try load(c, replica: replica, logger: logger)
+            return true
+        }
+        var accountIDs: Set<Int64> = [], deviceIDs: Set<Int64> = [], ipIDs: Set<Int64> = []
+        var domainsChanged = false
+        for change in pending {
+            switch change {
+            case .account(let id): accountIDs.insert(id)
+            case .device(let id): deviceIDs.insert(id)
+            case .ipSetting(let id): ipIDs.insert(id)
+            case .domains: domainsChanged = true
+            default: break
+            }
+        }
+        let accounts = accountIDs.isEmpty ? [:] : try ReplicaLoad.accounts(c, ids: accountIDs)
+        let devices = deviceIDs.isEmpty ? [] : try ReplicaLoad.devices(c, ids: deviceIDs)
+        let ipSettings = ipIDs.isEmpty ? [:] : try ReplicaLoad.ipSettings(c, ids: ipIDs)
+        let domains = domainsChanged ? try ReplicaLoad.domains(c) : nil
+        let devicesByID = Dictionary(devices.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        replica.update { t in
+            for change in pending {
+                switch change {
+                case .account(let id): t.setAccount(id, accounts[id])
+                case .device(let id): if let d = devicesByID[id] { t.devices.upsert(d) }
+                case let .deviceKeyGone(domainID, username):
+                    // Unless the row read again holds that key now (deleted, then inserted again).
+                    if !devices.contains(where: { $0.domainID == domainID && $0.username == username }) {
+                        t.devices.remove(domainID: domainID, username: username)
+                    }
+                case .ipSetting(let id): t.setIPSetting(id, ipSettings[id])
+                case .domains: if let (list, aliases) = domains { t.setDomains(list, aliases: aliases) }
+                case let .lock(scope, subject, until): t.setLock(scope: scope, subject: subject, until: until)
+                case let .trust(subject, source, last): t.setTrust(subject: subject, source: source, lastSuccess: last)
+                case .reloadAll, .heartbeat: break
+                }
+            }
+        }
+        replica.changesApplied.add(UInt64(pending.count), ordering: .relaxed)
+        return true
+    }
+}
+
+/// Trust records of successes answered from the memory copy, written in batches (one statement per
+/// `flush` interval) by a thread of its own: the answer never waits for this write. Bounded: past
+/// `capacity` pending records new ones are dropped and counted (the only effect of a dropped record
+/// is that the source is not yet trusted; the next success queues it again).
+final class TrustRecorder: Sendable {
+    struct Pending: Sendable {
+        var keys: Set<String> = [] // "subject|source"
+        var list: [(subject: String, source: String)] = []
+    }
+
+    final class Counters: Sendable {
+        let written = Atomic<UInt64>(0)
+        let dropped = Atomic<UInt64>(0)
+        let failedBatches = Atomic<UInt64>(0)
+    }
+
+    let capacity: Int
+    let counters = Counters()
+    private let pending = Monitor(Pending())
+    private let thread: BackgroundThread
+
+    init(config: ServiceConfig, logger: Logger, capacity: Int = 100_000, flushMilliseconds: Int = 20) {
+        self.capacity = capacity
+        let pending = self.pending
+        let counters = self.counters
+        let dbConfig = config.databaseConfig
+        thread = BackgroundThread(name: "trust-recorder") { t in
+            let c = Connection(lazy: dbConfig)
+            defer { c.close() }
+            while true {
+                let batch = pending.wait(until: { !$0.list.isEmpty }, timeoutNanoseconds: 50_000_000) { p -> [(subject: String, source: String)] in
+                    defer { p = Pending() }
+                    return p.list
+                } ?? []
+                if batch.isEmpty {
+                    if t.isStopping { break }
+                    continue
+                }
+                do {
+                    for chunk in stride(from: 0, to: batch.count, by: 1_000) {
+                        try TrustBatch.record(c, Array(batch[chunk..<min(batch.count, chunk + 1_000)]))
+                    }
+                    counters.written.add(UInt64(batch.count), ordering: .relaxed)
+                } catch {
+                    counters.failedBatches.add(1, ordering: .relaxed)
+                    logger.warning("trust records not written", metadata: ["records": .stringConvertible(batch.count), "error": .string("\(error)")])
+                    if t.isStopping { break }
+                    t.sleep(milliseconds: 250)
+                }
+                if !t.isStopping { t.sleep(milliseconds: flushMilliseconds) }
+            }
+        }
+    }
+
+    func record(source: String, user: String) {
+        let accepted = pending.withLock(wake: .one) { p -> Bool in
+            let key = user + "|" + source
+            if p.keys.contains(key) { return true }
+            guard p.list.count < capacity else { return false }
+            p.keys.insert(key)
+            p.list.append((user, source))
+            return true
+        }
+        if !accepted { counters.dropped.add(1, ordering: .relaxed) }
+    }
+
+    var queued: Int { pending.withLock(wake: .none) { $0.list.count } }
+
+    func start() { thread.start() }
+    /// Writes what is pending (each statement bounded by its deadline), then stops.
+    func stop() { thread.stop() }
+}

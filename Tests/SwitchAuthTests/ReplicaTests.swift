@@ -1,0 +1,261 @@
+import Decisions
+import DatabaseTestSupport
+import Foundation
+import TestSupport
+import HTTPServer
+import Postgres
+import Store
+import SwitchAuthService
+import Testing
+
+/// The lookups' memory copy (README, "Answering from memory"): its facts are the database's, it
+/// follows every kind of change, and it stops answering the moment it cannot prove it is current.
+@Suite("memory copy")
+struct ReplicaTests {
+    /// Everything a lookup can meet: aliases, a disabled domain, suspended/expired/broke accounts,
+    /// disabled devices, nested IPv4 and IPv6 networks, a disabled setting, locks (one expired) and
+    /// trust.
+    static func seedVariety(_ db: Connection, fixtures: Bool = true) throws {
+        if fixtures { try seedFixtureData(db) }
+        let a = Admin(db: db)
+        _ = try a.addDomain("example.org")
+        try a.addAlias(domain: "example.org", alias: "SIP.Example.org")
+        _ = try a.addDomain("off.example")
+        try db.execute("UPDATE sip_domains SET enabled = false WHERE name = 'off.example'")
+        for (number, status) in [("3001", AccountStatus.active), ("3002", .suspended), ("3003", .active), ("3004", .active)] {
+            var input = Admin.AccountInput(number: number, name: "Account \(number)")
+            input.balance = number == "3004" ? "0" : "25.5"
+            input.maxChannels = 2
+            _ = try a.addAccount(input)
+            if status != .active { try a.setStatus(number, status) }
+        }
+        try db.execute("UPDATE accounts SET expires_at = now() - interval '1 minute' WHERE number = '3003'")
+        try db.execute("UPDATE accounts SET expires_at = now() + interval '1 day' WHERE number = '3001'")
+        for (account, domain, user) in [("3001", "example.org", "alice"), ("3002", "example.org", "bob"), ("3003", "example.org", "carol"),
+                                        ("3004", "example.org", "dave"), ("3001", "off.example", "erin"), ("3001", "127.0.0.1", "frank")] {
+            var d = Admin.DeviceInput(account: account, domain: domain, username: user, password: "password-\(user)")
+            if user == "alice" { d.callerIDName = "Alice & <Co>"; d.callerIDNumber = "+15551234" }
+            _ = try a.addDevice(d)
+        }
+        try a.setDeviceEnabled("frank@127.0.0.1", false)
+        for (account, network, prefix) in [("3001", "10.1.0.0/16", ""), ("3001", "10.1.2.0/24", "44"), ("3002", "10.1.2.3", "91"),
+                                           ("3003", "2001:db8::/32", ""), ("3004", "2001:db8:1::5", "1"), ("3001", "10.9.9.9", "")] {
+            _ = try a.addIP(account: account, name: "net \(network)", network: network, prefix: prefix, strip: prefix == "44")
+        }
+        try db.execute("UPDATE ip_settings SET enabled = false WHERE network = '10.9.9.9/32'")
+        try db.execute("""
+            INSERT INTO auth_failures (scope, subject, failures, locked_until) VALUES
+              ('ip', '198.51.100.7', 100, now() + interval '1 hour'),
+              ('user', 'alice@example.org', 100, now() + interval '1 hour'),
+              ('pair', '198.51.100.8|alice@example.org', 10, now() + interval '1 hour'),
+              ('ip', '198.51.100.9', 100, now() - interval '1 minute'),
+              ('ip', '2001:db8:7::/64', 100, now() + interval '1 hour')
+            """)
+        try db.execute("""
+            INSERT INTO auth_trusted_sources (subject, source, last_success) VALUES
+              ('alice@example.org', '198.51.100.7', now() - interval '10 seconds'),
+              ('1001@127.0.0.1', '127.0.0.1', now() - interval '2 hours')
+            """)
+    }
+
+    static let domains = ["127.0.0.1", "example.org", "EXAMPLE.ORG", "sip.example.org", "off.example", "nowhere.example"]
+    static let users = ["1001", "alice", "bob", "carol", "dave", "erin", "frank", "nobody"]
+    static let sources: [String?] = [nil, "127.0.0.1", "198.51.100.7", "198.51.100.8", "198.51.100.9", "2001:db8:7::1"]
+    static let addresses = ["10.1.2.3", "10.1.2.4", "10.1.3.1", "10.2.0.1", "10.9.9.9", "127.0.0.2", "2001:db8::1", "2001:db8:1::5",
+                            "2001:db9::1", "::ffff:10.1.2.3"]
+
+    /// Directory facts equal, with the seconds since a success allowed one second of drift between the two reads.
+    static func same(_ a: DirectoryFactsResult?, _ b: DirectoryFactsResult) -> Bool {
+        guard var a else { return false }
+        var b = b
+        if let x = a.lockout.secondsSinceSuccess, let y = b.lockout.secondsSinceSuccess, abs(x - y) <= 1 {
+            a.lockout.secondsSinceSuccess = nil
+            b.lockout.secondsSinceSuccess = nil
+        }
+        return a == b
+    }
+
+    /// Compares the copy with the database's statements over every combination.
+    static func expectSameFacts(_ tables: ReplicaTables, _ db: Connection, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        var compared = 0
+        for domain in domains {
+            for user in users {
+                for source in sources {
+                    let key = source.flatMap(IPAddress.init).map(LockoutKeys.source)
+                    let fromDB = try DirectoryLookup.run(db, domain: domain, user: user, source: key)
+                    let fromCopy = tables.directoryFacts(domain: domain, user: user, source: key, now: now)
+                    #expect(same(fromCopy, fromDB), "\(user)@\(domain) from \(source ?? "-"): copy \(String(describing: fromCopy)) db \(fromDB)",
+                            sourceLocation: sourceLocation)
+                    compared += 1
+                }
+            }
+        }
+        for text in addresses {
+            let address = try #require(IPAddress(text))
+            let fromDB = try IPCandidatesLookup.run(db, source: address).sorted { $0.id < $1.id }
+            #expect(tables.ipCandidates(address, now: now) == fromDB, "\(text)", sourceLocation: sourceLocation)
+            compared += 1
+        }
+        #expect(compared == domains.count * users.count * sources.count + addresses.count)
+    }
+
+    @Test func snapshotFactsAreTheDatabasesFacts() throws {
+        let db = try Connection(try TestDatabase.shared.freshDatabase())
+        defer { db.close() }
+        try Self.seedVariety(db)
+        let tables = try ReplicaLoad.snapshot(db, batch: 3)
+        #expect(tables.devices.count == 7)
+        try Self.expectSameFacts(tables, db)
+        // Spot checks that the comparison is not vacuous.
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let alice = try #require(tables.directoryFacts(domain: "sip.example.org", user: "alice", source: "198.51.100.7", now: now))
+        #expect(alice.device?.callerIDName == "Alice & <Co>" && alice.device?.realm == "example.org")
+        #expect(alice.lockout.sourceLocked && alice.lockout.userLocked && !alice.lockout.pairLocked)
+        #expect(alice.lockout.secondsSinceSuccess.map { (9...12).contains($0) } == true)
+        #expect(tables.directoryFacts(domain: "example.org", user: "carol", source: nil, now: now)?.device?.account.expired == true)
+        #expect(tables.directoryFacts(domain: "off.example", user: "erin", source: nil, now: now)?.domainKnown == false)
+        #expect(tables.ipCandidates(IPAddress("10.1.2.3")!, now: now)?.map(\.network.description) == ["10.1.0.0/16", "10.1.2.0/24", "10.1.2.3/32"])
+        // A name PostgreSQL and Swift might lower-case differently is left to the database.
+        #expect(tables.directoryFacts(domain: "EXAMPLE.\u{212A}", user: "alice", source: nil, now: now) == nil)
+    }
+
+    @Test func deviceTableSurvivesChurn() {
+        var t = DeviceTable()
+        var expected: [String: Int64] = [:]
+        func record(_ id: Int64, _ user: String) -> DeviceTable.Record {
+            DeviceTable.Record(id: id, accountID: 1, md5: (UInt64(id), 0), sha256: (0, 0, 0, UInt64(id)), username: user,
+                               callerIDName: "", callerIDNumber: "", domainID: Int32(id % 3), enabled: true)
+        }
+        var rng = SystemRandomNumberGenerator()
+        for step in 0..<20_000 {
+            let id = Int64.random(in: 1...3_000, using: &rng)
+            let user = "u\(id)"
+            if Bool.random(using: &rng) || step < 2_000 {
+                t.upsert(record(id, user))
+                expected["\(id % 3)/\(user)"] = id
+            } else {
+                t.remove(domainID: Int32(id % 3), username: user)
+                expected["\(id % 3)/\(user)"] = nil
+            }
+        }
+        #expect(t.count == expected.count)
+        for id in Int64(1)...3_000 {
+            let found = t.find(domainID: Int32(id % 3), username: "u\(id)")
+            #expect(found?.id == expected["\(id % 3)/u\(id)"])
+            #expect(found.map { Hex.encode($0.md5) } == expected["\(id % 3)/u\(id)"].map { Hex.encode((UInt64($0), 0)) })
+        }
+    }
+
+    @Test func payloadsParseAndJunkIsRefused() {
+        #expect(ReplicaChange(payload: "a42") == .account(42))
+        #expect(ReplicaChange(payload: "x7:alice") == .deviceKeyGone(domainID: 7, username: "alice"))
+        #expect(ReplicaChange(payload: "lpair:1700000000000:1.2.3.4|a@b") == .lock(scope: "pair", subject: "1.2.3.4|a@b", until: 1_700_000_000_000))
+        #expect(ReplicaChange(payload: "lip::1.2.3.4") == .lock(scope: "ip", subject: "1.2.3.4", until: nil))
+        #expect(ReplicaChange(payload: "t5:a@b|2001:db8::/64") == .trust(subject: "a@b", source: "2001:db8::/64", lastSuccess: 5))
+        #expect(ReplicaChange(payload: "Ta@b|1.2.3.4") == .trust(subject: "a@b", source: "1.2.3.4", lastSuccess: nil))
+        for junk in ["", "a", "a-1x", "d", "x:alice", "x7:", "lip:12", "t:a|b", "Tab", "n1", "R!", "h", "z1", "acl", "account:1"] {
+            #expect(ReplicaChange(payload: junk) == nil, "\(junk)")
+        }
+        #expect(TrustBatch.textArray(["a\"b", "c\\d", "e,f"]) == #"{"a\"b","c\\d","e,f"}"#)
+    }
+
+    /// A running service: the copy loads, proves itself current, follows every kind of change (its
+    /// facts equal the database's after each), answers lookups (counted), writes trust in the
+    /// background, and stops answering when its feed is cut.
+    @Test func followsChangesAndAnswers() throws {
+        let cluster = try seededCluster()
+        defer { cluster.stop() }
+        let db = try Connection(cluster.config())
+        defer { db.close() }
+        try Self.seedVariety(db, fixtures: false)
+        var config = fixtureConfig(database: cluster.config())
+        config.replica = true
+        let s = try RunningService(config)
+        defer { s.stop() }
+        let replica = try #require(s.service.replica)
+        #expect(replica.waitUntilCurrent())
+
+        func settle(_ what: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+            #expect(replica.waitUntilCurrent(), "\(what)", sourceLocation: sourceLocation)
+            try Self.expectSameFacts(try tablesOf(replica), db, sourceLocation: sourceLocation)
+        }
+        func tablesOf(_ r: Replica) throws -> ReplicaTables { r.tablesForTests() }
+
+        try settle("loaded")
+        let a = Admin(db: db)
+        try a.setStatus("3001", .suspended); try settle("status")
+        _ = try a.balance("3004", set: "12", adjust: nil); try settle("balance")
+        try a.setPassword("alice@example.org", password: "new-password"); try settle("password")
+        try db.execute("UPDATE sip_devices SET username = 'alice2' WHERE username = 'alice'"); try settle("rename")
+        try db.execute("UPDATE sip_devices SET username = 'alice' WHERE username = 'alice2'"); try settle("rename back")
+        try a.removeDevice("bob@example.org"); try settle("remove device")
+        var d = Admin.DeviceInput(account: "3003", domain: "example.org", username: "bob", password: "again-password")
+        d.callerIDNumber = "123"
+        _ = try a.addDevice(d); try settle("add device")
+        try a.addAlias(domain: "127.0.0.1", alias: "nowhere.example"); try settle("alias")
+        try db.execute("UPDATE sip_domains SET enabled = true WHERE name = 'off.example'"); try settle("domain enabled")
+        _ = try a.addIP(account: "3004", name: "more", network: "10.2.0.0/15", prefix: "", strip: false); try settle("ip added")
+        try db.execute("UPDATE ip_settings SET network = '10.1.3.0/24' WHERE network = '10.1.2.0/24'"); try settle("ip moved")
+        try db.execute("DELETE FROM ip_settings WHERE network = '10.1.0.0/16'"); try settle("ip removed")
+        try db.execute("UPDATE auth_failures SET locked_until = NULL WHERE subject = '198.51.100.7'"); try settle("unlocked")
+        try db.execute("INSERT INTO auth_failures (scope, subject, failures, locked_until) VALUES ('user', 'dave@example.org', 100, now() + interval '5 minutes')")
+        try settle("locked")
+        try db.execute("DELETE FROM auth_trusted_sources WHERE subject = 'alice@example.org'"); try settle("trust removed")
+        try db.execute("DELETE FROM accounts WHERE number = '3002'"); try settle("account deleted (cascade)")
+        try db.execute("TRUNCATE auth_failures"); try settle("truncate")
+        #expect(replica.factsIgnoringCurrency(.acl) == nil, "acl.conf is always read from PostgreSQL")
+
+        // Lookups are answered from the copy, with the same XML the database path gives.
+        let register = try Fixtures.bytes("directory-sip_auth-register-udp-ok.http")
+        let acl = try Fixtures.bytes("dialplan-after-acl-auth.http")
+        let before = replica.answeredCount
+        #expect(try exchange(s.port, register).text == FixtureReplayTests.user1001)
+        #expect(try exchange(s.port, acl).text.contains(#"data="accountcode=2002""#))
+        #expect(replica.answeredCount == before + 2)
+        // The success was trusted in the background, through the feed back into the copy.
+        var trusted = false
+        for _ in 0..<200 where !trusted {
+            trusted = try db.execute("SELECT 1 FROM auth_trusted_sources WHERE subject = '1001@127.0.0.1' AND source = '127.0.0.1' AND last_success > now() - interval '1 minute'").rowCount == 1
+            if !trusted { usleep(10_000) }
+        }
+        #expect(trusted)
+        // A wrong password is not answered from the copy: it is counted first, on the database path.
+        #expect(try exchange(s.port, try Fixtures.bytes("directory-sip_auth-register-wrong-password.http")).text == FixtureReplayTests.domainOnly)
+        #expect(replica.answeredCount == before + 2)
+        #expect(try db.execute("SELECT failures FROM auth_failures WHERE scope = 'pair'").string(0, 0) == "1")
+
+        // The feed cut (its session terminated): the copy stops answering at once and comes back.
+        try db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_notify%' AND pid <> pg_backend_pid()")
+        #expect(replica.waitUntilCurrent(timeoutMilliseconds: 10_000))
+        try settle("after reconnect")
+    }
+
+    /// PostgreSQL hung: the copy's proof lapses within replica_staleness_ms and lookups fail closed
+    /// on the database path (bounded there); it answers again once PostgreSQL is back.
+    @Test func provesNothingWhileTheDatabaseHangs() throws {
+        let cluster = try seededCluster()
+        defer { cluster.thaw(); cluster.stop() }
+        var config = fixtureConfig(database: cluster.config())
+        config.replica = true
+        let s = try RunningService(config)
+        defer { s.stop() }
+        let replica = try #require(s.service.replica)
+        #expect(replica.waitUntilCurrent())
+        let register = try Fixtures.bytes("directory-sip_auth-register-udp-ok.http")
+        #expect(try exchange(s.port, register).text == FixtureReplayTests.user1001)
+        cluster.freeze()
+        var lapsed = false
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        while !lapsed && DispatchTime.now().uptimeNanoseconds - t0 < 2_000_000_000 {
+            lapsed = !replica.isCurrent()
+            usleep(2_000)
+        }
+        #expect(lapsed)
+        // Fail-closed from now on: the domain without the user.
+        #expect(try exchange(s.port, register).text == FixtureReplayTests.domainOnly)
+        cluster.thaw()
+        #expect(replica.waitUntilCurrent(timeoutMilliseconds: 20_000))
+        #expect(try exchange(s.port, register).text == FixtureReplayTests.user1001)
+    }
+}
