@@ -40,7 +40,7 @@ let package = Package(
         .target(
             name: "SwitchAuthService",
             dependencies: [
-                "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres", "Locking",
+                "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres", "Locking", "CSystemShims",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

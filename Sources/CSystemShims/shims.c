@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <malloc.h>
 #include "CSystemShims.h"
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -33,4 +34,8 @@ int sa_accept(int fd, void *addr, uint32_t *addrlen) {
     int r = accept4(fd, (struct sockaddr *)addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     *addrlen = len;
     return r;
+}
+
+int sa_malloc_trim(void) {
+    return malloc_trim(0);
 }

@@ -19,7 +19,10 @@ public struct FormFields: Sendable, Equatable {
 
     public func lookup(_ name: String) -> Lookup {
         var found: String?
-        for pair in pairs where pair.name == name {
+        let length = name.utf8.count
+        // The length first (O(1) for native strings): a dialplan body has ~200 fields and a lookup
+        // reads about twenty of them.
+        for pair in pairs where pair.name.utf8.count == length && pair.name == name {
             if found != nil { return .duplicated }
             found = pair.value
         }
@@ -69,7 +72,7 @@ public struct XMLCurlRequest: Sendable, Equatable {
         keyName = try Self.read(fields, "key_name") ?? ""
         keyValue = try Self.read(fields, "key_value") ?? ""
         _ = try Self.read(fields, "hostname")
-        if keyValue.contains("=") {
+        if keyValue.utf8.contains(UInt8(ascii: "=")) {
             throw HostileRequest(field: "key_value", problem: "contains '='")
         }
     }
@@ -104,11 +107,17 @@ public struct XMLCurlRequest: Sendable, Equatable {
             if v.utf8.count > maxFieldLength {
                 throw HostileRequest(field: name, problem: "longer than \(maxFieldLength) bytes")
             }
-            for byte in v.utf8 where byte < 0x20 || byte == 0x7f {
-                throw HostileRequest(field: name, problem: "contains a control character")
-            }
-            if v.unicodeScalars.contains("\u{FFFD}") {
-                throw HostileRequest(field: name, problem: "contains invalid UTF-8")
+            // One pass over the bytes: control characters, and U+FFFD (EF BF BD), which the form
+            // decoder put where the bytes were not UTF-8.
+            var previous: (UInt8, UInt8) = (0, 0)
+            for byte in v.utf8 {
+                if byte < 0x20 || byte == 0x7f {
+                    throw HostileRequest(field: name, problem: "contains a control character")
+                }
+                if byte == 0xBD && previous == (0xEF, 0xBF) {
+                    throw HostileRequest(field: name, problem: "contains invalid UTF-8")
+                }
+                previous = (previous.1, byte)
             }
             return v
         }

@@ -17,18 +17,29 @@ public struct XMLWriter {
     }
 
     public mutating func escaped(_ s: String) {
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "&"): bytes.append(contentsOf: [38, 97, 109, 112, 59]) // &amp;
-            case UInt8(ascii: "<"): bytes.append(contentsOf: [38, 108, 116, 59]) // &lt;
-            case UInt8(ascii: ">"): bytes.append(contentsOf: [38, 103, 116, 59]) // &gt;
-            case UInt8(ascii: "\""): bytes.append(contentsOf: [38, 113, 117, 111, 116, 59]) // &quot;
-            case UInt8(ascii: "'"): bytes.append(contentsOf: [38, 35, 51, 57, 59]) // &#39;
-            case UInt8(ascii: "$"): bytes.append(contentsOf: [38, 35, 51, 54, 59]) // &#36;
-            case 0x09, 0x0a, 0x0d: bytes.append(contentsOf: Array("&#\(b);".utf8))
-            case 0x00..<0x20, 0x7f: continue
-            default: bytes.append(b)
+        var s = s
+        s.withUTF8 { buf in
+            // Runs of bytes that need nothing are copied in one append.
+            var start = 0
+            for i in 0..<buf.count {
+                let b = buf[i]
+                let replacement: [UInt8]?
+                switch b {
+                case UInt8(ascii: "&"): replacement = [38, 97, 109, 112, 59] // &amp;
+                case UInt8(ascii: "<"): replacement = [38, 108, 116, 59] // &lt;
+                case UInt8(ascii: ">"): replacement = [38, 103, 116, 59] // &gt;
+                case UInt8(ascii: "\""): replacement = [38, 113, 117, 111, 116, 59] // &quot;
+                case UInt8(ascii: "'"): replacement = [38, 35, 51, 57, 59] // &#39;
+                case UInt8(ascii: "$"): replacement = [38, 35, 51, 54, 59] // &#36;
+                case 0x09, 0x0a, 0x0d: replacement = Array("&#\(b);".utf8)
+                case 0x00..<0x20, 0x7f: replacement = [] // dropped
+                default: continue
+                }
+                if i > start { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<i])) }
+                if let replacement { bytes.append(contentsOf: replacement) }
+                start = i + 1
             }
+            if buf.count > start { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<buf.count])) }
         }
     }
 

@@ -19,10 +19,13 @@ public struct DeviceTable: Sendable {
         public var md5: (UInt64, UInt64)
         public var sha256: (UInt64, UInt64, UInt64, UInt64)
         public var username: String
-        public var callerIDName: String
-        public var callerIDNumber: String
+        /// Most devices have none: a reference (8 bytes) instead of two strings (32).
+        var callerID: CallerID?
         public var domainID: Int32
         public var enabled: Bool
+
+        public var callerIDName: String { callerID?.name ?? "" }
+        public var callerIDNumber: String { callerID?.number ?? "" }
 
         public init(id: Int64, accountID: Int64, md5: (UInt64, UInt64), sha256: (UInt64, UInt64, UInt64, UInt64), username: String,
                     callerIDName: String, callerIDNumber: String, domainID: Int32, enabled: Bool) {
@@ -31,8 +34,7 @@ public struct DeviceTable: Sendable {
             self.md5 = md5
             self.sha256 = sha256
             self.username = username
-            self.callerIDName = callerIDName
-            self.callerIDNumber = callerIDNumber
+            self.callerID = callerIDName.isEmpty && callerIDNumber.isEmpty ? nil : CallerID(name: callerIDName, number: callerIDNumber)
             self.domainID = domainID
             self.enabled = enabled
         }
@@ -117,6 +119,15 @@ public struct DeviceTable: Sendable {
         slots = [Int32](repeating: -1, count: size)
         usedSlots = 0
         for (k, r) in records.enumerated() { place(Int32(k), r.domainID, r.username) }
+    }
+}
+
+public final class CallerID: Sendable {
+    let name: String
+    let number: String
+    init(name: String, number: String) {
+        self.name = name
+        self.number = number
     }
 }
 

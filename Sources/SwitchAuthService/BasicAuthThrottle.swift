@@ -71,6 +71,10 @@ public final class SharedBasicAuthThrottle: Sendable {
     private let state: Locked<BasicAuthThrottle>
     public init(policy: BasicAuthThrottle.Policy = .init()) { state = Locked(BasicAuthThrottle(policy: policy)) }
     public func verdict(source: String, now: UInt64) -> BasicAuthThrottle.Verdict { state.withLock { $0.verdict(source: source, now: now) } }
+    /// The verdict for a peer address; while no source has failed, without parsing the address.
+    public func verdict(peer: String, now: UInt64) -> BasicAuthThrottle.Verdict {
+        state.withLock { t in t.sourceCount == 0 ? .check : t.verdict(source: BasicAuthThrottle.source(peer: peer), now: now) }
+    }
     public func recordFailure(source: String, now: UInt64) { state.withLock { $0.recordFailure(source: source, now: now) } }
     public var sourceCount: Int { state.withLock { $0.sourceCount } }
 }

@@ -20,6 +20,8 @@ public final class LookupHandler: RequestHandler, Sendable {
     let replica: Replica?
     let trust: TrustRecorder?
     private let expectedCredentials: [UInt8]?
+    /// `Basic <base64>` of them.
+    private let expectedHeader: [UInt8]?
     private let throttle: SharedBasicAuthThrottle
 
     init(resolver: Resolver, counters: ServerCounters, pool: DatabasePool, health: DatabaseHealth,
@@ -35,8 +37,10 @@ public final class LookupHandler: RequestHandler, Sendable {
         self.health = health
         if let u = config.basicAuthUser, let p = config.basicAuthPassword {
             expectedCredentials = Array("\(u):\(p)".utf8)
+            expectedHeader = Array("Basic \(Data("\(u):\(p)".utf8).base64EncodedString())".utf8)
         } else {
             expectedCredentials = nil
+            expectedHeader = nil
         }
     }
 
@@ -162,12 +166,15 @@ public final class LookupHandler: RequestHandler, Sendable {
 
     /// Logs the decision and turns it into the HTTP answer.
     private func answer(_ outcome: LookupOutcome, peer: String, started: UInt64) -> HTTPResponse {
-        var meta = outcome.metadata
-        meta["section"] = .string(outcome.section)
-        meta["reason"] = .string(outcome.reason.rawValue)
-        meta["peer"] = .string(peer)
         let level: Logger.Level = outcome.reason == .hostileRequest || outcome.reason == .databaseUnavailable ? .warning : .info
-        logger.log(level: level, "decision", metadata: meta)
+        // The line's metadata is built only when the line is written.
+        if logger.logLevel <= level {
+            var meta = outcome.metadata
+            meta["section"] = .string(outcome.section)
+            meta["reason"] = .string(outcome.reason.rawValue)
+            meta["peer"] = .string(peer)
+            logger.log(level: level, "decision", metadata: meta)
+        }
         return finish(response(outcome), section: outcome.section, outcome: outcome.reason.rawValue, started: started)
     }
 
@@ -186,16 +193,18 @@ public final class LookupHandler: RequestHandler, Sendable {
     /// wrong or missing credentials are throttled per source (`BasicAuthThrottle`).
     private func authorize(_ request: HTTPRequest, _ context: RequestContext) -> HTTPResponse? {
         guard let expected = expectedCredentials else { return nil }
-        let source = BasicAuthThrottle.source(peer: context.peerHost)
         let now = DispatchTime.now().uptimeNanoseconds
-        if case .throttled(let seconds) = throttle.verdict(source: source, now: now) {
+        if case .throttled(let seconds) = throttle.verdict(peer: context.peerHost, now: now) {
             resolver.metrics.basicAuth("throttled")
             resolver.metrics.observe(section: "http", outcome: "throttled", seconds: 0)
             return HTTPResponse(status: .tooManyRequests, body: Array("too many failed attempts\n".utf8),
                                 headers: [("Retry-After", String(seconds))], close: true)
         }
+        let header = request.head.header("Authorization")
+        // What libcurl sends for gateway-credentials, byte for byte: no base64 decoding per request.
+        if let header, let expectedHeader, Hashing.constantTimeEquals(Array(header.utf8), expectedHeader) { return nil }
         var given: [UInt8] = []
-        if let header = request.head.header("Authorization") {
+        if let header {
             let parts = header.split(separator: " ", maxSplits: 1)
             if parts.count == 2, parts[0].lowercased() == "basic",
                let data = Data(base64Encoded: String(parts[1]).trimmingCharacters(in: .whitespaces)) {
@@ -203,7 +212,7 @@ public final class LookupHandler: RequestHandler, Sendable {
             }
         }
         if Hashing.constantTimeEquals(given, expected) { return nil }
-        throttle.recordFailure(source: source, now: now)
+        throttle.recordFailure(source: BasicAuthThrottle.source(peer: context.peerHost), now: now)
         resolver.metrics.basicAuth("wrong")
         logger.warning("unauthorized client", metadata: ["peer": .string(context.peerHost)])
         resolver.metrics.observe(section: "http", outcome: "unauthorized", seconds: 0)

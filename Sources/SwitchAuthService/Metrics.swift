@@ -9,10 +9,21 @@ public final class Metrics: Sendable {
         var counts = [UInt64](repeating: 0, count: Metrics.buckets.count)
         var sum = 0.0
         var count: UInt64 = 0
+
+        mutating func record(_ seconds: Double) {
+            for (i, b) in Metrics.buckets.enumerated() where seconds <= b { counts[i] += 1 }
+            sum += seconds
+            count += 1
+        }
+    }
+
+    struct RequestKey: Hashable {
+        var section: String
+        var outcome: String
     }
 
     struct State {
-        var requests: [String: UInt64] = [:] // "section\u{0}outcome"
+        var requests: [RequestKey: UInt64] = [:]
         var durations: [String: Histogram] = [:]
         var databaseErrors: UInt64 = 0
         var authFailures: [String: UInt64] = [:]
@@ -34,12 +45,9 @@ public final class Metrics: Sendable {
 
     public func observe(section: String, outcome: String, seconds: Double) {
         state.withLock { s in
-            s.requests["\(section)\u{0}\(outcome)", default: 0] += 1
-            var h = s.durations[section] ?? Histogram()
-            for (i, b) in Self.buckets.enumerated() where seconds <= b { h.counts[i] += 1 }
-            h.sum += seconds
-            h.count += 1
-            s.durations[section] = h
+            // In place: no key built, no histogram copied per request.
+            s.requests[RequestKey(section: section, outcome: outcome), default: 0] += 1
+            s.durations[section, default: Histogram()].record(seconds)
         }
     }
 
@@ -63,9 +71,8 @@ public final class Metrics: Sendable {
         var out = ""
         out += "# HELP switchauth_requests_total Lookups answered, by section and outcome (reason code).\n"
         out += "# TYPE switchauth_requests_total counter\n"
-        for key in s.requests.keys.sorted() {
-            let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false)
-            out += "switchauth_requests_total{section=\"\(label(parts[0]))\",outcome=\"\(label(parts[1]))\"} \(s.requests[key]!)\n"
+        for key in s.requests.keys.sorted(by: { ($0.section, $0.outcome) < ($1.section, $1.outcome) }) {
+            out += "switchauth_requests_total{section=\"\(label(key.section))\",outcome=\"\(label(key.outcome))\"} \(s.requests[key]!)\n"
         }
         out += "# HELP switchauth_request_duration_seconds Time from parsed request to response bytes, by section.\n"
         out += "# TYPE switchauth_request_duration_seconds histogram\n"

@@ -21,4 +21,6 @@ int sa_epoll_wait(int epfd, int32_t *fds, uint32_t *events, int max, int timeout
 int sa_eventfd(void);
 /* accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC (a GNU extension Glibc's module does not export). */
 int sa_accept(int fd, void *addr, uint32_t *addrlen);
+/* malloc_trim(0): hands free heap back to the kernel (malloc.h is not in Glibc's module). */
+int sa_malloc_trim(void);
 #endif
