@@ -226,6 +226,9 @@ final class ReplicaFeed: Sendable {
                     pending.append(change)
                 }
             }
+            // Applied as soon as they arrive (a change reaches lookups in about a millisecond); the
+            // heartbeats only prove how current the copy is.
+            _ = try apply(&pending, c, replica: replica, logger: logger)
         }
     }
 
