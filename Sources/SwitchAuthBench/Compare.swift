@@ -75,7 +75,7 @@ struct Compare: ParsableCommand {
     @Option(help: "Seconds per closed-loop run.") var seconds: Double?
     @Option(help: "Concurrent clients for closed-loop runs.") var clients = 8
     @Option(help: "Offered rate for the open-loop latency runs (requests/s).") var rate: Double?
-    @Option(help: "switchauth workers.") var workers = 4
+    @Option(help: "switchauth workers (0: its default, one per core).") var workers = 0
     @Option(help: "The switchauth binary to measure (default: the one beside this benchmark). Another build, e.g. an earlier commit's, gives the 'before' column.") var switchauth: String?
 
     func run() throws {

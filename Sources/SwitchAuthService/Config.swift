@@ -156,7 +156,7 @@ public struct ServiceConfig: Sendable, Equatable {
             guard v.text.hasPrefix("/") else { throw ConfigError(message: "\(v.origin): path must start with /") }
             c.path = v.text
         }, show: { $0.path }),
-        intSetting("workers", 1...256, "event-loop threads (socket I/O only)", \.server.workers),
+        intSetting("workers", 0...256, "event-loop threads (socket I/O only); 0 = one per CPU core", \.server.workers),
         intSetting("database_connections", 1...256, "database threads, each with one PostgreSQL connection", \.databaseConnections),
         intSetting("max_queued_lookups", 1...1_000_000, "lookups waiting for a database thread at most; past it a lookup is shed with 503", \.maxQueuedLookups),
         intSetting("answer_timeout_ms", 10...60_000, "deadline for a lookup's answer; past it the fail-closed answer is sent", \.answerTimeoutMilliseconds),

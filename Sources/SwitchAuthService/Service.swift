@@ -90,7 +90,7 @@ public final class Service: Sendable {
         watcher.start()
         logger.notice("serving", metadata: [
             "listen": .string("\(config.server.host):\(server.port)"), "path": .string(config.path),
-            "workers": .stringConvertible(config.server.workers),
+            "workers": .stringConvertible(config.server.loopCount),
             "database_connections": .stringConvertible(config.databaseConnections)])
     }
 
