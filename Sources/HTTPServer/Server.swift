@@ -497,8 +497,6 @@ final class EventLoop {
                 socket.close()
                 continue
             }
-            // TCP_NODELAY failing only costs latency (Nagle); the connection is still served.
-            try? socket.setNoDelay()
             let now = Clock.now()
             let c = ClientConnection(socket: socket, context: RequestContext(peerHost: host, peerPort: port),
                                      limits: config.limits, now: now)
@@ -674,6 +672,10 @@ final class EventLoop {
         if !c.registered {
             c.interest = want
             c.registered = true
+            // A connection that outlives its first pass (keep-alive, a deferred answer, a partial
+            // read or write) gets TCP_NODELAY; one answered at once in a single write and closed
+            // needs none (close() pushes the last segment). Failing only costs latency (Nagle).
+            try? c.socket.setNoDelay()
             if sa_epoll_ctl(epfd, CTL_ADD, c.fd, want) < 0 {
                 // Without epoll this connection could never be served or timed out: refuse it now.
                 if c.pendingOutput == 0 && c.served == 0 { overloadResponse.withUnsafeBytes { _ = c.socket.write($0) } }
