@@ -29,9 +29,11 @@ let package = Package(
         .target(name: "CSystemShims"),
         // A pthread-mutex-guarded value (ThreadSanitizer sees pthread mutexes).
         .target(name: "Locking", swiftSettings: strict),
-        .target(name: "HTTPServer", dependencies: ["CSystemShims", "Locking"], swiftSettings: strict),
+        // application/x-www-form-urlencoded: eager decoding and the lazy form mod_xml_curl lookups read. Pure, no dependencies.
+        .target(name: "FormEncoding", swiftSettings: strict),
+        .target(name: "HTTPServer", dependencies: ["CSystemShims", "Locking", "FormEncoding"], swiftSettings: strict),
         // Pure decisions: no I/O. Requests and database facts in, decisions out.
-        .target(name: "Decisions", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+        .target(name: "Decisions", dependencies: ["FormEncoding", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // Pure rendering of FreeSWITCH XML documents through one escaping writer.
         .target(name: "FreeSWITCHXML", dependencies: ["Decisions"], swiftSettings: strict),
         // One type per SQL statement over the wrapper; the migrations runner.

@@ -84,7 +84,7 @@ public final class LookupHandler: RequestHandler, Sendable {
                 return .now(methodNotAllowed("GET, POST", started))
             }
             if let refusal = authorize(request, context) { return .now(refusal) }
-            return lookup(resolver.classify(FormFields(FormDecoder.decode(form))), peer: context.peerHost,
+            return lookup(resolver.classify(FormFields(encoded: form)), peer: context.peerHost,
                           started: started, responder: responder)
         default:
             return .now(finish(HTTPResponse(status: .notFound, text: "not found\n"), section: "http", outcome: "not_found", started: started))

@@ -411,3 +411,39 @@ struct NumericTests {
         #expect(StoreNumeric.parse(text) == nil)
     }
 }
+
+/// The service reads fields from the encoded body (`FormFields(encoded:)`); it must answer every
+/// lookup exactly as the eagerly decoded pairs do.
+@Suite("lazy form fields")
+struct LazyFormTests {
+    static let bodies: [String] = [
+        "hostname=h&section=directory&user=1001&user=1002",
+        "us%65r=1001&user=1002",                 // a duplicate through an escaped name
+        "a+b=1&a%20b=2&a b=3",                   // '+' and %20 are the same name
+        "x=%zz&y=%4&z=%41%42+c&w==v=&&&",        // malformed escapes kept, '=' in values, empty pairs
+        "noequals&noequals=&=empty-name&=",       // missing '=', empty names
+        "bad=%ff%fe&n%C3%A9=1&\u{212A}=kelvin&K=k", // invalid UTF-8, non-ASCII names compared as bytes
+        "",
+        "&",
+    ]
+
+    @Test(arguments: bodies)
+    func lazyLookupsEqualEagerOnes(_ text: String) {
+        let body = Array(text.utf8)
+        let lazy = FormFields(encoded: body), eager = FormFields(FormDecoder.decode(body))
+        #expect(lazy == eager)
+        let names = Set(eager.pairs.map(\.name)).union(["user", "a b", "K", "\u{212A}", "né", "", "missing"])
+        for name in names {
+            #expect(lazy.lookup(name) == eager.lookup(name), "\(name)")
+        }
+    }
+
+    @Test func expectedAnswers() {
+        let f = FormFields(encoded: Array("us%65r=1001&user=1002&a+b=x%41&K=k".utf8))
+        #expect(f.lookup("user") == .duplicated)
+        #expect(f.lookup("a b") == .one("xA"))
+        #expect(f.lookup("\u{212A}") == .absent, "names are bytes: the Kelvin sign is not K")
+        #expect(f.lookup("K") == .one("k"))
+        #expect(f.lookup("nothing") == .absent)
+    }
+}

@@ -41,7 +41,13 @@ public func fuzzOne(_ bytes: [UInt8]) {
         bodies.append(input)
     }
     for body in bodies {
-        let lookup = resolver.classify(FormFields(FormDecoder.decode(body)))
+        // The service's lazy form and the eager decoding agree on every field name in the body.
+        let lazy = FormFields(encoded: body), eager = FormFields(FormDecoder.decode(body))
+        precondition(lazy == eager, "lazy and eager forms differ")
+        for name in Set(eager.pairs.map(\.name)).union(["section", "user", "sip_auth_response", ""]) {
+            precondition(lazy.lookup(name) == eager.lookup(name), "lookup of a field differs")
+        }
+        let lookup = resolver.classify(lazy)
         var realm = "fuzz"
         if case .directory(_, let q) = lookup { realm = q.domain }
         let device = DeviceFacts(

@@ -1,0 +1,154 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `application/x-www-form-urlencoded` decoding (`+` is a space, then `%XX`), as FreeSWITCH's
+/// bodies need (freeswitch-conf/PROTOCOL.md §1). Pure. Names and values are kept in order with duplicates, so that
+/// the caller can refuse a field that appears twice. Malformed escapes are kept literally (never
+/// truncated); bytes that are not UTF-8 become U+FFFD, which callers treat as hostile.
+public enum FormDecoder {
+    public static func decode(_ body: some Collection<UInt8>) -> [(name: String, value: String)] {
+        decode(Array(body))
+    }
+
+    /// Every pair decoded (names and values as Strings), in order.
+    public static func decode(_ body: [UInt8]) -> [(name: String, value: String)] {
+        EncodedForm(body).pairs
+    }
+
+    static func hexValue(_ b: UInt8) -> UInt8? {
+        switch b {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return b - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return b - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return b - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    public static func unescape(_ bytes: ArraySlice<UInt8>) -> String {
+        Array(bytes).withUnsafeBufferPointer { unescape($0, 0, $0.count) }
+    }
+
+    static func unescape(_ buf: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> String {
+        var plain = true
+        for j in from..<to where buf[j] == UInt8(ascii: "%") || buf[j] == UInt8(ascii: "+") {
+            plain = false
+            break
+        }
+        if plain { return String(decoding: UnsafeBufferPointer(rebasing: buf[from..<to]), as: UTF8.self) }
+        return String(decoding: unescapeBytes(buf, from, to), as: UTF8.self)
+    }
+
+    /// `+` as a space, then `%XX`; a malformed escape is kept literally.
+    static func unescapeBytes(_ buf: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(to - from)
+        var i = from
+        while i < to {
+            let b = buf[i]
+            if b == UInt8(ascii: "+") {
+                out.append(32)
+            } else if b == UInt8(ascii: "%"), i + 2 < to,
+                      let h = hexValue(buf[i + 1]), let l = hexValue(buf[i + 2]) {
+                out.append(h << 4 | l)
+                i += 2
+            } else {
+                out.append(b)
+            }
+            i += 1
+        }
+        return out
+    }
+}
+
+/// A form body with its pairs located but not decoded: a mod_xml_curl lookup carries 80-200 fields
+/// and reads about twenty, so only those are turned into Strings (`lookup`). Splitting and decoding
+/// are exactly `FormDecoder.decode`'s: pairs are split on `&` (empty ones skipped), a name ends at
+/// the first `=`, `+` is a space, then `%XX`. Names are compared as their decoded bytes.
+public struct EncodedForm: Sendable {
+    struct Span: Sendable {
+        var nameStart: Int32, nameEnd: Int32
+        /// -1: no `=` (the value is empty).
+        var valueStart: Int32, valueEnd: Int32
+    }
+
+    public let body: [UInt8]
+    let spans: [Span]
+
+    public init(_ body: [UInt8]) {
+        self.body = body
+        var spans: [Span] = []
+        spans.reserveCapacity(128)
+        body.withUnsafeBufferPointer { buf in
+            let n = buf.count
+            var start = 0
+            var i = 0
+            while i <= n {
+                if i == n || buf[i] == UInt8(ascii: "&") {
+                    if i > start {
+                        var eq = start
+                        while eq < i && buf[eq] != UInt8(ascii: "=") { eq += 1 }
+                        spans.append(Span(nameStart: Int32(start), nameEnd: Int32(eq),
+                                          valueStart: eq < i ? Int32(eq + 1) : -1, valueEnd: Int32(i)))
+                    }
+                    start = i + 1
+                }
+                i += 1
+            }
+        }
+        self.spans = spans
+    }
+
+    public var count: Int { spans.count }
+
+    /// Every pair decoded, in order.
+    public var pairs: [(name: String, value: String)] {
+        body.withUnsafeBufferPointer { buf in
+            spans.map { s in
+                (FormDecoder.unescape(buf, Int(s.nameStart), Int(s.nameEnd)),
+                 s.valueStart < 0 ? "" : FormDecoder.unescape(buf, Int(s.valueStart), Int(s.valueEnd)))
+            }
+        }
+    }
+
+    public enum Lookup: Equatable, Sendable {
+        case absent
+        case one(String)
+        case duplicated
+    }
+
+    /// The value of the pair named `name` (decoded), or whether it is absent or came more than once.
+    public func lookup(_ name: String) -> Lookup {
+        var target = name
+        return target.withUTF8 { want in
+            body.withUnsafeBufferPointer { buf -> Lookup in
+                var found: Span?
+                for s in spans where Self.nameMatches(buf, Int(s.nameStart), Int(s.nameEnd), want) {
+                    if found != nil { return .duplicated }
+                    found = s
+                }
+                guard let s = found else { return .absent }
+                return .one(s.valueStart < 0 ? "" : FormDecoder.unescape(buf, Int(s.valueStart), Int(s.valueEnd)))
+            }
+        }
+    }
+
+    private static func nameMatches(_ buf: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int, _ want: UnsafeBufferPointer<UInt8>) -> Bool {
+        var escaped = false
+        for j in from..<to where buf[j] == UInt8(ascii: "%") || buf[j] == UInt8(ascii: "+") {
+            escaped = true
+            break
+        }
+        if !escaped {
+            guard to - from == want.count else { return false }
+            if want.isEmpty { return true }
+            return memcmp(buf.baseAddress! + from, want.baseAddress!, want.count) == 0
+        }
+        // Rare: an escaped name (a decoded name is never longer than its encoding).
+        guard to - from >= want.count else { return false }
+        let decoded = FormDecoder.unescapeBytes(buf, from, to)
+        return decoded.elementsEqual(want)
+    }
+}
