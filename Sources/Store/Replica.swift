@@ -257,8 +257,11 @@ public struct ReplicaTables: Sendable {
             // floor(extract(epoch FROM now() - last_success))
             since = Int((Double(now - last) / 1000).rounded(.down))
         }
-        let lockout = LockoutFacts(sourceLocked: locked("ip", src, now), userLocked: locked("user", subject, now),
-                                   pairLocked: locked("pair", src + "|" + subject, now), secondsSinceSuccess: since)
+        // No lock at all (the usual state): no keys to build.
+        let lockout = locks.isEmpty
+            ? LockoutFacts(secondsSinceSuccess: since)
+            : LockoutFacts(sourceLocked: locked("ip", src, now), userLocked: locked("user", subject, now),
+                           pairLocked: locked("pair", src + "|" + subject, now), secondsSinceSuccess: since)
         guard let device = deviceFacts(d, user: user, now: now) else { return nil }
         return DirectoryFactsResult(domainKnown: true, device: device, lockout: lockout)
     }

@@ -202,22 +202,28 @@ public struct Resolver: Sendable {
         case (.answered(let outcome), _):
             return (outcome, .none)
         case let (.directory(request, query), .directory(f)):
-            var meta = directoryMetadata(request, query)
             let decision = directoryDecision(query, f)
-            if let device = f.device { meta["account"] = .string(device.account.number) }
+            var meta: Logger.Metadata = [:]
+            if logs(decision.reason) {
+                meta = directoryMetadata(request, query)
+                if let device = f.device { meta["account"] = .string(device.account.number) }
+            }
             return (LookupOutcome(body: Documents.directory(decision.answer), ok: true, section: "directory",
                                   reason: decision.reason, metadata: meta), decision.effect)
         case let (.acl, .acl(networks)):
             return (LookupOutcome(body: Documents.acl(listName: config.aclListName, networks: networks), ok: true, section: "configuration",
                                   reason: .ok, metadata: ["file": "acl.conf", "networks": .stringConvertible(networks.count)]), .none)
         case let (.dialplan(request, query), facts):
-            var meta = dialplanMetadata(request, query)
             let decision = dialplanDecision(query, facts)
-            meta["detail"] = .string(decision.detail)
-            switch decision.answer {
-            case .reject(_, let r): meta["sip"] = .stringConvertible(r.code)
-            case .allow(_, let a): meta["account"] = .string(a.account.number)
-            case .notFound: break
+            var meta: Logger.Metadata = [:]
+            if logs(decision.reason) {
+                meta = dialplanMetadata(request, query)
+                meta["detail"] = .string(decision.detail)
+                switch decision.answer {
+                case .reject(_, let r): meta["sip"] = .stringConvertible(r.code)
+                case .allow(_, let a): meta["account"] = .string(a.account.number)
+                case .notFound: break
+                }
             }
             return (LookupOutcome(body: Documents.dialplan(decision.answer, reason: decision.reason), ok: true,
                                   section: "dialplan", reason: decision.reason, metadata: meta), .none)
@@ -225,6 +231,13 @@ public struct Resolver: Sendable {
             // Facts that do not belong to the lookup: a programming error; fail closed.
             return (fallback(lookup), .none)
         }
+    }
+
+    /// Whether the decision line of this reason is written at the configured level (the handler
+    /// logs hostile requests and fail-closed answers at warning, the rest at info): its metadata
+    /// is built only then.
+    func logs(_ reason: Reason) -> Bool {
+        logger.logLevel <= (reason == .hostileRequest || reason == .databaseUnavailable ? .warning : .info)
     }
 
     /// The directory decision over its facts (pure; `decide` renders it).
