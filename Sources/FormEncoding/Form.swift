@@ -136,19 +136,18 @@ public struct EncodedForm: Sendable {
     }
 
     private static func nameMatches(_ buf: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int, _ want: UnsafeBufferPointer<UInt8>) -> Bool {
-        var escaped = false
-        for j in from..<to where buf[j] == UInt8(ascii: "%") || buf[j] == UInt8(ascii: "+") {
-            escaped = true
+        var plain = true
+        for j in from..<to where buf[j] == UInt8(ascii: "%") || buf[j] == UInt8(ascii: "+") || buf[j] >= 0x80 {
+            plain = false
             break
         }
-        if !escaped {
+        if plain {
             guard to - from == want.count else { return false }
             if want.isEmpty { return true }
             return memcmp(buf.baseAddress! + from, want.baseAddress!, want.count) == 0
         }
-        // Rare: an escaped name (a decoded name is never longer than its encoding).
-        guard to - from >= want.count else { return false }
-        let decoded = FormDecoder.unescapeBytes(buf, from, to)
-        return decoded.elementsEqual(want)
+        // Rare: an escaped or non-ASCII name, compared as the String the eager decoding makes of it
+        // (bytes that are not UTF-8 become U+FFFD there, which can make it longer than its encoding).
+        return FormDecoder.unescape(buf, from, to).utf8.elementsEqual(want)
     }
 }

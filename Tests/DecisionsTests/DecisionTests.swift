@@ -423,6 +423,7 @@ struct LazyFormTests {
         "x=%zz&y=%4&z=%41%42+c&w==v=&&&",        // malformed escapes kept, '=' in values, empty pairs
         "noequals&noequals=&=empty-name&=",       // missing '=', empty names
         "bad=%ff%fe&n%C3%A9=1&\u{212A}=kelvin&K=k", // invalid UTF-8, non-ASCII names compared as bytes
+        "%ff=1&\u{FFFD}=2",                        // an invalid byte in a name reads as U+FFFD, as eagerly
         "",
         "&",
     ]
@@ -432,7 +433,7 @@ struct LazyFormTests {
         let body = Array(text.utf8)
         let lazy = FormFields(encoded: body), eager = FormFields(FormDecoder.decode(body))
         #expect(lazy == eager)
-        let names = Set(eager.pairs.map(\.name)).union(["user", "a b", "K", "\u{212A}", "né", "", "missing"])
+        let names = Set(eager.pairs.map(\.name)).union(["user", "a b", "K", "\u{212A}", "né", "", "missing", "\u{FFFD}", "\u{FFFD}\u{FFFD}"])
         for name in names {
             #expect(lazy.lookup(name) == eager.lookup(name), "\(name)")
         }
