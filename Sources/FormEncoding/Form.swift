@@ -72,6 +72,8 @@ public struct EncodedForm: Sendable {
         var nameStart: Int32, nameEnd: Int32
         /// -1: no `=` (the value is empty).
         var valueStart: Int32, valueEnd: Int32
+        /// The name has no `%`, `+` or non-ASCII byte: it is its own decoding.
+        var plainName: Bool
     }
 
     public let body: [UInt8]
@@ -84,16 +86,26 @@ public struct EncodedForm: Sendable {
         body.withUnsafeBufferPointer { buf in
             let n = buf.count
             var start = 0
+            var eq = -1
+            var plain = true
             var i = 0
             while i <= n {
-                if i == n || buf[i] == UInt8(ascii: "&") {
+                let b: UInt8 = i == n ? UInt8(ascii: "&") : buf[i]
+                if b == UInt8(ascii: "&") {
                     if i > start {
-                        var eq = start
-                        while eq < i && buf[eq] != UInt8(ascii: "=") { eq += 1 }
-                        spans.append(Span(nameStart: Int32(start), nameEnd: Int32(eq),
-                                          valueStart: eq < i ? Int32(eq + 1) : -1, valueEnd: Int32(i)))
+                        let nameEnd = eq < 0 ? i : eq
+                        spans.append(Span(nameStart: Int32(start), nameEnd: Int32(nameEnd),
+                                          valueStart: eq < 0 ? -1 : Int32(eq + 1), valueEnd: Int32(i), plainName: plain))
                     }
                     start = i + 1
+                    eq = -1
+                    plain = true
+                } else if eq < 0 {
+                    if b == UInt8(ascii: "=") {
+                        eq = i
+                    } else if b == UInt8(ascii: "%") || b == UInt8(ascii: "+") || b >= 0x80 {
+                        plain = false
+                    }
                 }
                 i += 1
             }
@@ -125,7 +137,7 @@ public struct EncodedForm: Sendable {
         return target.withUTF8 { want in
             body.withUnsafeBufferPointer { buf -> Lookup in
                 var found: Span?
-                for s in spans where Self.nameMatches(buf, Int(s.nameStart), Int(s.nameEnd), want) {
+                for s in spans where Self.nameMatches(buf, s, want) {
                     if found != nil { return .duplicated }
                     found = s
                 }
@@ -135,13 +147,9 @@ public struct EncodedForm: Sendable {
         }
     }
 
-    private static func nameMatches(_ buf: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int, _ want: UnsafeBufferPointer<UInt8>) -> Bool {
-        var plain = true
-        for j in from..<to where buf[j] == UInt8(ascii: "%") || buf[j] == UInt8(ascii: "+") || buf[j] >= 0x80 {
-            plain = false
-            break
-        }
-        if plain {
+    private static func nameMatches(_ buf: UnsafeBufferPointer<UInt8>, _ s: Span, _ want: UnsafeBufferPointer<UInt8>) -> Bool {
+        let from = Int(s.nameStart), to = Int(s.nameEnd)
+        if s.plainName {
             guard to - from == want.count else { return false }
             if want.isEmpty { return true }
             return memcmp(buf.baseAddress! + from, want.baseAddress!, want.count) == 0
