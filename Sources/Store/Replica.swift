@@ -10,7 +10,7 @@ import Postgres
 // does not hold, a domain name that is not ASCII) it returns nil and the lookup goes to the database.
 
 /// SIP devices by (domain id, username) in a dense array with an open-addressing index of 32-bit
-/// slots: about 130 bytes a device (1,000,000 devices: ~130 MB), where a `Dictionary` keyed by the
+/// slots: about 100 bytes a device (1,000,000 devices: ~100 MB), where a `Dictionary` keyed by the
 /// pair needs twice that.
 public struct DeviceTable: Sendable {
     public struct Record: Sendable {
