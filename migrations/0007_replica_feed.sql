@@ -19,18 +19,19 @@ CREATE FUNCTION switchauth_epoch_ms(ts timestamptz) RETURNS text LANGUAGE sql IM
     SELECT coalesce(floor(extract(epoch FROM ts) * 1000)::bigint::text, '')
 $$;
 
-CREATE FUNCTION switchauth_rows_accounts() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Rows announced by id; the tag ('a', 'i') is the trigger's argument.
+CREATE FUNCTION switchauth_rows_by_id() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
-        PERFORM pg_notify('switchauth_rows', 'a' || OLD.id);
+        PERFORM pg_notify('switchauth_rows', TG_ARGV[0] || OLD.id);
     ELSE
-        PERFORM pg_notify('switchauth_rows', 'a' || NEW.id);
+        PERFORM pg_notify('switchauth_rows', TG_ARGV[0] || NEW.id);
     END IF;
     RETURN NULL;
 END
 $$;
 CREATE TRIGGER accounts_rows AFTER INSERT OR UPDATE OR DELETE ON accounts
-    FOR EACH ROW EXECUTE FUNCTION switchauth_rows_accounts();
+    FOR EACH ROW EXECUTE FUNCTION switchauth_rows_by_id('a');
 
 CREATE FUNCTION switchauth_rows_devices() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -48,29 +49,20 @@ $$;
 CREATE TRIGGER sip_devices_rows AFTER INSERT OR UPDATE OR DELETE ON sip_devices
     FOR EACH ROW EXECUTE FUNCTION switchauth_rows_devices();
 
-CREATE FUNCTION switchauth_rows_ip_settings() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'DELETE' THEN
-        PERFORM pg_notify('switchauth_rows', 'i' || OLD.id);
-    ELSE
-        PERFORM pg_notify('switchauth_rows', 'i' || NEW.id);
-    END IF;
-    RETURN NULL;
-END
-$$;
 CREATE TRIGGER ip_settings_rows AFTER INSERT OR UPDATE OR DELETE ON ip_settings
-    FOR EACH ROW EXECUTE FUNCTION switchauth_rows_ip_settings();
+    FOR EACH ROW EXECUTE FUNCTION switchauth_rows_by_id('i');
 
-CREATE FUNCTION switchauth_rows_domains() RETURNS trigger LANGUAGE plpgsql AS $$
+-- A fixed payload, the trigger's argument ('n': domains or aliases changed; 'R': a table truncated).
+CREATE FUNCTION switchauth_rows_announce() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('switchauth_rows', 'n');
+    PERFORM pg_notify('switchauth_rows', TG_ARGV[0]);
     RETURN NULL;
 END
 $$;
 CREATE TRIGGER sip_domains_rows AFTER INSERT OR UPDATE OR DELETE ON sip_domains
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_domains();
+    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_announce('n');
 CREATE TRIGGER sip_domain_aliases_rows AFTER INSERT OR UPDATE OR DELETE ON sip_domain_aliases
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_domains();
+    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_announce('n');
 
 -- Only changes of the lock itself: counting a failure that does not lock sends nothing.
 CREATE FUNCTION switchauth_rows_auth_failures() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -109,16 +101,10 @@ $$;
 CREATE TRIGGER auth_trusted_sources_rows AFTER INSERT OR UPDATE OR DELETE ON auth_trusted_sources
     FOR EACH ROW EXECUTE FUNCTION switchauth_rows_trusted();
 
-CREATE FUNCTION switchauth_rows_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('switchauth_rows', 'R');
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER accounts_rows_truncate AFTER TRUNCATE ON accounts FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_truncated();
-CREATE TRIGGER sip_devices_rows_truncate AFTER TRUNCATE ON sip_devices FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_truncated();
-CREATE TRIGGER ip_settings_rows_truncate AFTER TRUNCATE ON ip_settings FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_truncated();
-CREATE TRIGGER sip_domains_rows_truncate AFTER TRUNCATE ON sip_domains FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_truncated();
-CREATE TRIGGER sip_domain_aliases_rows_truncate AFTER TRUNCATE ON sip_domain_aliases FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_truncated();
-CREATE TRIGGER auth_failures_rows_truncate AFTER TRUNCATE ON auth_failures FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_truncated();
-CREATE TRIGGER auth_trusted_sources_rows_truncate AFTER TRUNCATE ON auth_trusted_sources FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_truncated();
+CREATE TRIGGER accounts_rows_truncate AFTER TRUNCATE ON accounts FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_announce('R');
+CREATE TRIGGER sip_devices_rows_truncate AFTER TRUNCATE ON sip_devices FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_announce('R');
+CREATE TRIGGER ip_settings_rows_truncate AFTER TRUNCATE ON ip_settings FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_announce('R');
+CREATE TRIGGER sip_domains_rows_truncate AFTER TRUNCATE ON sip_domains FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_announce('R');
+CREATE TRIGGER sip_domain_aliases_rows_truncate AFTER TRUNCATE ON sip_domain_aliases FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_announce('R');
+CREATE TRIGGER auth_failures_rows_truncate AFTER TRUNCATE ON auth_failures FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_announce('R');
+CREATE TRIGGER auth_trusted_sources_rows_truncate AFTER TRUNCATE ON auth_trusted_sources FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_announce('R');
