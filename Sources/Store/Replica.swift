@@ -266,6 +266,14 @@ public struct ReplicaTables: Sendable {
         return DirectoryFactsResult(domainKnown: true, device: device, lockout: lockout)
     }
 
+    /// The device `DirectoryLookup.run(...).device` returns (nil inside: no such device, or the
+    /// domain is unknown), from the copy. nil: ask the database.
+    public func device(domain name: String, user: String, now: Int64) -> DeviceFacts?? {
+        guard let resolved = domain(name) else { return nil }
+        guard let d = resolved else { return .some(nil) }
+        return deviceFacts(d, user: user, now: now)
+    }
+
     /// What `IPCandidatesLookup.run` returns (ordered by id), from the copy. nil: ask the database.
     public func ipCandidates(_ address: IPAddress, now: Int64) -> [IPSettingFacts]? {
         var out: [IPSettingFacts] = []

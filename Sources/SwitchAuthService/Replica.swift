@@ -66,11 +66,6 @@ public final class Replica: Sendable {
         return false
     }
 
-    /// The copy's facts for a lookup whether or not it is current (tests compare them with the database's).
-    public func factsIgnoringCurrency(_ lookup: Lookup) -> LookupFacts? {
-        facts(lookup, requireCurrent: false)
-    }
-
     func markUnproven() { currentAsOf.store(0, ordering: .releasing) }
 
     func replace(_ new: ReplicaTables) {
@@ -102,11 +97,7 @@ public final class Replica: Sendable {
     /// The facts the lookup needs, from the copy; nil when the copy is not provably current or cannot
     /// give them (acl.conf is always read from the database: it is fetched only on `reloadacl`).
     public func facts(_ lookup: Lookup) -> LookupFacts? {
-        facts(lookup, requireCurrent: true)
-    }
-
-    private func facts(_ lookup: Lookup, requireCurrent: Bool) -> LookupFacts? {
-        guard !requireCurrent || isCurrent() else { return nil }
+        guard isCurrent() else { return nil }
         let now = Self.wallMilliseconds()
         let facts: LookupFacts?
         switch lookup {
@@ -121,13 +112,14 @@ public final class Replica: Sendable {
                 guard let address = IPAddress(source) else { facts = .ipCandidates([]); break }
                 facts = tables.withLock { $0.ipCandidates(address, now: now) }.map { .ipCandidates($0) }
             case let .digest(_, user, domain, _):
-                facts = tables.withLock { $0.directoryFacts(domain: domain, user: user, source: nil, now: now) }.map { .device($0.device) }
+                // The device alone: the digest was verified by the switch, no lockout state is needed.
+                facts = tables.withLock { $0.device(domain: domain, user: user, now: now) }.map { .device($0) }
             case .notOwned, .unauthenticated:
                 return nil
             }
         }
         // Re-checked after the read: a copy that lost its proof meanwhile is not answered from.
-        guard facts != nil, !requireCurrent || isCurrent() else { return nil }
+        guard facts != nil, isCurrent() else { return nil }
         return facts
     }
 
@@ -136,19 +128,6 @@ public final class Replica: Sendable {
     func noteSuccess(source: String, user: String) {
         let now = Self.wallMilliseconds()
         tables.withLock { $0.setTrust(subject: user, source: source, lastSuccess: now) }
-    }
-}
-
-extension LookupFacts: Equatable {
-    public static func == (a: LookupFacts, b: LookupFacts) -> Bool {
-        switch (a, b) {
-        case (.none, .none): return true
-        case let (.directory(x), .directory(y)): return x == y
-        case let (.acl(x), .acl(y)): return x == y
-        case let (.ipCandidates(x), .ipCandidates(y)): return x == y
-        case let (.device(x), .device(y)): return x == y
-        default: return false
-        }
     }
 }
 
@@ -218,9 +197,8 @@ final class ReplicaFeed: Sendable {
                     // Another instance's heartbeat proves nothing about this copy.
                     guard n.processID == me, let at = sent.removeValue(forKey: k) else { continue }
                     // Everything before it is applied first; only then is the copy current as of `at`.
-                    if try apply(&pending, c, replica: replica, logger: logger) {
-                        replica.proveCurrent(asOf: at)
-                    }
+                    try apply(&pending, c, replica: replica, logger: logger)
+                    replica.proveCurrent(asOf: at)
                     sent = sent.filter { $0.key > k }
                 } else {
                     pending.append(change)
@@ -228,7 +206,7 @@ final class ReplicaFeed: Sendable {
             }
             // Applied as soon as they arrive (a change reaches lookups in about a millisecond); the
             // heartbeats only prove how current the copy is.
-            _ = try apply(&pending, c, replica: replica, logger: logger)
+            try apply(&pending, c, replica: replica, logger: logger)
         }
     }
 
@@ -245,14 +223,13 @@ final class ReplicaFeed: Sendable {
     }
 
     /// Applies the changes in order: rows named by id are read again (in one statement per table),
-    /// then everything goes into the copy under one lock, so no lookup sees half a batch. Returns
-    /// false when it had to load everything again (the caller's heartbeat then proves nothing yet).
-    private static func apply(_ pending: inout [ReplicaChange], _ c: Connection, replica: Replica, logger: Logger) throws -> Bool {
-        guard !pending.isEmpty else { return true }
+    /// then everything goes into the copy under one lock, so no lookup sees half a batch.
+    private static func apply(_ pending: inout [ReplicaChange], _ c: Connection, replica: Replica, logger: Logger) throws {
+        guard !pending.isEmpty else { return }
         defer { pending = [] }
         if pending.contains(.reloadAll) {
             try load(c, replica: replica, logger: logger)
-            return true
+            return
         }
         var accountIDs: Set<Int64> = [], deviceIDs: Set<Int64> = [], ipIDs: Set<Int64> = []
         var domainsChanged = false
@@ -270,6 +247,7 @@ final class ReplicaFeed: Sendable {
         let ipSettings = ipIDs.isEmpty ? [:] : try ReplicaLoad.ipSettings(c, ids: ipIDs)
         let domains = domainsChanged ? try ReplicaLoad.domains(c) : nil
         let devicesByID = Dictionary(devices.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        let keysRead = Set(devices.map { "\($0.domainID):\($0.username)" })
         replica.update { t in
             for change in pending {
                 switch change {
@@ -277,7 +255,7 @@ final class ReplicaFeed: Sendable {
                 case .device(let id): if let d = devicesByID[id] { t.devices.upsert(d) }
                 case let .deviceKeyGone(domainID, username):
                     // Unless the row read again holds that key now (deleted, then inserted again).
-                    if !devices.contains(where: { $0.domainID == domainID && $0.username == username }) {
+                    if !keysRead.contains("\(domainID):\(username)") {
                         t.devices.remove(domainID: domainID, username: username)
                     }
                 case .ipSetting(let id): t.setIPSetting(id, ipSettings[id])
@@ -289,7 +267,6 @@ final class ReplicaFeed: Sendable {
             }
         }
         replica.changesApplied.add(UInt64(pending.count), ordering: .relaxed)
-        return true
     }
 }
 
