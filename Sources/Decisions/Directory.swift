@@ -98,7 +98,7 @@ public enum DirectoryDecider {
         let action = try request.nonEmpty("action")
         let domain = request.keyValue
         guard !domain.isEmpty else { return .unsupported("no domain") }
-        if let d = try request.nonEmpty("domain"), d.lowercased() != domain.lowercased() {
+        if let d = try request.nonEmpty("domain"), !d.equalsIgnoringCase(domain) {
             throw HostileRequest(field: "domain", problem: "differs from key_value")
         }
         guard let user = try request.nonEmpty("user") else {
@@ -164,7 +164,7 @@ public enum DirectoryDecider {
             guard let credentials = q.credentials, let algorithm = credentials.algorithm else {
                 return final(q.domain, .digestUnverifiable)
             }
-            guard credentials.realm.lowercased() == device.realm.lowercased() else {
+            guard credentials.realm.equalsIgnoringCase(device.realm) else {
                 return final(q.domain, .realmMismatch)
             }
             let ha1 = algorithm == .md5 ? device.ha1MD5 : device.ha1SHA256

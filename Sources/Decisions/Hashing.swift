@@ -14,16 +14,24 @@ public enum Hashing {
         hex(SHA256.hash(data: bytes))
     }
 
-    private static let digits = Array("0123456789abcdef".utf8)
-
     static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
+        String(decoding: hexBytes(digest), as: UTF8.self)
+    }
+
+    /// Lower-case hex of a digest, as bytes.
+    static func hexBytes<D: Sequence>(_ digest: D) -> [UInt8] where D.Element == UInt8 {
         var out: [UInt8] = []
         out.reserveCapacity(64)
         for byte in digest {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
+            out.append(hexDigit(byte >> 4))
+            out.append(hexDigit(byte & 0x0f))
         }
-        return String(decoding: out, as: UTF8.self)
+        return out
+    }
+
+    @inline(__always)
+    static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
     }
 
     /// Compares two strings in time that depends only on their lengths.
@@ -62,6 +70,14 @@ public enum DigestAlgorithm: String, Sendable, Equatable {
         }
     }
 
+    /// H(bytes) as lower-case hex bytes.
+    func hexDigest(_ bytes: [UInt8]) -> [UInt8] {
+        switch self {
+        case .md5: return Hashing.hexBytes(Insecure.MD5.hash(data: bytes))
+        case .sha256: return Hashing.hexBytes(SHA256.hash(data: bytes))
+        }
+    }
+
     /// HA1 = H(username:realm:password).
     public func ha1(username: String, realm: String, password: String) -> String {
         hash("\(username):\(realm):\(password)")
@@ -96,15 +112,32 @@ public struct DigestCredentials: Sendable, Equatable {
     public var algorithm: DigestAlgorithm? { DigestAlgorithm(responseLength: response.utf8.count) }
 
     /// Verifies the response against a stored HA1 of the matching algorithm.
+    /// Built as bytes, not interpolated Strings: this runs for every REGISTER and INVITE.
     public func verify(ha1: String, algorithm: DigestAlgorithm) -> Bool {
-        let ha2 = algorithm.hash("\(method):\(uri)")
-        let expected: String
+        var text: [UInt8] = []
+        text.reserveCapacity(160 + nonce.utf8.count + uri.utf8.count + (cnonce?.utf8.count ?? 0))
+        text += method.utf8
+        text.append(UInt8(ascii: ":"))
+        text += uri.utf8
+        let ha2 = algorithm.hexDigest(text)
+        text.removeAll(keepingCapacity: true)
+        text += ha1.utf8
+        text.append(UInt8(ascii: ":"))
+        text += nonce.utf8
+        text.append(UInt8(ascii: ":"))
         if let qop, !qop.isEmpty {
-            guard qop.lowercased() == "auth", let cnonce, let nc else { return false }
-            expected = algorithm.hash("\(ha1):\(nonce):\(nc):\(cnonce):\(qop):\(ha2)")
-        } else {
-            expected = algorithm.hash("\(ha1):\(nonce):\(ha2)")
+            guard qop.equalsIgnoringCase("auth"), let cnonce, let nc else { return false }
+            text += nc.utf8
+            text.append(UInt8(ascii: ":"))
+            text += cnonce.utf8
+            text.append(UInt8(ascii: ":"))
+            text += qop.utf8
+            text.append(UInt8(ascii: ":"))
         }
-        return Hashing.constantTimeEquals(Array(expected.utf8), Array(response.lowercased().utf8))
+        text += ha2
+        let expected = algorithm.hexDigest(text)
+        // Hex digits in either case; anything else cannot match a lower-case digest anyway.
+        let given = response.utf8.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 | 0x20 : $0 }
+        return Hashing.constantTimeEquals(expected, given)
     }
 }

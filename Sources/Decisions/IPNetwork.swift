@@ -46,16 +46,29 @@ public struct IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible
     }
 
     /// Strict dotted quad: four decimal parts 0-255, no leading zeros (which some parsers read as octal).
+    /// Read as bytes: it runs for every lookup (the peer, the `ip` field), and Character's digit
+    /// test looks up Unicode properties.
     static func parseIPv4(_ text: String) -> [UInt8]? {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
         var out: [UInt8] = []
-        for part in parts {
-            guard !part.isEmpty, part.count <= 3, part.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
-            if part.count > 1 && part.first == "0" { return nil }
-            guard let v = UInt8(part) else { return nil }
-            out.append(v)
+        out.reserveCapacity(4)
+        var value = 0, digits = 0
+        for byte in text.utf8 {
+            if byte == UInt8(ascii: ".") {
+                guard digits > 0, out.count < 3 else { return nil }
+                out.append(UInt8(value))
+                value = 0
+                digits = 0
+                continue
+            }
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            // A digit after a leading "0".
+            if digits == 1 && value == 0 { return nil }
+            value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            digits += 1
+            guard value <= 255 else { return nil }
         }
+        guard digits > 0, out.count == 3 else { return nil }
+        out.append(UInt8(value))
         return out
     }
 
@@ -85,7 +98,8 @@ public struct IPNetwork: Sendable, Hashable, Comparable, CustomStringConvertible
         let maxLength = address.bytes.count * 8
         var length = maxLength
         if parts.count == 2 {
-            guard !parts[1].isEmpty, parts[1].count <= 3, parts[1].allSatisfy({ $0.isASCII && $0.isNumber }),
+            guard !parts[1].isEmpty, parts[1].utf8.count <= 3,
+                  parts[1].utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
                   let l = Int(parts[1]), l <= maxLength else { return nil }
             // An IPv4-mapped address given with an IPv6 length: reduce it to the IPv4 length.
             if address.isIPv4 && String(parts[0]).contains(":") {

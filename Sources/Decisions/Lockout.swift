@@ -89,7 +89,7 @@ public enum LockoutKeys {
 
     /// A user's counter subject: `username@realm`, the realm (the domain's primary name) in lower
     /// case, so that an alias or a different spelling of the domain counts against the same user.
-    public static func user(_ username: String, realm: String) -> String { "\(username)@\(realm.lowercased())" }
+    public static func user(_ username: String, realm: String) -> String { username + "@" + realm.lowercasedIfNeeded }
 }
 
 /// Lockout state for the subjects of a sip_auth lookup.

@@ -125,22 +125,22 @@ public struct XMLCurlRequest: Sendable, Equatable {
             return nil
         case .duplicated:
             throw HostileRequest(field: name, problem: "sent more than once")
-        case .one(let v):
+        case .one(var v):
             if v.utf8.count > maxFieldLength {
                 throw HostileRequest(field: name, problem: "longer than \(maxFieldLength) bytes")
             }
             // One pass over the bytes: control characters, and U+FFFD (EF BF BD), which the form
             // decoder put where the bytes were not UTF-8.
-            var previous: (UInt8, UInt8) = (0, 0)
-            for byte in v.utf8 {
-                if byte < 0x20 || byte == 0x7f {
-                    throw HostileRequest(field: name, problem: "contains a control character")
+            let problem: String? = v.withUTF8 { bytes in
+                var previous: (UInt8, UInt8) = (0, 0)
+                for byte in bytes {
+                    if byte < 0x20 || byte == 0x7f { return "contains a control character" }
+                    if byte == 0xBD && previous == (0xEF, 0xBF) { return "contains invalid UTF-8" }
+                    previous = (previous.1, byte)
                 }
-                if byte == 0xBD && previous == (0xEF, 0xBF) {
-                    throw HostileRequest(field: name, problem: "contains invalid UTF-8")
-                }
-                previous = (previous.1, byte)
+                return nil
             }
+            if let problem { throw HostileRequest(field: name, problem: problem) }
             return v
         }
     }

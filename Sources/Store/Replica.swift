@@ -228,7 +228,7 @@ public struct ReplicaTables: Sendable {
     /// plain ASCII (PostgreSQL's `lower` and Swift's may differ there): ask the database.
     func domain(_ name: String) -> ReplicaDomain?? {
         guard name.utf8.allSatisfy({ $0 < 0x80 }) else { return nil }
-        guard let id = domainNames[name.lowercased()], let d = domains[id], d.enabled else { return .some(nil) }
+        guard let id = domainNames[name.lowercasedIfNeeded], let d = domains[id], d.enabled else { return .some(nil) }
         return .some(d)
     }
 
@@ -251,7 +251,7 @@ public struct ReplicaTables: Sendable {
         guard let resolved = domain(name) else { return nil }
         guard let d = resolved else { return DirectoryFactsResult(domainKnown: false, device: nil, lockout: .none) }
         let src = source ?? ""
-        let subject = user + "@" + d.name.lowercased()
+        let subject = user + "@" + d.name.lowercasedIfNeeded
         var since: Int?
         if let last = trusted[Self.trustKey(subject: subject, source: src)] {
             // floor(extract(epoch FROM now() - last_success))
@@ -294,8 +294,6 @@ public struct ReplicaTables: Sendable {
 
 /// Lower-case hex of digests held as big-endian words.
 public enum Hex {
-    static let digits = Array("0123456789abcdef".utf8)
-
     static func words(_ text: String, _ count: Int) -> [UInt64]? {
         let u = Array(text.utf8)
         guard u.count == count * 16 else { return nil }
@@ -322,17 +320,32 @@ public enum Hex {
         return (w[0], w[1], w[2], w[3])
     }
 
-    static func encode(_ words: [UInt64]) -> String {
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(words.count * 16)
-        for w in words {
-            for shift in stride(from: 60, through: 0, by: -4) { bytes.append(digits[Int((w >> UInt64(shift)) & 0xf)]) }
+    /// 16 lower-case hex digits of `word` at `out[at...]`.
+    @inline(__always)
+    static func write(_ word: UInt64, _ out: UnsafeMutableBufferPointer<UInt8>, at: Int) {
+        for k in 0..<16 {
+            let nibble = UInt8(truncatingIfNeeded: word >> UInt64(60 - 4 * k)) & 0xf
+            out[at + k] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
         }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
-    public static func encode(_ w: (UInt64, UInt64)) -> String { encode([w.0, w.1]) }
-    public static func encode(_ w: (UInt64, UInt64, UInt64, UInt64)) -> String { encode([w.0, w.1, w.2, w.3]) }
+    public static func encode(_ w: (UInt64, UInt64)) -> String {
+        String(unsafeUninitializedCapacity: 32) { out in
+            write(w.0, out, at: 0)
+            write(w.1, out, at: 16)
+            return 32
+        }
+    }
+
+    public static func encode(_ w: (UInt64, UInt64, UInt64, UInt64)) -> String {
+        String(unsafeUninitializedCapacity: 64) { out in
+            write(w.0, out, at: 0)
+            write(w.1, out, at: 16)
+            write(w.2, out, at: 32)
+            write(w.3, out, at: 48)
+            return 64
+        }
+    }
 }
 
 /// One notification of the `switchauth_rows` feed (migration 0007), parsed.
@@ -553,16 +566,18 @@ public enum TrustBatch {
 
     /// A text[] literal: every element double-quoted, `"` and `\` escaped. Passed as a parameter.
     public static func textArray(_ items: [String]) -> String {
-        var out = "{"
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        out.reserveCapacity(2 + items.reduce(0) { $0 + $1.utf8.count + 3 })
         for (n, s) in items.enumerated() {
-            if n > 0 { out += "," }
-            out += "\""
-            for c in s.unicodeScalars {
-                if c == "\"" || c == "\\" { out += "\\" }
-                out.unicodeScalars.append(c)
+            if n > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "\""))
+            for b in s.utf8 {
+                if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") { out.append(UInt8(ascii: "\\")) }
+                out.append(b)
             }
-            out += "\""
+            out.append(UInt8(ascii: "\""))
         }
-        return out + "}"
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 }

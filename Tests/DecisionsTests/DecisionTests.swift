@@ -77,12 +77,15 @@ struct IPNetworkTests {
     @Test(arguments: [
         ("203.0.113.10", "203.0.113.10/32"), ("203.0.113.0/24", "203.0.113.0/24"), ("2001:db8::/32", "2001:db8::/32"),
         ("2001:db8::1", "2001:db8::1/128"), ("::ffff:203.0.113.10", "203.0.113.10/32"), ("0.0.0.0/0", "0.0.0.0/0"),
+        ("255.255.255.255", "255.255.255.255/32"), ("10.0.0.0/8", "10.0.0.0/8"), ("100.20.3.0/24", "100.20.3.0/24"),
     ])
     func parses(text: String, canonical: String) {
         #expect(IPNetwork(text)?.description == canonical)
     }
 
-    @Test(arguments: ["203.0.113.300", "10.0.0.1/24", "203.0.113.10/33", "010.0.0.1", "1.2.3", "", "abc", "2001:db8::1/129", "1.2.3.4/", "1.2.3.4/ 8", "fe80::1%eth0", "1.2.3.4/-1"])
+    @Test(arguments: ["203.0.113.300", "10.0.0.1/24", "203.0.113.10/33", "010.0.0.1", "1.2.3", "", "abc", "2001:db8::1/129", "1.2.3.4/", "1.2.3.4/ 8", "fe80::1%eth0", "1.2.3.4/-1",
+                          "00.1.2.3", "1.2.3.4.", ".1.2.3", "1..2.3", "1.2.3.4.5", "256.0.0.1", "1.2.3.0255", "+1.2.3.4", " 1.2.3.4",
+                          "1.2.3.4 ", "\u{0661}.2.3.4", "1.2.3.\u{FF14}", "1.2.3.4/\u{0661}", "1.2.3.4/08x"])
     func refuses(text: String) {
         #expect(IPNetwork(text) == nil)
     }
@@ -446,5 +449,21 @@ struct LazyFormTests {
         #expect(f.lookup("\u{212A}") == .absent, "names are bytes: the Kelvin sign is not K")
         #expect(f.lookup("K") == .one("k"))
         #expect(f.lookup("nothing") == .absent)
+    }
+}
+
+@Suite("case-insensitive text")
+struct TextTests {
+    static let words = ["", "a", "A", "example.com", "Example.COM", "exbmple.com", "d1.bench.example", "D1.Bench.Example",
+                        "auth", "AUTH", "Auth-int", "\u{00C9}cole.fr", "\u{00E9}cole.fr", "stra\u{00DF}e.de", "STRASSE.DE",
+                        "\u{0130}stanbul", "i\u{0307}stanbul", "K", "\u{212A}", "k", "@[\\]^_`{", "`{|}~"]
+
+    @Test func matchesLowercasedEverywhere() {
+        for a in Self.words {
+            #expect(a.lowercasedIfNeeded == a.lowercased(), "\(a)")
+            for b in Self.words {
+                #expect(a.equalsIgnoringCase(b) == (a.lowercased() == b.lowercased()), "\(a) vs \(b)")
+            }
+        }
     }
 }

@@ -262,3 +262,19 @@ struct ReplicaTests {
         #expect(try exchange(s.port, register).text == FixtureReplayTests.user1001)
     }
 }
+
+@Suite("replica hex")
+struct ReplicaHexTests {
+    @Test(arguments: ["00000000000000000000000000000000", "0123456789abcdef0123456789abcdef", "ffffffffffffffffffffffffffffffff",
+                      "d41d8cd98f00b204e9800998ecf8427e"])
+    func md5RoundTrip(text: String) throws {
+        #expect(Hex.encode(try #require(Hex.md5(text))) == text)
+    }
+
+    @Test func sha256RoundTrip() throws {
+        let text = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        #expect(Hex.encode(try #require(Hex.sha256(text))) == text)
+        #expect(Hex.md5(text) == nil)
+        #expect(Hex.md5("D41D8CD98F00B204E9800998ECF8427E") == nil)   // stored lower-case only
+    }
+}
