@@ -32,12 +32,23 @@ public struct HTTPRequestHead: Sendable, Equatable {
 
     /// First value of a header, case-insensitive name.
     public func header(_ name: String) -> String? {
-        let lower = name.lowercased()
-        return headers.first { $0.name.lowercased() == lower }?.value
+        headers.first { asciiCaseInsensitiveEquals($0.name, name) }?.value
     }
 
     /// The path without the query string.
-    public var path: Substring { target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0] }
+    public var path: Substring {
+        guard let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return target[...] }
+        return target[..<q]
+    }
+
+    /// Whether the header's first value starts with `prefix`, ignoring ASCII case (a media type's
+    /// parameters may follow).
+    public func header(_ name: String, hasCaseInsensitivePrefix prefix: String) -> Bool {
+        guard let value = header(name) else { return false }
+        guard value.utf8.count >= prefix.utf8.count else { return false }
+        var v = value, p = prefix
+        return v.withUTF8 { x in p.withUTF8 { y in asciiCaseInsensitiveEquals(UnsafeBufferPointer(rebasing: x[..<y.count]), y) } }
+    }
 }
 
 public struct HTTPRequest: Sendable, Equatable {
@@ -192,17 +203,20 @@ public struct HTTPRequestParser: Sendable {
 
     // MARK: Head
 
+    /// RFC 9110 tchar: ALPHA, DIGIT and ``!#$%&'*+-.^_`|~``, as two 64-bit masks over ASCII.
+    private static let tcharLow: UInt64 = {
+        var m: UInt64 = 0
+        for c in "!#$%&'*+-.0123456789".utf8 { m |= 1 << UInt64(c) }
+        return m
+    }()
+    private static let tcharHigh: UInt64 = {
+        var m: UInt64 = 0
+        for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ^_`abcdefghijklmnopqrstuvwxyz|~".utf8 { m |= 1 << UInt64(c - 64) }
+        return m
+    }()
+
     static func isTChar(_ b: UInt8) -> Bool {
-        switch b {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"):
-            return true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            return true
-        default:
-            return false
-        }
+        b < 64 ? tcharLow & (1 << UInt64(b)) != 0 : b < 128 && tcharHigh & (1 << UInt64(b - 64)) != 0
     }
 
     private func parseHead(_ bytes: ArraySlice<UInt8>) -> Result<HTTPRequestHead, HTTPParseError> {
@@ -233,10 +247,11 @@ public struct HTTPRequestParser: Sendable {
         guard !methodBytes.isEmpty, methodBytes.allSatisfy(Self.isTChar) else { return .failure(.badRequest("method")) }
         guard !targetBytes.isEmpty, targetBytes.allSatisfy({ $0 > 32 && $0 < 127 }) else { return .failure(.badRequest("target")) }
         let minor: Int
-        switch Array(versionBytes) {
-        case Array("HTTP/1.1".utf8): minor = 1
-        case Array("HTTP/1.0".utf8): minor = 0
-        default:
+        if versionBytes.elementsEqual("HTTP/1.1".utf8) {
+            minor = 1
+        } else if versionBytes.elementsEqual("HTTP/1.0".utf8) {
+            minor = 0
+        } else {
             let v = Array(versionBytes)
             if v.count == 8, v.starts(with: Array("HTTP/".utf8)), (48...57).contains(v[5]), v[6] == UInt8(ascii: "."), (48...57).contains(v[7]) {
                 return .failure(.versionNotSupported)
@@ -267,26 +282,26 @@ public struct HTTPRequestParser: Sendable {
             let name = String(decoding: nameBytes, as: UTF8.self)
             let value = String(decoding: valueBytes, as: UTF8.self)
             headers.append((name, value))
-            switch name.lowercased() {
-            case "content-length":
+            switch Self.knownHeader(nameBytes) {
+            case .contentLength:
                 guard !valueBytes.isEmpty, valueBytes.count <= 12, valueBytes.allSatisfy({ $0 >= 48 && $0 <= 57 }),
                       let n = Int(value) else { return .failure(.badRequest("Content-Length")) }
                 if let existing = contentLength, existing != n { return .failure(.badRequest("conflicting Content-Length")) }
                 contentLength = n
-            case "transfer-encoding":
+            case .transferEncoding:
                 hasTransferEncoding = true
-            case "host":
+            case .host:
                 hostCount += 1
-            case "connection":
+            case .connection:
                 for token in value.lowercased().split(separator: ",") {
                     let t = token.trimmingSpaces()
                     if t == "close" { connectionClose = true }
                     if t == "keep-alive" { connectionKeepAlive = true }
                 }
-            case "expect":
+            case .expect:
                 guard value.lowercased() == "100-continue" else { return .failure(.expectationFailed) }
                 expectContinue = true
-            default:
+            case nil:
                 break
             }
         }
@@ -304,6 +319,43 @@ public struct HTTPRequestParser: Sendable {
             minorVersion: minor, headers: headers, contentLength: length, keepAlive: keepAlive,
             expectContinue: expectContinue && length > 0))
     }
+}
+
+extension HTTPRequestParser {
+    enum KnownHeader { case contentLength, transferEncoding, host, connection, expect }
+
+    /// The headers the parser acts on, named case-insensitively (no String made for the comparison).
+    static func knownHeader(_ name: ArraySlice<UInt8>) -> KnownHeader? {
+        switch name.count {
+        case 4: return asciiCaseInsensitiveEquals(name, "host") ? .host : nil
+        case 6: return asciiCaseInsensitiveEquals(name, "expect") ? .expect : nil
+        case 10: return asciiCaseInsensitiveEquals(name, "connection") ? .connection : nil
+        case 14: return asciiCaseInsensitiveEquals(name, "content-length") ? .contentLength : nil
+        case 17: return asciiCaseInsensitiveEquals(name, "transfer-encoding") ? .transferEncoding : nil
+        default: return nil
+        }
+    }
+}
+
+/// Equal as ASCII, ignoring case (bytes outside A-Z compared as they are).
+func asciiCaseInsensitiveEquals(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard a.count == b.count else { return false }
+    for i in 0..<a.count {
+        let x = a[i], y = b[i]
+        if x != y && !(x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z")) { return false }
+    }
+    return true
+}
+
+func asciiCaseInsensitiveEquals(_ a: String, _ b: String) -> Bool {
+    guard a.utf8.count == b.utf8.count else { return false }
+    var a = a, b = b
+    return a.withUTF8 { x in b.withUTF8 { y in asciiCaseInsensitiveEquals(x, y) } }
+}
+
+func asciiCaseInsensitiveEquals(_ a: ArraySlice<UInt8>, _ b: StaticString) -> Bool {
+    guard a.count == b.utf8CodeUnitCount else { return false }
+    return a.withUnsafeBufferPointer { x in b.withUTF8Buffer { y in asciiCaseInsensitiveEquals(x, y) } }
 }
 
 extension Substring {

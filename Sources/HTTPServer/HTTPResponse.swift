@@ -56,12 +56,39 @@ public struct HTTPResponse: Sendable, Equatable {
     /// would get, Content-Length included, and no body.
     public func serialize(keepAlive: Bool, headOnly: Bool = false, into out: inout [UInt8]) {
         out.reserveCapacity(out.count + 160 + body.count)
-        out.append(contentsOf: "HTTP/1.1 \(status.code) \(status.reason)\r\n".utf8)
-        out.append(contentsOf: "Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n".utf8)
+        // Byte by byte rather than interpolated: no intermediate strings on the answer path.
+        out.append(contentsOf: "HTTP/1.1 ".utf8)
+        Self.appendDecimal(status.code, to: &out)
+        out.append(32)
+        out.append(contentsOf: status.reason.utf8)
+        out.append(contentsOf: "\r\nContent-Type: ".utf8)
+        out.append(contentsOf: contentType.utf8)
+        out.append(contentsOf: "\r\nContent-Length: ".utf8)
+        Self.appendDecimal(body.count, to: &out)
+        out.append(contentsOf: "\r\n".utf8)
         for h in headers {
-            out.append(contentsOf: "\(h.name): \(h.value)\r\n".utf8)
+            out.append(contentsOf: h.name.utf8)
+            out.append(contentsOf: ": ".utf8)
+            out.append(contentsOf: h.value.utf8)
+            out.append(contentsOf: "\r\n".utf8)
         }
         out.append(contentsOf: (keepAlive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n").utf8)
         if !headOnly { out.append(contentsOf: body) }
+    }
+
+    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+        precondition(value >= 0)
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = value, count = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat {
+                d[19 - count] = UInt8(ascii: "0") + UInt8(n % 10)
+                n /= 10
+                count += 1
+            } while n > 0
+            out.append(contentsOf: d[(20 - count)...])
+        }
     }
 }

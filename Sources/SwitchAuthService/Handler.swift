@@ -71,8 +71,7 @@ public final class LookupHandler: RequestHandler, Sendable {
             let form: [UInt8]
             switch request.head.method {
             case "POST":
-                let type = request.head.header("Content-Type")?.lowercased() ?? ""
-                guard type.hasPrefix("application/x-www-form-urlencoded") else {
+                guard request.head.header("Content-Type", hasCaseInsensitivePrefix: "application/x-www-form-urlencoded") else {
                     return .now(finish(HTTPResponse(status: .unsupportedMediaType, text: "expected application/x-www-form-urlencoded\n"),
                                        section: "http", outcome: "unsupported_media_type", started: started))
                 }
@@ -99,18 +98,17 @@ public final class LookupHandler: RequestHandler, Sendable {
         // to count goes to the database path below (counted before the answer leaves); a success's
         // trust record is written in the background.
         if let replica, let facts = replica.facts(lookup) {
-            var (outcome, effect) = resolver.decide(lookup, facts)
-            outcome.metadata["served"] = "memory"
+            let (outcome, effect) = resolver.decide(lookup, facts)
             switch effect {
             case .none:
                 replica.noteAnswered()
-                return .now(answer(outcome, peer: peer, started: started))
+                return .now(answer(outcome, peer: peer, started: started, fromMemory: true))
             case let .recordSuccess(source, user):
                 if let trust {
                     trust.record(source: source, user: user)
                     replica.noteSuccess(source: source, user: user)
                     replica.noteAnswered()
-                    return .now(answer(outcome, peer: peer, started: started))
+                    return .now(answer(outcome, peer: peer, started: started, fromMemory: true))
                 }
             case .countFailure:
                 break
@@ -165,7 +163,7 @@ public final class LookupHandler: RequestHandler, Sendable {
     }
 
     /// Logs the decision and turns it into the HTTP answer.
-    private func answer(_ outcome: LookupOutcome, peer: String, started: UInt64) -> HTTPResponse {
+    private func answer(_ outcome: LookupOutcome, peer: String, started: UInt64, fromMemory: Bool = false) -> HTTPResponse {
         let level: Logger.Level = outcome.reason == .hostileRequest || outcome.reason == .databaseUnavailable ? .warning : .info
         // The line's metadata is built only when the line is written.
         if logger.logLevel <= level {
@@ -173,6 +171,7 @@ public final class LookupHandler: RequestHandler, Sendable {
             meta["section"] = .string(outcome.section)
             meta["reason"] = .string(outcome.reason.rawValue)
             meta["peer"] = .string(peer)
+            if fromMemory { meta["served"] = "memory" }
             logger.log(level: level, "decision", metadata: meta)
         }
         return finish(response(outcome), section: outcome.section, outcome: outcome.reason.rawValue, started: started)

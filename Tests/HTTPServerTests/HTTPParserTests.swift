@@ -206,3 +206,49 @@ struct FormDecoderTests {
         #expect(f.map(\.value) == ["1", "2", "3"])
     }
 }
+
+@Suite("HTTP header names and responses")
+struct HTTPHeaderCaseTests {
+    static func head(_ text: String, body: String = "") -> HTTPRequestHead? {
+        var p = HTTPRequestParser()
+        for e in p.feed(HTTPParserTests.req(text, body: body)) { if case .request(let r) = e { return r.head } }
+        return nil
+    }
+
+    @Test func namesTheParserActsOnInAnyCase() throws {
+        let h = try #require(Self.head("POST /x HTTP/1.1\nhOsT: x\nCONTENT-length: 3\nconnection: Keep-Alive, CLOSE\n", body: "abc"))
+        #expect(h.contentLength == 3)
+        #expect(!h.keepAlive)
+        #expect(h.header("Content-Length") == "3")
+        #expect(h.header("HOST") == "x")
+        #expect(h.header("Hosts") == nil)
+        #expect(h.path == "/x")
+        // Near misses are ordinary headers: no length, and the HTTP/1.1 Host rule still applies.
+        let near = try #require(Self.head("GET /y?q=1 HTTP/1.1\nHost: x\nContent-Lengtx: 3\nConnectio: close\n"))
+        #expect(near.contentLength == 0)
+        #expect(near.keepAlive)
+        #expect(near.path == "/y")
+        #expect(Self.head("GET / HTTP/1.1\nHosx: x\n") == nil)
+        #expect(HTTPParserTests.firstError(HTTPParserTests.req("GET / HTTP/1.1\nHOST: x\nexpect: 100-Continue\n")) == nil)
+        #expect(HTTPParserTests.firstError(HTTPParserTests.req("GET / HTTP/1.1\nHOST: x\nEXPECT: 100-continuex\n")) == .expectationFailed)
+        #expect(HTTPParserTests.firstError(HTTPParserTests.req("GET / HTTP/1.1\nHOST: x\nTRANSFER-encoding: chunked\n")) == .notImplemented("Transfer-Encoding"))
+        let typed = try #require(Self.head("POST / HTTP/1.1\nHost: x\nContent-Type: Application/X-WWW-Form-Urlencoded; charset=utf-8\nContent-Length: 1\n", body: "a"))
+        #expect(typed.header("content-type", hasCaseInsensitivePrefix: "application/x-www-form-urlencoded"))
+        #expect(!typed.header("content-type", hasCaseInsensitivePrefix: "application/json"))
+        #expect(!typed.header("accept", hasCaseInsensitivePrefix: ""))
+    }
+
+    @Test(arguments: [0, 7, 9, 10, 99, 100, 758, 65_536, 1_000_000])
+    func serializedLengths(length: Int) {
+        var out: [UInt8] = []
+        HTTPResponse(status: .ok, contentType: "text/xml", body: [UInt8](repeating: 120, count: length),
+                     headers: [(name: "X-A", value: "b")]).serialize(keepAlive: length % 2 == 0, into: &out)
+        let text = String(decoding: out.prefix(200), as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: \(length)\r\nX-A: b\r\nConnection: \(length % 2 == 0 ? "keep-alive" : "close")\r\n\r\n"))
+        let headLength = (0..<out.count - 3).first { out[$0..<$0 + 4].elementsEqual("\r\n\r\n".utf8) }.map { $0 + 4 }
+        #expect(headLength.map { $0 + length } == out.count)
+        var head: [UInt8] = []
+        HTTPResponse(status: .serviceUnavailable, text: "x").serialize(keepAlive: false, headOnly: true, into: &head)
+        #expect(String(decoding: head, as: UTF8.self) == "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 1\r\nConnection: close\r\n\r\n")
+    }
+}
