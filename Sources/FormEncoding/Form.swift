@@ -84,30 +84,33 @@ public struct EncodedForm: Sendable {
         var spans: [Span] = []
         spans.reserveCapacity(128)
         body.withUnsafeBufferPointer { buf in
+            guard let base = buf.baseAddress else { return }
             let n = buf.count
             var start = 0
-            var eq = -1
-            var plain = true
-            var i = 0
-            while i <= n {
-                let b: UInt8 = i == n ? UInt8(ascii: "&") : buf[i]
-                if b == UInt8(ascii: "&") {
-                    if i > start {
-                        let nameEnd = eq < 0 ? i : eq
-                        spans.append(Span(nameStart: Int32(start), nameEnd: Int32(nameEnd),
-                                          valueStart: eq < 0 ? -1 : Int32(eq + 1), valueEnd: Int32(i), plainName: plain))
-                    }
-                    start = i + 1
-                    eq = -1
-                    plain = true
-                } else if eq < 0 {
-                    if b == UInt8(ascii: "=") {
-                        eq = i
-                    } else if b == UInt8(ascii: "%") || b == UInt8(ascii: "+") || b >= 0x80 {
-                        plain = false
-                    }
+            while start <= n {
+                // The pair's end: memchr skips the values (most of the bytes) at its speed.
+                var end = n
+                if start < n, let amp = memchr(base + start, Int32(UInt8(ascii: "&")), n - start) {
+                    end = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(amp))
                 }
-                i += 1
+                if end > start {
+                    // The name: up to the first `=`.
+                    var eq = -1
+                    var plain = true
+                    var k = start
+                    while k < end {
+                        let b = base[k]
+                        if b == UInt8(ascii: "=") {
+                            eq = k
+                            break
+                        }
+                        if b == UInt8(ascii: "%") || b == UInt8(ascii: "+") || b >= 0x80 { plain = false }
+                        k += 1
+                    }
+                    spans.append(Span(nameStart: Int32(start), nameEnd: Int32(eq < 0 ? end : eq),
+                                      valueStart: eq < 0 ? -1 : Int32(eq + 1), valueEnd: Int32(end), plainName: plain))
+                }
+                start = end + 1
             }
         }
         self.spans = spans

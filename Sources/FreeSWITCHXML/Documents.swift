@@ -4,7 +4,7 @@ import Decisions
 /// FreeSWITCH's preprocessor: `$` is written as `&#36;`, so `$${...}` can never appear in the raw
 /// text that the preprocessor expands, while the XML parser still reads a `$`. Control characters
 /// (which XML 1.0 forbids) are dropped.
-public struct XMLWriter {
+public struct XMLWriter: Sendable {
     public private(set) var bytes: [UInt8] = []
 
     public init(capacity: Int = 1024) {
@@ -16,6 +16,9 @@ public struct XMLWriter {
         s.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
+    /// Bytes 0x20-0x3F that are written as they are: all but `"` `$` `&` `'` `<` `>`.
+    static let plainBelow64: UInt64 = 0xafff_ff2b_0000_0000
+
     public mutating func escaped(_ s: String) {
         var s = s
         s.withUTF8 { buf in
@@ -23,6 +26,9 @@ public struct XMLWriter {
             var start = 0
             for i in 0..<buf.count {
                 let b = buf[i]
+                // Most bytes need nothing: all from 0x40 (but DEL), UTF-8 beyond ASCII, and the
+                // printable ASCII below 0x40 other than " $ & ' < > (bits of `plainBelow64`).
+                if b >= 0x40 ? b != 0x7f : (Self.plainBelow64 >> UInt64(b)) & 1 != 0 { continue }
                 let replacement: [UInt8]?
                 switch b {
                 case UInt8(ascii: "&"): replacement = [38, 97, 109, 112, 59] // &amp;
@@ -47,14 +53,39 @@ public struct XMLWriter {
     public mutating func element(_ name: StaticString, _ attributes: [(StaticString, String)], close: Bool = true) {
         raw("<")
         raw(name)
-        for (key, value) in attributes {
-            raw(" ")
-            raw(key)
-            raw("=\"")
-            escaped(value)
-            raw("\"")
-        }
+        for (key, value) in attributes { attribute(key, value) }
         close ? raw("/>") : raw(">")
+    }
+
+    /// `<name key="value"/>`: the one- and two-attribute shapes of the hot documents, without an
+    /// array of attributes per element.
+    public mutating func element(_ name: StaticString, _ key: StaticString, _ value: String, close: Bool = true) {
+        raw("<")
+        raw(name)
+        attribute(key, value)
+        close ? raw("/>") : raw(">")
+    }
+
+    public mutating func element(_ name: StaticString, _ key1: StaticString, _ value1: String,
+                                 _ key2: StaticString, _ value2: String, close: Bool = true) {
+        raw("<")
+        raw(name)
+        attribute(key1, value1)
+        attribute(key2, value2)
+        close ? raw("/>") : raw(">")
+    }
+
+    private mutating func attribute(_ key: StaticString, _ value: String) {
+        raw(" ")
+        raw(key)
+        raw("=\"")
+        escaped(value)
+        raw("\"")
+    }
+
+    /// Bytes another XMLWriter produced (so already escaped).
+    mutating func append(_ other: XMLWriter) {
+        bytes += other.bytes
     }
 
     public var string: String { String(decoding: bytes, as: UTF8.self) }
@@ -78,29 +109,36 @@ public enum Documents {
             return notFound
         case .domainWithoutUser(let domain):
             w.raw(#"<document type="freeswitch/xml"><section name="directory">"#)
-            w.element("domain", [("name", domain)], close: false)
+            w.element("domain", "name", domain, close: false)
             w.raw("<users/></domain></section></document>")
         case let .user(domain, user):
             w.raw(#"<document type="freeswitch/xml"><section name="directory">"#)
-            w.element("domain", [("name", domain)], close: false)
+            w.element("domain", "name", domain, close: false)
             w.raw("<users>")
             if let ms = user.cacheableMilliseconds {
-                w.element("user", [("id", user.id), ("cacheable", String(ms))], close: false)
+                w.element("user", "id", user.id, "cacheable", String(ms), close: false)
             } else {
-                w.element("user", [("id", user.id)], close: false)
+                w.element("user", "id", user.id, close: false)
             }
             w.raw("<params>")
-            w.element("param", [("name", "a1-hash"), ("value", user.a1Hash)])
-            w.element("param", [("name", "allow-empty-password"), ("value", "false")])
-            w.element("param", [("name", "dial-string"), ("value", dialString)])
+            w.element("param", "name", "a1-hash", "value", user.a1Hash)
+            w.append(fixedParams)
             w.raw("</params><variables>")
             for v in user.variables {
-                w.element("variable", [("name", v.name), ("value", v.value)])
+                w.element("variable", "name", v.name, "value", v.value)
             }
             w.raw("</variables></user></users></domain></section></document>")
         }
         return w.bytes
     }
+
+    /// The params every published user has, rendered (and escaped) once.
+    static let fixedParams: XMLWriter = {
+        var w = XMLWriter(capacity: 256)
+        w.element("param", "name", "allow-empty-password", "value", "false")
+        w.element("param", "name", "dial-string", "value", dialString)
+        return w
+    }()
 
     public static func acl(listName: String, networks: [IPNetwork]) -> [UInt8] {
         acl(listName: listName, networks: networks.map(\.description))
@@ -134,17 +172,17 @@ public enum Documents {
             return notFound
         case let .reject(context, rejection):
             w.raw(#"<document type="freeswitch/xml"><section name="dialplan" description="SwitchAuth">"#)
-            w.element("context", [("name", context)], close: false)
+            w.element("context", "name", context, close: false)
             w.raw(#"<extension name="switchauth_reject"><condition>"#)
-            w.element("action", [("application", "set"), ("data", "switchauth_reason=\(reason.rawValue)")])
-            w.element("action", [("application", "respond"), ("data", "\(rejection.code) \(rejection.phrase)")])
+            w.element("action", "application", "set", "data", "switchauth_reason=\(reason.rawValue)")
+            w.element("action", "application", "respond", "data", "\(rejection.code) \(rejection.phrase)")
             w.raw("</condition></extension></context></section></document>")
         case let .allow(context, a):
             w.raw(#"<document type="freeswitch/xml"><section name="dialplan" description="SwitchAuth">"#)
-            w.element("context", [("name", context)], close: false)
+            w.element("context", "name", context, close: false)
             w.raw(#"<extension name="switchauth_allow"><condition>"#)
             func set(_ name: String, _ value: String) {
-                w.element("action", [("application", "set"), ("data", "\(name)=\(value)")])
+                w.element("action", "application", "set", "data", "\(name)=\(value)")
             }
             set("accountcode", a.account.number)
             set("switchauth_account_id", String(a.account.id))
@@ -159,10 +197,9 @@ public enum Documents {
                 // limit it holds on that state change unless `limit_ignore_transfer` is true
                 // (freeswitch-conf/PROTOCOL.md §7). Without it the limit counted for milliseconds.
                 set("limit_ignore_transfer", "true")
-                w.element("action", [("application", "limit"),
-                                     ("data", "hash \(a.limitRealm) \(a.account.number) \(a.account.maxChannels) !USER_BUSY")])
+                w.element("action", "application", "limit", "data", "hash \(a.limitRealm) \(a.account.number) \(a.account.maxChannels) !USER_BUSY")
             }
-            w.element("action", [("application", "transfer"), ("data", "\(a.destination) XML \(a.routingContext)")])
+            w.element("action", "application", "transfer", "data", "\(a.destination) XML \(a.routingContext)")
             w.raw("</condition></extension></context></section></document>")
         }
         return w.bytes
