@@ -312,6 +312,8 @@ struct PendingAnswer {
     var deadline: UInt64
     var fallback: @Sendable () -> HTTPResponse
     var keepAlive: Bool
+    /// The request itself asked to close (HTTP/1.0, or `Connection: close`).
+    var clientAskedClose: Bool
     var isHead: Bool
 }
 
@@ -328,8 +330,9 @@ final class ClientConnection {
     var writeStarted: UInt64?
     var lastActivity: UInt64
     var closeAfterWrite = false
-    /// The client asked to close after its response (HTTP/1.0, or `Connection: close`) and sent
-    /// nothing after the request: the response can be followed by close() at once.
+    /// The client asked to close after its response (HTTP/1.0, or `Connection: close`) and nothing
+    /// of a further request is buffered: the response can be followed by close() at once. A client
+    /// that asked to close must not send more (RFC 9112 §9.6), so nothing is peeked for (as nginx).
     var clientCloses = false
     var lingering = false
     var interest: UInt32 = 0
@@ -567,10 +570,11 @@ final class EventLoop {
                 let ticket = nextTicket
                 switch handler.handle(request, context: c.context, responder: Responder(mailbox: mailbox, ticket: ticket)) {
                 case .now(let response):
-                    write(response, to: c, keepAlive: keepAlive, headOnly: request.head.method == "HEAD")
+                    write(response, to: c, keepAlive: keepAlive, clientAskedClose: !request.head.keepAlive,
+                          headOnly: request.head.method == "HEAD")
                 case let .later(deadline, fallback):
                     c.pending = PendingAnswer(ticket: ticket, deadline: deadline, fallback: fallback, keepAlive: keepAlive,
-                                              isHead: request.head.method == "HEAD")
+                                              clientAskedClose: !request.head.keepAlive, isHead: request.head.method == "HEAD")
                     awaiting[ticket] = c
                     server.counters.inFlightDeferred.wrappingAdd(1, ordering: .relaxed)
                     updateInterest(c)
@@ -584,14 +588,14 @@ final class EventLoop {
         }
     }
 
-    private func write(_ response: HTTPResponse, to c: ClientConnection, keepAlive requested: Bool, headOnly: Bool) {
+    private func write(_ response: HTTPResponse, to c: ClientConnection, keepAlive requested: Bool, clientAskedClose: Bool, headOnly: Bool) {
         c.served += 1
         let keepAlive = requested && !response.close && !server.isStopping
         response.serialize(keepAlive: keepAlive, headOnly: headOnly, into: &c.output)
         c.requestStarted = c.parser.hasPartialRequest ? Clock.now() : nil
         if !keepAlive {
             c.closeAfterWrite = true
-            c.clientCloses = !c.parser.hasPartialRequest && c.queued.isEmpty
+            c.clientCloses = clientAskedClose && !c.parser.hasPartialRequest && c.queued.isEmpty
         }
     }
 
@@ -617,7 +621,7 @@ final class EventLoop {
         server.counters.inFlightDeferred.wrappingAdd(-1, ordering: .relaxed)
         c.pending = nil
         guard connections[c.fd] === c else { return }
-        write(response, to: c, keepAlive: p.keepAlive, headOnly: p.isHead)
+        write(response, to: c, keepAlive: p.keepAlive, clientAskedClose: p.clientAskedClose, headOnly: p.isHead)
         if !c.queued.isEmpty {
             let queued = c.queued
             c.queued = []
@@ -649,9 +653,9 @@ final class EventLoop {
         c.outputOffset = 0
         c.writeStarted = nil
         if c.closeAfterWrite && !c.lingering && c.pending == nil {
-            if c.clientCloses && !c.socket.hasUnreadInput {
-                // Everything the client sent was read and it asked to close: close() sends FIN after
-                // the response, nothing can turn it into a reset. This is mod_xml_curl's every request.
+            if c.clientCloses || !c.socket.hasUnreadInput {
+                // Everything the client sent was read, and it asked to close or has sent nothing more
+                // (one recv to know): close() sends FIN after the response.
                 closeConnection(c)
                 return false
             }

@@ -70,6 +70,20 @@ struct ServerTests {
         #expect(c.isClosedByPeer(), "closed right after the answer the client asked to close after")
     }
 
+    /// A close the server decides (here: a malformed request) while the client's bytes are still
+    /// unread: the server lingers instead of closing at once, so the 400 is not destroyed by a reset.
+    @Test func serverChosenCloseWithUnreadBytesKeepsTheResponse() throws {
+        let (server, _) = try startServer { _ in .now }
+        defer { server.stop() }
+        let c = try RawClient(port: server.port)
+        c.send(Array("GET /a HTTP/1.1\r\nHost: x\r\nbad header line\r\n\r\n".utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: 100_000))
+        let r = try #require(c.readResponse())
+        #expect(r.status == 400)
+        #expect(r.headers["connection"] == "close")
+        c.setReceiveTimeout(seconds: 2)
+        #expect(c.peerEnd() == .finished, "a FIN after the response (shutdown, then discard), not a reset")
+    }
+
     @Test func laterAnswerFromAnotherThread() throws {
         let (server, _) = try startServer { _ in .later(afterMilliseconds: 30, deadlineMilliseconds: 2_000) }
         defer { server.stop() }

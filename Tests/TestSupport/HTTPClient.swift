@@ -58,6 +58,20 @@ public final class RawClient {
         }
     }
 
+    public enum PeerEnd: Equatable { case finished, reset, stillOpen }
+
+    /// How the stream ends after what was read: a FIN, a reset, or nothing within the timeout.
+    /// Bytes still arriving are read and dropped.
+    public func peerEnd() -> PeerEnd {
+        while true {
+            do {
+                if try socket.receive(timeoutMilliseconds: timeoutMilliseconds).isEmpty { return .finished }
+            } catch {
+                return error.errno == ECONNRESET ? .reset : .stillOpen
+            }
+        }
+    }
+
     public func setReceiveTimeout(seconds: Int) {
         timeoutMilliseconds = seconds * 1000
     }
