@@ -131,7 +131,7 @@ struct Compare: ParsableCommand {
         var replicaLoadSeconds: [String: Double] = [:]
 
         // --- SwitchAuth on the big dataset
-        var (service, port) = try startService("bench")
+        let (service, port) = try startService("bench")
         let shapes = try RequestShapes(path: "/freeswitch", port: port)
         let aclRequest = shapes.wrap(shapes.aclBody)
         var aclTimes: [Double] = []
@@ -179,10 +179,23 @@ struct Compare: ParsableCommand {
         let wrkClients = 32
         let idleFDs = descriptorCount(of: service.pid)
 
+        // The comparators run beside the service for the whole measurement: nginx serving a static
+        // file of the directory answer's size, and SwitchAuth on 10 IP settings. Each comparison
+        // alternates its two sides round by round and reports the median round of each, so that a
+        // drift of this shared box (other tenants, frequency) does not land on one side only.
+        let rounds = smoke ? 1 : 3
+        let nginx = try startNginx(answerBytes: sampleAnswer, workDir: workDir)
+        let nginxWrk = nginx.map { Wrk(port: $0.port, urlPath: "/freeswitch", directory: workDir) }
+        let (smallService, smallPort) = try startService("bench_small")
+        let smallShapes = try RequestShapes(path: "/freeswitch", port: smallPort)
+        let smallDialplanGen = LoadGenerator(port: smallPort, keepAlive: false) { rng in smallShapes.wrap(smallShapes.dialplan(Dataset.tinyIP.ipCall(&rng))) }
+        _ = smallDialplanGen.closedLoop(clients: 2, seconds: min(1, secs))
+
         // The HTTP layer alone: a route that touches no database (404), same connection shape.
         let httpOnlyNew = try Wrk(port: port, urlPath: "/nothing-here", directory: workDir)
             .run(bodies: ["x=1"], close: true, connections: wrkClients, seconds: secs)
         _ = try wrkService.run(bodies: dirBodies, close: true, connections: wrkClients, seconds: min(2, secs)) // warm up
+        if let nginxWrk { _ = try nginxWrk.run(bodies: dirBodies, close: true, connections: wrkClients, seconds: min(2, secs)) }
         // Directory, a connection per request, with CPU of the service and of PostgreSQL, and the
         // open descriptors sampled while it runs (connections held beyond those in flight).
         let maxFDs = Atomic<Int>(0), sampling = Atomic<Bool>(true)
@@ -195,16 +208,45 @@ struct Compare: ParsableCommand {
             }
         }
         sampler.start()
-        let (s0, p0) = (service.cpuSeconds, postgresCPU())
-        let dirNew = try wrkService.run(bodies: dirBodies, close: true, connections: wrkClients, seconds: secs, expect: "<user id=")
-        let (s1, p1) = (service.cpuSeconds, postgresCPU())
+        var dirNewRounds: [Wrk.Result] = [], nginxNewRounds: [Wrk.Result] = []
+        var dirNewCPU = (service: 0.0, postgres: 0.0)
+        for _ in 0..<rounds {
+            let (s0, p0) = (service.cpuSeconds, postgresCPU())
+            dirNewRounds.append(try wrkService.run(bodies: dirBodies, close: true, connections: wrkClients, seconds: secs, expect: "<user id="))
+            dirNewCPU.service += service.cpuSeconds - s0
+            dirNewCPU.postgres += postgresCPU() - p0
+            if let nginxWrk { nginxNewRounds.append(try nginxWrk.run(bodies: dirBodies, close: true, connections: wrkClients, seconds: secs)) }
+        }
         sampling.store(false, ordering: .relaxed)
-        let dirKeep = try wrkService.run(bodies: dirBodies, close: false, connections: wrkClients, seconds: secs, expect: "<user id=")
+        var dirKeepRounds: [Wrk.Result] = [], nginxKeepRounds: [Wrk.Result] = []
+        var dirKeepCPU = (service: 0.0, postgres: 0.0)
+        for _ in 0..<rounds {
+            let (s0, p0) = (service.cpuSeconds, postgresCPU())
+            dirKeepRounds.append(try wrkService.run(bodies: dirBodies, close: false, connections: wrkClients, seconds: secs, expect: "<user id="))
+            dirKeepCPU.service += service.cpuSeconds - s0
+            dirKeepCPU.postgres += postgresCPU() - p0
+            if let nginxWrk { nginxKeepRounds.append(try nginxWrk.run(bodies: dirBodies, close: false, connections: wrkClients, seconds: secs)) }
+        }
+        let dirNew = Wrk.Result.median(dirNewRounds), dirKeep = Wrk.Result.median(dirKeepRounds)
+        let nginxNew = nginxNewRounds.isEmpty ? nil : Wrk.Result.median(nginxNewRounds)
+        let nginxKeep = nginxKeepRounds.isEmpty ? nil : Wrk.Result.median(nginxKeepRounds)
         let (s2, p2) = (service.cpuSeconds, postgresCPU())
         let dpNew = try wrkService.run(bodies: dpBodies, close: true, connections: wrkClients, seconds: secs, expect: "switchauth_allow")
         let (s3, p3) = (service.cpuSeconds, postgresCPU())
         let dirOpen = directoryGen(false, port).openLoop(rate: openRate, seconds: secs, threads: 4)
-        let dpOpenBig = dialplanGen(false, port, data).openLoop(rate: openRate, seconds: secs, threads: 4)
+        let nginxOpen = nginx.map { n in
+            LoadGenerator(port: n.port, keepAlive: false) { rng in shapes.wrap(shapes.directory(data.device(&rng), rng: &rng)) }
+                .openLoop(rate: openRate, seconds: secs, threads: 4)
+        }
+        // Dialplan latency on 100,000 IP settings and on 10, alternating, every round's latencies pooled.
+        var dpOpenBig = LoadGenerator.OpenLoopResult(latencies: [], errors: 0, seconds: 0, offeredRate: openRate)
+        var dpOpenSmall = dpOpenBig
+        for _ in 0..<rounds {
+            dpOpenBig.pool(dialplanGen(false, port, data).openLoop(rate: openRate, seconds: secs, threads: 4))
+            dpOpenSmall.pool(smallDialplanGen.openLoop(rate: openRate, seconds: secs, threads: 4))
+        }
+        _ = smallService.stop()
+        _ = nginx?.process.stop()
         // Overload: 16 times the connections of the saturation run (512, each a connection per
         // request). The database threads cannot keep up: lookups past max_queued_lookups are shed
         // with 503 at once, the rest are answered within answer_timeout_ms or get their fail-closed
@@ -237,64 +279,9 @@ struct Compare: ParsableCommand {
         let hung = try measureHang(cluster: cluster, port: port, shapes: shapes, data: data)
         let rss = service.rssKiB
         let fromMemory = try metricValue(port, "switchauth_replica_lookups_answered")
-        let errors = dirOpen.errors + dpOpenBig.errors + dirUnderAttack.errors + dirNew.socketErrors + dirKeep.socketErrors + dpNew.socketErrors
+        let errors = dirOpen.errors + dpOpenBig.errors + dpOpenSmall.errors + dirUnderAttack.errors + dirNew.socketErrors + dirKeep.socketErrors + dpNew.socketErrors
         let wrong = dirNew.wrong + dirKeep.wrong + dpNew.wrong + overload.wrong
         _ = service.stop()
-
-        // --- SwitchAuth on 10 IP settings (dialplan p99 must not depend on the table size)
-        (service, port) = try startService("bench_small")
-        let smallShapes = try RequestShapes(path: "/freeswitch", port: port)
-        _ = LoadGenerator(port: port, keepAlive: false) { rng in smallShapes.wrap(smallShapes.dialplan(Dataset.tinyIP.ipCall(&rng))) }.closedLoop(clients: 2, seconds: min(1, secs))
-        let dpOpenSmall = LoadGenerator(port: port, keepAlive: false) { rng in smallShapes.wrap(smallShapes.dialplan(Dataset.tinyIP.ipCall(&rng))) }
-            .openLoop(rate: openRate, seconds: secs, threads: 4)
-        _ = service.stop()
-
-        // --- nginx serving a static file of the directory answer's size, same load shape
-        var nginxNew: Wrk.Result?
-        var nginxKeep: Wrk.Result?
-        var nginxOpen: LoadGenerator.OpenLoopResult?
-        if let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
-            let root = "\(workDir)/nginx"
-            try FileManager.default.createDirectory(atPath: "\(root)/www", withIntermediateDirectories: true)
-            chmod(workDir, 0o755)
-            chmod(root, 0o755)
-            chmod("\(root)/www", 0o755)
-            _ = FileManager.default.createFile(atPath: "\(root)/www/freeswitch", contents: Data(repeating: UInt8(ascii: "x"), count: max(1, sampleAnswer)))
-            chmod("\(root)/www/freeswitch", 0o644)
-            let nport = freePort()
-            try """
-                worker_processes 2;
-                daemon off;
-                pid \(root)/nginx.pid;
-                error_log \(root)/error.log;
-                events { worker_connections 4096; }
-                http {
-                    access_log off;
-                    default_type text/xml;
-                    client_body_temp_path \(root)/body;
-                    server {
-                        listen 127.0.0.1:\(nport);
-                        root \(root)/www;
-                        location / { error_page 405 =200 $uri; }
-                    }
-                }
-                """.write(toFile: "\(root)/nginx.conf", atomically: true, encoding: .utf8)
-            let n = try ChildProcess(nginx, ["-c", "\(root)/nginx.conf", "-p", root], log: "\(root)/stdout.log")
-            if waitForPort(nport) {
-                let nshapes = try RequestShapes(path: "/freeswitch", port: nport)
-                let nwrk = Wrk(port: nport, urlPath: "/freeswitch", directory: workDir)
-                _ = try nwrk.run(bodies: dirBodies, close: true, connections: wrkClients, seconds: min(2, secs))
-                nginxNew = try nwrk.run(bodies: dirBodies, close: true, connections: wrkClients, seconds: secs)
-                nginxKeep = try nwrk.run(bodies: dirBodies, close: false, connections: wrkClients, seconds: secs)
-                nginxOpen = LoadGenerator(port: nport, keepAlive: false) { rng in nshapes.wrap(nshapes.directory(data.device(&rng), rng: &rng)) }
-                    .openLoop(rate: openRate, seconds: secs, threads: 4)
-            } else {
-                print("nginx did not start; see \(root)/error.log")
-            }
-            _ = n.stop()
-        } else {
-            print("nginx not installed (apt-get install nginx-light): its rows are skipped")
-        }
 
         // --- pgbench on the service's hot statements
         var pgDirectory: Double?
@@ -319,14 +306,20 @@ struct Compare: ParsableCommand {
         }
         let dpRatio = dpOpenBig.percentile(99) / dpOpenSmall.percentile(99)
 
-        rows.append(("directory sip_auth, new connection (wrk -c\(wrkClients))", wrkRow(dirNew), "vs nginx " + ratio(dirNew.perSecond, nginxNew?.perSecond) + " (goal >= 1.0x); p99 goal <= 5 ms"))
-        rows.append(("directory sip_auth, keep-alive (wrk)", wrkRow(dirKeep), "vs nginx " + ratio(dirKeep.perSecond, nginxKeep?.perSecond) + " (goal >= 0.5x)"))
+        let roundsNote = rounds > 1 ? "median of \(rounds) rounds alternated with nginx's, " : ""
+        func spread(_ rs: [Wrk.Result]) -> String {
+            rs.count > 1 ? String(format: " [rounds %.0f-%.0f]", rs.map(\.perSecond).min()!, rs.map(\.perSecond).max()!) : ""
+        }
+        rows.append(("directory sip_auth, new connection (wrk -c\(wrkClients))", wrkRow(dirNew) + spread(dirNewRounds),
+                     roundsNote + "vs nginx " + ratio(dirNew.perSecond, nginxNew?.perSecond) + " (goal >= 1.0x); p99 goal <= 5 ms"))
+        rows.append(("directory sip_auth, keep-alive (wrk)", wrkRow(dirKeep) + spread(dirKeepRounds),
+                     roundsNote + "vs nginx " + ratio(dirKeep.perSecond, nginxKeep?.perSecond) + " (goal >= 0.5x)"))
         rows.append(("dialplan IP decision, new connection (wrk)", wrkRow(dpNew), "vs pgbench " + ratio(dpNew.perSecond, pgDialplan)))
         rows.append(("HTTP layer alone (a 404 route, all non-2xx), new connection (wrk)", wrkRow(httpOnlyNew), "vs nginx " + ratio(httpOnlyNew.perSecond, nginxNew?.perSecond)))
-        if let nginxNew { rows.append(("nginx static \(sampleAnswer) B, new connection (wrk)", wrkRow(nginxNew), "the HTTP limit of this machine")) }
-        if let nginxKeep { rows.append(("nginx static \(sampleAnswer) B, keep-alive (wrk)", wrkRow(nginxKeep), "")) }
-        rows.append(("CPU per directory lookup, new connection", cpu(s1 - s0, p1 - p0, dirNew.requests), "goal <= 60 µs"))
-        rows.append(("CPU per directory lookup, keep-alive", cpu(s2 - s1, p2 - p1, dirKeep.requests), ""))
+        if let nginxNew { rows.append(("nginx static \(sampleAnswer) B, new connection (wrk)", wrkRow(nginxNew) + spread(nginxNewRounds), "the HTTP limit of this machine")) }
+        if let nginxKeep { rows.append(("nginx static \(sampleAnswer) B, keep-alive (wrk)", wrkRow(nginxKeep) + spread(nginxKeepRounds), "")) }
+        rows.append(("CPU per directory lookup, new connection", cpu(dirNewCPU.service, dirNewCPU.postgres, dirNew.requests), "goal <= 60 µs"))
+        rows.append(("CPU per directory lookup, keep-alive", cpu(dirKeepCPU.service, dirKeepCPU.postgres, dirKeep.requests), ""))
         rows.append(("CPU per dialplan decision, new connection", cpu(s3 - s2, p3 - p2, dpNew.requests), "goal <= 60 µs"))
         rows.append(("open descriptors while 32 connect per request", "\(maxFDs.load(ordering: .relaxed)) at most (\(idleFDs) idle)", "goal: idle + in flight (32) + closing"))
         if let pgDirectory { rows.append(("pgbench: directory lookup SQL (4 clients, prepared)", String(format: "%.0f tx/s", pgDirectory), "the database limit")) }
@@ -335,7 +328,7 @@ struct Compare: ParsableCommand {
         rows.append(("directory, overload: 512 connections per request (wrk)", wrkRow(overload),
                      "\(Int(shedAfter)) shed (503), \(Int(fallbacksAfter)) fail-closed at the deadline; goal: none late, none wrong"))
         rows.append(("directory open loop while 1,000 bad digests/s arrive", lat(dirUnderAttack), "lockout writes must not slow other users"))
-        rows.append(("dialplan open loop, \(data.ipSettings) IP settings", lat(dpOpenBig), ""))
+        rows.append(("dialplan open loop, \(data.ipSettings) IP settings", lat(dpOpenBig), rounds > 1 ? "\(rounds) rounds alternated with the next row's, pooled" : ""))
         rows.append(("dialplan open loop, 10 IP settings", lat(dpOpenSmall), String(format: "p99 ratio big/small %.2f (goal <= 1.10)", dpRatio)))
         if let nginxOpen { rows.append(("nginx open loop \(Int(openRate)) req/s", lat(nginxOpen), "")) }
         rows.append(("PostgreSQL hung: slowest directory / dialplan answer", String(format: "%.1f / %.1f ms", hung.directoryMax, hung.dialplanMax), "goal <= 250 ms, fail-closed"))
@@ -351,6 +344,46 @@ struct Compare: ParsableCommand {
             print(r.0.padding(toLength: w0, withPad: " ", startingAt: 0) + "  " + r.1.padding(toLength: w1, withPad: " ", startingAt: 0) + "  " + r.2)
         }
         if errors > 0 || wrong + hung.grants > 0 { throw BenchError("\(errors) requests failed, \(wrong + hung.grants) wrong answers") }
+    }
+
+    /// nginx (Debian nginx-light) serving a file of `answerBytes` bytes at /freeswitch, POST
+    /// answered like GET; nil when nginx is not installed.
+    func startNginx(answerBytes: Int, workDir: String) throws -> (process: ChildProcess, port: UInt16)? {
+        guard let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            print("nginx not installed (apt-get install nginx-light): its rows are skipped")
+            return nil
+        }
+        let root = "\(workDir)/nginx"
+        try FileManager.default.createDirectory(atPath: "\(root)/www", withIntermediateDirectories: true)
+        chmod(workDir, 0o755)
+        chmod(root, 0o755)
+        chmod("\(root)/www", 0o755)
+        _ = FileManager.default.createFile(atPath: "\(root)/www/freeswitch", contents: Data(repeating: UInt8(ascii: "x"), count: max(1, answerBytes)))
+        chmod("\(root)/www/freeswitch", 0o644)
+        let port = freePort()
+        try """
+            worker_processes 2;
+            daemon off;
+            pid \(root)/nginx.pid;
+            error_log \(root)/error.log;
+            events { worker_connections 4096; }
+            http {
+                access_log off;
+                default_type text/xml;
+                client_body_temp_path \(root)/body;
+                server {
+                    listen 127.0.0.1:\(port);
+                    root \(root)/www;
+                    location / { error_page 405 =200 $uri; }
+                }
+            }
+            """.write(toFile: "\(root)/nginx.conf", atomically: true, encoding: .utf8)
+        let process = try ChildProcess(nginx, ["-c", "\(root)/nginx.conf", "-p", root], log: "\(root)/stdout.log")
+        guard waitForPort(port) else {
+            _ = process.stop()
+            throw BenchError("nginx did not start; see \(root)/error.log")
+        }
+        return (process, port)
     }
 
     struct HangFigures {

@@ -47,6 +47,13 @@ struct LoadGenerator {
         var max: Double { Double(latencies.max() ?? 0) / 1e6 }
         var achieved: Double { Double(latencies.count) / seconds }
         func late(afterMilliseconds ms: Double) -> Int { latencies.filter { Double($0) / 1e6 > ms }.count }
+
+        /// Adds another run's requests (same offered rate): percentiles over both.
+        mutating func pool(_ other: OpenLoopResult) {
+            latencies += other.latencies
+            errors += other.errors
+            seconds += other.seconds
+        }
     }
 
     /// `clients` threads, each sending as fast as answers come back, for `seconds`.

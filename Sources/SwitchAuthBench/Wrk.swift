@@ -21,6 +21,18 @@ struct Wrk {
         var wrong: Int
         /// Answers whose status was 503 (shed) — counted by the Lua hook.
         var shed: Int
+
+        /// Several rounds of one measurement as one: the median round's rate and latencies, the
+        /// highest maximum, and every round's requests, errors and wrong answers summed.
+        static func median(_ rounds: [Result]) -> Result {
+            precondition(!rounds.isEmpty)
+            func mid(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+            return Result(requests: rounds.reduce(0) { $0 + $1.requests }, seconds: rounds.reduce(0) { $0 + $1.seconds },
+                          perSecond: mid(rounds.map(\.perSecond)), p50: mid(rounds.map(\.p50)), p99: mid(rounds.map(\.p99)),
+                          max: rounds.map(\.max).max()!, non2xx: rounds.reduce(0) { $0 + $1.non2xx },
+                          socketErrors: rounds.reduce(0) { $0 + $1.socketErrors }, wrong: rounds.reduce(0) { $0 + $1.wrong },
+                          shed: rounds.reduce(0) { $0 + $1.shed })
+        }
     }
 
     static var path: String? {
