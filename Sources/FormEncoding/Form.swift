@@ -162,3 +162,32 @@ public struct EncodedForm: Sendable {
         return FormDecoder.unescape(buf, from, to).utf8.elementsEqual(want)
     }
 }
+
+/// `a.b.c.d` as inet_ntop writes it, straight into a String (15 bytes at most: no heap storage).
+/// The request path writes one per connection (the peer) and per lookup (a normalised source).
+public enum DottedQuad {
+    /// From a host-order address.
+    public static func string(_ address: UInt32) -> String {
+        String(unsafeUninitializedCapacity: 15) { out in
+            var n = 0
+            for shift in stride(from: 24, through: 0, by: -8) {
+                if shift != 24 {
+                    out[n] = UInt8(ascii: ".")
+                    n += 1
+                }
+                let octet = UInt8(truncatingIfNeeded: address >> UInt32(shift))
+                if octet >= 100 {
+                    out[n] = UInt8(ascii: "0") + octet / 100
+                    n += 1
+                }
+                if octet >= 10 {
+                    out[n] = UInt8(ascii: "0") + octet / 10 % 10
+                    n += 1
+                }
+                out[n] = UInt8(ascii: "0") + octet % 10
+                n += 1
+            }
+            return n
+        }
+    }
+}

@@ -222,6 +222,7 @@ public struct HTTPRequestParser: Sendable {
     private func parseHead(_ bytes: ArraySlice<UInt8>) -> Result<HTTPRequestHead, HTTPParseError> {
         // Split into lines on CRLF; a CR or LF anywhere else is refused.
         var lines: [ArraySlice<UInt8>] = []
+        lines.reserveCapacity(16)
         var lineStart = bytes.startIndex
         var i = bytes.startIndex
         while i < bytes.endIndex {
@@ -241,9 +242,11 @@ public struct HTTPRequestParser: Sendable {
         guard lines.count - 1 <= limits.maxHeaderCount else { return .failure(.headerTooLarge) }
 
         // request-line = method SP request-target SP HTTP-version
-        let parts = requestLine.split(separator: 32, omittingEmptySubsequences: false)
-        guard parts.count == 3 else { return .failure(.badRequest("request line")) }
-        let methodBytes = parts[0], targetBytes = parts[1], versionBytes = parts[2]
+        // Exactly two single spaces (no array of parts made for it).
+        guard let sp1 = requestLine.firstIndex(of: 32),
+              let sp2 = requestLine[(sp1 + 1)...].firstIndex(of: 32),
+              !requestLine[(sp2 + 1)...].contains(32) else { return .failure(.badRequest("request line")) }
+        let methodBytes = requestLine[..<sp1], targetBytes = requestLine[(sp1 + 1)..<sp2], versionBytes = requestLine[(sp2 + 1)...]
         guard !methodBytes.isEmpty, methodBytes.allSatisfy(Self.isTChar) else { return .failure(.badRequest("method")) }
         guard !targetBytes.isEmpty, targetBytes.allSatisfy({ $0 > 32 && $0 < 127 }) else { return .failure(.badRequest("target")) }
         let minor: Int

@@ -158,6 +158,9 @@ public final class HTTPServer: Sendable {
     /// Stopping to hand the listener to a new generation: no draining accept, no shutdown.
     let handingOver = Atomic<Bool>(false)
 
+    /// Whether accepted sockets inherit TCP_CORK from the listener.
+    let corkedAccepts: Bool
+
     /// The listening socket, for the generation that takes over (`init(config:listener:)`).
     public var listeningSocket: TCPSocket { listener }
     /// When each loop last went round (MonotonicClock ns): the watchdog's evidence that no loop is stuck.
@@ -190,6 +193,11 @@ public final class HTTPServer: Sendable {
         // could not take it from the backlog and it would be reset with its request unanswered.
         self.listener = try adopted ?? TCPSocket.listen(host: config.host, port: config.port, backlog: 1024)
         self.port = listener.localPort
+        // Accepted sockets start corked (inherited from the listener): an answer followed by
+        // close() leaves as one segment carrying the data and the FIN, the shape of every
+        // mod_xml_curl exchange that asks to close. A connection that stays open is uncorked after
+        // its first answer. Without it (the option refused) answers go out as written.
+        self.corkedAccepts = (try? listener.setCork(true)) != nil
         var fds: [Int32] = []
         for _ in 0..<config.loopCount {
             let fd = sa_eventfd()
@@ -338,6 +346,8 @@ final class ClientConnection {
     var interest: UInt32 = 0
     /// In the loop's epoll set. A connection answered and closed straight after accept never is.
     var registered = false
+    /// TCP_CORK still set (inherited from the listener): written bytes wait for close() or uncorking.
+    var corked = false
     var served = 0
     /// The request whose answer is awaited; parser events after it wait in `queued`.
     var pending: PendingAnswer?
@@ -497,12 +507,16 @@ final class EventLoop {
             if server.counters.open.load(ordering: .relaxed) >= config.maxConnections {
                 server.counters.rejectedOverLimit.wrappingAdd(1, ordering: .relaxed)
                 overloadResponse.withUnsafeBytes { _ = socket.write($0) }
+                // Out before the close: the request may be unread, and close() would then reset
+                // the connection with a corked answer still inside.
+                try? socket.setCork(false)
                 socket.close()
                 continue
             }
             let now = Clock.now()
             let c = ClientConnection(socket: socket, context: RequestContext(peerHost: host, peerPort: port),
                                      limits: config.limits, now: now)
+            c.corked = server.corkedAccepts
             c.deadline = now + UInt64(config.requestTimeoutMilliseconds) * 1_000_000
             server.counters.open.wrappingAdd(1, ordering: .relaxed)
             server.counters.accepted.wrappingAdd(1, ordering: .relaxed)
@@ -633,6 +647,7 @@ final class EventLoop {
     /// Writes pending output. Returns false if the connection was closed.
     @discardableResult
     private func flush(_ c: ClientConnection) -> Bool {
+        let wrote = c.pendingOutput > 0
         while c.pendingOutput > 0 {
             let offset = c.outputOffset
             let w: Int
@@ -655,15 +670,23 @@ final class EventLoop {
         if c.closeAfterWrite && !c.lingering && c.pending == nil {
             if c.clientCloses || !c.socket.hasUnreadInput {
                 // Everything the client sent was read, and it asked to close or has sent nothing more
-                // (one recv to know): close() sends FIN after the response.
+                // (one recv to know): close() sends the (corked) answer with the FIN.
                 closeConnection(c)
                 return false
             }
             // Lingering close: stop sending, read and discard until the peer closes (or 1 s), so that
             // unread request bytes do not turn our close into a reset that destroys the response.
-            c.socket.shutdownWrite()
+            c.socket.shutdownWrite()   // pushes the corked answer with the FIN
+            c.corked = false
             c.lingering = true
             c.deadline = Clock.now() + 1_000_000_000
+        } else if c.corked && wrote {
+            // The connection stays open: the answer must leave now, and so must later ones.
+            c.corked = false
+            if (try? c.socket.setCork(false)) == nil {
+                closeConnection(c)
+                return false
+            }
         }
         updateInterest(c)
         return true
@@ -682,7 +705,10 @@ final class EventLoop {
             try? c.socket.setNoDelay()
             if sa_epoll_ctl(epfd, CTL_ADD, c.fd, want) < 0 {
                 // Without epoll this connection could never be served or timed out: refuse it now.
-                if c.pendingOutput == 0 && c.served == 0 { overloadResponse.withUnsafeBytes { _ = c.socket.write($0) } }
+                if c.pendingOutput == 0 && c.served == 0 {
+                    overloadResponse.withUnsafeBytes { _ = c.socket.write($0) }
+                    try? c.socket.setCork(false)
+                }
                 closeConnection(c)
                 return
             }

@@ -1,3 +1,4 @@
+import FormEncoding
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -72,17 +73,17 @@ struct SocketAddress {
     /// Numeric host of a peer address (IPv4-mapped IPv6 shown as IPv4).
     static func describe(_ storage: sockaddr_storage) -> (host: String, port: UInt16) {
         var s = storage
-        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
         switch Int32(s.ss_family) {
         case AF_INET:
+            // Every accepted connection: the dotted quad is written straight into a small String.
             return withUnsafePointer(to: &s) { p in
                 p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
-                    var addr = sin.pointee.sin_addr
-                    inet_ntop(AF_INET, &addr, &buffer, socklen_t(buffer.count))
-                    return (cString(buffer), UInt16(bigEndian: sin.pointee.sin_port))
+                    let a = UInt32(bigEndian: sin.pointee.sin_addr.s_addr)
+                    return (DottedQuad.string(a), UInt16(bigEndian: sin.pointee.sin_port))
                 }
             }
         case AF_INET6:
+            var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
             return withUnsafePointer(to: &s) { p in
                 p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
                     var addr = sin6.pointee.sin6_addr
@@ -99,5 +100,11 @@ struct SocketAddress {
 }
 
 func cString(_ buffer: [CChar]) -> String {
-    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    buffer.withUnsafeBufferPointer { b in
+        let n = b.firstIndex(of: 0) ?? b.count
+        return b.baseAddress!.withMemoryRebound(to: UInt8.self, capacity: n) {
+            String(decoding: UnsafeBufferPointer(start: $0, count: n), as: UTF8.self)
+        }
+    }
 }
+

@@ -143,6 +143,13 @@ public final class TCPSocket: Sendable {
         try syscall("setsockopt(TCP_NODELAY)") { setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size)) }
     }
 
+    /// TCP_CORK: partial frames are held until uncorked or closed. Set on a listener, every
+    /// accepted socket inherits it.
+    public func setCork(_ on: Bool) throws(SocketError) {
+        var value: Int32 = on ? 1 : 0
+        try syscall("setsockopt(TCP_CORK)") { setsockopt(fd, Int32(IPPROTO_TCP), TCP_CORK, &value, socklen_t(MemoryLayout<Int32>.size)) }
+    }
+
     public func setBlocking(_ blocking: Bool) throws(SocketError) {
         let flags = try syscall("fcntl(F_GETFL)") { fcntl(fd, F_GETFL) }
         try syscall("fcntl(F_SETFL)") { fcntl(fd, F_SETFL, blocking ? flags & ~O_NONBLOCK : flags | O_NONBLOCK) }

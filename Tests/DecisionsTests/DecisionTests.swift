@@ -90,6 +90,21 @@ struct IPNetworkTests {
         #expect(IPNetwork(text) == nil)
     }
 
+    /// The dotted quad written without inet_ntop is inet_ntop's, and parses back to the same bytes.
+    @Test func ipv4TextMatchesInetNtop() throws {
+        var rng = SystemRandomNumberGenerator()
+        let fixed: [UInt32] = [0, 1, 9, 10, 99, 100, 255, 256, 0x0a00_0001, 0xffff_ffff, 0x7f00_0001, 0xc0a8_6401, 0x0102_0304, 0x640a_0a64]
+        for a in fixed + (0..<2_000).map({ _ in UInt32.random(in: .min ... .max, using: &rng) }) {
+            var n = in_addr(s_addr: a.bigEndian)
+            var buffer = [CChar](repeating: 0, count: 16)
+            inet_ntop(AF_INET, &n, &buffer, 16)
+            let expected = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let ip = IPAddress(bytes: [UInt8(a >> 24), UInt8(truncatingIfNeeded: a >> 16), UInt8(truncatingIfNeeded: a >> 8), UInt8(truncatingIfNeeded: a)])
+            #expect(ip.description == expected)
+            #expect(IPAddress(expected) == ip)
+        }
+    }
+
     @Test func containment() throws {
         let n = try #require(IPNetwork("203.0.113.0/25"))
         #expect(n.contains(try #require(IPAddress("203.0.113.127"))))

@@ -87,6 +87,12 @@ struct HTTPParserTests {
         ("GET / HTTP/2.0\nHost: x\n", .versionNotSupported),
         ("GET / FOO/1.1\nHost: x\n", .badRequest("version")),
         ("GET  / HTTP/1.1\nHost: x\n", .badRequest("request line")),
+        ("GET / HTTP/1.1 \nHost: x\n", .badRequest("request line")),
+        (" GET / HTTP/1.1\nHost: x\n", .badRequest("request line")),
+        ("GET /a b HTTP/1.1\nHost: x\n", .badRequest("request line")),
+        ("GET /HTTP/1.1\nHost: x\n", .badRequest("request line")),
+        ("GET\nHost: x\n", .badRequest("request line")),
+        ("GET / \nHost: x\n", .badRequest("version")),
         ("G(T / HTTP/1.1\nHost: x\n", .badRequest("method")),
         ("GET / HTTP/1.1\nHost: x\nExpect: 200-ok\n", .expectationFailed),
     ])
