@@ -208,25 +208,23 @@ struct Compare: ParsableCommand {
             }
         }
         sampler.start()
-        var dirNewRounds: [Wrk.Result] = [], nginxNewRounds: [Wrk.Result] = []
-        var dirNewCPU = (service: 0.0, postgres: 0.0)
-        for _ in 0..<rounds {
-            let (s0, p0) = (service.cpuSeconds, postgresCPU())
-            dirNewRounds.append(try wrkService.run(bodies: dirBodies, close: true, connections: wrkClients, seconds: secs, expect: "<user id="))
-            dirNewCPU.service += service.cpuSeconds - s0
-            dirNewCPU.postgres += postgresCPU() - p0
-            if let nginxWrk { nginxNewRounds.append(try nginxWrk.run(bodies: dirBodies, close: true, connections: wrkClients, seconds: secs)) }
+        /// `rounds` runs of the directory load on the service, each followed by the same on nginx,
+        /// with the service's and PostgreSQL's CPU over the service's runs.
+        func alternated(close: Bool) throws -> (service: [Wrk.Result], nginx: [Wrk.Result], cpu: (service: Double, postgres: Double)) {
+            var ours: [Wrk.Result] = [], theirs: [Wrk.Result] = []
+            var cpu = (service: 0.0, postgres: 0.0)
+            for _ in 0..<rounds {
+                let (s0, p0) = (service.cpuSeconds, postgresCPU())
+                ours.append(try wrkService.run(bodies: dirBodies, close: close, connections: wrkClients, seconds: secs, expect: "<user id="))
+                cpu.service += service.cpuSeconds - s0
+                cpu.postgres += postgresCPU() - p0
+                if let nginxWrk { theirs.append(try nginxWrk.run(bodies: dirBodies, close: close, connections: wrkClients, seconds: secs)) }
+            }
+            return (ours, theirs, cpu)
         }
+        let (dirNewRounds, nginxNewRounds, dirNewCPU) = try alternated(close: true)
         sampling.store(false, ordering: .relaxed)
-        var dirKeepRounds: [Wrk.Result] = [], nginxKeepRounds: [Wrk.Result] = []
-        var dirKeepCPU = (service: 0.0, postgres: 0.0)
-        for _ in 0..<rounds {
-            let (s0, p0) = (service.cpuSeconds, postgresCPU())
-            dirKeepRounds.append(try wrkService.run(bodies: dirBodies, close: false, connections: wrkClients, seconds: secs, expect: "<user id="))
-            dirKeepCPU.service += service.cpuSeconds - s0
-            dirKeepCPU.postgres += postgresCPU() - p0
-            if let nginxWrk { nginxKeepRounds.append(try nginxWrk.run(bodies: dirBodies, close: false, connections: wrkClients, seconds: secs)) }
-        }
+        let (dirKeepRounds, nginxKeepRounds, dirKeepCPU) = try alternated(close: false)
         let dirNew = Wrk.Result.median(dirNewRounds), dirKeep = Wrk.Result.median(dirKeepRounds)
         let nginxNew = nginxNewRounds.isEmpty ? nil : Wrk.Result.median(nginxNewRounds)
         let nginxKeep = nginxKeepRounds.isEmpty ? nil : Wrk.Result.median(nginxKeepRounds)
