@@ -158,8 +158,9 @@ public final class HTTPServer: Sendable {
     /// Stopping to hand the listener to a new generation: no draining accept, no shutdown.
     let handingOver = Atomic<Bool>(false)
 
-    /// Whether accepted sockets inherit TCP_CORK from the listener.
+    /// Whether accepted sockets inherit TCP_CORK and TCP_NODELAY from the listener.
     let corkedAccepts: Bool
+    let noDelayAccepts: Bool
 
     /// The listening socket, for the generation that takes over (`init(config:listener:)`).
     public var listeningSocket: TCPSocket { listener }
@@ -198,6 +199,10 @@ public final class HTTPServer: Sendable {
         // mod_xml_curl exchange that asks to close. A connection that stays open is uncorked after
         // its first answer. Without it (the option refused) answers go out as written.
         self.corkedAccepts = (try? listener.setCork(true)) != nil
+        // TCP_NODELAY is inherited too; it takes effect once a connection is uncorked (the kernel
+        // lets TCP_CORK win while both are set), so a connection that stays open needs one
+        // setsockopt, the uncork, and none for Nagle.
+        self.noDelayAccepts = (try? listener.setNoDelay()) != nil
         var fds: [Int32] = []
         for _ in 0..<config.loopCount {
             let fd = sa_eventfd()
@@ -700,9 +705,9 @@ final class EventLoop {
             c.interest = want
             c.registered = true
             // A connection that outlives its first pass (keep-alive, a deferred answer, a partial
-            // read or write) gets TCP_NODELAY; one answered at once in a single write and closed
-            // needs none (close() pushes the last segment). Failing only costs latency (Nagle).
-            try? c.socket.setNoDelay()
+            // read or write) needs TCP_NODELAY (a multi-segment answer's tail must not wait for an
+            // ACK): inherited from the listener, else set now. Failing only costs latency (Nagle).
+            if !server.noDelayAccepts { try? c.socket.setNoDelay() }
             if sa_epoll_ctl(epfd, CTL_ADD, c.fd, want) < 0 {
                 // Without epoll this connection could never be served or timed out: refuse it now.
                 if c.pendingOutput == 0 && c.served == 0 {
