@@ -195,9 +195,10 @@ public final class HTTPServer: Sendable {
         self.listener = try adopted ?? TCPSocket.listen(host: config.host, port: config.port, backlog: 1024)
         self.port = listener.localPort
         // Accepted sockets start corked (inherited from the listener): an answer followed by
-        // close() leaves as one segment carrying the data and the FIN, the shape of every
-        // mod_xml_curl exchange that asks to close. A connection that stays open is uncorked after
-        // its first answer. Without it (the option refused) answers go out as written.
+        // close() leaves as one segment carrying the data and the FIN (a client that asked to
+        // close: HTTP/1.0, `Connection: close`). A connection that stays open (mod_xml_curl's:
+        // keep-alive, then the client closes) is uncorked after its first answer. Without the
+        // option (refused) answers go out as written.
         self.corkedAccepts = (try? listener.setCork(true)) != nil
         // TCP_NODELAY is inherited too; it takes effect once a connection is uncorked (the kernel
         // lets TCP_CORK win while both are set), so a connection that stays open needs one
