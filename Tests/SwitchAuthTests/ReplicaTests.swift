@@ -12,6 +12,18 @@ import Testing
 /// follows every kind of change, and it stops answering the moment it cannot prove it is current.
 @Suite("memory copy")
 struct ReplicaTests {
+
+    /// The service on `cluster` with its memory copy on, once the copy is proven current.
+    static func serviceWithCurrentReplica(_ cluster: TemporaryCluster) throws -> (RunningService, Replica) {
+        var config = fixtureConfig(database: cluster.config())
+        config.replica = true
+        let s = try RunningService(config)
+        guard let replica = s.service.replica, replica.waitUntilCurrent() else {
+            s.stop()
+            throw TestHTTPError(description: "the memory copy did not become current")
+        }
+        return (s, replica)
+    }
     /// Everything a lookup can meet: aliases, a disabled domain, suspended/expired/broke accounts,
     /// disabled devices, nested IPv4 and IPv6 networks, a disabled setting, locks (one expired) and
     /// trust.
@@ -172,12 +184,8 @@ struct ReplicaTests {
         let db = try Connection(cluster.config())
         defer { db.close() }
         try Self.seedVariety(db, fixtures: false)
-        var config = fixtureConfig(database: cluster.config())
-        config.replica = true
-        let s = try RunningService(config)
+        let (s, replica) = try Self.serviceWithCurrentReplica(cluster)
         defer { s.stop() }
-        let replica = try #require(s.service.replica)
-        #expect(replica.waitUntilCurrent())
 
         func settle(_ what: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
             #expect(replica.waitUntilCurrent(), "\(what)", sourceLocation: sourceLocation)
@@ -239,12 +247,8 @@ struct ReplicaTests {
     @Test func provesNothingWhileTheDatabaseHangs() throws {
         let cluster = try seededCluster()
         defer { cluster.thaw(); cluster.stop() }
-        var config = fixtureConfig(database: cluster.config())
-        config.replica = true
-        let s = try RunningService(config)
+        let (s, replica) = try Self.serviceWithCurrentReplica(cluster)
         defer { s.stop() }
-        let replica = try #require(s.service.replica)
-        #expect(replica.waitUntilCurrent())
         let register = try Fixtures.bytes("directory-sip_auth-register-udp-ok.http")
         #expect(try exchange(s.port, register).text == FixtureReplayTests.user1001)
         cluster.freeze()
