@@ -238,6 +238,7 @@ public final class LookupHandler: RequestHandler, Sendable {
             ("switchauth_lookups_queued", "Lookups queued for a database thread.", Double(pool.queued)),
             ("switchauth_lookups_deadline_fallbacks", "Lookups answered fail-closed by the event loop at their deadline.", Double(counters.deadlineFallbacks.load(ordering: .relaxed))),
             ("switchauth_database_up", "1 while the prober sees PostgreSQL answer, else 0 (lookups then fail closed at once).", health.isUp ? 1 : 0),
+            ("switchauth_log_lines_dropped", "Log lines dropped because standard error's reader fell more than 8 MiB behind.", Double(LogSink.standardError.dropped)),
         ]
         if let replica {
             gauges.append(("switchauth_replica_current", "1 while the memory copy is proven within replica_staleness_ms of PostgreSQL (lookups are answered from it), else 0.", replica.isCurrent() ? 1 : 0))

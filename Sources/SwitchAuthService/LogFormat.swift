@@ -60,30 +60,93 @@ public enum LogFormat {
     /// One line, without the newline. The message is ours; it is escaped the same way when it needs it.
     public static func line(timestamp: String, level: Logger.Level, label: String, message: String,
                             metadata: Logger.Metadata) -> String {
-        var out = "\(timestamp) \(level) \(label): "
-        out += message.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7f }) ? message : value(message)
+        var out: [UInt8] = []
+        append(into: &out, timestamp: Array(timestamp.utf8), level: level, label: label, message: message, metadata: metadata)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The same line as bytes, appended to `out` (the handler's path: no intermediate Strings for
+    /// the values that need no quoting, which is nearly all of them).
+    static func append(into out: inout [UInt8], timestamp: [UInt8], level: Logger.Level, label: String, message: String,
+                       metadata: Logger.Metadata) {
+        out.append(contentsOf: timestamp)
+        out.append(UInt8(ascii: " "))
+        out.append(contentsOf: level.rawValue.utf8)
+        out.append(UInt8(ascii: " "))
+        out.append(contentsOf: label.utf8)
+        out.append(contentsOf: ": ".utf8)
+        if message.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) { out.append(contentsOf: message.utf8) } else { out.append(contentsOf: value(message).utf8) }
+        guard !metadata.isEmpty else { return }
         for k in metadata.keys.sorted() {
-            out += " \(key(k))=\(value(text(metadata[k]!)))"
+            out.append(UInt8(ascii: " "))
+            if k.utf8.allSatisfy({ isBare($0) && $0 != UInt8(ascii: "|") }) { out.append(contentsOf: k.utf8) } else { out.append(contentsOf: key(k).utf8) }
+            out.append(UInt8(ascii: "="))
+            switch metadata[k]! {
+            case .string(let s): appendValue(s, into: &out)
+            case let other: appendValue(text(other), into: &out)
+            }
         }
+    }
+
+    static func appendValue(_ s: String, into out: inout [UInt8]) {
+        if !s.isEmpty && s.utf8.allSatisfy(isBare) { out.append(contentsOf: s.utf8) } else { out.append(contentsOf: value(s).utf8) }
+    }
+}
+
+/// `2026-12-05T08:08:04.117Z` (RFC 3339, UTC, milliseconds) from the realtime clock, written as
+/// bytes. Foundation's `ISO8601DateFormatter` builds an ICU formatter per call: ~100 µs, half the
+/// CPU of a lookup when every decision was logged.
+public enum LogTimestamp {
+    public static func now() -> [UInt8] {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return format(seconds: ts.tv_sec, milliseconds: ts.tv_nsec / 1_000_000)
+    }
+
+    public static func format(seconds: Int, milliseconds: Int) -> [UInt8] {
+        var t = seconds
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        var out = [UInt8](repeating: 0, count: 24)
+        func put(_ v: Int, _ at: Int, _ width: Int) {
+            var v = v
+            for i in stride(from: at + width - 1, through: at, by: -1) {
+                out[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+            }
+        }
+        put(Int(tm.tm_year) + 1900, 0, 4); out[4] = UInt8(ascii: "-")
+        put(Int(tm.tm_mon) + 1, 5, 2); out[7] = UInt8(ascii: "-")
+        put(Int(tm.tm_mday), 8, 2); out[10] = UInt8(ascii: "T")
+        put(Int(tm.tm_hour), 11, 2); out[13] = UInt8(ascii: ":")
+        put(Int(tm.tm_min), 14, 2); out[16] = UInt8(ascii: ":")
+        put(Int(tm.tm_sec), 17, 2); out[19] = UInt8(ascii: ".")
+        put(milliseconds, 20, 3); out[23] = UInt8(ascii: "Z")
         return out
     }
 }
 
-/// swift-log handler writing `LogFormat` lines to standard error (or to `write`, for tests).
+/// swift-log handler writing `LogFormat` lines to a `LogSink` (standard error by default), or to
+/// `write`, for tests. A line costs its formatting and one append under a mutex: the write to the
+/// descriptor happens on the sink's own thread (see `LogSink`).
 public struct KeyValueLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     public var logLevel: Logger.Level = .info
     let label: String
-    let write: @Sendable (String) -> Void
+    let sink: LogSink?
+    let write: (@Sendable (String) -> Void)?
 
-    public init(label: String, write: @escaping @Sendable (String) -> Void = KeyValueLogHandler.standardError) {
+    public init(label: String, sink: LogSink = .standardError) {
         self.label = label
-        self.write = write
+        self.sink = sink
+        self.write = nil
     }
 
-    public static let standardError: @Sendable (String) -> Void = { line in
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+    public init(label: String, write: @escaping @Sendable (String) -> Void) {
+        self.label = label
+        self.sink = nil
+        self.write = write
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -94,9 +157,18 @@ public struct KeyValueLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var all = self.metadata
         if let provided = metadataProvider?.get() { all.merge(provided) { _, new in new } }
-        if let explicit = event.metadata { all.merge(explicit) { _, new in new } }
-        let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: TimeZone(identifier: "UTC")!,
-                                                formatOptions: [.withInternetDateTime, .withFractionalSeconds])
-        write(LogFormat.line(timestamp: stamp, level: event.level, label: label, message: event.message.description, metadata: all))
+        if let explicit = event.metadata {
+            if all.isEmpty { all = explicit } else { all.merge(explicit) { _, new in new } }
+        }
+        var line: [UInt8] = []
+        line.reserveCapacity(320)
+        LogFormat.append(into: &line, timestamp: LogTimestamp.now(), level: event.level, label: label,
+                         message: event.message.description, metadata: all)
+        if let sink {
+            line.append(UInt8(ascii: "\n"))
+            sink.append(line)
+        } else if let write {
+            write(String(decoding: line, as: UTF8.self))
+        }
     }
 }

@@ -78,3 +78,85 @@ struct LogFormatTests {
         #expect(!decision.contains("\n"))
     }
 }
+
+/// The decision log's cost (issue 19): timestamps written from the clock as bytes, lines handed to
+/// a sink whose own thread writes them, bounded.
+@Suite("log sink")
+struct LogSinkTests {
+    @Test(arguments: [
+        (0, 0, "1970-01-01T00:00:00.000Z"),
+        (1_796_457_600, 7, "2026-12-05T08:00:00.007Z"),
+        (951_782_399, 999, "2000-02-28T23:59:59.999Z"),
+        (951_868_800, 123, "2000-03-01T00:00:00.123Z"),
+        (4_102_444_800, 50, "2100-01-01T00:00:00.050Z"),
+    ])
+    func timestampMatchesRFC3339(seconds: Int, milliseconds: Int, expected: String) {
+        #expect(String(decoding: LogTimestamp.format(seconds: seconds, milliseconds: milliseconds), as: UTF8.self) == expected)
+    }
+
+    @Test func timestampAgreesWithFoundation() {
+        let bytes = LogTimestamp.now()
+        let text = String(decoding: bytes, as: UTF8.self)
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let parsed = f.date(from: text)
+        #expect(abs((parsed ?? .distantPast).timeIntervalSinceNow) < 2, "\(text)")
+    }
+
+    /// Reads what a sink wrote into a pipe.
+    static func drain(_ fd: Int32) -> String {
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = read(fd, &buf, buf.count)
+            if n <= 0 { break }
+            out += buf[0..<n]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    @Test func linesArriveInOrderAfterFlush() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
+        let sink = LogSink(descriptor: fds[1], gatherMilliseconds: 5)
+        var logger = Logger(label: "t") { KeyValueLogHandler(label: $0, sink: sink) }
+        logger.logLevel = .info
+        for i in 0..<500 { logger.info("decision", metadata: ["n": .stringConvertible(i), "user": "a b"]) }
+        sink.flush()
+        let lines = Self.drain(fds[0]).split(separator: "\n")
+        close(fds[1])
+        #expect(lines.count == 500)
+        #expect(lines.enumerated().allSatisfy { i, l in l.hasSuffix(" info t: decision n=\(i) user=\"a b\"") }, "\(lines.prefix(2))")
+        #expect(sink.dropped == 0)
+    }
+
+    /// Nobody reads the pipe: the service keeps going, lines past the bound are dropped and counted,
+    /// and a line saying so follows once the reader is back.
+    @Test func aStalledReaderCostsDroppedLinesNotAStall() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
+        _ = fcntl(fds[1], 1031 /* F_SETPIPE_SZ: the smallest pipe, so the writer blocks soon */, 4096)
+        let sink = LogSink(descriptor: fds[1], capacityBytes: 16_384, flushBytes: 1_024, gatherMilliseconds: 1)
+        let line = [UInt8](repeating: UInt8(ascii: "x"), count: 99) + [10]
+        let started = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<10_000 { sink.append(line) }
+        let elapsed = DispatchTime.now().uptimeNanoseconds - started
+        #expect(elapsed < 2_000_000_000, "appending 10,000 lines took \(elapsed / 1_000_000) ms with nobody reading")
+        // Read everything the writer has been able to put out, until the drop notice arrives.
+        var text = ""
+        let deadline = DispatchTime.now().uptimeNanoseconds + 5_000_000_000
+        while !text.contains("log lines dropped"), DispatchTime.now().uptimeNanoseconds < deadline {
+            text += Self.drain(fds[0])
+            usleep(2_000)
+        }
+        #expect(text.contains("log lines dropped"))
+        #expect(sink.dropped > 0)
+        let written = text.split(separator: "\n").filter { $0.hasPrefix("xxx") }.count
+        #expect(written + Int(sink.dropped) <= 10_000)
+        #expect(written + Int(sink.dropped) >= 10_000 - 200, "written \(written), dropped \(sink.dropped)")
+    }
+}
