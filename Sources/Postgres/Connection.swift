@@ -338,6 +338,115 @@ public final class Connection {
         return String(cString: c).trimmingTrailingNewlines()
     }
 
+    // MARK: COPY FROM STDIN
+
+    /// Runs `sql`, a `COPY ... FROM STDIN` statement (text format), and streams the rows that `body`
+    /// hands to `CopyIn.send`: bytes already in COPY text format (`CopyText` writes them). The statement is
+    /// fixed SQL text; rows never become SQL. Returns the number of rows the server took. If `body`
+    /// throws, the COPY is ended with an error (the server keeps nothing) and the error is rethrown.
+    /// Each wait for the socket has the query deadline, so a long COPY is not cut off while it moves.
+    @discardableResult
+    public func copyIn(_ sql: String, _ body: (CopyIn) throws -> Void) throws -> Int {
+        try ensureConnected()
+        guard let conn else { throw PostgresError(kind: .connection, operation: "copy", message: "not connected") }
+        guard PQsendQuery(conn, sql) == 1 else { throw brokenOrError("copy") }
+        try flushCopy(conn)
+        // Not awaitResult: in the COPY IN state PQgetResult hands out a COPY_IN result on every call.
+        while PQisBusy(conn) == 1 {
+            try waitSocket(conn, events: Int16(POLLIN), deadline: copyDeadline(), operation: "copy", dropOnTimeout: true)
+            if PQconsumeInput(conn) == 0 { throw brokenOrError("copy") }
+        }
+        guard let startRaw = PQgetResult(conn) else { throw brokenOrError("copy") }
+        let start = QueryResult(owning: startRaw)
+        if PQresultStatus(startRaw) != PGRES_COPY_IN {
+            // Refused before any row (no such table, a syntax error): read to the end of the answer.
+            var error = PQresultStatus(startRaw) == PGRES_FATAL_ERROR
+                ? start.error(operation: "copy")
+                : PostgresError(kind: .server, operation: "copy", message: "not a COPY FROM STDIN statement")
+            while true {
+                while PQisBusy(conn) == 1 {
+                    try waitSocket(conn, events: Int16(POLLIN), deadline: copyDeadline(), operation: "copy", dropOnTimeout: true)
+                    if PQconsumeInput(conn) == 0 { throw brokenOrError("copy") }
+                }
+                guard let raw = PQgetResult(conn) else { break }
+                let status = PQresultStatus(raw)
+                _ = QueryResult(owning: raw)   // owned, and freed, here
+                if status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH {
+                    // Another COPY started (several statements in `sql`): give up the connection.
+                    error = PostgresError(kind: .connection, operation: "copy", message: "unexpected COPY state")
+                    close()
+                    throw error
+                }
+            }
+            throw error
+        }
+        var bodyError: Error?
+        do {
+            let sink = CopyIn { [self] bytes in
+                guard !bytes.isEmpty else { return }
+                while true {
+                    let r = bytes.withUnsafeBufferPointer { p in
+                        p.withMemoryRebound(to: CChar.self) { PQputCopyData(conn, $0.baseAddress, Int32($0.count)) }
+                    }
+                    if r == 1 { break }
+                    if r < 0 { throw brokenOrError("copy") }
+                    try waitSocket(conn, events: Int16(POLLOUT), deadline: copyDeadline(), operation: "copy", dropOnTimeout: true)
+                }
+                try flushCopy(conn)
+            }
+            defer { sink.ended = true }
+            try body(sink)
+        } catch let e as PostgresError where e.kind != .server {
+            throw e   // the connection is gone (closed by brokenOrError/waitSocket)
+        } catch {
+            bodyError = error
+        }
+        // A body that caught a connection error and threw another: the PGconn may be gone.
+        guard self.conn == conn else { throw PostgresError(kind: .connection, operation: "copy", message: "connection lost during COPY") }
+        while true {
+            let r = bodyError == nil ? PQputCopyEnd(conn, nil) : PQputCopyEnd(conn, "aborted by the client")
+            if r == 1 { break }
+            if r < 0 { throw brokenOrError("copy") }
+            try waitSocket(conn, events: Int16(POLLOUT), deadline: copyDeadline(), operation: "copy", dropOnTimeout: true)
+        }
+        try flushCopy(conn)
+        // The COPY's own result (and nothing else): each PGresult owned by one QueryResult.
+        var outcome: QueryResult?
+        var firstError: PostgresError?
+        while true {
+            while PQisBusy(conn) == 1 {
+                try waitSocket(conn, events: Int16(POLLIN), deadline: copyDeadline(), operation: "copy", dropOnTimeout: true)
+                if PQconsumeInput(conn) == 0 { throw brokenOrError("copy") }
+            }
+            guard let raw = PQgetResult(conn) else { break }
+            let result = QueryResult(owning: raw)
+            if PQresultStatus(raw) == PGRES_COMMAND_OK {
+                outcome = result
+            } else if firstError == nil {
+                firstError = result.error(operation: "copy")
+            }
+        }
+        if let bodyError { throw bodyError }
+        if let firstError { throw firstError }
+        return outcome?.affectedRows ?? 0
+    }
+
+    private func copyDeadline() -> UInt64 {
+        Clock.now() + UInt64(max(1, config.queryTimeoutMilliseconds) + max(0, config.clientSlackMilliseconds)) * 1_000_000
+    }
+
+    /// Sends what libpq buffered, keeping its buffer (and this process's memory) small.
+    private func flushCopy(_ conn: OpaquePointer) throws {
+        while true {
+            let f = PQflush(conn)
+            if f == 0 { return }
+            if f < 0 { throw brokenOrError("copy") }
+            try waitSocket(conn, events: Int16(POLLOUT), deadline: copyDeadline(), operation: "copy", dropOnTimeout: true)
+            // The server may have answered (an error): read it so that the socket never stalls.
+            if PQconsumeInput(conn) == 0 { throw brokenOrError("copy") }
+        }
+    }
+
     // MARK: LISTEN / NOTIFY
 
     /// Starts listening on `channel`. Re-issued automatically after a reconnect.
@@ -439,4 +548,47 @@ func withOptionalCStringArray<R>(_ strings: [String?], _ body: ([UnsafePointer<C
     defer { copies.forEach { free($0) } }
     let pointers = copies.map { $0.map { UnsafePointer<CChar>($0) } }
     return body(pointers)
+}
+
+/// The sending end of a running `Connection.copyIn`; valid only inside its body.
+public final class CopyIn {
+    private let sendBytes: ([UInt8]) throws -> Void
+    fileprivate var ended = false
+    fileprivate init(_ send: @escaping ([UInt8]) throws -> Void) { sendBytes = send }
+
+    /// Queues `bytes` (whole rows or not) and sends them, waiting while the socket is full.
+    public func send(_ bytes: [UInt8]) throws {
+        precondition(!ended, "CopyIn used after its COPY ended")
+        try sendBytes(bytes)
+    }
+}
+
+/// COPY text format (`FORMAT text`, the default): columns separated by tab, rows ended by newline,
+/// `\N` for NULL, and backslash, tab, newline and carriage return escaped with a backslash.
+public enum CopyText {
+    @inline(__always)
+    public static func append(_ value: String, to out: inout [UInt8]) {
+        var value = value
+        value.withUTF8 { append(bytes: $0, to: &out) }
+    }
+
+    public static func append(bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        for b in bytes {
+            switch b {
+            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "\\"))
+            case UInt8(ascii: "\t"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+            case UInt8(ascii: "\n"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+            case UInt8(ascii: "\r"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+            default: out.append(b)
+            }
+        }
+    }
+
+    public static func appendNull(to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\\"))
+        out.append(UInt8(ascii: "N"))
+    }
+
+    public static func appendTab(to out: inout [UInt8]) { out.append(UInt8(ascii: "\t")) }
+    public static func appendNewline(to out: inout [UInt8]) { out.append(UInt8(ascii: "\n")) }
 }
