@@ -153,6 +153,118 @@ struct CLITests {
         #expect(try db.execute("SELECT name, kind FROM accounts WHERE number = '2001'").string(0, 0) == "Carrier A, Inc.")
     }
 
+    static func importCSV(_ text: String, _ config: ConnectionConfig) throws -> CLIResult {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("import-\(UUID().uuidString).csv")
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        return cli(["import", file.path], db: config)
+    }
+
+    /// Every record type, an alias as a device's domain (the HA1 realm is the primary name), quoted
+    /// fields with commas, doubled quotes and a line break, CRLF line ends; the HA1s are the ones
+    /// `Admin` computes (a password set again by `device passwd` leaves them as they are).
+    @Test func importOfEveryRecordTypeWithAliasRealmQuotesAndCRLF() throws {
+        let (config, db) = try Self.seeded()
+        let text = [
+            "record,account,name,ip,prefix,username,domain,password,alias,caller_id_name,kind,strip,caller_id_number",
+            "domain,,sip.example.net,,,,,,,,,,",
+            "domain,,sip.example.net,,,,,,Sip-Alias.example.net,,,,",
+            "account,2001,\"Carrier A, Inc.\",,,,,,,,carrier,,",
+            "ip,2001,\"two\r\nlines\",198.51.100.0/24,44,,,,,,,yes,",
+            "ip,1001,v6,2001:db8::/48,,,,,,,,,",
+            "device,2001,,,,d1,sip-alias.example.net,long-enough-pass,,\"Desk, \"\"front\"\"\",,,+15550100",
+            "device,1001,,,,d2,VOIP.example.com,other-long-pass,,,,,",
+            ",,,,,,,,,,,,",
+            "",
+        ].joined(separator: "\r\n")
+        let r = try Self.importCSV(text, config)
+        #expect(r.code == 0, "\(r.err)")
+        #expect(r.out.contains("imported 2 domain, 1 account, 2 ip, 2 device in "), "\(r.out)")
+        #expect(try db.execute("SELECT name || '|' || kind FROM accounts WHERE number = '2001'").string(0, 0) == "Carrier A, Inc.|carrier")
+        #expect(try db.execute("SELECT name || '|' || network::text || '|' || prefix || '|' || strip_prefix FROM ip_settings WHERE prefix = '44'").string(0, 0)
+                == "two\r\nlines|198.51.100.0/24|44|true")
+        #expect(try db.execute("SELECT d.name FROM sip_domain_aliases a JOIN sip_domains d ON d.id = a.domain_id WHERE a.alias = 'Sip-Alias.example.net'").string(0, 0) == "sip.example.net")
+        let d1 = try db.execute("""
+            SELECT v.ha1_md5, v.ha1_sha256, d.name, v.caller_id_name, v.caller_id_number, a.number
+              FROM sip_devices v JOIN sip_domains d ON d.id = v.domain_id JOIN accounts a ON a.id = v.account_id WHERE v.username = 'd1'
+            """)
+        #expect(d1.string(0, 0) == Hashing.md5Hex("d1:sip.example.net:long-enough-pass"))
+        #expect(d1.string(0, 1) == Hashing.sha256Hex("d1:sip.example.net:long-enough-pass"))
+        #expect(d1.string(0, 2) == "sip.example.net" && d1.string(0, 3) == "Desk, \"front\"" && d1.string(0, 4) == "+15550100" && d1.string(0, 5) == "2001")
+        // Admin.digests (through `device passwd` with the same passwords) gives the same HA1s.
+        let before = try db.execute("SELECT string_agg(username || ha1_md5 || ha1_sha256, ',' ORDER BY username) FROM sip_devices").string(0, 0)
+        #expect(cli(["device", "passwd", "d1@sip-alias.example.net", "--password-stdin"], db: config, input: ["long-enough-pass"]).code == 0)
+        #expect(cli(["device", "passwd", "d2@voip.example.com", "--password-stdin"], db: config, input: ["other-long-pass"]).code == 0)
+        #expect(try db.execute("SELECT string_agg(username || ha1_md5 || ha1_sha256, ',' ORDER BY username) FROM sip_devices").string(0, 0) == before)
+        #expect(try db.execute("SELECT ha1_md5 FROM sip_devices WHERE username = 'd2'").string(0, 0) == Hashing.md5Hex("d2:voip.example.com:other-long-pass"))
+        // The audit log names the CLI user as the actor of every imported row; no password anywhere.
+        #expect(try db.execute("""
+            SELECT count(*) FILTER (WHERE actor LIKE 'cli:%') || '/' || count(*) FROM audit_log
+             WHERE action = 'create' AND object_type IN ('sip_devices', 'sip_domain_aliases')
+            """).string(0, 0) == "3/3")
+        #expect(try db.execute("SELECT count(*) FROM audit_log WHERE actor NOT LIKE 'cli:%'").string(0, 0) == "0")
+        let dump = try db.execute("SELECT coalesce(string_agg(t::text, ','), '') FROM audit_log t").string(0, 0) ?? ""
+        #expect(!dump.contains("long-enough-pass") && !dump.contains("other-long-pass"))
+        // The same file again: the first line already in the database is named.
+        let again = try Self.importCSV(text, config)
+        #expect(again.err == "line 2: domain or alias sip.example.net already exists; nothing was imported", "\(again.err)")
+    }
+
+    /// Every kind of refusal names its line and leaves the database as it was.
+    @Test func importErrorsNameTheLineAndChangeNothing() throws {
+        let (config, db) = try Self.seeded()
+        #expect(cli(["device", "add", "1001", "--username", "1001", "--domain", "voip.example.com", "--password-stdin"], db: config, input: ["correct horse battery"]).code == 0)
+        let before = try Self.snapshot(db)
+        let header = "record,account,name,ip,prefix,username,domain,password,alias,balance"
+        let cases: [([String], String)] = [
+            (["widget,1,x,,,,,,,"], "line 2: unknown record type 'widget' (domain, account, ip, device)"),
+            (["account,3001,A,,,,,,,", "account,,Name,,,,,,,"], "line 3: 'account' is required for record account"),
+            (["device,1001,,,,u1,voip.example.com,,,"], "line 2: 'password' is required for record device"),
+            (["account,3001,A,,,,,,,ten"], "line 2: balance must be a decimal number: ten"),
+            (["account,x y,A,,,,,,,"], "line 2: account number must be 1-40"),
+            (["ip,1001,x,198.51.100.0/24,4x,,,,,"], "line 2: prefix must be digits only"),
+            (["ip,1001,x,10.0.0.1/24,,,,,,"], "line 2: invalid IP or CIDR: 10.0.0.1/24"),
+            (["ip,1001,x,203.0.113.300,,,,,,"], "line 2: invalid IP or CIDR"),
+            (["device,1001,,,,bad user,voip.example.com,long-enough-pass,,"], "line 2: username must be"),
+            (["device,1001,,,,u1,voip.example.com,short,,"], "line 2: password must be at least 8 characters"),
+            (["device,9999,,,,u1,voip.example.com,long-enough-pass,,"], "line 2: unknown account 9999"),
+            (["device,1001,,,,u1,nowhere.example.com,long-enough-pass,,"], "line 2: unknown domain nowhere.example.com"),
+            (["ip,3001,x,198.51.100.7,,,,,,", "account,3001,Later,,,,,,,"], "line 2: unknown account 3001"),
+            (["domain,,nowhere.example.com,,,,,,alias.example.com,"], "line 2: unknown domain nowhere.example.com"),
+            (["domain,,bad_name,,,,,,,"], "line 2: invalid domain name: bad_name"),
+            (["account,3001,A,,,,,,,", "account,3001,B,,,,,,,"], "line 3: account 3001 already exists"),
+            (["account,1001,Again,,,,,,,"], "line 2: account 1001 already exists"),
+            (["domain,,VOIP.example.com,,,,,,,"], "line 2: domain or alias VOIP.example.com already exists"),
+            (["ip,1001,x,198.51.100.7,9,,,,,", "ip,1012,y,198.51.100.7/32,9,,,,,"], "line 3: an IP setting for 198.51.100.7/32 with prefix '9' already exists"),
+            (["device,1001,,,,u1,voip.example.com,long-enough-pass,,", "device,1012,,,,u1,voip.example.com,long-enough-pass,,"], "line 3: device u1@voip.example.com already exists"),
+            // Already in the database (found by the set-based checks), before a later bad line.
+            (["account,3001,A,,,,,,,", "ip,1012,dup,203.0.113.10,91,,,,,", "ip,1001,x,198.51.100.0/24,4x,,,,,"],
+             "line 3: an IP setting for 203.0.113.10/32 with prefix '91' already exists"),
+            (["device,1001,,,,u2,voip.example.com,long-enough-pass,,", "device,1012,,,,1001,VOIP.example.com,long-enough-pass,,", "widget,,,,,,,,,"],
+             "line 3: device 1001@VOIP.example.com already exists"),
+            (["account,3001,A,,,,,,,,"], "line 2: more fields than columns"),
+            (["account,3001,A,,,,,,,", "account,3002,\"open"], "line 3: unterminated quoted field"),
+            (["account,3001,\"two", "lines\",,,,,,,", "widget,,,,,,,,,"], "line 4: unknown record type 'widget'"),
+        ]
+        for (lines, message) in cases {
+            let r = try Self.importCSV(([header] + lines).joined(separator: "\n") + "\n", config)
+            #expect(r.code != 0, "\(lines)")
+            #expect(r.err.hasPrefix(message) && r.err.hasSuffix("; nothing was imported"), "\(lines): \(r.err)")
+            #expect(try Self.snapshot(db) == before, "\(lines)")
+        }
+        #expect(try Self.importCSV("name,account\n", config).err == "line 1: no 'record' column")
+    }
+
+    /// `-` reads standard input.
+    @Test func importFromStandardInput() throws {
+        let (config, db) = try Self.seeded()
+        let r = cli(["import", "-", "--json"], db: config, input: ["record,account,name", "account,4001,From stdin"])
+        #expect(r.code == 0, "\(r.err)")
+        let json = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: String]
+        #expect(json?["account"] == "1" && json?["device"] == "0" && json?["result"] == "ok" && json?["seconds"] != nil, "\(r.out)")
+        #expect(try db.execute("SELECT name FROM accounts WHERE number = '4001'").string(0, 0) == "From stdin")
+    }
+
     /// The README's run command, as a new user would try it: the printed requests get the documented answers.
     @Test func demoAnswersAsDocumented() throws {
         let r = cli(["demo", "--self-test", "--port", "0", "--log-level", "error"], db: nil)
