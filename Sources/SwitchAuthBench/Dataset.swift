@@ -55,6 +55,90 @@ struct Dataset {
         return loaded
     }
 
+    // MARK: the same dataset as a `switchauth import` file
+
+    /// A device's password in the CSV: `pw<g>` is shorter than the 8 characters every import (and
+    /// `device add`) requires, so the file carries `pw<g>-bench`. Requests against an imported
+    /// database must use this one (`device(_:)` returns the generate_series password `pw<g>`).
+    static func csvPassword(_ g: Int) -> String { "pw\(g)-bench" }
+
+    /// Writes the dataset `load` builds (same names, owners, networks and prefixes) as one CSV file
+    /// in the `switchauth import` format: domains, then accounts, IP settings, devices.
+    func writeCSV(to path: String) throws {
+        guard let f = fopen(path, "w") else { throw BenchError("cannot write \(path)") }
+        defer { fclose(f) }
+        var out = ""
+        out.reserveCapacity(1 << 20)
+        func flush(_ force: Bool = false) throws {
+            guard force || out.utf8.count >= 1 << 20 else { return }
+            let n = out.utf8.count
+            guard fwrite(out, 1, n, f) == n else { throw BenchError("cannot write \(path)") }
+            out.removeAll(keepingCapacity: true)
+        }
+        out += "record,account,name,ip,prefix,username,domain,password,kind,billing,balance,credit_limit\n"
+        for k in stride(from: 1, through: domains, by: 1) {
+            out += "domain,,d\(k).bench.example,,,,,,,,,\n"
+        }
+        for g in stride(from: 1, through: accounts, by: 1) {
+            out += "account,A\(g),Account \(g),,,,,,\(g % 10 == 0 ? "carrier" : "customer"),\(g % 3 == 0 ? "postpaid" : "prepaid"),100,50\n"
+            try flush()
+        }
+        for g in stride(from: 1, through: ipSettings, by: 1) {
+            let network: String
+            switch g % 10 {
+            case 0..<6:
+                let n = UInt32(10 << 24) + UInt32(g / 2)
+                network = "\(n >> 24).\((n >> 16) & 255).\((n >> 8) & 255).\(n & 255)/32"
+            case 6..<8:
+                let n = UInt32(100 << 24 | 64 << 16) &+ UInt32(g) &* 256
+                network = "\(n >> 24).\((n >> 16) & 255).\((n >> 8) & 255).0/24"
+            case 8:
+                network = "2001:db8:\(String(g / 65536, radix: 16)):\(String(g % 65536, radix: 16))::/64"
+            default:
+                network = "2001:db8:ffff:\(String(g / 65536, radix: 16))::\(String(g % 65536, radix: 16))/128"
+            }
+            let prefix = g % 10 < 6 ? "9\(g % 2)" : g % 10 == 8 ? "44" : ""
+            out += "ip,A\((g - 1) % accounts + 1),ip\(g),\(network),\(prefix),,,,,,,\n"
+            try flush()
+        }
+        for g in stride(from: 1, through: devices, by: 1) {
+            out += "device,A\((g - 1) % accounts + 1),,,,u\(g),d\((g - 1) % domains + 1).bench.example,\(Self.csvPassword(g)),,,,\n"
+            try flush()
+        }
+        try flush(true)
+    }
+
+    /// Runs `<switchauth> import <file>` (the CSV `writeCSV` wrote, `<workDir>/bench.csv`, written
+    /// first when missing) against `databaseURL` (a libpq conninfo or URL, passed as
+    /// SWITCHAUTH_DATABASE_URL) and returns its wall-clock seconds; then VACUUM ANALYZE and
+    /// CHECKPOINT through `connection`, as `load` does. The import's output goes to
+    /// `<workDir>/import.log`.
+    func importCSV(switchauth: String, databaseURL: String, workDir: String, connection: Connection) throws -> Double {
+        let csv = "\(workDir)/bench.csv"
+        if !FileManager.default.fileExists(atPath: csv) { try writeCSV(to: csv) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: switchauth)
+        process.arguments = ["import", csv]
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("SWITCHAUTH_") }
+        env["SWITCHAUTH_DATABASE_URL"] = databaseURL
+        process.environment = env
+        _ = FileManager.default.createFile(atPath: "\(workDir)/import.log", contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(workDir)/import.log"))
+        defer { try? log.close() }
+        process.standardOutput = log
+        process.standardError = log
+        let started = Date()
+        try process.run()
+        process.waitUntilExit()
+        let seconds = Date().timeIntervalSince(started)
+        guard process.terminationStatus == 0 else {
+            throw BenchError("switchauth import failed (status \(process.terminationStatus)); see \(workDir)/import.log")
+        }
+        try connection.executeScript("VACUUM ANALYZE")
+        try connection.executeScript("CHECKPOINT")
+        return seconds
+    }
+
     // MARK: requests
 
     /// A random device's username, domain and password.
