@@ -242,6 +242,66 @@ struct ReplicaTests {
         try settle("after reconnect")
     }
 
+    /// Issue 19: a statement over 10,000 rows announces one reload instead of a row each (migration
+    /// 0008). Through a bulk insert, a bulk update and a TRUNCATE the copy becomes current again,
+    /// holds what the database holds, and answers lookups for the rows just written. Fails if the
+    /// copy stops answering after a bulk import (it did: 1.1M row notifications to read back).
+    @Test func staysCurrentThroughBulkChanges() throws {
+        let cluster = try seededCluster()
+        defer { cluster.stop() }
+        var long = cluster.config()
+        long.queryTimeoutMilliseconds = 300_000
+        let db = try Connection(long)
+        defer { db.close() }
+        let (s, replica) = try Self.serviceWithCurrentReplica(cluster)
+        defer { s.stop() }
+        let devicesBefore = replica.deviceCount
+        let bulk = 25_000
+
+        func answeredFromMemory(_ user: String, password: String) throws -> Bool {
+            let before = replica.answeredCount
+            let text = try post(s.port, LockoutTests.register(password: password, user: user, ip: "198.51.100.\(Int.random(in: 1...250))")).text
+            return text.contains(#"<user id="\#(user)""#) && replica.answeredCount == before + 1
+        }
+        func settle(_ what: String, sourceLocation: SourceLocation = #_sourceLocation) -> Double {
+            let started = Date()
+            #expect(replica.waitUntilCurrent(timeoutMilliseconds: 30_000), "\(what)", sourceLocation: sourceLocation)
+            return Date().timeIntervalSince(started)
+        }
+
+        // The shape of `switchauth import`: one INSERT ... SELECT of every device.
+        try db.execute("""
+            INSERT INTO sip_devices (account_id, domain_id, username, ha1_md5, ha1_sha256)
+            SELECT a.id, d.id, 'bulk' || g, md5('bulk' || g || ':127.0.0.1:bulk-password-' || g),
+                   encode(sha256(convert_to('bulk' || g || ':127.0.0.1:bulk-password-' || g, 'UTF8')), 'hex')
+              FROM generate_series(1, $1::int) g, accounts a, sip_domains d
+             WHERE a.number = '1000042' AND d.name = '127.0.0.1'
+            """, [String(bulk)])
+        let afterInsert = settle("bulk insert")
+        #expect(replica.deviceCount == devicesBefore + bulk)
+        #expect(try answeredFromMemory("bulk777", password: "bulk-password-777"))
+        #expect(try answeredFromMemory("bulk24999", password: "bulk-password-24999"))
+        #expect(try answeredFromMemory("1001", password: "secret1001"), "a device from before the import")
+
+        // Every new password at once.
+        try db.execute("""
+            UPDATE sip_devices SET ha1_md5 = md5(username || ':127.0.0.1:changed-' || username),
+                   ha1_sha256 = encode(sha256(convert_to(username || ':127.0.0.1:changed-' || username, 'UTF8')), 'hex')
+             WHERE username LIKE 'bulk%'
+            """)
+        let afterUpdate = settle("bulk update")
+        #expect(try answeredFromMemory("bulk777", password: "changed-bulk777"))
+        #expect(try !post(s.port, LockoutTests.register(password: "bulk-password-778", user: "bulk778", ip: "198.51.100.9")).text.contains("a1-hash"),
+                "the old password no longer works")
+
+        try db.execute("TRUNCATE sip_devices")
+        let afterTruncate = settle("truncate")
+        #expect(replica.deviceCount == 0)
+        #expect(try !post(s.port, LockoutTests.register(password: "changed-bulk777", user: "bulk777", ip: "198.51.100.9")).text.contains("a1-hash"))
+        try Self.expectSameFacts(replica.tablesForTests(), db)
+        print("copy current again after: bulk insert of \(bulk) \(afterInsert) s, bulk update \(afterUpdate) s, truncate \(afterTruncate) s")
+    }
+
     /// PostgreSQL hung: the copy's proof lapses within replica_staleness_ms and lookups fail closed
     /// on the database path (bounded there); it answers again once PostgreSQL is back.
     @Test func provesNothingWhileTheDatabaseHangs() throws {

@@ -1,0 +1,128 @@
+-- Bulk changes announce themselves once (issue 19). Until now accounts, devices and IP settings
+-- announced every row, on two channels: an import of 1,000,000 devices queued 2,000,000
+-- notifications, cost PostgreSQL a trigger call and a queue entry per row, made the memory copy
+-- read a million rows back by id, and had the change watcher look up a domain per device.
+--
+-- Now each statement announces its rows from its transition tables, and a statement that touches
+-- more than switchauth_bulk_rows() rows (10,000) announces `R` instead: every copy loads all again
+-- (about 3 s for a million devices; lookups read PostgreSQL meanwhile). Payloads and their meaning
+-- are unchanged (0007 lists them); what a statement of up to 10,000 rows sends is the same set as
+-- before, the `x` (key gone) entries of a statement before its `d` entries.
+--
+-- On `switchauth_changes` (switch pushes, 0002): devices announce `device:<user>@<domain>` for
+-- rows updated or deleted only (an inserted user was never in a switch's cache), and a larger
+-- statement announces `devices` (no list: cached users then expire by their `cacheable` time, and
+-- with caching off, the default, nothing is cached). Accounts announce `acl` once per statement
+-- that inserts, deletes or changes status, expiry or kind: the watcher's answer (reloadacl) is the
+-- same for one row as for many.
+
+CREATE FUNCTION switchauth_bulk_rows() RETURNS bigint LANGUAGE sql IMMUTABLE AS $$ SELECT 10000::bigint $$;
+
+DROP TRIGGER accounts_rows ON accounts;
+DROP TRIGGER ip_settings_rows ON ip_settings;
+DROP TRIGGER sip_devices_rows ON sip_devices;
+DROP FUNCTION switchauth_rows_by_id();
+DROP FUNCTION switchauth_rows_devices();
+DROP TRIGGER accounts_notify ON accounts;
+DROP FUNCTION switchauth_notify_accounts();
+DROP TRIGGER sip_devices_notify ON sip_devices;
+DROP FUNCTION switchauth_notify_devices();
+
+-- Rows announced by id, from the statement's new rows (INSERT, UPDATE) or old rows (DELETE); the
+-- tag ('a', 'i', 'd') is the trigger's argument.
+CREATE FUNCTION switchauth_rows_new() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT count(*) FROM new_rows) > switchauth_bulk_rows() THEN
+        PERFORM pg_notify('switchauth_rows', 'R');
+    ELSE
+        PERFORM pg_notify('switchauth_rows', TG_ARGV[0] || id) FROM new_rows ORDER BY id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE FUNCTION switchauth_rows_old() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT count(*) FROM old_rows) > switchauth_bulk_rows() THEN
+        PERFORM pg_notify('switchauth_rows', 'R');
+    ELSE
+        PERFORM pg_notify('switchauth_rows', TG_ARGV[0] || id) FROM old_rows ORDER BY id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER accounts_rows_insert AFTER INSERT ON accounts REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_new('a');
+CREATE TRIGGER accounts_rows_update AFTER UPDATE ON accounts REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_new('a');
+CREATE TRIGGER accounts_rows_delete AFTER DELETE ON accounts REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_old('a');
+
+CREATE TRIGGER ip_settings_rows_insert AFTER INSERT ON ip_settings REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_new('i');
+CREATE TRIGGER ip_settings_rows_update AFTER UPDATE ON ip_settings REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_new('i');
+CREATE TRIGGER ip_settings_rows_delete AFTER DELETE ON ip_settings REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_old('i');
+
+-- Devices: a key given up (deleted, or renamed or moved to another domain) is announced as
+-- `x<domain_id>:<username>` before the rows are, and the switches are told which users to flush.
+CREATE FUNCTION switchauth_rows_devices_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT count(*) FROM new_rows) > switchauth_bulk_rows() THEN
+        PERFORM pg_notify('switchauth_rows', 'R');
+    ELSE
+        PERFORM pg_notify('switchauth_rows', 'd' || id) FROM new_rows ORDER BY id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE FUNCTION switchauth_rows_devices_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT count(*) FROM new_rows) > switchauth_bulk_rows() THEN
+        PERFORM pg_notify('switchauth_rows', 'R');
+        PERFORM pg_notify('switchauth_changes', 'devices');
+        RETURN NULL;
+    END IF;
+    PERFORM pg_notify('switchauth_rows', 'x' || o.domain_id || ':' || o.username)
+       FROM old_rows o JOIN new_rows n ON n.id = o.id
+      WHERE o.domain_id <> n.domain_id OR o.username <> n.username
+      ORDER BY o.id;
+    PERFORM pg_notify('switchauth_rows', 'd' || id) FROM new_rows ORDER BY id;
+    PERFORM pg_notify('switchauth_changes', 'device:' || r.username || '@' || coalesce(d.name, ''))
+       FROM (SELECT username, domain_id, id FROM old_rows UNION ALL SELECT username, domain_id, id FROM new_rows) r
+       LEFT JOIN sip_domains d ON d.id = r.domain_id
+      ORDER BY r.id;
+    RETURN NULL;
+END
+$$;
+CREATE FUNCTION switchauth_rows_devices_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT count(*) FROM old_rows) > switchauth_bulk_rows() THEN
+        PERFORM pg_notify('switchauth_rows', 'R');
+        PERFORM pg_notify('switchauth_changes', 'devices');
+        RETURN NULL;
+    END IF;
+    PERFORM pg_notify('switchauth_rows', 'x' || domain_id || ':' || username) FROM old_rows ORDER BY id;
+    PERFORM pg_notify('switchauth_changes', 'device:' || o.username || '@' || coalesce(d.name, ''))
+       FROM old_rows o LEFT JOIN sip_domains d ON d.id = o.domain_id
+      ORDER BY o.id;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER sip_devices_rows_insert AFTER INSERT ON sip_devices REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_devices_insert();
+CREATE TRIGGER sip_devices_rows_update AFTER UPDATE ON sip_devices REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_devices_update();
+CREATE TRIGGER sip_devices_rows_delete AFTER DELETE ON sip_devices REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_devices_delete();
+
+-- Accounts on switchauth_changes: once per statement (0002 sent one per row, all read as 'acl').
+CREATE FUNCTION switchauth_notify_acl() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('switchauth_changes', 'acl');
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER accounts_notify AFTER INSERT OR DELETE OR UPDATE OF status, expires_at, kind ON accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_notify_acl();
