@@ -64,7 +64,7 @@ struct ConsoleScale: ParsableCommand {
         let servePort = freePort()
         let service = try ChildProcess(switchauth, ["serve"], environment: [
             "SWITCHAUTH_DATABASE_URL": url, "SWITCHAUTH_LISTEN_PORT": String(servePort), "SWITCHAUTH_EVENT_SOCKETS": "",
-            "SWITCHAUTH_LOG_LEVEL": "notice", "SWITCHAUTH_MAX_CONNECTIONS": "20000", "SWITCHAUTH_BASIC_AUTH": RequestShapes.credentials,
+            "SWITCHAUTH_MAX_CONNECTIONS": "20000", "SWITCHAUTH_BASIC_AUTH": RequestShapes.credentials,
         ], log: "\(work)/serve.log")
         defer { _ = service.stop() }
         guard waitForPort(consolePort), waitForPort(servePort) else { throw BenchError("children did not start; see \(work)") }

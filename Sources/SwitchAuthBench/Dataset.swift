@@ -6,7 +6,7 @@ import Postgres
 /// (faster than COPY from a client: no bytes cross the socket). Deterministic, so the load generator
 /// can build valid requests from an index alone:
 /// - domain k: `d<k>.bench.example`
-/// - device g: user `u<g>` in domain `((g-1) % domains) + 1`, password `pw<g>`, account `((g-1) % accounts) + 1`
+/// - device g: user `u<g>` in domain `((g-1) % domains) + 1`, password `pw<g>-bench`, account `((g-1) % accounts) + 1`
 /// - IP setting g (g % 10): 0-5 an IPv4 host `10.0.0.0 + g/2` with prefix `9<g%2>` (two accounts
 ///   share each address, told apart by prefix), 6-7 an IPv4 /24, 8 an IPv6 /64 (prefix 44),
 ///   9 an IPv6 /128.
@@ -34,7 +34,7 @@ struct Dataset {
                 INSERT INTO sip_devices (account_id, domain_id, username, ha1_md5, ha1_sha256)
                 SELECT ((g - 1) % $2::int) + 1, ((g - 1) % $3::int) + 1, 'u' || g,
                        md5(s), encode(sha256(convert_to(s, 'UTF8')), 'hex')
-                  FROM (SELECT g, 'u' || g || ':d' || (((g - 1) % $3::int) + 1) || '.bench.example:pw' || g AS s
+                  FROM (SELECT g, 'u' || g || ':d' || (((g - 1) % $3::int) + 1) || '.bench.example:pw' || g || '-bench' AS s
                           FROM generate_series(1, $1::int) g) x
                 """, [String(devices), String(accounts), String(domains)])
             try tx.execute("""
@@ -57,9 +57,8 @@ struct Dataset {
 
     // MARK: the same dataset as a `switchauth import` file
 
-    /// A device's password in the CSV: `pw<g>` is shorter than the 8 characters every import (and
-    /// `device add`) requires, so the file carries `pw<g>-bench`. Requests against an imported
-    /// database must use this one (`device(_:)` returns the generate_series password `pw<g>`).
+    /// A device's password, in the CSV and in `load` alike: `pw<g>-bench` (every import and
+    /// `device add` require 8 characters at least).
     static func csvPassword(_ g: Int) -> String { "pw\(g)-bench" }
 
     /// Writes the dataset `load` builds (same names, owners, networks and prefixes) as one CSV file
@@ -144,7 +143,7 @@ struct Dataset {
     /// A random device's username, domain and password.
     func device(_ rng: inout Xoshiro) -> (user: String, domain: String, password: String) {
         let g = rng.int(1...devices)
-        return ("u\(g)", "d\((g - 1) % domains + 1).bench.example", "pw\(g)")
+        return ("u\(g)", "d\((g - 1) % domains + 1).bench.example", Self.csvPassword(g))
     }
 
     /// A random IPv4 host IP setting's address and a destination its prefix allows.
@@ -220,7 +219,8 @@ struct RequestShapes {
         let ha1 = DigestAlgorithm.md5.ha1(username: d.user, realm: d.domain, password: d.password)
         let ha2 = DigestAlgorithm.md5.hash("REGISTER:\(uri)")
         let response = DigestAlgorithm.md5.hash("\(ha1):\(nonce):\(nc):\(cnonce):auth:\(ha2)")
-        let ip = "192.0.2.\(rng.int(1...254))"
+        // A source of its own per request, as random callers are: 198.51.0.0/16.
+        let ip = "198.51.\(rng.int(0...255)).\(rng.int(1...254))"
         return Self.render(directoryTemplate, [
             "key_value": d.domain, "sip_auth_username": d.user, "sip_auth_realm": d.domain, "sip_auth_nonce": nonce,
             "sip_auth_uri": uri, "sip_contact_user": d.user, "sip_to_user": d.user, "sip_to_host": d.domain,

@@ -34,7 +34,7 @@ struct Reliability: ParsableCommand {
         _ = try Dataset.smoke.load(db)
         let environment = [
             "SWITCHAUTH_DATABASE_URL": "host=\(cluster.directory) port=5432 user=postgres dbname=postgres",
-            "SWITCHAUTH_EVENT_SOCKETS": "", "SWITCHAUTH_LOG_LEVEL": "notice", "SWITCHAUTH_WORKERS": "4",
+            "SWITCHAUTH_EVENT_SOCKETS": "", "SWITCHAUTH_WORKERS": "4",
             "SWITCHAUTH_BASIC_AUTH": RequestShapes.credentials,
         ]
         func start(_ port: UInt16, _ log: String) throws -> ChildProcess {
