@@ -150,12 +150,14 @@ public enum DirectoryDecider {
 
         case let .sipAuth(q):
             guard domainKnown else { return DirectoryDecision(answer: .notFound, reason: .unknownDomain, effect: .none) }
+            // Trust is earned by a real address only; failures without one count against `unknown`.
             let source = LockoutKeys.source(q.sourceIP)
+            let counted = source ?? LockoutKeys.unknownSource
             guard let device else {
                 // Unknown users count against the source only; a trusted source does not exist for them.
                 if lockout.sourceLocked { return final(q.domain, .lockedOutIP) }
                 return DirectoryDecision(answer: .domainWithoutUser(domain: q.domain), reason: .unknownUser,
-                                         effect: .countFailure(source: source, user: nil))
+                                         effect: .countFailure(source: counted, user: nil))
             }
             if let refusal = LockoutDecider.refusal(lockout, policy.lockout) { return final(q.domain, refusal) }
             // Counters are keyed by the realm (primary domain name), so aliases share one counter.
@@ -170,7 +172,7 @@ public enum DirectoryDecider {
             let ha1 = algorithm == .md5 ? device.ha1MD5 : device.ha1SHA256
             guard credentials.verify(ha1: ha1, algorithm: algorithm) else {
                 return DirectoryDecision(answer: .domainWithoutUser(domain: q.domain), reason: .digestMismatch,
-                                         effect: .countFailure(source: source, user: userKey))
+                                         effect: .countFailure(source: counted, user: userKey))
             }
             var effect = AuthEffect.none
             if let source, LockoutDecider.shouldRecordSuccess(lockout, policy.lockout) {

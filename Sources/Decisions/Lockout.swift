@@ -84,6 +84,14 @@ public enum LockoutKeys {
         text.flatMap(IPAddress.init).map(source)
     }
 
+    /// What lookups without a usable `ip` field (absent, or not an address) are counted and locked
+    /// against: one shared source. FreeSWITCH always sends `ip`; a request without one is not the
+    /// switch's, so it may not escape the per-source budget, and it never earns trust.
+    public static let unknownSource = "unknown"
+
+    /// The source a request's failures count against: its `ip`'s source, else `unknownSource`.
+    public static func countedSource(_ text: String?) -> String { source(text) ?? unknownSource }
+
     /// The (source, user) counter's subject. Neither part can contain `|`.
     public static func pair(source: String, user: String) -> String { "\(source)|\(user)" }
 

@@ -104,7 +104,7 @@ public final class Replica: Sendable {
         case .answered, .acl:
             return nil
         case .directory(_, let query):
-            let source = query.sourceIP.flatMap(IPAddress.init).map(LockoutKeys.source)
+            let source = LockoutKeys.countedSource(query.sourceIP)
             facts = tables.withLock { $0.directoryFacts(domain: query.domain, user: query.user, source: source, now: now) }.map { .directory($0) }
         case .dialplan(_, let query):
             switch query {

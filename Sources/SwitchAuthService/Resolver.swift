@@ -178,8 +178,7 @@ public struct Resolver: Sendable {
         case .answered:
             return .none
         case .directory(_, let query):
-            let validIP = query.sourceIP.flatMap(IPAddress.init)?.description
-            return .directory(try DirectoryLookup.run(db, domain: query.domain, user: query.user, source: LockoutKeys.source(validIP)))
+            return .directory(try DirectoryLookup.run(db, domain: query.domain, user: query.user, source: LockoutKeys.countedSource(query.sourceIP)))
         case .acl:
             return .acl(try ACLNetworksLookup.run(db))
         case .dialplan(_, let query):
