@@ -25,8 +25,11 @@ struct GatewaySecret: ParsableCommand {
     @Option(help: "FreeSWITCH configuration directory (holding autoload_configs/xml_curl.conf.xml).") var freeswitchConf: String
     @Option(help: "User name FreeSWITCH sends.") var user = "freeswitch"
     @Flag(help: "Replace a secret that is already set.") var rotate = false
+    @Option(help: "With --rotate: minutes the previous secret stays accepted (basic_auth_previous), so that no lookup is refused until every switch has reloaded mod_xml_curl.")
+    var overlapMinutes = 60
 
     func validate() throws {
+        guard (0...10_080).contains(overlapMinutes) else { throw ValidationError("--overlap-minutes: 0 to 10080 (a week)") }
         guard !user.isEmpty, user.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7a) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }) else {
             throw ValidationError("--user: letters, digits, '-' and '_' only")
         }
@@ -59,12 +62,21 @@ struct GatewaySecret: ParsableCommand {
         let value = "\(user):\(Self.generateSecret())"
         let newXML = credentials.stringByReplacingMatches(in: xml, range: xmlRange, withTemplate: "$1\(value)$3")
         let line = "basic_auth = \(value)"
-        let newConfig: String
+        var newConfig: String
         if current != nil {
             newConfig = basic.stringByReplacingMatches(in: configText, range: configRange, withTemplate: NSRegularExpression.escapedTemplate(for: line))
         } else {
             newConfig = configText + (configText.isEmpty || configText.hasSuffix("\n") ? "" : "\n")
                 + "# Written by 'switchauth gateway-secret': equal to gateway-credentials in \(xmlPath).\n\(line)\n"
+        }
+        // The secret being replaced stays accepted for the overlap: switchauth is reloaded first, then
+        // each switch's mod_xml_curl, and lookups sent with the old secret meanwhile still pass.
+        var overlapUntil: String?
+        if let current, !current.isEmpty, !current.contains(ServiceConfig.placeholderSecret), overlapMinutes > 0 {
+            let until = ISO8601DateFormatter().string(from: Date().addingTimeInterval(Double(overlapMinutes) * 60))
+            newConfig = try Self.setting("basic_auth_previous", current, in: newConfig)
+            newConfig = try Self.setting("basic_auth_previous_until", until, in: newConfig)
+            overlapUntil = until
         }
         // Both files are written beside themselves first, then renamed: a failure leaves both as they were.
         // Each file keeps its owner and mode (a packaged configuration is root:switchauth 0640, so
@@ -88,8 +100,22 @@ struct GatewaySecret: ParsableCommand {
         }
         Console.out("""
             wrote basic_auth to \(config) and gateway-credentials to \(xmlPath) (user \(user), a new 256-bit secret; not shown)
-            next: restart switchauth, then: fs_cli -x 'reload mod_xml_curl'
             """)
+        if let overlapUntil {
+            Console.out("the previous secret stays accepted until \(overlapUntil) (basic_auth_previous)")
+        }
+        Console.out("next: reload or restart switchauth first, then on every switch: fs_cli -x 'reload mod_xml_curl'")
+    }
+
+    /// `key = value` replacing the key's line, or appended.
+    static func setting(_ key: String, _ value: String, in text: String) throws -> String {
+        let pattern = try NSRegularExpression(pattern: "(?m)^[ \\t]*\(key)[ \\t]*=.*$")
+        let range = NSRange(text.startIndex..., in: text)
+        let line = "\(key) = \(value)"
+        if pattern.firstMatch(in: text, range: range) != nil {
+            return pattern.stringByReplacingMatches(in: text, range: range, withTemplate: NSRegularExpression.escapedTemplate(for: line))
+        }
+        return text + (text.isEmpty || text.hasSuffix("\n") ? "" : "\n") + line + "\n"
     }
 
     /// 32 random bytes, base64url without padding: no ':' (the user separator) and nothing XML escapes.

@@ -78,3 +78,26 @@ public final class SharedBasicAuthThrottle: Sendable {
     public func recordFailure(source: String, now: UInt64) { state.withLock { $0.recordFailure(source: source, now: now) } }
     public var sourceCount: Int { state.withLock { $0.sourceCount } }
 }
+
+/// At most one log line per `interval` for one kind of event (refused clients): the first event of
+/// a quiet period is logged at once, the others are counted and summed up in the next line. An
+/// attacker rotating sources thus writes one line per interval, not one per request. Pure.
+public struct LogLineLimiter: Sendable, Equatable {
+    public let intervalNanoseconds: UInt64
+    private var lastLine: UInt64?
+    private var suppressed = 0
+
+    public init(intervalSeconds: Int = 10) { intervalNanoseconds = UInt64(intervalSeconds) * 1_000_000_000 }
+
+    /// nil: stay quiet (the event is counted); otherwise log now, saying how many events were not
+    /// logged since the previous line.
+    public mutating func admit(now: UInt64) -> Int? {
+        if let last = lastLine, now &- last < intervalNanoseconds {
+            suppressed += 1
+            return nil
+        }
+        lastLine = now
+        defer { suppressed = 0 }
+        return suppressed
+    }
+}

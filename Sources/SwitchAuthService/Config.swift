@@ -33,6 +33,11 @@ public struct ServiceConfig: Sendable, Equatable {
     }
     public var basicAuthUser: String?
     public var basicAuthPassword: String?
+    /// The secret before the last `gateway-secret --rotate` (`user:password`), still accepted until
+    /// `basicAuthPreviousUntil` (seconds since the epoch), so that no lookup is refused while the
+    /// switches are reloaded with the new one.
+    public var basicAuthPrevious: String?
+    public var basicAuthPreviousUntil: Double?
     /// Clients allowed to query; empty = any.
     public var allowClients: [IPNetwork] = []
     /// Default: the switch next to us (freeswitch-conf's event socket).
@@ -198,6 +203,22 @@ public struct ServiceConfig: Sendable, Equatable {
             c.basicAuthUser = String(v.text[..<colon])
             c.basicAuthPassword = String(v.text[v.text.index(after: colon)...])
         }, show: { $0.basicAuthUser == nil ? "(none)" : "(set)" }),
+        Setting(key: "basic_auth_previous", meaning: "the secret before the last gateway-secret --rotate, accepted until basic_auth_previous_until", apply: { c, v in
+            guard v.text.isEmpty || (v.text.firstIndex(of: ":").map { $0 != v.text.startIndex } ?? false) else {
+                throw ConfigError(message: "\(v.origin): basic_auth_previous must be user:password")
+            }
+            c.basicAuthPrevious = v.text.isEmpty ? nil : v.text
+        }, show: { $0.basicAuthPrevious == nil ? "(none)" : "(set)" }),
+        Setting(key: "basic_auth_previous_until", meaning: "UTC time (2026-12-05T10:00:00Z) until which basic_auth_previous is accepted; written by gateway-secret --rotate", apply: { c, v in
+            guard !v.text.isEmpty else { c.basicAuthPreviousUntil = nil; return }
+            let f = ISO8601DateFormatter()
+            guard let date = f.date(from: v.text) else {
+                throw ConfigError(message: "\(v.origin): basic_auth_previous_until must be a UTC time such as 2026-12-05T10:00:00Z")
+            }
+            c.basicAuthPreviousUntil = date.timeIntervalSince1970
+        }, show: { c in
+            c.basicAuthPreviousUntil.map { ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: $0)) } ?? "(none)"
+        }),
         Setting(key: "allow_clients", meaning: "comma-separated networks allowed to query", apply: { c, v in
             c.allowClients = try v.list.map { s in
                 guard let n = IPNetwork(s) else { throw ConfigError(message: "\(v.origin): \(s) is not an address or network") }
@@ -238,6 +259,9 @@ public struct ServiceConfig: Sendable, Equatable {
     public static func load(fileText: String?, environment: [String: String]) throws -> ServiceConfig {
         var pairs: [SettingValue] = []
         if let fileText {
+            // A key given twice is refused: which one was meant cannot be known (the environment
+            // overriding the file is the one intended override).
+            var firstLine: [String: Int] = [:]
             for (n, raw) in fileText.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
                 let line = raw.trimmingCharacters(in: .whitespaces)
                 if line.isEmpty || line.hasPrefix("#") { continue }
@@ -245,6 +269,10 @@ public struct ServiceConfig: Sendable, Equatable {
                     throw ConfigError(message: "line \(n + 1): expected key = value")
                 }
                 let key = line[..<eq].trimmingCharacters(in: .whitespaces)
+                if let first = firstLine[key] {
+                    throw ConfigError(message: "line \(n + 1): \(key) is already set on line \(first); keep one of the two")
+                }
+                firstLine[key] = n + 1
                 var value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
                 if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
                 pairs.append(SettingValue(key: key, text: value, origin: "line \(n + 1)"))
@@ -275,6 +303,9 @@ public struct ServiceConfig: Sendable, Equatable {
         }
         if let p = basicAuthPassword, p.contains(Self.placeholderSecret) {
             throw ConfigError(message: "basic_auth still holds the shipped placeholder: run 'switchauth gateway-secret' to generate a secret.")
+        }
+        if (basicAuthPrevious == nil) != (basicAuthPreviousUntil == nil) {
+            throw ConfigError(message: "basic_auth_previous and basic_auth_previous_until go together (switchauth gateway-secret --rotate writes both)")
         }
         if let p = basicAuthPassword, p.count < 16 {
             throw ConfigError(message: "basic_auth's password is shorter than 16 characters: run 'switchauth gateway-secret' to generate one.")

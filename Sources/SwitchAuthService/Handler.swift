@@ -1,6 +1,7 @@
 import Decisions
 import Foundation
 import HTTPServer
+import Locking
 import Logging
 import Postgres
 import Store
@@ -19,10 +20,27 @@ public final class LookupHandler: RequestHandler, Sendable {
     let health: DatabaseHealth
     let replica: Replica?
     let trust: TrustRecorder?
-    private let expectedCredentials: [UInt8]?
-    /// `Basic <base64>` of them.
-    private let expectedHeader: [UInt8]?
+    /// The secrets accepted: `basic_auth`, then `basic_auth_previous` while before its end.
+    private let credentials: [AcceptedCredential]
     private let throttle: SharedBasicAuthThrottle
+    /// One line per 10 s at most for refused clients (and one for the previous secret's use).
+    private let refusalLines = Locked(LogLineLimiter())
+    private let previousSecretLines = Locked(LogLineLimiter(intervalSeconds: 60))
+
+    struct AcceptedCredential: Sendable {
+        /// `user:password`.
+        let decoded: [UInt8]
+        /// `Basic <base64>` of it, as libcurl sends gateway-credentials.
+        let header: [UInt8]
+        /// Accepted until (seconds since the epoch); nil: always.
+        let until: Double?
+
+        init(_ text: String, until: Double?) {
+            decoded = Array(text.utf8)
+            header = Array("Basic \(Data(text.utf8).base64EncodedString())".utf8)
+            self.until = until
+        }
+    }
 
     init(resolver: Resolver, counters: ServerCounters, pool: DatabasePool, health: DatabaseHealth,
          replica: Replica? = nil, trust: TrustRecorder? = nil, throttle: SharedBasicAuthThrottle = SharedBasicAuthThrottle()) {
@@ -35,13 +53,14 @@ public final class LookupHandler: RequestHandler, Sendable {
         self.logger = resolver.logger
         self.pool = pool
         self.health = health
+        var accepted: [AcceptedCredential] = []
         if let u = config.basicAuthUser, let p = config.basicAuthPassword {
-            expectedCredentials = Array("\(u):\(p)".utf8)
-            expectedHeader = Array("Basic \(Data("\(u):\(p)".utf8).base64EncodedString())".utf8)
-        } else {
-            expectedCredentials = nil
-            expectedHeader = nil
+            accepted.append(AcceptedCredential("\(u):\(p)", until: nil))
+            if let previous = config.basicAuthPrevious, let until = config.basicAuthPreviousUntil {
+                accepted.append(AcceptedCredential(previous, until: until))
+            }
         }
+        credentials = accepted
     }
 
     public func shutdown() {}
@@ -51,7 +70,7 @@ public final class LookupHandler: RequestHandler, Sendable {
         let path = request.head.path
         if !config.allowClients.isEmpty {
             guard let peer = IPAddress(context.peerHost), config.allowClients.contains(where: { $0.contains(peer) }) else {
-                logger.warning("client not allowed", metadata: ["peer": .string(context.peerHost)])
+                logRefusal("client not allowed", peer: context.peerHost)
                 return .now(finish(HTTPResponse(status: .forbidden, text: "client not allowed\n", close: true), section: "http", outcome: "forbidden", started: started))
             }
         }
@@ -188,35 +207,66 @@ public final class LookupHandler: RequestHandler, Sendable {
                section: "http", outcome: "method_not_allowed", started: started)
     }
 
-    /// HTTP Basic auth as mod_xml_curl's `gateway-credentials` sends it; constant-time comparison;
-    /// wrong or missing credentials are throttled per source (`BasicAuthThrottle`).
+    /// HTTP Basic auth as mod_xml_curl's `gateway-credentials` sends it, compared in constant time.
+    /// The right secret is always accepted: a 256-bit secret cannot be guessed, so nothing is gained
+    /// by refusing it, and refusing it would let anyone who shares the switch's address (a local
+    /// process, a scraper with an old password) lock the switch out. Only what fails is throttled:
+    /// a source past 10 failures a minute gets 429 instead of 401 for the rest of the minute.
+    /// After `gateway-secret --rotate`, the previous secret is accepted until its stated end.
     private func authorize(_ request: HTTPRequest, _ context: RequestContext) -> HTTPResponse? {
-        guard let expected = expectedCredentials else { return nil }
+        guard let current = credentials.first else { return nil }
+        let header = request.head.header("Authorization")
+        if let header {
+            let bytes = Array(header.utf8)
+            // What libcurl sends for gateway-credentials, byte for byte: no base64 decoding per request.
+            if Hashing.constantTimeEquals(bytes, current.header) { return nil }
+            if accepts(bytes, decoded: nil, context) { return nil }
+            let parts = header.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "basic",
+               let data = Data(base64Encoded: String(parts[1]).trimmingCharacters(in: .whitespaces)) {
+                let given = [UInt8](data)
+                if Hashing.constantTimeEquals(given, current.decoded) || accepts(nil, decoded: given, context) { return nil }
+            }
+        }
         let now = DispatchTime.now().uptimeNanoseconds
         if case .throttled(let seconds) = throttle.verdict(peer: context.peerHost, now: now) {
             resolver.metrics.basicAuth("throttled")
             resolver.metrics.observe(section: "http", outcome: "throttled", seconds: 0)
+            logRefusal("unauthorized client throttled", peer: context.peerHost)
             return HTTPResponse(status: .tooManyRequests, body: Array("too many failed attempts\n".utf8),
                                 headers: [("Retry-After", String(seconds))], close: true)
         }
-        let header = request.head.header("Authorization")
-        // What libcurl sends for gateway-credentials, byte for byte: no base64 decoding per request.
-        if let header, let expectedHeader, Hashing.constantTimeEquals(Array(header.utf8), expectedHeader) { return nil }
-        var given: [UInt8] = []
-        if let header {
-            let parts = header.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "basic",
-               let data = Data(base64Encoded: String(parts[1]).trimmingCharacters(in: .whitespaces)) {
-                given = [UInt8](data)
-            }
-        }
-        if Hashing.constantTimeEquals(given, expected) { return nil }
         throttle.recordFailure(source: BasicAuthThrottle.source(peer: context.peerHost), now: now)
         resolver.metrics.basicAuth("wrong")
-        logger.warning("unauthorized client", metadata: ["peer": .string(context.peerHost)])
         resolver.metrics.observe(section: "http", outcome: "unauthorized", seconds: 0)
+        logRefusal("unauthorized client", peer: context.peerHost)
         return HTTPResponse(status: .unauthorized, body: Array("unauthorized\n".utf8),
                             headers: [("WWW-Authenticate", "Basic realm=\"switchauth\"")], close: true)
+    }
+
+    /// The previous secret, while it is still accepted (a header as sent, or decoded credentials).
+    private func accepts(_ header: [UInt8]?, decoded: [UInt8]?, _ context: RequestContext) -> Bool {
+        guard credentials.count > 1 else { return false }
+        let wall = Date().timeIntervalSince1970
+        for c in credentials.dropFirst() where c.until.map({ wall < $0 }) ?? true {
+            let match = header.map { Hashing.constantTimeEquals($0, c.header) } ?? decoded.map { Hashing.constantTimeEquals($0, c.decoded) } ?? false
+            if match {
+                if previousSecretLines.withLock({ $0.admit(now: DispatchTime.now().uptimeNanoseconds) }) != nil {
+                    logger.notice("a lookup used the previous basic_auth secret; reload every switch's mod_xml_curl before it ends",
+                                  metadata: ["peer": .string(context.peerHost),
+                                             "until": .string(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: c.until ?? wall)))])
+                }
+                return true
+            }
+        }
+        return false
+    }
+
+    /// Refusals are logged one line per 10 s at most, saying how many were not logged since the last.
+    private func logRefusal(_ message: Logger.Message, peer: String) {
+        guard let unlogged = refusalLines.withLock({ $0.admit(now: DispatchTime.now().uptimeNanoseconds) }) else { return }
+        logger.warning(message, metadata: ["peer": .string(peer), "refusals_not_logged": .stringConvertible(unlogged),
+                                           "window_s": "10"])
     }
 
     private func finish(_ response: HTTPResponse, section: String, outcome: String, started: UInt64) -> HTTPResponse {

@@ -345,6 +345,17 @@ struct GatewaySecretTests {
         let rotated = try Self.credentials(xml)
         let rotatedConfig = try Self.basicAuth(config)
         #expect(rotated != written && rotatedConfig == rotated)
+        // Issue 20: the replaced secret stays accepted for the overlap (60 minutes by default).
+        let afterRotation = try ServiceConfig.load(fileText: try String(contentsOfFile: config, encoding: .utf8), environment: [:])
+        try afterRotation.validate()
+        #expect(afterRotation.basicAuthPrevious == written)
+        let until = try #require(afterRotation.basicAuthPreviousUntil)
+        #expect(abs(until - Date().timeIntervalSince1970 - 3_600) < 120, "\(until)")
+        // Rotating again replaces both lines (a key given twice would be refused).
+        #expect(cli(["gateway-secret", "--config", config, "--freeswitch-conf", dir, "--rotate", "--overlap-minutes", "5"], db: nil).code == 0)
+        let twice = try ServiceConfig.load(fileText: try String(contentsOfFile: config, encoding: .utf8), environment: [:])
+        #expect(twice.basicAuthPrevious == rotated)
+        #expect(abs((twice.basicAuthPreviousUntil ?? 0) - Date().timeIntervalSince1970 - 300) < 120)
         // A configuration file that does not exist yet is created readable by its owner only.
         let fresh = dir + "/new.conf"
         #expect(cli(["gateway-secret", "--config", fresh, "--freeswitch-conf", dir, "--rotate"], db: nil).code == 0)

@@ -67,6 +67,8 @@ struct ConfigTests {
         ("listen_port = 70000", "listen_port"), ("nonsense", "line 1"), ("colour = blue", "unknown setting 'colour'"),
         ("allow_clients = 10.0.0.1/8", "not an address or network"), ("basic_auth = nocolon", "user:password"),
         ("event_sockets = host", "host:port"), ("path = relative", "must start with /"),
+        // Issue 20: a key given twice names both lines (it was accepted, the last one winning).
+        ("# switchauth\nbasic_auth = fs:aaaaaaaaaaaaaaaaaaaa\nlisten_port = 8081\n basic_auth = fs:bbbbbbbbbbbbbbbbbbbb", "line 4: basic_auth is already set on line 2"),
     ])
     func refusesBadInput(text: String, message: String) {
         do {
