@@ -294,6 +294,24 @@ struct ReplicaTests {
         #expect(try !post(s.port, LockoutTests.register(password: "bulk-password-778", user: "bulk778", ip: "198.51.100.9")).text.contains("a1-hash"),
                 "the old password no longer works")
 
+        // The bookkeeping the bulk statements fire, per statement since 0008: one audit row per
+        // device with its user@domain label, and the IP settings' prefix-length counts.
+        #expect(try db.execute("SELECT count(*) FROM audit_log WHERE object_type = 'sip_devices' AND action = 'create' AND object_label LIKE 'bulk%@127.0.0.1'").string(0, 0) == String(bulk))
+        #expect(try db.execute("SELECT after ? 'ha1_md5' FROM audit_log WHERE object_label = 'bulk9@127.0.0.1'").string(0, 0) == "f", "no secrets in the audit log")
+        try db.execute("""
+            INSERT INTO ip_settings (account_id, name, network, prefix)
+            SELECT a.id, 'bulk' || g, CASE WHEN g % 3 = 0 THEN set_masklen('100.64.0.0'::inet + g::bigint * 256, 24)::cidr
+                                           ELSE set_masklen('100.128.0.0'::inet + g, 32)::cidr END, '7'
+              FROM generate_series(1, 12000) g, accounts a WHERE a.number = '1000042'
+            """)
+        try db.execute("UPDATE ip_settings SET network = set_masklen(network, 31) WHERE name LIKE 'bulk%' AND masklen(network) = 32 AND host(network)::inet - '100.128.0.0'::inet < 1000 AND (host(network)::inet - '100.128.0.0'::inet) % 2 = 0")
+        try db.execute("DELETE FROM ip_settings WHERE name LIKE 'bulk%' AND masklen(network) = 24 AND (host(network)::inet - '100.64.0.0'::inet) / 256 % 2 = 0")
+        let counted = try db.execute("SELECT family::text || '/' || masklen || ':' || settings FROM ip_setting_masklens WHERE settings > 0 ORDER BY 1")
+        let actual = try db.execute("SELECT family(network)::text || '/' || masklen(network) || ':' || count(*) FROM ip_settings GROUP BY family(network), masklen(network) ORDER BY 1")
+        #expect((0..<counted.rowCount).map { counted.string($0, 0) } == (0..<actual.rowCount).map { actual.string($0, 0) })
+        _ = settle("bulk IP settings")
+        try Self.expectSameFacts(replica.tablesForTests(), db)
+
         try db.execute("TRUNCATE sip_devices")
         let afterTruncate = settle("truncate")
         #expect(replica.deviceCount == 0)
