@@ -66,9 +66,11 @@ struct Compare: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the whole comparison and print one table: SwitchAuth vs nginx-static vs pgbench.",
         discussion: """
-            Starts a throwaway PostgreSQL, loads the dataset (1M devices, 100k accounts, 100k IP
-            settings; --smoke: a small one), starts 'switchauth serve' and nginx (Debian nginx-light)
-            on loopback, and runs pgbench on the same SQL the service runs.
+            Starts a throwaway PostgreSQL, imports the dataset as an operator would (one CSV through
+            'switchauth import': 1M devices, 100k accounts, 100k IP settings; --smoke: a small one),
+            starts 'switchauth serve' as operators run it (default log_level, basic auth on) and nginx
+            (Debian nginx-light) on loopback, sends directory lookups each from its own source
+            address, and runs pgbench on the same SQL the service runs.
             """)
 
     @Flag(help: "Seconds and a small dataset (CI).") var smoke = false
