@@ -19,18 +19,34 @@ public struct ServerConfig: Sendable, Equatable {
     public var idleTimeoutMilliseconds: Int
     /// For a response to be taken by the client.
     public var writeTimeoutMilliseconds: Int
-    /// Open connections at most; past it, a new connection gets a fast 503 and is closed.
+    /// Open connections at most; past it, a new connection evicts an idle one or, when none may be
+    /// evicted, gets a fast 503 and is closed (see `EventLoop`'s admission policy).
     public var maxConnections: Int
+    /// Open connections from one source (IPv4 address or IPv6 /64) at most; past it a new one gets
+    /// the fast 503. 0: a quarter of `maxConnections` (at least 1).
+    public var maxConnectionsPerSource: Int
+    /// A connection that has sent nothing of a request is closed this long after accept (if
+    /// shorter than `requestTimeoutMilliseconds`).
+    public var firstByteTimeoutMilliseconds: Int
+    /// An idle connection may be evicted for a new one only after being idle this long, so that a
+    /// fresh connection whose request is on its way is never evicted by the idle-time rule.
+    public var evictionGraceMilliseconds: Int
+    /// SO_SNDBUF of the listener, inherited by every accepted socket: the kernel holds at most about
+    /// twice this much unsent per connection. 0: the kernel's default (autotuned up to tcp_wmem's maximum).
+    public var sendBufferBytes: Int
     /// On stop: how long in-flight requests may still finish.
     public var drainTimeoutMilliseconds: Int
-    /// Stop reading from a client while this much of its output is unsent (pipelining without reading).
+    /// Already-read pipelined requests are not answered while this much of a connection's output is
+    /// unsent (they wait, parsed, until it is written); nothing more is read while any is unsent.
     public var maxPendingOutputBytes: Int
 
     /// Event loops; 0: one per online CPU core (`loopCount`).
     public init(host: String = "127.0.0.1", port: UInt16 = 8088, workers: Int = 0, limits: HTTPLimits = HTTPLimits(),
                 requestTimeoutMilliseconds: Int = 5_000, idleTimeoutMilliseconds: Int = 10_000,
                 writeTimeoutMilliseconds: Int = 5_000, maxConnections: Int = 4_096,
-                drainTimeoutMilliseconds: Int = 5_000, maxPendingOutputBytes: Int = 1 << 20) {
+                drainTimeoutMilliseconds: Int = 5_000, maxPendingOutputBytes: Int = 64 << 10,
+                maxConnectionsPerSource: Int = 0, firstByteTimeoutMilliseconds: Int = 2_000,
+                evictionGraceMilliseconds: Int = 250, sendBufferBytes: Int = 256 << 10) {
         self.host = host
         self.port = port
         self.workers = workers
@@ -41,6 +57,15 @@ public struct ServerConfig: Sendable, Equatable {
         self.maxConnections = maxConnections
         self.drainTimeoutMilliseconds = drainTimeoutMilliseconds
         self.maxPendingOutputBytes = maxPendingOutputBytes
+        self.maxConnectionsPerSource = maxConnectionsPerSource
+        self.firstByteTimeoutMilliseconds = firstByteTimeoutMilliseconds
+        self.evictionGraceMilliseconds = evictionGraceMilliseconds
+        self.sendBufferBytes = sendBufferBytes
+    }
+
+    /// `maxConnectionsPerSource`, or its default: a quarter of `maxConnections`, at least 1.
+    public var perSourceLimit: Int {
+        maxConnectionsPerSource > 0 ? maxConnectionsPerSource : max(1, maxConnections / 4)
     }
 
     /// The loops actually started: `workers`, or one per online core when it is 0. The loops never
@@ -109,6 +134,30 @@ final class LoopMailbox: Sendable {
             return items
         }
     }
+
+    /// New connections another loop accepted at `maxConnections` without an idle one of its own
+    /// to evict: this loop admits them (or refuses them) by its own idle connections.
+    private let handedOver = Locked<[HandedOver]>([])
+
+    func handOver(_ connection: HandedOver) {
+        handedOver.withLock { $0.append(connection) }
+        wake()
+    }
+
+    func takeHandedOver() -> [HandedOver] {
+        handedOver.withLock { items in
+            defer { items.removeAll() }
+            return items
+        }
+    }
+}
+
+/// An accepted connection on its way to another loop; its source is counted already.
+struct HandedOver: Sendable {
+    var socket: TCPSocket
+    var host: String
+    var port: UInt16
+    var source: SourceKey
 }
 
 /// Answers requests on one event-loop thread. Created on that thread by the server's factory and
@@ -141,7 +190,51 @@ public final class ServerCounters: Sendable {
     public let inFlightDeferred = Atomic<Int>(0)
     /// accept4 failures other than an empty backlog (EMFILE, ENFILE, ENOBUFS...).
     public let acceptErrors = Atomic<Int>(0)
+    /// Idle connections closed at `maxConnections` to make room for a new one.
+    public let evictedIdle = Atomic<Int>(0)
+    /// Connections refused with 503 because their source had `maxConnectionsPerSource` open.
+    public let rejectedPerSource = Atomic<Int>(0)
+    /// Connections closed by the first-byte deadline: nothing of a request sent since accept.
+    public let firstByteTimeouts = Atomic<Int>(0)
+    /// Connections closed because their peer did not take an answer within the write timeout.
+    public let writeTimeouts = Atomic<Int>(0)
+    /// Answer bytes held in user space for connections whose peer is not taking them (counted once
+    /// a write would block, until it is all written or the connection closed).
+    public let unsentBytes = Atomic<Int>(0)
     public init() {}
+}
+
+/// Open connections per source (IPv4 address or IPv6 /64), shared by the loops. Sharded so that the
+/// two loops rarely meet on one lock; an entry is removed when its count falls to 0, so the table
+/// holds at most one entry per open connection.
+final class SourceTable: Sendable {
+    private let shards: [Locked<[SourceKey: Int]>] = (0..<16).map { _ in Locked([:]) }
+
+    private func shard(_ key: SourceKey) -> Locked<[SourceKey: Int]> {
+        let h = key.bits ^ (key.bits >> 16) ^ (key.bits >> 40)
+        return shards[Int(truncatingIfNeeded: h) & 15]
+    }
+
+    /// Counts one more connection of `key` unless it has `limit` already.
+    func acquire(_ key: SourceKey, limit: Int) -> Bool {
+        shard(key).withLock { table in
+            let n = table[key, default: 0]
+            if n >= limit { return false }
+            table[key] = n + 1
+            return true
+        }
+    }
+
+    func release(_ key: SourceKey) {
+        shard(key).withLock { table in
+            guard let n = table[key] else { return }
+            if n <= 1 { table.removeValue(forKey: key) } else { table[key] = n - 1 }
+        }
+    }
+
+    func count(_ key: SourceKey) -> Int {
+        shard(key).withLock { $0[key, default: 0] }
+    }
 }
 
 /// An HTTP/1.1 server on POSIX sockets: `workers` epoll loops share one non-blocking listening
@@ -149,11 +242,13 @@ public final class ServerCounters: Sendable {
 public final class HTTPServer: Sendable {
     public let config: ServerConfig
     public let counters = ServerCounters()
+    /// Open connections per source, for `maxConnectionsPerSource` and the eviction policy.
+    let sources = SourceTable()
     private let listener: TCPSocket
     /// The port actually bound (useful with port 0).
     public let port: UInt16
     private let wakeFDs: [Int32]
-    private let mailboxes: [LoopMailbox]
+    let mailboxes: [LoopMailbox]
     private let stopping = Atomic<Bool>(false)
     /// Stopping to hand the listener to a new generation: no draining accept, no shutdown.
     let handingOver = Atomic<Bool>(false)
@@ -169,6 +264,11 @@ public final class HTTPServer: Sendable {
         let at = Atomic<UInt64>(Clock.now())
     }
     let heartbeats: [Heartbeat]
+    /// Each loop's idle connections (its eviction candidates), for handing a newcomer over.
+    final class IdleCount: Sendable {
+        let value = Atomic<Int>(0)
+    }
+    let idleCounts: [IdleCount]
 
     /// Whether every loop went round within `nanoseconds` (a loop goes round at least every 50 ms).
     public func loopsAlive(within nanoseconds: UInt64) -> Bool {
@@ -204,6 +304,10 @@ public final class HTTPServer: Sendable {
         // lets TCP_CORK win while both are set), so a connection that stays open needs one
         // setsockopt, the uncork, and none for Nagle.
         self.noDelayAccepts = (try? listener.setNoDelay()) != nil
+        // Bounded kernel memory per connection: a peer that does not read holds at most about
+        // 2 x sendBufferBytes of our answers in the kernel (accepted sockets inherit the listener's
+        // SO_SNDBUF; set here on an adopted listener too, so a reload applies a changed value).
+        if config.sendBufferBytes > 0 { try listener.setSendBuffer(bytes: config.sendBufferBytes) }
         var fds: [Int32] = []
         for _ in 0..<config.loopCount {
             let fd = sa_eventfd()
@@ -213,6 +317,7 @@ public final class HTTPServer: Sendable {
         self.wakeFDs = fds
         self.mailboxes = fds.map(LoopMailbox.init(wakeFD:))
         self.heartbeats = fds.map { _ in Heartbeat() }
+        self.idleCounts = fds.map { _ in IdleCount() }
     }
 
     deinit {
@@ -341,8 +446,18 @@ final class ClientConnection {
     var outputOffset = 0
     var deadline: UInt64 = 0
     var requestStarted: UInt64?
+    /// When the output first could not be written completely; nil once all of it is written.
     var writeStarted: UInt64?
     var lastActivity: UInt64
+    /// The source it counts against in `HTTPServer.sources`.
+    let source: SourceKey
+    /// In the loop's idle list since `idleSince` (see `IdleList`).
+    var idleSince: UInt64 = 0
+    var inIdleList = false
+    var idlePrevious: ClientConnection?
+    var idleNext: ClientConnection?
+    /// What this connection adds to `ServerCounters.unsentBytes`.
+    var countedUnsent = 0
     var closeAfterWrite = false
     /// The client asked to close after its response (HTTP/1.0, or `Connection: close`) and nothing
     /// of a further request is buffered: the response can be followed by close() at once. A client
@@ -359,8 +474,9 @@ final class ClientConnection {
     var pending: PendingAnswer?
     var queued: [HTTPParserEvent] = []
 
-    init(socket: TCPSocket, context: RequestContext, limits: HTTPLimits, now: UInt64) {
+    init(socket: TCPSocket, context: RequestContext, source: SourceKey, limits: HTTPLimits, now: UInt64) {
         self.socket = socket
+        self.source = source
         self.context = context
         self.parser = HTTPRequestParser(limits: limits)
         self.lastActivity = now
@@ -368,8 +484,40 @@ final class ClientConnection {
     }
 
     var pendingOutput: Int { output.count - outputOffset }
+    /// Read from only while nothing is unsent, awaited or waiting to be answered: a peer that does
+    /// not read its answers cannot make the server queue more of them.
+    var readable: Bool { pendingOutput == 0 && pending == nil && queued.isEmpty }
     /// Idle: nothing half-received, nothing awaited, nothing unsent.
     var isIdle: Bool { !parser.hasPartialRequest && pending == nil && queued.isEmpty && pendingOutput == 0 && !lingering }
+}
+
+/// A loop's idle connections (`ClientConnection.isIdle`), longest idle first: a connection is
+/// appended when it becomes idle and unlinked when it stops being idle or closes, so the list stays
+/// ordered by `idleSince` and the eviction candidate is its head, found in O(1).
+struct IdleList {
+    private(set) var head: ClientConnection?
+    private var tail: ClientConnection?
+    private(set) var count = 0
+
+    mutating func append(_ c: ClientConnection, since now: UInt64) {
+        c.idleSince = now
+        c.inIdleList = true
+        c.idlePrevious = tail
+        c.idleNext = nil
+        if let t = tail { t.idleNext = c } else { head = c }
+        tail = c
+        count += 1
+    }
+
+    mutating func remove(_ c: ClientConnection) {
+        guard c.inIdleList else { return }
+        if let p = c.idlePrevious { p.idleNext = c.idleNext } else { head = c.idleNext }
+        if let n = c.idleNext { n.idlePrevious = c.idlePrevious } else { tail = c.idlePrevious }
+        c.idlePrevious = nil
+        c.idleNext = nil
+        c.inIdleList = false
+        count -= 1
+    }
 }
 
 final class EventLoop {
@@ -384,6 +532,8 @@ final class EventLoop {
     var connections: [Int32: ClientConnection] = [:]
     /// Deferred requests by ticket.
     var awaiting: [UInt64: ClientConnection] = [:]
+    /// This loop's idle connections, longest idle first: the eviction candidates.
+    var idle = IdleList()
     var nextTicket: UInt64 = 0
     var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
     var listening = true
@@ -435,6 +585,7 @@ final class EventLoop {
                         var value: UInt64 = 0
                         _ = read(mailbox.wakeFD, &value, 8) // EAGAIN when already read: nothing to do
                         deliverAnswers()
+                        adoptHandedOver()
                     } else if let c = connections[fd] {
                         service(c, events: events[i])
                     }
@@ -452,6 +603,7 @@ final class EventLoop {
             }
             if server.isStopping {
                 deliverAnswers()
+                adoptHandedOver()
                 if drainDeadline == nil {
                     drainDeadline = now + UInt64(config.drainTimeoutMilliseconds) * 1_000_000
                     if listening {
@@ -474,6 +626,10 @@ final class EventLoop {
             }
             closeConnection(c)
         }
+        for h in mailbox.takeHandedOver() {
+            server.sources.release(h.source)
+            h.socket.close()
+        }
         handler.shutdown()
         close(epfd)
     }
@@ -488,19 +644,54 @@ final class EventLoop {
         return Int32(min(50, (nearest - now + 999_999) / 1_000_000))
     }
 
+    // MARK: Admission
+    //
+    // Policy: a slot is taken at accept, before any request or credential, so admission must keep
+    // the switch's lookups served however many unauthenticated or idle peers connect:
+    //
+    // 1. `allow_clients`: a peer outside it is closed at once and takes no slot (`rejectedNotAllowed`).
+    // 2. Per source: one IPv4 address or IPv6 /64 holds at most `maxConnectionsPerSource` open
+    //    connections (default a quarter of `maxConnections`); one more gets the fast 503
+    //    (`rejectedPerSource`). The counts are shared by the loops (`HTTPServer.sources`).
+    // 3. At `maxConnections` (`counters.open`, shared by the loops) a new connection evicts an idle
+    //    connection of the loop that accepted it (`evictedIdle`): idle means nothing half received,
+    //    nothing awaited, nothing unsent, not lingering, and no request bytes waiting unread in the
+    //    kernel; a connection that never sent a byte is idle. The candidate is, in this order:
+    //    a. the longest-idle connection, if it has been idle at least `evictionGraceMilliseconds`
+    //       (a fresh connection whose request is on its way is never evicted by this rule);
+    //    b. else, among the 32 longest-idle, one whose source holds more connections than the
+    //       newcomer's will (counting the newcomer), so that a peer reopening connections faster
+    //       than the grace cannot keep a lighter source (the switch) out.
+    //    Only when there is no candidate is the new connection refused with the fast 503
+    //    (`rejectedOverLimit`). The idle list is kept ordered as connections become idle, so rule
+    //    (a) is O(1) and (b) at most 32 steps, and nothing is scanned below the limit. A loop
+    //    evicts only its own connections (they are confined to it): when the accepting loop has no
+    //    candidate, the newcomer is handed to the loop with the most idle connections (each loop
+    //    publishes its count), which applies the same rules and evicts or refuses; it is never
+    //    handed on again. Connections are never over `maxConnections` (but for the race of two
+    //    loops reading `counters.open` at once, as before).
+    // 4. Deadlines: a connection that has sent nothing of a request is closed at
+    //    `firstByteTimeoutMilliseconds` (`firstByteTimeouts`), a half-received request at
+    //    `requestTimeoutMilliseconds`, an idle keep-alive one at `idleTimeoutMilliseconds`, and one
+    //    whose peer does not take its output at `writeTimeoutMilliseconds` counted from when its
+    //    output first could not be written completely until all of it is written (`writeTimeouts`).
+    //    Nothing more is read from a connection while it has unsent output, and the kernel holds at
+    //    most about 2 x `sendBufferBytes` of it, so a pipelining peer that never reads holds at most
+    //    that plus one batch of answers (`maxPendingOutputBytes`, plus the answer that crossed it).
+
     private func accept(limit: Int) {
         var taken = 0
         while taken < limit {
-            let next: (socket: TCPSocket, host: String, port: UInt16)?
+            let next: (socket: TCPSocket, host: String, port: UInt16, source: SourceKey)?
             do {
-                next = try listener.accept()
+                next = try listener.acceptWithSource()
             } catch {
                 // EMFILE/ENFILE and the like: the connection stays in the backlog; the loop comes
                 // back on the next readiness (or timer) instead of spinning here.
                 server.counters.acceptErrors.wrappingAdd(1, ordering: .relaxed)
                 return
             }
-            guard let (socket, host, port) = next else { return }
+            guard let (socket, host, port, source) = next else { return }
             taken += 1
             if let admit, !admit(host) {
                 // Not admitted: closed before anything is read or answered, so it never holds a slot.
@@ -510,36 +701,103 @@ final class EventLoop {
             }
             // A connection taken while a stop begins is served like the rest (the drain waits for it):
             // answering it beats refusing it.
-            if server.counters.open.load(ordering: .relaxed) >= config.maxConnections {
-                server.counters.rejectedOverLimit.wrappingAdd(1, ordering: .relaxed)
-                overloadResponse.withUnsafeBytes { _ = socket.write($0) }
-                // Out before the close: the request may be unread, and close() would then reset
-                // the connection with a corked answer still inside.
-                try? socket.setCork(false)
-                socket.close()
+            if !server.sources.acquire(source, limit: config.perSourceLimit) {
+                server.counters.rejectedPerSource.wrappingAdd(1, ordering: .relaxed)
+                refuse(socket)
                 continue
             }
-            let now = Clock.now()
-            let c = ClientConnection(socket: socket, context: RequestContext(peerHost: host, peerPort: port),
-                                     limits: config.limits, now: now)
-            c.corked = server.corkedAccepts
-            c.deadline = now + UInt64(config.requestTimeoutMilliseconds) * 1_000_000
-            server.counters.open.wrappingAdd(1, ordering: .relaxed)
-            server.counters.accepted.wrappingAdd(1, ordering: .relaxed)
-            connections[socket.fd] = c
-            // The request is often here already: it is read, answered and the connection closed
-            // before it ever enters the epoll set (two epoll_ctl calls saved per mod_xml_curl
-            // request). Otherwise it is registered for what it waits for.
-            service(c, events: EV_IN)
-            if connections[socket.fd] === c && !c.registered { updateInterest(c) }
+            admit(HandedOver(socket: socket, host: host, port: port, source: source), mayHandOver: true)
         }
+    }
+
+    /// Connections other loops handed over to this one (`admit`).
+    private func adoptHandedOver() {
+        for h in mailbox.takeHandedOver() { admit(h, mayHandOver: false) }
+    }
+
+    /// Takes an accepted connection whose source is counted: at `maxConnections` only by evicting an
+    /// idle connection of this loop, or (`mayHandOver`) of the loop with the most idle ones.
+    private func admit(_ new: HandedOver, mayHandOver: Bool) {
+        let (socket, host, port, source) = (new.socket, new.host, new.port, new.source)
+        let now = Clock.now()
+        if server.counters.open.load(ordering: .relaxed) >= config.maxConnections && !evictForNewcomer(from: source, now: now) {
+            if mayHandOver, let other = loopWithMostIdle() {
+                server.mailboxes[other].handOver(new)
+                return
+            }
+            server.sources.release(source)
+            server.counters.rejectedOverLimit.wrappingAdd(1, ordering: .relaxed)
+            refuse(socket)
+            return
+        }
+        let c = ClientConnection(socket: socket, context: RequestContext(peerHost: host, peerPort: port),
+                                 source: source, limits: config.limits, now: now)
+        c.corked = server.corkedAccepts
+        c.deadline = now + UInt64(config.requestTimeoutMilliseconds) * 1_000_000
+        server.counters.open.wrappingAdd(1, ordering: .relaxed)
+        server.counters.accepted.wrappingAdd(1, ordering: .relaxed)
+        connections[socket.fd] = c
+        // The request is often here already: it is read, answered and the connection closed
+        // before it ever enters the epoll set (two epoll_ctl calls saved per mod_xml_curl
+        // request). Otherwise it is registered for what it waits for.
+        service(c, events: EV_IN)
+        if connections[socket.fd] === c && !c.registered { updateInterest(c) }
+    }
+
+    /// Another loop that has idle connections (the most of them), if any.
+    private func loopWithMostIdle() -> Int? {
+        var best: Int?
+        var most = 0
+        for (i, n) in server.idleCounts.enumerated() where i != index {
+            let idle = n.value.load(ordering: .relaxed)
+            if idle > most { most = idle; best = i }
+        }
+        return best
+    }
+
+    /// The fast 503, then close.
+    private func refuse(_ socket: TCPSocket) {
+        overloadResponse.withUnsafeBytes { _ = socket.write($0) }
+        // Out before the close: the request may be unread, and close() would then reset
+        // the connection with a corked answer still inside.
+        try? socket.setCork(false)
+        socket.close()
+    }
+
+    /// At `maxConnections`: closes one idle connection of this loop to make room for a newcomer from
+    /// `source` (rules 3a and 3b of the policy above). False when none may be evicted.
+    private func evictForNewcomer(from source: SourceKey, now: UInt64) -> Bool {
+        let grace = UInt64(config.evictionGraceMilliseconds) * 1_000_000
+        var newcomers: Int?     // the newcomer's source count, looked up only if rule (b) is needed
+        var checked: [SourceKey: Int] = [:]
+        var candidate = idle.head
+        var steps = 0
+        while let c = candidate, steps < 32 {
+            candidate = c.idleNext
+            steps += 1
+            var evict = now &- c.idleSince >= grace
+            if !evict && c.source != source {
+                let mine = newcomers ?? server.sources.count(source) // includes the newcomer
+                newcomers = mine
+                let theirs = checked[c.source] ?? server.sources.count(c.source)
+                checked[c.source] = theirs
+                evict = theirs > mine
+            }
+            // Request bytes already waiting in the kernel: busy, not idle (one recv with MSG_PEEK).
+            if evict && !c.socket.hasUnreadInput {
+                server.counters.evictedIdle.wrappingAdd(1, ordering: .relaxed)
+                closeConnection(c)
+                return true
+            }
+        }
+        return false
     }
 
     private func service(_ c: ClientConnection, events: UInt32) {
         if events & EV_OUT != 0 {
             if !flush(c) { return }
         }
-        if events & (EV_IN | EV_HUP_ERR) != 0 && c.pendingOutput <= config.maxPendingOutputBytes && c.pending == nil {
+        if events & (EV_IN | EV_HUP_ERR) != 0 && c.readable {
             let r: Int
             switch readBuffer.withUnsafeMutableBytes({ c.socket.read(into: $0) }) {
             case .done(let n): r = n
@@ -574,8 +832,9 @@ final class EventLoop {
             let event = events[index]
             index += 1
             if c.closeAfterWrite { break }
-            if c.pending != nil {
-                // Answers go out in request order: what follows waits for the awaited answer.
+            if c.pending != nil || c.pendingOutput > config.maxPendingOutputBytes {
+                // Answers go out in request order: what follows waits for the awaited answer, and
+                // while a batch of answers is unsent, for it to be written (`flush` resumes them).
                 c.queued.append(contentsOf: events[(index - 1)...])
                 break
             }
@@ -653,26 +912,44 @@ final class EventLoop {
     /// Writes pending output. Returns false if the connection was closed.
     @discardableResult
     private func flush(_ c: ClientConnection) -> Bool {
-        let wrote = c.pendingOutput > 0
-        while c.pendingOutput > 0 {
-            let offset = c.outputOffset
-            let w: Int
-            switch c.output.withUnsafeBytes({ c.socket.write(UnsafeRawBufferPointer(rebasing: $0[offset...])) }) {
-            case .done(let n): w = n
-            case .wouldBlock:
-                if c.writeStarted == nil { c.writeStarted = Clock.now() }
-                updateInterest(c)
-                return true
-            case .failed, .endOfFile:
-                closeConnection(c)
-                return false
+        var wrote = false
+        while true {
+            while c.pendingOutput > 0 {
+                let offset = c.outputOffset
+                switch c.output.withUnsafeBytes({ c.socket.write(UnsafeRawBufferPointer(rebasing: $0[offset...])) }) {
+                case .done(let n):
+                    c.outputOffset += n
+                    wrote = true
+                case .wouldBlock:
+                    // The write deadline runs from the first write that could not complete until
+                    // all of the output is written (a partial write does not restart it).
+                    if c.writeStarted == nil { c.writeStarted = Clock.now() }
+                    let held = c.pendingOutput
+                    server.counters.unsentBytes.wrappingAdd(held - c.countedUnsent, ordering: .relaxed)
+                    c.countedUnsent = held
+                    updateInterest(c)
+                    return true
+                case .failed, .endOfFile:
+                    closeConnection(c)
+                    return false
+                }
             }
-            c.outputOffset += w
+            c.output.removeAll(keepingCapacity: c.output.capacity <= 64 * 1024)
+            c.outputOffset = 0
             c.writeStarted = nil
+            if c.countedUnsent != 0 {
+                server.counters.unsentBytes.wrappingAdd(-c.countedUnsent, ordering: .relaxed)
+                c.countedUnsent = 0
+            }
+            // Pipelined requests read before the output backed up are answered now.
+            guard !c.queued.isEmpty && c.pending == nil else { break }
+            if c.closeAfterWrite { c.queued = []; break }
+            let queued = c.queued
+            c.queued = []
+            process(c, queued)
+            if connections[c.fd] !== c { return false }
+            if c.pendingOutput == 0 { break }
         }
-        c.output.removeAll(keepingCapacity: c.output.capacity <= 64 * 1024)
-        c.outputOffset = 0
-        c.writeStarted = nil
         if c.closeAfterWrite && !c.lingering && c.pending == nil {
             if c.clientCloses || !c.socket.hasUnreadInput {
                 // Everything the client sent was read, and it asked to close or has sent nothing more
@@ -701,7 +978,7 @@ final class EventLoop {
     private func updateInterest(_ c: ClientConnection) {
         var want: UInt32 = 0
         if c.pendingOutput > 0 { want |= EV_OUT }
-        if c.pendingOutput <= config.maxPendingOutputBytes && c.pending == nil { want |= EV_IN }
+        if c.readable { want |= EV_IN }
         if !c.registered {
             c.interest = want
             c.registered = true
@@ -726,6 +1003,12 @@ final class EventLoop {
                 return
             }
         }
+        // The idle list follows the connection's state (every change of it ends here or in a close).
+        let isIdle = c.isIdle
+        if isIdle != c.inIdleList {
+            if isIdle { idle.append(c, since: Clock.now()) } else { idle.remove(c) }
+            server.idleCounts[index].value.store(idle.count, ordering: .relaxed)
+        }
         // Recompute the deadline from the connection's state (an awaited answer has its own).
         if c.lingering { return }
         if let p = c.pending {
@@ -733,7 +1016,10 @@ final class EventLoop {
         } else if let w = c.writeStarted {
             c.deadline = w + UInt64(config.writeTimeoutMilliseconds) * 1_000_000
         } else if let r = c.requestStarted, c.parser.hasPartialRequest || c.served == 0 {
-            c.deadline = r + UInt64(config.requestTimeoutMilliseconds) * 1_000_000
+            // Nothing of a request since accept: the (shorter) first-byte deadline.
+            let ms = c.parser.hasPartialRequest || c.served > 0 ? config.requestTimeoutMilliseconds
+                : min(config.requestTimeoutMilliseconds, config.firstByteTimeoutMilliseconds)
+            c.deadline = r + UInt64(ms) * 1_000_000
         } else {
             c.deadline = c.lastActivity + UInt64(config.idleTimeoutMilliseconds) * 1_000_000
         }
@@ -741,8 +1027,14 @@ final class EventLoop {
 
     private func expire(_ now: UInt64) {
         for c in Array(connections.values) where now >= c.deadline && c.pending == nil {
-            if !c.lingering && c.parser.hasPartialRequest {
-                server.counters.timedOut.wrappingAdd(1, ordering: .relaxed)
+            if !c.lingering {
+                if c.writeStarted != nil {
+                    server.counters.writeTimeouts.wrappingAdd(1, ordering: .relaxed)
+                } else if c.parser.hasPartialRequest {
+                    server.counters.timedOut.wrappingAdd(1, ordering: .relaxed)
+                } else if c.served == 0 && c.isIdle {
+                    server.counters.firstByteTimeouts.wrappingAdd(1, ordering: .relaxed)
+                }
             }
             closeConnection(c)
         }
@@ -755,8 +1047,18 @@ final class EventLoop {
             c.pending = nil
             server.counters.inFlightDeferred.wrappingAdd(-1, ordering: .relaxed)
         }
+        if c.inIdleList {
+            idle.remove(c)
+            server.idleCounts[index].value.store(idle.count, ordering: .relaxed)
+        }
+        c.queued = []
+        if c.countedUnsent != 0 {
+            server.counters.unsentBytes.wrappingAdd(-c.countedUnsent, ordering: .relaxed)
+            c.countedUnsent = 0
+        }
         // close() also removes the descriptor from the epoll set (it is never duplicated).
         c.socket.close()
+        server.sources.release(c.source)
         server.counters.open.wrappingAdd(-1, ordering: .relaxed)
     }
 }

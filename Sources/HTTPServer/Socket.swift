@@ -36,6 +36,13 @@ func syscallSize(_ name: String, _ body: () -> Int) throws(SocketError) -> Int {
     }
 }
 
+/// Where a connection comes from, for the per-source connection cap: an IPv4 address (`bits`, the
+/// address) or an IPv6 /64 (`bits`, the prefix; `v6`).
+struct SourceKey: Hashable, Sendable {
+    var bits: UInt64
+    var v6: Bool
+}
+
 /// A socket address parsed from a numeric host and a port, IPv4 or IPv6.
 struct SocketAddress {
     var storage = sockaddr_storage()
@@ -68,6 +75,30 @@ struct SocketAddress {
             return
         }
         return nil
+    }
+
+    /// The source a peer counts against: its IPv4 address (IPv4-mapped IPv6 too) or its IPv6 /64.
+    static func source(_ storage: sockaddr_storage) -> SourceKey {
+        var s = storage
+        switch Int32(s.ss_family) {
+        case AF_INET:
+            return withUnsafePointer(to: &s) { p in
+                p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { SourceKey(bits: UInt64(UInt32(bigEndian: $0.pointee.sin_addr.s_addr)), v6: false) }
+            }
+        case AF_INET6:
+            return withUnsafePointer(to: &s) { p in
+                p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
+                    withUnsafeBytes(of: sin6.pointee.sin6_addr) { b in
+                        let high = b.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                        let low = b.suffix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                        if high == 0 && low >> 32 == 0xFFFF { return SourceKey(bits: low & 0xFFFF_FFFF, v6: false) }
+                        return SourceKey(bits: high, v6: true)
+                    }
+                }
+            }
+        default:
+            return SourceKey(bits: 0, v6: false)
+        }
     }
 
     /// Numeric host of a peer address (IPv4-mapped IPv6 shown as IPv4).

@@ -112,13 +112,19 @@ public final class TCPSocket: Sendable {
     /// The next connection from the backlog (non-blocking, close-on-exec) and its peer; nil when
     /// the backlog is empty (or a connection was aborted before it was taken).
     public func accept() throws(SocketError) -> (socket: TCPSocket, host: String, port: UInt16)? {
+        guard let a = try acceptWithSource() else { return nil }
+        return (a.socket, a.host, a.port)
+    }
+
+    /// `accept()`, with the peer's source (IPv4 address or IPv6 /64) for per-source accounting.
+    func acceptWithSource() throws(SocketError) -> (socket: TCPSocket, host: String, port: UInt16, source: SourceKey)? {
         while true {
             var storage = sockaddr_storage()
             var length = UInt32(MemoryLayout<sockaddr_storage>.size)
             let client = sa_accept(fd, &storage, &length)
             if client >= 0 {
                 let peer = SocketAddress.describe(storage)
-                return (TCPSocket(adopting: client), peer.host, peer.port)
+                return (TCPSocket(adopting: client), peer.host, peer.port, SocketAddress.source(storage))
             }
             switch errno {
             case EINTR: continue
@@ -148,6 +154,21 @@ public final class TCPSocket: Sendable {
     public func setCork(_ on: Bool) throws(SocketError) {
         var value: Int32 = on ? 1 : 0
         try syscall("setsockopt(TCP_CORK)") { setsockopt(fd, Int32(IPPROTO_TCP), TCP_CORK, &value, socklen_t(MemoryLayout<Int32>.size)) }
+    }
+
+    /// SO_SNDBUF: the kernel keeps at most about twice `bytes` (its bookkeeping included) queued for
+    /// sending on this socket and stops autotuning it. Set on a listener, every accepted socket inherits it.
+    public func setSendBuffer(bytes: Int) throws(SocketError) {
+        var value = Int32(clamping: bytes)
+        try syscall("setsockopt(SO_SNDBUF)") { setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &value, socklen_t(MemoryLayout<Int32>.size)) }
+    }
+
+    /// SO_SNDBUF as the kernel reports it (twice what was set).
+    public func sendBufferBytes() throws(SocketError) -> Int {
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        try syscall("getsockopt(SO_SNDBUF)") { getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &value, &length) }
+        return Int(value)
     }
 
     public func setBlocking(_ blocking: Bool) throws(SocketError) {
