@@ -88,8 +88,30 @@ public enum LogFormat {
         }
     }
 
-    static func appendValue(_ s: String, into out: inout [UInt8]) {
-        if !s.isEmpty && s.utf8.allSatisfy(isBare) { out.append(contentsOf: s.utf8) } else { out.append(contentsOf: value(s).utf8) }
+    public static func appendValue(_ s: String, into out: inout [UInt8]) {
+        var ascii = true
+        var bare = !s.isEmpty
+        for b in s.utf8 {
+            if b >= 0x80 { ascii = false; break }
+            if bare && !isBare(b) { bare = false }
+        }
+        if bare && ascii { out.append(contentsOf: s.utf8); return }
+        guard ascii else { out.append(contentsOf: value(s).utf8); return }
+        // Quoted, ASCII only (a caller name with a space, an empty value): escaped byte by byte,
+        // exactly as `value` escapes it.
+        out.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "\\"))
+            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "\""))
+            case UInt8(ascii: "\n"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+            case UInt8(ascii: "\r"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+            case UInt8(ascii: "\t"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+            case 0x20..<0x7f: out.append(b)
+            default: out.append(contentsOf: "\\u{\(String(b, radix: 16))}".utf8)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
     }
 }
 

@@ -304,6 +304,7 @@ public struct Resolver: Sendable {
 
     func directoryMetadata(_ request: XMLCurlRequest, _ query: DirectoryQuery) -> Logger.Metadata {
         var meta: Logger.Metadata = [:]
+        meta.reserveCapacity(10) // these, the account, and what the handler adds
         switch query {
         case .unsupported(let what):
             meta["request"] = .string(what)
@@ -353,7 +354,9 @@ public struct Resolver: Sendable {
     // MARK: Dialplan
 
     func dialplanMetadata(_ request: XMLCurlRequest, _ query: DialplanQuery) -> Logger.Metadata {
-        var meta: Logger.Metadata = ["uuid": .string(((try? request.value("Unique-ID")) ?? nil) ?? "")]
+        var meta: Logger.Metadata = [:]
+        meta.reserveCapacity(9) // these, and what the handler adds (section, reason, peer, served)
+        meta["uuid"] = .string(((try? request.value("Unique-ID")) ?? nil) ?? "")
         switch query {
         case let .ip(_, source, destination):
             meta["auth"] = "ip"

@@ -160,3 +160,15 @@ struct LogSinkTests {
         #expect(written + Int(sink.dropped) >= 10_000 - 200, "written \(written), dropped \(sink.dropped)")
     }
 }
+
+/// The byte path of the log line writes every value exactly as `LogFormat.value` does.
+@Suite("log values as bytes")
+struct LogValueBytesTests {
+    @Test(arguments: ["1001", "", "Extension 1000", "a=b", "tab\tx", "line\nreason=ok", "cr\rx", "quote\"x", "back\\slash",
+                      "nul\u{0}x", "del\u{7f}x", "ünï", "rtl\u{202e}x", "esc\u{1b}[31m", "203.0.113.5|1001@voip.example.com"])
+    func bytesMatchValue(input: String) {
+        var out: [UInt8] = []
+        LogFormat.appendValue(input, into: &out)
+        #expect(String(decoding: out, as: UTF8.self) == LogFormat.value(input))
+    }
+}
