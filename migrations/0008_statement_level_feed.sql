@@ -65,18 +65,9 @@ CREATE TRIGGER ip_settings_rows_update AFTER UPDATE ON ip_settings REFERENCING N
 CREATE TRIGGER ip_settings_rows_delete AFTER DELETE ON ip_settings REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_old('i');
 
--- Devices: a key given up (deleted, or renamed or moved to another domain) is announced as
--- `x<domain_id>:<username>` before the rows are, and the switches are told which users to flush.
-CREATE FUNCTION switchauth_rows_devices_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF (SELECT count(*) FROM new_rows) > switchauth_bulk_rows() THEN
-        PERFORM pg_notify('switchauth_rows', 'R');
-    ELSE
-        PERFORM pg_notify('switchauth_rows', 'd' || id) FROM new_rows ORDER BY id;
-    END IF;
-    RETURN NULL;
-END
-$$;
+-- Devices: inserted rows as above; a key given up (deleted, or renamed or moved to another domain)
+-- is announced as `x<domain_id>:<username>` before the rows are, and the switches are told which
+-- users to flush.
 CREATE FUNCTION switchauth_rows_devices_update() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF (SELECT count(*) FROM new_rows) > switchauth_bulk_rows() THEN
@@ -111,7 +102,7 @@ BEGIN
 END
 $$;
 CREATE TRIGGER sip_devices_rows_insert AFTER INSERT ON sip_devices REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_devices_insert();
+    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_new('d');
 CREATE TRIGGER sip_devices_rows_update AFTER UPDATE ON sip_devices REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_devices_update();
 CREATE TRIGGER sip_devices_rows_delete AFTER DELETE ON sip_devices REFERENCING OLD TABLE AS old_rows

@@ -34,10 +34,10 @@ struct DatabaseOptions: ParsableArguments {
         }
     }
 
-    func connect() throws -> Connection {
+    func connect(queryTimeoutMilliseconds: Int = 30_000) throws -> Connection {
         let c = try serviceConfig()
         var db = c.databaseConfig
-        db.queryTimeoutMilliseconds = 30_000
+        db.queryTimeoutMilliseconds = queryTimeoutMilliseconds
         db.connectTimeoutMilliseconds = 5_000
         db.sessionSettings.append("switchauth.actor=\(Admin.cliActor)")   // the audit log's "who"
         do {

@@ -63,7 +63,8 @@ struct ImportCommand: ParsableCommand {
         let columns = header.fields.map { BulkImport.Field(column: $0.trimmingCharacters(in: .whitespaces).lowercased()) }
         guard columns.contains(.record) else { throw CLIError("line 1: no 'record' column") }
 
-        let db = try Self.connect(options)
+        // One statement may insert a million rows: the statement deadline is an hour, not 30 s.
+        let db = try options.connect(queryTimeoutMilliseconds: 3_600_000)
         let progress = ImportProgress(enabled: !options.json && Console.capture == nil && isatty(2) == 1, totalBytes: totalBytes)
         defer { progress.finish() }
         let counts: BulkImport.Counts
@@ -79,13 +80,7 @@ struct ImportCommand: ParsableCommand {
                     var values = [String?](repeating: nil, count: BulkImport.Field.allCases.count)
                     var parsed = 0
                     while true {
-                        let row: CSVReader.Row
-                        do {
-                            guard let r = try reader.next() else { break }
-                            row = r
-                        } catch let e as CSVReader.ParseError {
-                            throw BulkImport.LineError(line: e.line, e.message)
-                        }
+                        guard let row = try reader.next() else { break }
                         if row.fields.allSatisfy(\.isEmpty) { continue }
                         guard row.fields.count <= columns.count else { throw BulkImport.LineError(line: row.line, "more fields than columns") }
                         for i in values.indices { values[i] = nil }
@@ -115,19 +110,6 @@ struct ImportCommand: ParsableCommand {
         ])
     }
 
-    /// `DatabaseOptions.connect` with deadlines for a bulk load: one statement may insert a million
-    /// rows, so the statement timeout (server and client side) is an hour instead of 30 s.
-    static func connect(_ options: DatabaseOptions) throws -> Connection {
-        var db = try options.serviceConfig().databaseConfig
-        db.queryTimeoutMilliseconds = 3_600_000
-        db.connectTimeoutMilliseconds = 5_000
-        db.sessionSettings.append("switchauth.actor=\(Admin.cliActor)")   // the audit log's "who"
-        do {
-            return try Connection(db)
-        } catch let e as PostgresError {
-            throw CLIError("cannot connect to the database: \(e.debugDescription)")
-        }
-    }
 }
 
 /// A one-line progress display on standard error (only when it is a terminal): rows parsed and
@@ -197,15 +179,8 @@ public final class CSVReader {
         }
     }
 
-    public struct ParseError: Error, Equatable, CustomStringConvertible {
-        public var line: Int
-        public var message: String
-        public init(line: Int, message: String) {
-            self.line = line
-            self.message = message
-        }
-        public var description: String { "line \(line): \(message)" }
-    }
+    /// A malformed file, naming its line: the import's own line error.
+    public typealias ParseError = BulkImport.LineError
 
     private let fd: Int32
     private let closeWhenDone: Bool
@@ -274,7 +249,7 @@ public final class CSVReader {
             let n = buffer.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress, chunkSize) }
             if n > 0 { end = n; return true }
             if n == 0 { return false }
-            if errno != EINTR { throw ParseError(line: line, message: "read failed: errno \(errno)") }
+            if errno != EINTR { throw ParseError(line: line, "read failed: errno \(errno)") }
         }
     }
 
@@ -283,7 +258,7 @@ public final class CSVReader {
             fields.append("")
         } else {
             guard let s = field.withUnsafeBufferPointer({ String(validating: $0, as: UTF8.self) }) else {
-                throw ParseError(line: rowLine, message: "not valid UTF-8")
+                throw ParseError(line: rowLine, "not valid UTF-8")
             }
             fields.append(s)
             field.removeAll(keepingCapacity: true)
@@ -346,7 +321,7 @@ public final class CSVReader {
             }
             if let row { return row }
         }
-        if inQuotes { throw ParseError(line: rowLine, message: "unterminated quoted field") }
+        if inQuotes { throw ParseError(line: rowLine, "unterminated quoted field") }
         if !field.isEmpty || !fields.isEmpty {
             try takeField()
             return takeRow()

@@ -29,8 +29,8 @@ extension CLITests {
             }
         }
         let errors: [([UInt8], CSVReader.ParseError)] = [
-            (Array("a\n\"open,b\nc\n".utf8), CSVReader.ParseError(line: 2, message: "unterminated quoted field")),
-            ([0x61, 0x0a, 0x62, 0xff, 0x0a], CSVReader.ParseError(line: 2, message: "not valid UTF-8")),
+            (Array("a\n\"open,b\nc\n".utf8), CSVReader.ParseError(line: 2, "unterminated quoted field")),
+            ([0x61, 0x0a, 0x62, 0xff, 0x0a], CSVReader.ParseError(line: 2, "not valid UTF-8")),
         ]
         for chunk in [1, 4, 1 << 20] {
             for (input, expected) in errors {
