@@ -28,42 +28,32 @@ DROP FUNCTION switchauth_notify_accounts();
 DROP TRIGGER sip_devices_notify ON sip_devices;
 DROP FUNCTION switchauth_notify_devices();
 
--- Rows announced by id, from the statement's new rows (INSERT, UPDATE) or old rows (DELETE); the
--- tag ('a', 'i', 'd') is the trigger's argument.
-CREATE FUNCTION switchauth_rows_new() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Rows announced by id: the statement's new rows (INSERT, UPDATE) or old rows (DELETE), which each
+-- trigger names `changed_rows`; the tag ('a', 'i', 'd') is the trigger's argument.
+CREATE FUNCTION switchauth_rows_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF (SELECT count(*) FROM new_rows) > switchauth_bulk_rows() THEN
+    IF (SELECT count(*) FROM changed_rows) > switchauth_bulk_rows() THEN
         PERFORM pg_notify('switchauth_rows', 'R');
     ELSE
-        PERFORM pg_notify('switchauth_rows', TG_ARGV[0] || id) FROM new_rows ORDER BY id;
-    END IF;
-    RETURN NULL;
-END
-$$;
-CREATE FUNCTION switchauth_rows_old() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF (SELECT count(*) FROM old_rows) > switchauth_bulk_rows() THEN
-        PERFORM pg_notify('switchauth_rows', 'R');
-    ELSE
-        PERFORM pg_notify('switchauth_rows', TG_ARGV[0] || id) FROM old_rows ORDER BY id;
+        PERFORM pg_notify('switchauth_rows', TG_ARGV[0] || id) FROM changed_rows ORDER BY id;
     END IF;
     RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER accounts_rows_insert AFTER INSERT ON accounts REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_new('a');
-CREATE TRIGGER accounts_rows_update AFTER UPDATE ON accounts REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_new('a');
-CREATE TRIGGER accounts_rows_delete AFTER DELETE ON accounts REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_old('a');
+CREATE TRIGGER accounts_rows_insert AFTER INSERT ON accounts REFERENCING NEW TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_changed('a');
+CREATE TRIGGER accounts_rows_update AFTER UPDATE ON accounts REFERENCING NEW TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_changed('a');
+CREATE TRIGGER accounts_rows_delete AFTER DELETE ON accounts REFERENCING OLD TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_changed('a');
 
-CREATE TRIGGER ip_settings_rows_insert AFTER INSERT ON ip_settings REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_new('i');
-CREATE TRIGGER ip_settings_rows_update AFTER UPDATE ON ip_settings REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_new('i');
-CREATE TRIGGER ip_settings_rows_delete AFTER DELETE ON ip_settings REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_old('i');
+CREATE TRIGGER ip_settings_rows_insert AFTER INSERT ON ip_settings REFERENCING NEW TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_changed('i');
+CREATE TRIGGER ip_settings_rows_update AFTER UPDATE ON ip_settings REFERENCING NEW TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_changed('i');
+CREATE TRIGGER ip_settings_rows_delete AFTER DELETE ON ip_settings REFERENCING OLD TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_changed('i');
 
 -- Devices: inserted rows as above; a key given up (deleted, or renamed or moved to another domain)
 -- is announced as `x<domain_id>:<username>` before the rows are, and the switches are told which
@@ -101,8 +91,8 @@ BEGIN
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER sip_devices_rows_insert AFTER INSERT ON sip_devices REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_new('d');
+CREATE TRIGGER sip_devices_rows_insert AFTER INSERT ON sip_devices REFERENCING NEW TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_changed('d');
 CREATE TRIGGER sip_devices_rows_update AFTER UPDATE ON sip_devices REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_devices_update();
 CREATE TRIGGER sip_devices_rows_delete AFTER DELETE ON sip_devices REFERENCING OLD TABLE AS old_rows
