@@ -67,22 +67,35 @@ public enum FormDecoder {
 /// and reads about twenty, so only those are turned into Strings (`lookup`). Splitting and decoding
 /// are exactly `FormDecoder.decode`'s: pairs are split on `&` (empty ones skipped), a name ends at
 /// the first `=`, `+` is a space, then `%XX`. Names are compared as their decoded bytes.
+///
+/// Plain names (no `%`, `+` or non-ASCII byte: their own decoding) are chained by a hash of their
+/// bytes, computed while the name is scanned for its `=`, so that a lookup compares the few names of
+/// one bucket instead of every name of the body. Escaped names are rare and kept apart; every lookup
+/// also compares them by their decoding, so `sec%74ion` is still a second `section`.
 public struct EncodedForm: Sendable {
     struct Span: Sendable {
         var nameStart: Int32, nameEnd: Int32
         /// -1: no `=` (the value is empty).
         var valueStart: Int32, valueEnd: Int32
-        /// The name has no `%`, `+` or non-ASCII byte: it is its own decoding.
-        var plainName: Bool
+        /// The next plain name in the same bucket (-1: none).
+        var next: Int32
     }
+
+    static let bucketCount = 256
 
     public let body: [UInt8]
     let spans: [Span]
+    /// The first span of each bucket's chain (-1: empty).
+    let heads: [Int32]
+    /// Spans whose names are escaped or not ASCII, in order.
+    let escaped: [Int32]
 
     public init(_ body: [UInt8]) {
         self.body = body
         var spans: [Span] = []
         spans.reserveCapacity(128)
+        var heads = [Int32](repeating: -1, count: Self.bucketCount)
+        var escaped: [Int32] = []
         body.withUnsafeBufferPointer { buf in
             guard let base = buf.baseAddress else { return }
             let n = buf.count
@@ -94,9 +107,10 @@ public struct EncodedForm: Sendable {
                     end = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(amp))
                 }
                 if end > start {
-                    // The name: up to the first `=`.
+                    // The name: up to the first `=`, hashed on the way.
                     var eq = -1
                     var plain = true
+                    var hash = Self.hashSeed
                     var k = start
                     while k < end {
                         let b = base[k]
@@ -105,15 +119,34 @@ public struct EncodedForm: Sendable {
                             break
                         }
                         if b == UInt8(ascii: "%") || b == UInt8(ascii: "+") || b >= 0x80 { plain = false }
+                        hash = Self.hashStep(hash, b)
                         k += 1
                     }
-                    spans.append(Span(nameStart: Int32(start), nameEnd: Int32(eq < 0 ? end : eq),
-                                      valueStart: eq < 0 ? -1 : Int32(eq + 1), valueEnd: Int32(end), plainName: plain))
+                    let index = Int32(spans.count)
+                    var span = Span(nameStart: Int32(start), nameEnd: Int32(eq < 0 ? end : eq),
+                                    valueStart: eq < 0 ? -1 : Int32(eq + 1), valueEnd: Int32(end), next: -1)
+                    if plain {
+                        let bucket = Int(hash) & (Self.bucketCount - 1)
+                        span.next = heads[bucket]
+                        heads[bucket] = index
+                    } else {
+                        escaped.append(index)
+                    }
+                    spans.append(span)
                 }
                 start = end + 1
             }
         }
         self.spans = spans
+        self.heads = heads
+        self.escaped = escaped
+    }
+
+    /// FNV-1a, 32 bits.
+    static let hashSeed: UInt32 = 2_166_136_261
+    @inline(__always)
+    static func hashStep(_ hash: UInt32, _ byte: UInt8) -> UInt32 {
+        (hash ^ UInt32(byte)) &* 16_777_619
     }
 
     public var count: Int { spans.count }
@@ -140,9 +173,27 @@ public struct EncodedForm: Sendable {
         return target.withUTF8 { want in
             body.withUnsafeBufferPointer { buf -> Lookup in
                 var found: Span?
-                for s in spans where Self.nameMatches(buf, s, want) {
-                    if found != nil { return .duplicated }
-                    found = s
+                // A plain name can only equal a wanted name of the same bytes: its bucket's chain.
+                var hash = Self.hashSeed
+                for b in want { hash = Self.hashStep(hash, b) }
+                var i = heads[Int(hash) & (Self.bucketCount - 1)]
+                while i >= 0 {
+                    let s = spans[Int(i)]
+                    if Self.plainNameEquals(buf, s, want) {
+                        if found != nil { return .duplicated }
+                        found = s
+                    }
+                    i = s.next
+                }
+                // Rare: an escaped or non-ASCII name, compared as the String the eager decoding makes
+                // of it (bytes that are not UTF-8 become U+FFFD there, which can make it longer than
+                // its encoding).
+                for e in escaped {
+                    let s = spans[Int(e)]
+                    if FormDecoder.unescape(buf, Int(s.nameStart), Int(s.nameEnd)).utf8.elementsEqual(want) {
+                        if found != nil { return .duplicated }
+                        found = s
+                    }
                 }
                 guard let s = found else { return .absent }
                 return .one(s.valueStart < 0 ? "" : FormDecoder.unescape(buf, Int(s.valueStart), Int(s.valueEnd)))
@@ -150,16 +201,12 @@ public struct EncodedForm: Sendable {
         }
     }
 
-    private static func nameMatches(_ buf: UnsafeBufferPointer<UInt8>, _ s: Span, _ want: UnsafeBufferPointer<UInt8>) -> Bool {
+    @inline(__always)
+    private static func plainNameEquals(_ buf: UnsafeBufferPointer<UInt8>, _ s: Span, _ want: UnsafeBufferPointer<UInt8>) -> Bool {
         let from = Int(s.nameStart), to = Int(s.nameEnd)
-        if s.plainName {
-            guard to - from == want.count else { return false }
-            if want.isEmpty { return true }
-            return memcmp(buf.baseAddress! + from, want.baseAddress!, want.count) == 0
-        }
-        // Rare: an escaped or non-ASCII name, compared as the String the eager decoding makes of it
-        // (bytes that are not UTF-8 become U+FFFD there, which can make it longer than its encoding).
-        return FormDecoder.unescape(buf, from, to).utf8.elementsEqual(want)
+        guard to - from == want.count else { return false }
+        if want.isEmpty { return true }
+        return memcmp(buf.baseAddress! + from, want.baseAddress!, want.count) == 0
     }
 }
 

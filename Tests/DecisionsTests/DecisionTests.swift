@@ -463,6 +463,23 @@ struct LazyFormTests {
         }
     }
 
+    /// More names than the index has buckets, so that chains hold several names; every fifth name
+    /// comes twice (one of those through an escape) and every lookup must still see it.
+    @Test func manyFieldsShareBuckets() {
+        var parts: [String] = []
+        for i in 0..<700 {
+            parts.append("Field-\(i)=v\(i)")
+            if i % 5 == 0 { parts.append(i % 10 == 0 ? "Fi%65ld-\(i)=w" : "Field-\(i)=w") }
+        }
+        let body = Array(parts.joined(separator: "&").utf8)
+        let lazy = FormFields(encoded: body), eager = FormFields(FormDecoder.decode(body))
+        for i in 0..<760 {
+            let name = "Field-\(i)"
+            #expect(lazy.lookup(name) == eager.lookup(name), "\(name)")
+            #expect(lazy.lookup(name) == (i >= 700 ? .absent : i % 5 == 0 ? .duplicated : .one("v\(i)")), "\(name)")
+        }
+    }
+
     @Test func expectedAnswers() {
         let f = FormFields(encoded: Array("us%65r=1001&user=1002&a+b=x%41&K=k".utf8))
         #expect(f.lookup("user") == .duplicated)
