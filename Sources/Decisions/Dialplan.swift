@@ -6,15 +6,85 @@ public struct DialplanPolicy: Sendable, Equatable {
     public var ipAuthProfiles: Set<String>
     /// Where allowed calls are transferred (the operator's routing context).
     public var routingContext: String
-    /// `limit` realm for channel counting.
+    /// `limit` realm for channel counting (`callLimits == .perSwitch`).
     public var limitRealm: String
+    /// Where max_channels and max_cps are counted.
+    public var callLimits: CallLimitScope
 
     public init(ownedContexts: Set<String> = ["switchauth"], ipAuthProfiles: Set<String> = ["switchauth_ip"],
-                routingContext: String = "switchauth_routing", limitRealm: String = "switchauth") {
+                routingContext: String = "switchauth_routing", limitRealm: String = "switchauth",
+                callLimits: CallLimitScope = .perSwitch) {
         self.ownedContexts = ownedContexts
         self.ipAuthProfiles = ipAuthProfiles
         self.routingContext = routingContext
         self.limitRealm = limitRealm
+        self.callLimits = callLimits
+    }
+}
+
+/// Where an account's channels and calls per second are counted.
+public enum CallLimitScope: String, Sendable, Equatable, CaseIterable {
+    /// In the shared database, across every switch and instance: a slot per call, reserved at the
+    /// dialplan decision and released by the switch's hangup event. Needs the event sockets.
+    case global
+    /// By each switch's `limit hash` (max_channels only; N switches give an account N times its
+    /// channels, and max_cps is not enforced).
+    case perSwitch = "switch"
+}
+
+/// What one allowed call must be admitted against, in the shared database, before its answer goes
+/// out: its channel slot and its calls-per-second allowance.
+public struct CallAdmission: Sendable, Equatable {
+    /// The channel's Unique-ID: the slot's key, released by the switch's hangup event.
+    public var uniqueID: String
+    /// The switch's Core-UUID: its run, so that a restarted switch's calls are all released.
+    public var coreUUID: String
+    public var accountID: Int64
+    /// 0: channels are not counted for this account.
+    public var maxChannels: Int
+    public var accountCPS: Int
+    public var ipSettingID: Int64?
+    public var ipSettingCPS: Int
+
+    public init(uniqueID: String, coreUUID: String, accountID: Int64, maxChannels: Int, accountCPS: Int,
+                ipSettingID: Int64?, ipSettingCPS: Int) {
+        self.uniqueID = uniqueID
+        self.coreUUID = coreUUID
+        self.accountID = accountID
+        self.maxChannels = maxChannels
+        self.accountCPS = accountCPS
+        self.ipSettingID = ipSettingID
+        self.ipSettingCPS = ipSettingCPS
+    }
+}
+
+/// Whether an allowed call must be admitted in the shared database before its answer goes out.
+public enum AdmissionNeed: Sendable, Equatable {
+    case none
+    case admit(CallAdmission)
+    /// The call cannot be admitted at all (no key for its slot).
+    case refuse(DialplanDecision)
+}
+
+/// What the shared counters said of a call.
+public enum AdmissionVerdict: Sendable, Equatable {
+    /// Admitted; the account's calls now up (0 when its channels are not counted).
+    case admitted(inUse: Int)
+    /// The channel holds its slot already (a second lookup of the same call).
+    case alreadyHeld
+    /// The account has `inUse` calls up, its max_channels.
+    case channelLimit(inUse: Int)
+    /// The account, or the IP setting, admitted its max_cps calls in the last second.
+    case cpsLimit(ipSetting: Bool)
+
+    /// `switchauth_admit_call`'s answer (migration 0009); nil when it is not one of its forms.
+    public init?(databaseText t: String) {
+        if t == "held" { self = .alreadyHeld; return }
+        if t == "cps:account" { self = .cpsLimit(ipSetting: false); return }
+        if t == "cps:ip_setting" { self = .cpsLimit(ipSetting: true); return }
+        if t.hasPrefix("ok:"), let n = Int(t.dropFirst(3)) { self = .admitted(inUse: n); return }
+        if t.hasPrefix("channels:"), let n = Int(t.dropFirst(9)) { self = .channelLimit(inUse: n); return }
+        return nil
     }
 }
 
@@ -40,9 +110,14 @@ public struct DialplanAllowance: Sendable, Equatable {
     public var callerIDNumber: String?
     public var routingContext: String
     public var limitRealm: String
+    /// Channels are counted in the shared database (no per-switch `limit`).
+    public var globalLimits: Bool
+    /// The IP setting's own calls-per-second limit (IP calls).
+    public var ipSettingCPS: Int
 
     public init(account: AccountFacts, method: String, ipSettingID: Int64?, deviceID: Int64?, destination: String,
-                callerIDName: String?, callerIDNumber: String?, routingContext: String, limitRealm: String) {
+                callerIDName: String?, callerIDNumber: String?, routingContext: String, limitRealm: String,
+                globalLimits: Bool = false, ipSettingCPS: Int = 0) {
         self.account = account
         self.method = method
         self.ipSettingID = ipSettingID
@@ -52,6 +127,8 @@ public struct DialplanAllowance: Sendable, Equatable {
         self.callerIDNumber = callerIDNumber
         self.routingContext = routingContext
         self.limitRealm = limitRealm
+        self.globalLimits = globalLimits
+        self.ipSettingCPS = ipSettingCPS
     }
 }
 
@@ -146,7 +223,8 @@ public enum DialplanDecider {
         }
         let allowance = DialplanAllowance(
             account: setting.account, method: "ip", ipSettingID: setting.id, deviceID: nil, destination: dest,
-            callerIDName: nil, callerIDNumber: nil, routingContext: policy.routingContext, limitRealm: policy.limitRealm)
+            callerIDName: nil, callerIDNumber: nil, routingContext: policy.routingContext, limitRealm: policy.limitRealm,
+            globalLimits: policy.callLimits == .global, ipSettingCPS: setting.maxCPS)
         return DialplanDecision(answer: .allow(context: context, allowance), reason: .ok, detail: detail)
     }
 
@@ -164,8 +242,49 @@ public enum DialplanDecider {
             account: device.account, method: "digest", ipSettingID: nil, deviceID: device.id, destination: destination,
             callerIDName: device.callerIDName.isEmpty ? nil : device.callerIDName,
             callerIDNumber: device.callerIDNumber.isEmpty ? nil : device.callerIDNumber,
-            routingContext: policy.routingContext, limitRealm: policy.limitRealm)
+            routingContext: policy.routingContext, limitRealm: policy.limitRealm, globalLimits: policy.callLimits == .global)
         return DialplanDecision(answer: .allow(context: context, allowance), reason: .ok, detail: detail)
+    }
+
+    /// A channel's Unique-ID or a switch's Core-UUID as FreeSWITCH writes them: what a slot may be keyed by.
+    public static func isValidUUID(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.count <= 64 && s.utf8.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || b == UInt8(ascii: "-")
+        }
+    }
+
+    /// What an allowed call must be admitted against in the shared database; nil when nothing is
+    /// counted there (limits per switch, or an account and IP setting without limits). A call that
+    /// needs a slot but names no usable Unique-ID or Core-UUID is refused: its slot could never be
+    /// released.
+    public static func admission(for decision: DialplanDecision, uniqueID: String?, coreUUID: String?) -> AdmissionNeed {
+        guard case let .allow(context, a) = decision.answer, a.globalLimits else { return .none }
+        guard a.account.maxChannels > 0 || a.account.maxCPS > 0 || a.ipSettingCPS > 0 else { return .none }
+        guard let uniqueID, isValidUUID(uniqueID), let coreUUID, isValidUUID(coreUUID) else {
+            return .refuse(reject(context, .hostileRequest, decision.detail + " (no usable Unique-ID or Core-UUID for the call's slot)"))
+        }
+        return .admit(CallAdmission(uniqueID: uniqueID, coreUUID: coreUUID, accountID: a.account.id,
+                                      maxChannels: a.account.maxChannels, accountCPS: a.account.maxCPS,
+                                      ipSettingID: a.ipSettingID, ipSettingCPS: a.ipSettingCPS))
+    }
+
+    /// The decision once the shared counters have spoken: unchanged when admitted, else refused
+    /// with the limit's reason.
+    public static func admitted(_ decision: DialplanDecision, _ verdict: AdmissionVerdict) -> DialplanDecision {
+        guard case let .allow(context, a) = decision.answer else { return decision }
+        switch verdict {
+        case .admitted(let n):
+            var d = decision
+            if a.account.maxChannels > 0 { d.detail += " channels=\(n)/\(a.account.maxChannels)" }
+            return d
+        case .alreadyHeld:
+            return decision
+        case .channelLimit(let n):
+            return reject(context, .channelLimit, decision.detail + " channels=\(n)/\(a.account.maxChannels)")
+        case .cpsLimit(let ipSetting):
+            return reject(context, .cpsLimit, decision.detail + (ipSetting
+                ? " cps: the IP setting's \(a.ipSettingCPS)/s" : " cps: the account's \(a.account.maxCPS)/s"))
+        }
     }
 
     public static func reject(_ context: String, _ reason: Reason, _ detail: String) -> DialplanDecision {

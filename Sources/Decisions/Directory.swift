@@ -78,6 +78,9 @@ public enum AuthEffect: Sendable, Equatable {
     /// A verified success from `source`: the source becomes (or stays) trusted for `user`. No
     /// counter is reset.
     case recordSuccess(source: String, user: String)
+    /// An allowed call to admit against the shared counters (channels, calls per second) before
+    /// its answer goes out (dialplan, call_limits = global).
+    case admitCall(CallAdmission)
 }
 
 public struct DirectoryDecision: Sendable, Equatable {

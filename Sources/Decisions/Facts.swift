@@ -17,12 +17,14 @@ public struct AccountFacts: Sendable, Equatable {
     public var creditLimit: Decimal
     /// 0 = unlimited.
     public var maxChannels: Int
+    /// Calls per second, counted across every switch; 0 = unlimited.
+    public var maxCPS: Int
     /// `expires_at` has passed (computed by the database clock).
     public var expired: Bool
 
     public init(id: Int64, number: String, name: String = "", kind: AccountKind = .customer,
                 status: AccountStatus = .active, billing: Billing = .prepaid, balance: Decimal = 10,
-                creditLimit: Decimal = 0, maxChannels: Int = 0, expired: Bool = false) {
+                creditLimit: Decimal = 0, maxChannels: Int = 0, maxCPS: Int = 0, expired: Bool = false) {
         self.id = id
         self.number = number
         self.name = name
@@ -32,6 +34,7 @@ public struct AccountFacts: Sendable, Equatable {
         self.balance = balance
         self.creditLimit = creditLimit
         self.maxChannels = maxChannels
+        self.maxCPS = maxCPS
         self.expired = expired
     }
 }
@@ -71,16 +74,19 @@ public struct IPSettingFacts: Sendable, Equatable {
     public var prefix: String
     public var stripPrefix: Bool
     public var enabled: Bool
+    /// Calls per second from this setting, counted across every switch; 0 = unlimited.
+    public var maxCPS: Int
     public var account: AccountFacts
 
     public init(id: Int64, name: String, network: IPNetwork, prefix: String, stripPrefix: Bool = false,
-                enabled: Bool = true, account: AccountFacts) {
+                enabled: Bool = true, maxCPS: Int = 0, account: AccountFacts) {
         self.id = id
         self.name = name
         self.network = network
         self.prefix = prefix
         self.stripPrefix = stripPrefix
         self.enabled = enabled
+        self.maxCPS = maxCPS
         self.account = account
     }
 }

@@ -26,6 +26,9 @@ public enum Reason: String, Sendable, Equatable, CaseIterable {
     case invalidSourceAddress = "invalid_source_address"
     case invalidDestination = "invalid_destination"
     case unauthenticated
+    // Call controls, counted across every switch (dialplan)
+    case channelLimit = "channel_limit"
+    case cpsLimit = "cps_limit"
     // Infrastructure
     case databaseUnavailable = "database_unavailable"
 }
@@ -39,6 +42,7 @@ public struct SIPRejection: Sendable, Equatable {
     public static let paymentRequired = SIPRejection(code: 402, phrase: "Payment Required")
     public static let notFound = SIPRejection(code: 404, phrase: "Not Found")
     public static let unavailable = SIPRejection(code: 503, phrase: "Service Unavailable")
+    public static let busyHere = SIPRejection(code: 486, phrase: "Busy Here")
 
     /// The SIP answer for each dialplan rejection reason (documented in the README).
     public static func forReason(_ reason: Reason) -> SIPRejection {
@@ -46,6 +50,9 @@ public struct SIPRejection: Sendable, Equatable {
         case .insufficientBalance: return .paymentRequired
         case .invalidDestination: return .notFound
         case .databaseUnavailable: return .unavailable
+        case .channelLimit: return .busyHere
+        // Calls per second: try again shortly (RFC 3261 21.5.4; what overload control answers).
+        case .cpsLimit: return .unavailable
         default: return .forbidden
         }
     }

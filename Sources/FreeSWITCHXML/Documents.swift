@@ -192,7 +192,10 @@ public enum Documents {
             if let n = a.callerIDName { set("effective_caller_id_name", dataSafe(n)) }
             if let n = a.callerIDNumber { set("effective_caller_id_number", dataSafe(n)) }
             set("switchauth_reason", reason.rawValue)
-            if a.account.maxChannels > 0 {
+            if a.globalLimits {
+                // The slot is held in the shared database; the hangup event releases it.
+                if a.account.maxChannels > 0 { set("switchauth_slot", "global") }
+            } else if a.account.maxChannels > 0 {
                 // The transfer below sends the channel back to ROUTING, and FreeSWITCH releases every
                 // limit it holds on that state change unless `limit_ignore_transfer` is true
                 // (freeswitch-conf/PROTOCOL.md §7). Without it the limit counted for milliseconds.

@@ -88,6 +88,8 @@ public struct Admin {
         public var balance: String = "0"
         public var creditLimit: String = "0"
         public var maxChannels: Int = 0
+        /// Calls per second across every switch; 0 = unlimited.
+        public var maxCPS: Int = 0
         public var expiresAt: String?
         public init(number: String, name: String) {
             self.number = number
@@ -108,11 +110,13 @@ public struct Admin {
         guard Self.validDecimal(a.balance) else { throw AdminError("balance must be a decimal number: \(a.balance)") }
         guard Self.validDecimal(a.creditLimit), !a.creditLimit.hasPrefix("-") else { throw AdminError("credit limit must be a non-negative decimal number") }
         guard a.maxChannels >= 0 else { throw AdminError("max channels must be 0 (unlimited) or more") }
+        guard a.maxCPS >= 0 else { throw AdminError("max calls per second must be 0 (unlimited) or more") }
         return try mapConstraint({
             try db.execute("""
-                INSERT INTO accounts (number, name, kind, billing, balance, credit_limit, max_channels, expires_at)
-                VALUES ($1, $2, $3, $4, $5::numeric, $6::numeric, $7::int, $8::timestamptz) RETURNING id
-                """, [a.number, a.name, a.kind.rawValue, a.billing.rawValue, a.balance, a.creditLimit, String(a.maxChannels), a.expiresAt])
+                INSERT INTO accounts (number, name, kind, billing, balance, credit_limit, max_channels, expires_at, max_cps)
+                VALUES ($1, $2, $3, $4, $5::numeric, $6::numeric, $7::int, $8::timestamptz, $9::int) RETURNING id
+                """, [a.number, a.name, a.kind.rawValue, a.billing.rawValue, a.balance, a.creditLimit, String(a.maxChannels), a.expiresAt,
+                      String(a.maxCPS)])
                 .decode(0, 0)
         }, unique: "account \(a.number) already exists")
     }
@@ -127,7 +131,7 @@ public struct Admin {
     public func listAccounts() throws -> Table {
         Table.from(try db.execute("""
             SELECT number, name, kind, status, billing, balance::text AS balance, credit_limit::text AS credit_limit,
-                   max_channels, coalesce(to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), '') AS expires_at,
+                   max_channels, max_cps, coalesce(to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), '') AS expires_at,
                    (SELECT count(*) FROM ip_settings s WHERE s.account_id = a.id) AS ip_settings,
                    (SELECT count(*) FROM sip_devices d WHERE d.account_id = a.id) AS devices
               FROM accounts a ORDER BY number
@@ -137,7 +141,8 @@ public struct Admin {
     public func showAccount(_ number: String) throws -> Table {
         let t = Table.from(try db.execute("""
             SELECT number, name, kind, status, billing, balance::text AS balance, credit_limit::text AS credit_limit,
-                   max_channels, coalesce(to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), '') AS expires_at,
+                   max_channels, max_cps, (SELECT count(*) FROM call_slots c WHERE c.account_id = accounts.id) AS calls_up,
+                   coalesce(to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), '') AS expires_at,
                    to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS created_at,
                    to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS updated_at
               FROM accounts WHERE number = $1
@@ -156,6 +161,7 @@ public struct Admin {
         public var billing: Billing?
         public var creditLimit: String?
         public var maxChannels: Int?
+        public var maxCPS: Int?
         public var expiresAt: String?
         public var clearExpiry = false
         public init() {}
@@ -165,13 +171,16 @@ public struct Admin {
         if let n = u.name, n.isEmpty || n.count > 200 { throw AdminError("account name must be 1-200 characters") }
         if let c = u.creditLimit, !Self.validDecimal(c) || c.hasPrefix("-") { throw AdminError("credit limit must be a non-negative decimal number") }
         if let m = u.maxChannels, m < 0 { throw AdminError("max channels must be 0 (unlimited) or more") }
+        if let m = u.maxCPS, m < 0 { throw AdminError("max calls per second must be 0 (unlimited) or more") }
         let r = try mapConstraint({
             try db.execute("""
                 UPDATE accounts SET name = coalesce($2, name), billing = coalesce($3, billing),
                        credit_limit = coalesce($4::numeric, credit_limit), max_channels = coalesce($5::int, max_channels),
-                       expires_at = CASE WHEN $7::bool THEN NULL ELSE coalesce($6::timestamptz, expires_at) END
+                       expires_at = CASE WHEN $7::bool THEN NULL ELSE coalesce($6::timestamptz, expires_at) END,
+                       max_cps = coalesce($8::int, max_cps)
                  WHERE number = $1
-                """, [number, u.name, u.billing?.rawValue, u.creditLimit, u.maxChannels.map(String.init), u.expiresAt, u.clearExpiry ? "true" : "false"])
+                """, [number, u.name, u.billing?.rawValue, u.creditLimit, u.maxChannels.map(String.init), u.expiresAt, u.clearExpiry ? "true" : "false",
+                      u.maxCPS.map(String.init)])
         }, unique: "conflict")
         guard r.affectedRows == 1 else { throw AdminError("unknown account \(number)") }
     }
@@ -230,17 +239,19 @@ public struct Admin {
     // MARK: IP settings
 
     @discardableResult
-    public func addIP(account: String, name: String, network: String, prefix: String, strip: Bool) throws -> Int64 {
+    public func addIP(account: String, name: String, network: String, prefix: String, strip: Bool, maxCPS: Int = 0) throws -> Int64 {
         guard let net = IPNetwork(network) else {
             throw AdminError("invalid IP or CIDR: \(network) (a bare address is one host; a network must have its host bits zero, e.g. 203.0.113.0/24)")
         }
         guard Self.validPrefix(prefix) else { throw AdminError("prefix must be digits only (at most 32), or empty for any destination: \(prefix)") }
         guard !name.isEmpty, name.count <= 200 else { throw AdminError("IP setting name must be 1-200 characters") }
+        guard maxCPS >= 0 else { throw AdminError("max calls per second must be 0 (unlimited) or more") }
         let id = try accountID(account)
         return try mapConstraint({
             try db.execute("""
-                INSERT INTO ip_settings (account_id, name, network, prefix, strip_prefix) VALUES ($1, $2, $3::cidr, $4, $5::bool) RETURNING id
-                """, [String(id), name, net.description, prefix, strip ? "true" : "false"]).decode(0, 0)
+                INSERT INTO ip_settings (account_id, name, network, prefix, strip_prefix, max_cps)
+                VALUES ($1, $2, $3::cidr, $4, $5::bool, $6::int) RETURNING id
+                """, [String(id), name, net.description, prefix, strip ? "true" : "false", String(maxCPS)]).decode(0, 0)
         }, unique: "an IP setting for \(net) with prefix '\(prefix)' already exists")
     }
 
@@ -251,6 +262,7 @@ public struct Admin {
         public var prefix: String?
         public var strip: Bool?
         public var enabled: Bool?
+        public var maxCPS: Int?
         public init() {}
     }
 
@@ -267,9 +279,11 @@ public struct Admin {
         let r = try mapConstraint({
             try db.execute("""
                 UPDATE ip_settings SET name = coalesce($2, name), network = coalesce($3::cidr, network), prefix = coalesce($4, prefix),
-                       strip_prefix = coalesce($5::bool, strip_prefix), enabled = coalesce($6::bool, enabled)
+                       strip_prefix = coalesce($5::bool, strip_prefix), enabled = coalesce($6::bool, enabled),
+                       max_cps = coalesce($7::int, max_cps)
                  WHERE id = $1::bigint
-                """, [String(id), u.name, net?.description, u.prefix, u.strip.map { $0 ? "true" : "false" }, u.enabled.map { $0 ? "true" : "false" }])
+                """, [String(id), u.name, net?.description, u.prefix, u.strip.map { $0 ? "true" : "false" }, u.enabled.map { $0 ? "true" : "false" },
+                      u.maxCPS.map(String.init)])
         }, unique: "an IP setting for \(net?.description ?? "that network") with prefix '\(u.prefix ?? "")' already exists")
         guard r.affectedRows == 1 else { throw AdminError("unknown IP setting \(id)") }
     }
@@ -277,7 +291,7 @@ public struct Admin {
     public func listIP(account: String?) throws -> Table {
         if let account { _ = try accountID(account) }
         return Table.from(try db.execute("""
-            SELECT s.id, a.number AS account, s.name, s.network::text AS network, s.prefix, s.strip_prefix, s.enabled
+            SELECT s.id, a.number AS account, s.name, s.network::text AS network, s.prefix, s.strip_prefix, s.enabled, s.max_cps
               FROM ip_settings s JOIN accounts a ON a.id = s.account_id
              WHERE $1::text IS NULL OR a.number = $1
              ORDER BY s.network, s.prefix

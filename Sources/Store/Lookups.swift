@@ -6,9 +6,9 @@ import Postgres
 enum AccountColumns {
     static let select = """
         a.id, a.number, a.name, a.kind, a.status, a.billing, a.balance::text, a.credit_limit::text, a.max_channels,
-        (a.expires_at IS NOT NULL AND a.expires_at <= now())
+        (a.expires_at IS NOT NULL AND a.expires_at <= now()), a.max_cps
         """
-    static let count = 10
+    static let count = 11
 
     static func decode(_ r: QueryResult, _ row: Int, at c: Int) throws -> AccountFacts {
         func enumValue<E: RawRepresentable>(_ column: Int, _: E.Type) throws -> E where E.RawValue == String {
@@ -27,7 +27,7 @@ enum AccountColumns {
             id: try r.decode(row, c), number: try r.decode(row, c + 1), name: try r.decode(row, c + 2),
             kind: try enumValue(c + 3, AccountKind.self), status: try enumValue(c + 4, AccountStatus.self),
             billing: try enumValue(c + 5, Billing.self), balance: try decimal(c + 6), creditLimit: try decimal(c + 7),
-            maxChannels: try r.decode(row, c + 8), expired: try r.decode(row, c + 9))
+            maxChannels: try r.decode(row, c + 8), maxCPS: try r.decode(row, c + 10), expired: try r.decode(row, c + 9))
     }
 }
 
@@ -124,7 +124,7 @@ public enum DirectoryLookup {
 /// the number of settings.
 public enum IPCandidatesLookup {
     public static let sql = """
-        SELECT s.id, s.name, s.network::text, s.prefix, s.strip_prefix, s.enabled, \(AccountColumns.select)
+        SELECT s.id, s.name, s.network::text, s.prefix, s.strip_prefix, s.enabled, s.max_cps, \(AccountColumns.select)
           FROM ip_settings s JOIN accounts a ON a.id = s.account_id
          WHERE s.network IN (SELECT network(set_masklen($1::inet, m.masklen)) FROM ip_setting_masklens m
                               WHERE m.family = family($1::inet) AND m.settings > 0)
@@ -140,7 +140,8 @@ public enum IPCandidatesLookup {
             }
             out.append(IPSettingFacts(
                 id: try r.decode(i, 0), name: try r.decode(i, 1), network: network, prefix: try r.decode(i, 3),
-                stripPrefix: try r.decode(i, 4), enabled: try r.decode(i, 5), account: try AccountColumns.decode(r, i, at: 6)))
+                stripPrefix: try r.decode(i, 4), enabled: try r.decode(i, 5), maxCPS: try r.decode(i, 6),
+                account: try AccountColumns.decode(r, i, at: 7)))
         }
         return out
     }

@@ -151,6 +151,7 @@ public struct ReplicaIPSetting: Sendable, Equatable {
     public var prefix: String
     public var stripPrefix: Bool
     public var enabled: Bool
+    public var maxCPS: Int = 0
 }
 
 public struct ReplicaDomain: Sendable, Equatable {
@@ -284,7 +285,7 @@ public struct ReplicaTables: Sendable {
                 guard let s = ipSettings[id] else { continue }
                 guard let account = accounts[s.accountID] else { return nil }
                 out.append(IPSettingFacts(id: s.id, name: s.name, network: s.network, prefix: s.prefix, stripPrefix: s.stripPrefix,
-                                          enabled: s.enabled, account: account.at(now)))
+                                          enabled: s.enabled, maxCPS: s.maxCPS, account: account.at(now)))
             }
         }
         out.sort { $0.id < $1.id }
@@ -406,10 +407,10 @@ public enum ReplicaChange: Sendable, Equatable {
 public enum ReplicaLoad {
     static let accountColumns = """
         id, number, name, kind, status, billing, balance::text, credit_limit::text, max_channels,
-        floor(extract(epoch FROM expires_at) * 1000)::bigint
+        floor(extract(epoch FROM expires_at) * 1000)::bigint, max_cps
         """
     static let deviceColumns = "id, account_id, domain_id, username, enabled, ha1_md5, ha1_sha256, caller_id_name, caller_id_number"
-    static let ipColumns = "id, account_id, name, network::text, prefix, strip_prefix, enabled"
+    static let ipColumns = "id, account_id, name, network::text, prefix, strip_prefix, enabled, max_cps"
 
     public static func snapshot(_ db: Connection, batch: Int = 20_000) throws -> ReplicaTables {
         try db.transaction { db in
@@ -483,7 +484,7 @@ public enum ReplicaLoad {
         let facts = AccountFacts(
             id: try r.decode(i, 0), number: try r.decode(i, 1), name: try r.decode(i, 2), kind: try value(3, AccountKind.self),
             status: try value(4, AccountStatus.self), billing: try value(5, Billing.self), balance: try decimal(6),
-            creditLimit: try decimal(7), maxChannels: try r.decode(i, 8), expired: false)
+            creditLimit: try decimal(7), maxChannels: try r.decode(i, 8), maxCPS: try r.decode(i, 10), expired: false)
         return ReplicaAccount(facts: facts, expiresAtMilliseconds: r.string(i, 9).flatMap { Int64($0) })
     }
 
@@ -502,7 +503,8 @@ public enum ReplicaLoad {
             throw PostgresError(kind: .decoding, operation: "decode", message: "bad cidr")
         }
         return ReplicaIPSetting(id: try r.decode(i, 0), accountID: try r.decode(i, 1), name: try r.decode(i, 2), network: network,
-                                prefix: try r.decode(i, 4), stripPrefix: try r.decode(i, 5), enabled: try r.decode(i, 6))
+                                prefix: try r.decode(i, 4), stripPrefix: try r.decode(i, 5), enabled: try r.decode(i, 6),
+                                maxCPS: try r.decode(i, 7))
     }
 
     public static func domains(_ db: Connection) throws -> ([ReplicaDomain], [(domainID: Int32, alias: String)]) {

@@ -28,10 +28,12 @@ struct AccountCommand: ParsableCommand {
         @Option(help: "prepaid or postpaid.") var billing: Billing = .prepaid
         @Option(help: "Starting balance.") var balance: String = "0"
         @Option(help: "Credit limit (postpaid).") var creditLimit: String = "0"
-        @Option(help: "Concurrent channels allowed; 0 = unlimited.") var maxChannels: Int = 0
+        @Option(help: "Concurrent channels allowed, across every switch; 0 = unlimited.") var maxChannels: Int = 0
+        @Option(help: "Calls per second allowed, across every switch; 0 = unlimited.") var maxCps: Int = 0
         @Option(help: "Expiry, e.g. 2027-01-31T00:00:00Z.") var expires: String?
         func run() throws {
             var input = Admin.AccountInput(number: number, name: name)
+            input.maxCPS = maxCps
             input.kind = kind
             input.billing = billing
             input.balance = balance
@@ -57,13 +59,14 @@ struct AccountCommand: ParsableCommand {
     }
 
     struct Update: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Change an account's name, billing, credit limit, channel limit or expiry.")
+        static let configuration = CommandConfiguration(abstract: "Change an account's name, billing, credit limit, channel or calls-per-second limit, or expiry.")
         @OptionGroup var options: DatabaseOptions
         @Argument var number: String
         @Option var name: String?
         @Option var billing: Billing?
         @Option var creditLimit: String?
         @Option var maxChannels: Int?
+        @Option(help: "Calls per second allowed, across every switch; 0 = unlimited.") var maxCps: Int?
         @Option(help: "Expiry, e.g. 2027-01-31T00:00:00Z.") var expires: String?
         @Flag(help: "Remove the expiry.") var noExpiry = false
         func run() throws {
@@ -72,6 +75,7 @@ struct AccountCommand: ParsableCommand {
             u.billing = billing
             u.creditLimit = creditLimit
             u.maxChannels = maxChannels
+            u.maxCPS = maxCps
             u.expiresAt = expires
             u.clearExpiry = noExpiry
             try admin(options) { try $0.updateAccount(number, u) }
@@ -148,8 +152,9 @@ struct IPCommand: ParsableCommand {
         @Option(help: "IP address (one host) or CIDR network, IPv4 or IPv6.") var ip: String
         @Option(help: "Destination prefix, digits only; empty = any destination.") var prefix: String = ""
         @Flag(help: "Strip the prefix from the destination before routing.") var strip = false
+        @Option(help: "Calls per second allowed from this setting, across every switch; 0 = unlimited.") var maxCps: Int = 0
         func run() throws {
-            let id = try admin(options) { try $0.addIP(account: account, name: name, network: ip, prefix: prefix, strip: strip) }
+            let id = try admin(options) { try $0.addIP(account: account, name: name, network: ip, prefix: prefix, strip: strip, maxCPS: maxCps) }
             Output.done("added IP setting \(id)", json: options.json, fields: ["id": String(id)])
         }
     }

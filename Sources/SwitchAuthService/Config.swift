@@ -24,7 +24,10 @@ public struct ServiceConfig: Sendable, Equatable {
     /// The path mod_xml_curl posts to (all sections share it).
     public var path = "/freeswitch"
     public var directory = DirectoryPolicy()
-    public var dialplan = DialplanPolicy()
+    /// Call limits are counted globally (the shared database, released by the switches' hangup
+    /// events) unless `call_limits = switch`, or no event socket is configured and `call_limits` was
+    /// not set.
+    public var dialplan = DialplanPolicy(callLimits: .global)
     public var aclListName = "switchauth_ip"
     /// Brute-force budgets: part of the directory policy (the decision reads them).
     public var lockout: LockoutPolicy {
@@ -188,6 +191,12 @@ public struct ServiceConfig: Sendable, Equatable {
         Setting(key: "ip_auth_profiles", meaning: "sofia profiles whose calls are IP-authenticated",
                 apply: { c, v in c.dialplan.ipAuthProfiles = Set(v.list) }, show: { $0.dialplan.ipAuthProfiles.sorted().joined(separator: ",") }),
         stringSetting("routing_context", "context allowed calls are transferred to", \.dialplan.routingContext),
+        Setting(key: "call_limits", meaning: "where max_channels and max_cps are counted: global (across every switch and instance, in the database; needs event_sockets, whose hangup events release the slots) or switch (max_channels by each switch's limit hash, max_cps not enforced); default global, switch when event_sockets is empty", apply: { c, v in
+            guard let scope = CallLimitScope(rawValue: v.text) else {
+                throw ConfigError(message: "\(v.origin): call_limits must be global or switch")
+            }
+            c.dialplan.callLimits = scope
+        }, show: { $0.dialplan.callLimits.rawValue }),
         stringSetting("acl_list", "name of the acl.conf list", \.aclListName),
         Setting(key: "cacheable_ms", meaning: "cacheable on directory users in ms; 0 = off", apply: { c, v in
             let ms = try v.int(0...86_400_000)
@@ -296,6 +305,10 @@ public struct ServiceConfig: Sendable, Equatable {
             }
             try setting.apply(&c, v)
         }
+        // Without an event socket no hangup could release a slot: unless asked for, limits stay per switch.
+        if c.eventSockets.isEmpty && !pairs.contains(where: { $0.key == "call_limits" }) {
+            c.dialplan.callLimits = .perSwitch
+        }
         return c
     }
 
@@ -319,6 +332,9 @@ public struct ServiceConfig: Sendable, Equatable {
         }
         if replica && replicaHeartbeatMilliseconds * 2 > replicaStalenessMilliseconds {
             throw ConfigError(message: "replica_heartbeat_ms (\(replicaHeartbeatMilliseconds)) must be at most half of replica_staleness_ms (\(replicaStalenessMilliseconds)): otherwise the copy cannot prove itself current between heartbeats")
+        }
+        if dialplan.callLimits == .global && eventSockets.isEmpty {
+            throw ConfigError(message: "call_limits = global needs event_sockets: the switches' hangup events release the call slots. List every switch's event socket, or set call_limits = switch.")
         }
         if dialplan.ownedContexts.contains(dialplan.routingContext) {
             throw ConfigError(message: "routing_context \(dialplan.routingContext) must not be one of owned_contexts (transfers would loop)")

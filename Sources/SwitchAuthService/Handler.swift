@@ -131,6 +131,9 @@ public final class LookupHandler: RequestHandler, Sendable {
                 }
             case .countFailure:
                 break
+            case .admitCall(let admission):
+                // The facts came from the copy; only the shared counters need the database.
+                return admit(lookup, facts, admission, peer: peer, started: started, responder: responder)
             }
         }
         guard health.isUp else {
@@ -170,6 +173,35 @@ public final class LookupHandler: RequestHandler, Sendable {
             if case .acl = lookup { resolver.metrics.aclFromCache() }
             return answer(resolver.fallback(lookup), peer: peer, started: started)
         })
+    }
+
+    /// An allowed call of a limited account: admitted on a database thread (the primary) within the
+    /// lookup's deadline; past it, or with the database down, the fail-closed refusal (503) goes out.
+    private func admit(_ lookup: Lookup, _ facts: LookupFacts, _ admission: CallAdmission, peer: String, started: UInt64,
+                       responder: Responder) -> HandlerResult {
+        guard health.isUp else {
+            resolver.metrics.lookupCircuitOpen()
+            return .now(answer(resolver.fallback(lookup), peer: peer, started: started))
+        }
+        let deadline = started + UInt64(config.answerTimeoutMilliseconds) * 1_000_000
+        let job = DatabaseJob(deadline: deadline) { [self] session in
+            let outcome = resolver.admit(lookup, facts, admission, db: session.write)
+            if outcome.reason == .databaseUnavailable { health.markDown() }
+            if MonotonicClock.now() > deadline {
+                logger.warning("call admitted after its deadline; the fail-closed answer was sent", metadata: [
+                    "would_be": .string(outcome.reason.rawValue), "uuid": .string(admission.uniqueID), "peer": .string(peer)])
+                // The switch got 503: the call never starts, so its slot (if one was taken) goes now.
+                if outcome.reason == .ok { _ = try? CallSlots.release(session.write, uniqueIDs: [admission.uniqueID]) }
+                return
+            }
+            responder.respond(answer(outcome, peer: peer, started: started))
+        }
+        guard pool.submit(job) else {
+            resolver.metrics.lookupShed()
+            return .now(finish(HTTPResponse(status: .serviceUnavailable, text: "overloaded: lookup shed\n"),
+                               section: "dialplan", outcome: "shed", started: started))
+        }
+        return .later(deadline: deadline, fallback: { [self] in answer(resolver.fallback(lookup), peer: peer, started: started) })
     }
 
     static func section(_ lookup: Lookup) -> String {

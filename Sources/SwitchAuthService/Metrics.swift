@@ -37,6 +37,12 @@ public final class Metrics: Sendable {
         var circuitOpen: UInt64 = 0
         /// Lookups whose deadline passed before a database thread took them (the fallback went out).
         var expiredInQueue: UInt64 = 0
+        /// Calls admitted against the shared counters, by result.
+        var admissions: [String: UInt64] = [:]
+        /// Slots released, by how (hangup, reconcile).
+        var slotsReleased: [String: UInt64] = [:]
+        /// Event-socket listener (re)connections, by result.
+        var listenerConnects: [String: UInt64] = [:]
     }
 
     private let state = Locked(State())
@@ -62,6 +68,14 @@ public final class Metrics: Sendable {
     public func lookupShed() { state.withLock { $0.shed += 1 } }
     public func lookupCircuitOpen() { state.withLock { $0.circuitOpen += 1 } }
     public func lookupExpiredInQueue() { state.withLock { $0.expiredInQueue += 1 } }
+
+    /// `admitted`, `held`, `channel_limit`, `cps_limit`, `error`.
+    public func callAdmission(_ result: String) { state.withLock { $0.admissions[result, default: 0] += 1 } }
+    public func slotsReleased(_ how: String, _ n: Int) {
+        guard n > 0 else { return }
+        state.withLock { $0.slotsReleased[how, default: 0] += UInt64(n) }
+    }
+    public func listenerConnect(_ result: String) { state.withLock { $0.listenerConnects[result, default: 0] += 1 } }
 
     public var databaseErrors: UInt64 { state.withLock { $0.databaseErrors } }
 
@@ -107,6 +121,15 @@ public final class Metrics: Sendable {
         out += "# TYPE switchauth_lookups_circuit_open_total counter\nswitchauth_lookups_circuit_open_total \(s.circuitOpen)\n"
         out += "# HELP switchauth_lookups_expired_in_queue_total Lookups whose deadline passed while queued (their fail-closed fallback was sent).\n"
         out += "# TYPE switchauth_lookups_expired_in_queue_total counter\nswitchauth_lookups_expired_in_queue_total \(s.expiredInQueue)\n"
+        out += "# HELP switchauth_call_admissions_total Calls of limited accounts or IP settings checked against the shared counters (call_limits = global), by result.\n"
+        out += "# TYPE switchauth_call_admissions_total counter\n"
+        for k in s.admissions.keys.sorted() { out += "switchauth_call_admissions_total{result=\"\(label(k))\"} \(s.admissions[k]!)\n" }
+        out += "# HELP switchauth_call_slots_released_total Call slots released by this instance, by how (hangup event, reconciliation against a switch's live channels).\n"
+        out += "# TYPE switchauth_call_slots_released_total counter\n"
+        for k in s.slotsReleased.keys.sorted() { out += "switchauth_call_slots_released_total{how=\"\(label(k))\"} \(s.slotsReleased[k]!)\n" }
+        out += "# HELP switchauth_event_listener_connects_total Event-socket listener connections to switches, by result.\n"
+        out += "# TYPE switchauth_event_listener_connects_total counter\n"
+        for k in s.listenerConnects.keys.sorted() { out += "switchauth_event_listener_connects_total{result=\"\(label(k))\"} \(s.listenerConnects[k]!)\n" }
         // A gauge's name may carry labels (`name{scope="user"}`): HELP and TYPE once per family.
         var described: Set<Substring> = []
         for g in gauges {

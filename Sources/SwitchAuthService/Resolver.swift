@@ -164,6 +164,9 @@ public struct Resolver: Sendable {
             return outcome
         }
         var (outcome, effect) = decide(lookup, facts)
+        if case .admitCall(let admission) = effect {
+            return admit(lookup, facts, admission, db: writer?() ?? db)
+        }
         if case .acl = lookup, outcome.ok { acl.store(outcome.body) }
         if case .none = effect {
         } else if let target = writer?() ?? db {
@@ -213,23 +216,60 @@ public struct Resolver: Sendable {
             return (LookupOutcome(body: Documents.acl(listName: config.aclListName, networks: networks), ok: true, section: "configuration",
                                   reason: .ok, metadata: ["file": "acl.conf", "networks": .stringConvertible(networks.count)]), .none)
         case let (.dialplan(request, query), facts):
-            let decision = dialplanDecision(query, facts)
-            var meta: Logger.Metadata = [:]
-            if logs(decision.reason) {
-                meta = dialplanMetadata(request, query)
-                meta["detail"] = .string(decision.detail)
-                switch decision.answer {
-                case .reject(_, let r): meta["sip"] = .stringConvertible(r.code)
-                case .allow(_, let a): meta["account"] = .string(a.account.number)
-                case .notFound: break
+            var decision = dialplanDecision(query, facts)
+            var effect = AuthEffect.none
+            if case .allow = decision.answer {
+                switch DialplanDecider.admission(for: decision, uniqueID: (try? request.value("Unique-ID")) ?? nil,
+                                                 coreUUID: (try? request.value("Core-UUID")) ?? nil) {
+                case .none: break
+                case .admit(let a): effect = .admitCall(a)
+                case .refuse(let d): decision = d
                 }
             }
-            return (LookupOutcome(body: Documents.dialplan(decision.answer, reason: decision.reason), ok: true,
-                                  section: "dialplan", reason: decision.reason, metadata: meta), .none)
+            return (dialplanOutcome(request, query, decision), effect)
         default:
             // Facts that do not belong to the lookup: a programming error; fail closed.
             return (fallback(lookup), .none)
         }
+    }
+
+    /// Admits an allowed call against the shared counters (`CallSlots.admit`, on the primary) and
+    /// answers accordingly; a database failure answers the fail-closed refusal (503).
+    public func admit(_ lookup: Lookup, _ facts: LookupFacts, _ admission: CallAdmission, db: Connection?) -> LookupOutcome {
+        guard case let .dialplan(request, query) = lookup else { return fallback(lookup) }
+        let verdict: AdmissionVerdict
+        do {
+            guard let db else { throw PostgresError(kind: .connection, operation: "connect", message: "no connection") }
+            verdict = try CallSlots.admit(db, admission)
+        } catch {
+            metrics.databaseError()
+            metrics.callAdmission("error")
+            var outcome = fallback(lookup)
+            outcome.metadata["error"] = .string("\(error)")
+            return outcome
+        }
+        switch verdict {
+        case .admitted: metrics.callAdmission("admitted")
+        case .alreadyHeld: metrics.callAdmission("held")
+        case .channelLimit: metrics.callAdmission("channel_limit")
+        case .cpsLimit: metrics.callAdmission("cps_limit")
+        }
+        return dialplanOutcome(request, query, DialplanDecider.admitted(dialplanDecision(query, facts), verdict))
+    }
+
+    func dialplanOutcome(_ request: XMLCurlRequest, _ query: DialplanQuery, _ decision: DialplanDecision) -> LookupOutcome {
+        var meta: Logger.Metadata = [:]
+        if logs(decision.reason) {
+            meta = dialplanMetadata(request, query)
+            meta["detail"] = .string(decision.detail)
+            switch decision.answer {
+            case .reject(_, let r): meta["sip"] = .stringConvertible(r.code)
+            case .allow(_, let a): meta["account"] = .string(a.account.number)
+            case .notFound: break
+            }
+        }
+        return LookupOutcome(body: Documents.dialplan(decision.answer, reason: decision.reason), ok: true,
+                             section: "dialplan", reason: decision.reason, metadata: meta)
     }
 
     /// Whether the decision line of this reason is written at the configured level (the handler
@@ -344,6 +384,8 @@ public struct Resolver: Sendable {
                 }
             case let .recordSuccess(source, user):
                 try AuthFailures.recordSuccess(db, source: source, user: user)
+            case .admitCall:
+                break // admitted by `admit` before the answer is built
             }
         } catch {
             metrics.databaseError()

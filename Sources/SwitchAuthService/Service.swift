@@ -17,6 +17,8 @@ public final class Service: Sendable {
     public let server: HTTPServer
     public let health = DatabaseHealth()
     let watcher: ChangeWatcher
+    /// One per switch with call_limits = global: releases the call slots of hung-up calls.
+    let callListeners: [CallEventListener]
     let statistics: LockoutStatistics
     /// Wrong basic-auth credentials per source, shared by every event loop.
     public let basicAuthThrottle = SharedBasicAuthThrottle()
@@ -37,6 +39,10 @@ public final class Service: Sendable {
         acl = ACLCache(file: config.aclCacheFile)
         server = try HTTPServer(config: config.server, listener: listener)
         watcher = ChangeWatcher(config: config, acl: acl, metrics: metrics, logger: logger)
+        let metrics = self.metrics
+        callListeners = config.dialplan.callLimits == .global
+            ? config.eventSockets.map { CallEventListener(endpoint: $0, databaseConfig: config.databaseConfig, metrics: metrics, logger: logger) }
+            : []
         statistics = LockoutStatistics(config: config, logger: logger)
         pool = DatabasePool(config: config, metrics: metrics)
         prober = DatabaseProber(config: config, health: health, metrics: metrics, logger: logger)
@@ -88,6 +94,7 @@ public final class Service: Sendable {
             throw error
         }
         watcher.start()
+        for l in callListeners { l.start() }
         logger.notice("serving", metadata: [
             "listen": .string("\(config.server.host):\(server.port)"), "path": .string(config.path),
             "workers": .stringConvertible(config.server.loopCount),
@@ -105,6 +112,7 @@ public final class Service: Sendable {
         prober.stop()
         statistics.stop()
         watcher.stop()
+        for l in callListeners { l.stop() }
         logger.notice("stopped", metadata: ["aborted_in_flight": .stringConvertible(server.counters.abortedOnStop.load(ordering: .relaxed))])
     }
 

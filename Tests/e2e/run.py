@@ -383,6 +383,13 @@ def seed(env):
     c("device", "add", "1000042", "--username", "1009", "--domain", DOMAIN, "--password-stdin", stdin="pw1009-secret\n")
     c("device", "disable", f"1009@{DOMAIN}")
     c("device", "add", "1000042", "--username", "1010", "--domain", DOMAIN, "--password-stdin", stdin="pw1010-secret\n")
+    # Call controls counted across both switches (call_limits = global).
+    c("account", "add", "3001", "--name", "TwoChannels", "--balance", "10", "--max-channels", "2")
+    c("device", "add", "3001", "--username", "3001", "--domain", DOMAIN, "--password-stdin", stdin="pw3001-secret\n")
+    c("account", "add", "3002", "--name", "FiveCPS", "--balance", "10", "--max-cps", "5")
+    c("ip", "add", "3002", "--name", "FiveCPSPBX", "--ip", "127.0.0.31", "--prefix", "")
+    c("account", "add", "3003", "--name", "IPThreeCPS", "--balance", "10")
+    c("ip", "add", "3003", "--name", "ThreeCPSPBX", "--ip", "127.0.0.32", "--prefix", "", "--max-cps", "3")
 
 
 # --- registration -------------------------------------------------------------------------------
@@ -598,6 +605,138 @@ def channel_limit_ip(env):
     time.sleep(1.0)
     expect(env.ua(local_ip="127.0.0.24", port=IP_PORT, user="pbx").call("5550002").status, 486, "second IP call")
     first.hangup()
+
+
+# --- call controls across switches (call_limits = global) -----------------------------------------
+
+def fs_kill(env, fsdir):
+    """SIGKILL a FreeSWITCH: no hangup event leaves it, like a crash."""
+    pid = int(open(os.path.join(fsdir, "run", "freeswitch.pid")).read().strip())
+    os.kill(pid, signal.SIGKILL)
+    end = time.monotonic() + 10
+    while time.monotonic() < end and pid_alive(pid):
+        time.sleep(0.1)
+    os.remove(os.path.join(fsdir, "run", "freeswitch.pid"))
+
+
+def two_channel_call(env, port, n, local_ip):
+    return sipua.UA(local_ip=local_ip, server=("127.0.0.1", port), user="3001", password="pw3001-secret", log=env.log).call(f"1555{n:04d}")
+
+
+@scenario
+def global_channel_limit_across_switches(env):
+    """max_channels 2 holds across two switches: a third call on either gets 486; slots come back
+    after hangup, after a switch is killed and restarted, and after SwitchAuth is killed while a call
+    ends."""
+    env.fs2_start()
+    calls = []
+    try:
+        a = two_channel_call(env, SIP_PORT, 1, "127.0.0.51")
+        call_ok(env, a, "3001", "digest", "first call, first switch")
+        b = two_channel_call(env, 5160, 2, "127.0.0.52")
+        call_ok(env, b, "3001", "digest", "second call, second switch")
+        calls += [a, b]
+        expect(two_channel_call(env, SIP_PORT, 3, "127.0.0.53").status, 486, "third call on the first switch")
+        expect(two_channel_call(env, 5160, 4, "127.0.0.54").status, 486, "third call on the second switch")
+        # A hangup on the first switch frees a slot the second switch can use.
+        expect(a.hangup(), 200, "hangup of the first call")
+        c = None
+
+        def third_goes_through():
+            nonlocal c
+            c = two_channel_call(env, 5160, 5, "127.0.0.55")
+            return c.status == 200
+        eventually(third_goes_through, "a call on the second switch after a hangup on the first", timeout=3, interval=0.3)
+        calls.append(c)
+        expect(two_channel_call(env, SIP_PORT, 6, "127.0.0.56").status, 486, "full again")
+        # The second switch dies with both calls up (no hangup event ever comes) and restarts:
+        # SwitchAuth reconnects, sees a new run of that switch, and releases the old run's slots.
+        fs_kill(env, env.fsdir2)
+        t0 = time.monotonic()
+        env.fs2_start()
+        d = None
+
+        def after_restart():
+            nonlocal d
+            d = two_channel_call(env, SIP_PORT, 7, "127.0.0.57")
+            return d.status == 200
+        eventually(after_restart, "a call after the second switch was killed and restarted", timeout=10, interval=0.5)
+        env.log(f"slots back {time.monotonic() - t0:.1f} s after the restart began")
+        calls.append(d)
+        e = two_channel_call(env, 5160, 8, "127.0.0.58")
+        call_ok(env, e, "3001", "digest", "second call after the restart")
+        calls.append(e)
+        expect(two_channel_call(env, SIP_PORT, 9, "127.0.0.59").status, 486, "full after the restart")
+        # SwitchAuth is killed; a call ends while it is down; it starts again and reconciles.
+        env.serve_proc.kill()
+        env.serve_proc.wait()
+        expect(d.hangup(), 200, "hangup while SwitchAuth is down")
+        env.serve_start()
+
+        def after_instance_restart():
+            f = two_channel_call(env, SIP_PORT, 10, "127.0.0.60")
+            if f.status == 200:
+                calls.append(f)
+            return f.status == 200
+        eventually(after_instance_restart, "a call after SwitchAuth was killed while a call ended", timeout=10, interval=0.5)
+        expect(two_channel_call(env, 5160, 11, "127.0.0.61").status, 486, "full after SwitchAuth's restart")
+    finally:
+        for c in calls:
+            try:
+                c.hangup()
+            except Exception:  # noqa: BLE001 - the switch may be gone with the call
+                pass
+            c.ua.close()
+        env.fs2_stop()
+
+
+def cps_burst(env, local_ip, n, what):
+    """`n` IP calls from `local_ip` released at once, alternately through both switches. Returns the
+    final codes and the spread of the INVITEs in seconds."""
+    import threading
+    uas = [sipua.UA(local_ip=local_ip, server=("127.0.0.1", IP_PORT if i % 2 == 0 else 5180), user="pbx", log=env.log) for i in range(n)]
+    barrier, results, sent = threading.Barrier(n), [None] * n, [0.0] * n
+
+    def one(i):
+        barrier.wait()
+        sent[i] = time.monotonic()
+        results[i] = uas[i].call(f"77{i:04d}")
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    codes = [c.status if c else None for c in results]
+    for c in results:
+        if c is not None:
+            c.hangup()
+    for u in uas:
+        u.close()
+    spread = max(sent) - min(sent)
+    print(f"    {what}: {n} attempts in {spread * 1000:.0f} ms -> {sorted(codes, key=str)}", flush=True)
+    if spread >= 1.0:
+        raise Failure(f"{what}: the attempts took {spread:.2f} s to send; the test needs them within one second")
+    return codes
+
+
+@scenario
+def cps_limit_across_switches(env):
+    """max_cps 5 on an account, 3 on an IP setting: of a burst spread over both switches, exactly
+    that many are routed (the window is exact: no slack), the rest get 503."""
+    env.fs2_start()
+    try:
+        eventually(lambda: env.acl_allows("127.0.0.31", port=8022) == "true", "second switch has the ACL")
+        codes = cps_burst(env, "127.0.0.31", 20, "account max_cps 5")
+        expect((codes.count(200), codes.count(503)), (5, 15), "account max_cps 5: routed, refused")
+        time.sleep(1.1)
+        codes = cps_burst(env, "127.0.0.32", 10, "IP setting max_cps 3")
+        expect((codes.count(200), codes.count(503)), (3, 7), "IP setting max_cps 3: routed, refused")
+        time.sleep(1.1)
+        c = env.ua(local_ip="127.0.0.31", port=IP_PORT, user="pbx").call("7799")
+        call_ok(env, c, "3002", "ip", "a call a second later")
+        c.hangup()
+    finally:
+        env.fs2_stop()
 
 
 # --- changes reach the switch with no manual step -------------------------------------------------

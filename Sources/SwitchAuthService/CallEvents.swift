@@ -1,0 +1,290 @@
+import Decisions
+import Foundation
+import HTTPServer
+import Locking
+import Logging
+import Postgres
+import Store
+
+/// Keeps the shared call slots (migration 0009) true to one switch: holds an event socket to it,
+/// subscribed to the hangups of inbound channels, and releases each hung-up call's slot. Each time
+/// it (re)connects, 2 s after, and every `reconcileSeconds` (30) after, it compares the slots of the switch's run
+/// with the channels the switch has (`show channels`): a slot whose call is gone is released, and so
+/// is every slot of an earlier run of the switch (a restart, a crash). Every instance listens to
+/// every switch: a hangup is released by whichever hears it first; releasing twice is harmless.
+final class CallEventListener: Sendable {
+    let endpoint: EventSocketEndpoint
+    let databaseConfig: ConnectionConfig
+    let metrics: Metrics
+    let logger: Logger
+    let reconcileSeconds: Int
+    private let thread: BackgroundThread
+    /// The switch's run as last seen (Core-UUID), and whether the socket is up: for /metrics.
+    let state = Locked<(core: String?, connected: Bool)>((nil, false))
+
+    init(endpoint: EventSocketEndpoint, databaseConfig: ConnectionConfig, metrics: Metrics, logger: Logger,
+         reconcileSeconds: Int = 30) {
+        self.endpoint = endpoint
+        self.databaseConfig = databaseConfig
+        self.metrics = metrics
+        self.logger = logger
+        self.reconcileSeconds = reconcileSeconds
+        let box = Box()
+        thread = BackgroundThread(name: "calls-\(endpoint)") { t in box.listener?.run(t) }
+        box.listener = self
+    }
+
+    /// Lets the thread's body reach the listener that owns the thread without a retain cycle at init.
+    private final class Box: @unchecked Sendable {
+        // @unchecked Sendable: written once in init, before the thread that reads it is started.
+        weak var listener: CallEventListener?
+    }
+
+    func start() { thread.start() }
+    func stop() { thread.stop() }
+
+    private func run(_ t: BackgroundThread) {
+        let db = Connection(lazy: databaseConfig)
+        var failures = 0
+        while !t.isStopping {
+            do {
+                try session(t, db)
+                failures = 0
+            } catch {
+                state.withLock { $0.connected = false }
+                metrics.listenerConnect("error")
+                failures += 1
+                // At most a second: the run of a switch that just started must be seen before its
+                // first calls end (a run nobody saw is only released after a minute).
+                let backoff = min(1_000, 100 << min(failures, 4))
+                if failures == 1 || failures % 60 == 0 {
+                    logger.warning("call event listener lost its switch; retrying", metadata: [
+                        "switch": .string(endpoint.description), "error": .string("\(error)"), "retry_ms": .stringConvertible(backoff)])
+                }
+                t.sleep(milliseconds: backoff)
+            }
+        }
+        state.withLock { $0.connected = false }
+    }
+
+    /// One connection: subscribe, reconcile, then release hangups until the socket fails or the
+    /// service stops.
+    private func session(_ t: BackgroundThread, _ db: Connection) throws {
+        let socket = try TCPSocket.connect(host: endpoint.host, port: endpoint.port, timeoutMilliseconds: 2_000)
+        defer { socket.close() }
+        var stream = ESLStream(socket: socket)
+        let greeting = try stream.next(timeoutMilliseconds: 2_000)
+        guard greeting?.headers["Content-Type"] == "auth/request" else { throw ESLStream.Failure("no auth/request greeting") }
+        try stream.command("auth \(endpoint.password)", expectOK: true)
+        // Inbound legs only: the dialplan decision runs on them, so only they hold slots.
+        try stream.command("event plain CHANNEL_HANGUP_COMPLETE", expectOK: true)
+        try stream.command("filter Call-Direction inbound", expectOK: true)
+        metrics.listenerConnect("ok")
+        state.withLock { $0.connected = true }
+        logger.info("listening for hangups", metadata: ["switch": .string(endpoint.description)])
+        // Subscribed first, then the switch's channels are read: no hangup falls between the two.
+        var released: [String] = []
+        try reconcile(&stream, db, &released)
+        // Again 2 s after connecting (slots reserved just before it were too young to judge), then
+        // every reconcileSeconds.
+        var nextReconcile = MonotonicClock.now() + 2_000_000_000
+        while !t.isStopping {
+            if let message = try stream.next(timeoutMilliseconds: 250) {
+                if let id = hangupID(message) { released.append(id) }
+                // Released in batches: everything already read, then one statement.
+                if stream.hasCompleteMessage && released.count < 500 { continue }
+            }
+            flush(db, &released)
+            if MonotonicClock.now() >= nextReconcile {
+                try reconcile(&stream, db, &released)
+                nextReconcile = MonotonicClock.now() + UInt64(reconcileSeconds) * 1_000_000_000
+            }
+        }
+        flush(db, &released)
+    }
+
+    private func hangupID(_ m: ESLStream.Message) -> String? {
+        guard m.headers["Content-Type"] == "text/event-plain" else { return nil }
+        let event = ESLStream.eventHeaders(m.body)
+        guard event["Event-Name"] == "CHANNEL_HANGUP_COMPLETE", let id = event["Unique-ID"], !id.isEmpty else { return nil }
+        return id
+    }
+
+    /// Releases what hung up. A database failure keeps them for the next try (and the next
+    /// reconciliation releases them in any case).
+    private func flush(_ db: Connection, _ released: inout [String]) {
+        guard !released.isEmpty else { return }
+        do {
+            let n = try CallSlots.release(db, uniqueIDs: released)
+            metrics.slotsReleased("hangup", n)
+            released = []
+        } catch {
+            metrics.databaseError()
+            if released.count > 100_000 { released.removeFirst(released.count - 100_000) }
+        }
+    }
+
+    /// The switch's run and live channels against the slots of that run.
+    private func reconcile(_ stream: inout ESLStream, _ db: Connection, _ released: inout [String]) throws {
+        let core = try stream.api("global_getvar core_uuid", onEvent: { if let id = hangupID($0) { released.append(id) } })
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        guard DialplanDecider.isValidUUID(core) else { throw ESLStream.Failure("core_uuid: unexpected answer") }
+        let before: String
+        do {
+            before = try CallSlots.databaseNow(db)
+        } catch {
+            metrics.databaseError()
+            logger.warning("call slots not reconciled: database unavailable", metadata: ["switch": .string(endpoint.description)])
+            return
+        }
+        let json = try stream.api("show channels as json", onEvent: { if let id = hangupID($0) { released.append(id) } })
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+            throw ESLStream.Failure("show channels: not JSON")
+        }
+        let rows = object["rows"] as? [[String: Any]] ?? []
+        let live = rows.compactMap { $0["uuid"] as? String }
+        let previous = state.withLock { s -> String? in
+            defer { s.core = core }
+            return s.core
+        }
+        do {
+            let n = try CallSlots.reconcile(db, endpoint: endpoint.description, coreUUID: core, before: before, live: live)
+            metrics.slotsReleased("reconcile", n)
+            if n > 0 || previous != core {
+                logger.notice("call slots reconciled with the switch", metadata: [
+                    "switch": .string(endpoint.description), "core_uuid": .string(core),
+                    "live_channels": .stringConvertible(live.count), "released": .stringConvertible(n)])
+            }
+        } catch {
+            metrics.databaseError()
+            logger.warning("call slots not reconciled", metadata: ["switch": .string(endpoint.description), "error": .string("\(error)")])
+        }
+    }
+}
+
+/// mod_event_socket framing on a long-lived connection (freeswitch-conf/PROTOCOL.md §8): header
+/// lines up to a blank line, then Content-Length bytes of body. A message is taken from the buffer
+/// only once it is whole, so a read that times out mid-message loses nothing.
+struct ESLStream {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+        init(_ d: String) { description = d }
+    }
+
+    struct Message {
+        var headers: [String: String]
+        var body: String
+    }
+
+    let socket: TCPSocket
+    private var buffer: [UInt8] = []
+
+    init(socket: TCPSocket) { self.socket = socket }
+
+    /// The next whole message, or nil when none arrived within the timeout.
+    mutating func next(timeoutMilliseconds: Int) throws -> Message? {
+        if let m = try take() { return m }
+        let deadline = MonotonicClock.now() + UInt64(timeoutMilliseconds) * 1_000_000
+        while true {
+            let now = MonotonicClock.now()
+            guard now < deadline else { return nil }
+            let result = Result { () throws(SocketError) -> [UInt8] in
+                try socket.receive(max: 65_536, timeoutMilliseconds: Int((deadline - now) / 1_000_000) + 1)
+            }
+            let chunk: [UInt8]
+            switch result {
+            case .success(let bytes): chunk = bytes
+            case .failure(let e):
+                if e.errno == ETIMEDOUT { return nil }
+                throw Failure("\(e)")
+            }
+            if chunk.isEmpty { throw Failure("the switch closed the event socket") }
+            buffer.append(contentsOf: chunk)
+            if buffer.count > 32 << 20 { throw Failure("event socket message too large") }
+            if let m = try take() { return m }
+        }
+    }
+
+    var hasCompleteMessage: Bool { Self.frame(buffer) != nil }
+
+    /// (header end, body length) of the first whole message in `buffer`.
+    private static func frame(_ buffer: [UInt8]) -> (headerEnd: Int, length: Int)? {
+        guard buffer.count >= 2 else { return nil }
+        var i = 0
+        while i + 1 < buffer.count {
+            if buffer[i] == 10 && buffer[i + 1] == 10 { break }
+            i += 1
+        }
+        guard i + 1 < buffer.count else { return nil }
+        var length = 0
+        let head = String(decoding: buffer[0..<i], as: UTF8.self)
+        for line in head.split(separator: "\n") where line.hasPrefix("Content-Length:") {
+            length = Int(line.dropFirst("Content-Length:".count).trimmingCharacters(in: .whitespaces)) ?? 0
+        }
+        guard buffer.count >= i + 2 + length else { return nil }
+        return (i, length)
+    }
+
+    private mutating func take() throws -> Message? {
+        guard let (end, length) = Self.frame(buffer) else { return nil }
+        guard length < 1 << 24 else { throw Failure("event socket body too large") }
+        var headers: [String: String] = [:]
+        for line in String(decoding: buffer[0..<end], as: UTF8.self).split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[String(line[..<colon])] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        let body = String(decoding: buffer[(end + 2)..<(end + 2 + length)], as: UTF8.self)
+        buffer.removeFirst(end + 2 + length)
+        if headers["Content-Type"] == "text/disconnect-notice" { throw Failure("the switch disconnected the event socket") }
+        return Message(headers: headers, body: body)
+    }
+
+    private func send(_ line: String) throws {
+        do {
+            try socket.sendAll(line + "\n\n", timeoutMilliseconds: 2_000)
+        } catch {
+            throw Failure("send: \(error)")
+        }
+    }
+
+    /// A command answered by command/reply (auth, event, filter).
+    mutating func command(_ line: String, expectOK: Bool) throws {
+        try send(line)
+        let deadline = MonotonicClock.now() + 2_000_000_000
+        while MonotonicClock.now() < deadline {
+            guard let m = try next(timeoutMilliseconds: 500) else { continue }
+            guard m.headers["Content-Type"] == "command/reply" else { continue }
+            if expectOK, m.headers["Reply-Text"]?.hasPrefix("+OK") != true {
+                throw Failure("\(line.split(separator: " ").first ?? ""): \(m.headers["Reply-Text"] ?? "no reply")")
+            }
+            return
+        }
+        throw Failure("\(line.split(separator: " ").first ?? ""): no reply within 2 s")
+    }
+
+    /// An `api` command's body; events read meanwhile go to `onEvent`.
+    mutating func api(_ command: String, onEvent: (Message) -> Void) throws -> String {
+        try send("api \(command)")
+        let deadline = MonotonicClock.now() + 5_000_000_000
+        while MonotonicClock.now() < deadline {
+            guard let m = try next(timeoutMilliseconds: 500) else { continue }
+            if m.headers["Content-Type"] == "api/response" {
+                if m.body.hasPrefix("-ERR") { throw Failure("\(command): \(m.body.trimmingCharacters(in: .whitespacesAndNewlines))") }
+                return m.body
+            }
+            onEvent(m)
+        }
+        throw Failure("\(command): no answer within 5 s")
+    }
+
+    /// An event-plain body: `Name: url-encoded value` lines.
+    static func eventHeaders(_ body: String) -> [String: String] {
+        var out: [String: String] = [:]
+        for line in body.split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            out[String(line[..<colon])] = value.removingPercentEncoding ?? value
+        }
+        return out
+    }
+}

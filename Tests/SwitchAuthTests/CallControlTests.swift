@@ -1,0 +1,102 @@
+import Decisions
+import DatabaseTestSupport
+import Foundation
+import Locking
+import Postgres
+import Store
+import Testing
+
+/// The shared call controls (migration 0009) against a real PostgreSQL: slots per call, the exact
+/// calls-per-second window, release and reconciliation.
+@Suite("call controls")
+struct CallControlTests {
+    static func account(_ db: Connection, _ number: String, channels: Int = 0, cps: Int = 0) throws -> Int64 {
+        var input = Admin.AccountInput(number: number, name: "Account \(number)")
+        input.balance = "10"
+        input.maxChannels = channels
+        input.maxCPS = cps
+        return try Admin(db: db).addAccount(input)
+    }
+
+    static func admission(_ account: Int64, _ uuid: String, core: String = "core-1", channels: Int = 0, cps: Int = 0,
+                          ipSetting: Int64? = nil, ipCPS: Int = 0) -> CallAdmission {
+        CallAdmission(uniqueID: uuid, coreUUID: core, accountID: account, maxChannels: channels, accountCPS: cps,
+                      ipSettingID: ipSetting, ipSettingCPS: ipCPS)
+    }
+
+    @Test func channelSlotsAreHeldReleasedAndIdempotent() throws {
+        let db = try Connection(try TestDatabase.shared.freshDatabase())
+        let id = try Self.account(db, "C2", channels: 2)
+        #expect(try CallSlots.admit(db, Self.admission(id, "u1", channels: 2)) == .admitted(inUse: 1))
+        #expect(try CallSlots.admit(db, Self.admission(id, "u1", channels: 2)) == .alreadyHeld, "a second lookup of one call")
+        #expect(try CallSlots.admit(db, Self.admission(id, "u2", channels: 2)) == .admitted(inUse: 2))
+        #expect(try CallSlots.admit(db, Self.admission(id, "u3", channels: 2)) == .channelLimit(inUse: 2))
+        #expect(try CallSlots.inUse(db, accountID: id) == 2, "a refused call takes no slot")
+        #expect(try CallSlots.release(db, uniqueIDs: ["u1", "not-a-slot"]) == 1)
+        #expect(try CallSlots.release(db, uniqueIDs: ["u1"]) == 0, "released twice: harmless")
+        #expect(try CallSlots.admit(db, Self.admission(id, "u3", channels: 2)) == .admitted(inUse: 2))
+    }
+
+    /// 16 connections admit 50 calls at once against max_channels 5: exactly 5 get a slot.
+    @Test func concurrentAdmissionsNeverExceedTheLimit() throws {
+        let config = try TestDatabase.shared.freshDatabase()
+        let db = try Connection(config)
+        let id = try Self.account(db, "C5", channels: 5)
+        let admitted = Locked(0)
+        DispatchQueue.concurrentPerform(iterations: 16) { worker in
+            guard let c = try? Connection(config) else { return }
+            for n in 0..<50 where n % 16 == worker {
+                if case .admitted = try? CallSlots.admit(c, Self.admission(id, "call-\(n)", channels: 5)) {
+                    admitted.withLock { $0 += 1 }
+                }
+            }
+        }
+        #expect(admitted.withLock { $0 } == 5)
+        #expect(try CallSlots.inUse(db, accountID: id) == 5)
+    }
+
+    /// The window is exact: max_cps calls in any second, whichever subject trips first; a refused
+    /// call spends nothing.
+    @Test func callsPerSecondWindowIsExact() throws {
+        let db = try Connection(try TestDatabase.shared.freshDatabase())
+        let id = try Self.account(db, "CPS3", cps: 3)
+        var verdicts: [AdmissionVerdict] = []
+        for n in 0..<6 { verdicts.append(try CallSlots.admit(db, Self.admission(id, "c\(n)", cps: 3))) }
+        #expect(verdicts == [.admitted(inUse: 0), .admitted(inUse: 0), .admitted(inUse: 0),
+                             .cpsLimit(ipSetting: false), .cpsLimit(ipSetting: false), .cpsLimit(ipSetting: false)])
+        let ip = try Admin(db: db).addIP(account: "CPS3", name: "PBX", network: "192.0.2.7", prefix: "", strip: false, maxCPS: 1)
+        Thread.sleep(forTimeInterval: 1.05)
+        #expect(try CallSlots.admit(db, Self.admission(id, "d1", cps: 3, ipSetting: ip, ipCPS: 1)) == .admitted(inUse: 0))
+        #expect(try CallSlots.admit(db, Self.admission(id, "d2", cps: 3, ipSetting: ip, ipCPS: 1)) == .cpsLimit(ipSetting: true))
+        // The IP setting's refusal spent none of the account's allowance: two more pass without it.
+        #expect(try CallSlots.admit(db, Self.admission(id, "d3", cps: 3)) == .admitted(inUse: 0))
+        #expect(try CallSlots.admit(db, Self.admission(id, "d4", cps: 3)) == .admitted(inUse: 0))
+        #expect(try CallSlots.admit(db, Self.admission(id, "d5", cps: 3)) == .cpsLimit(ipSetting: false))
+    }
+
+    /// Against a switch's live channels: gone calls of its run are released (not the youngest), and
+    /// every slot of an earlier run at the same endpoint; another endpoint's slots stay.
+    @Test func reconciliationReleasesWhatTheSwitchNoLongerHas() throws {
+        let db = try Connection(try TestDatabase.shared.freshDatabase())
+        let id = try Self.account(db, "R9", channels: 9)
+        for (uuid, core) in [("live", "run-2"), ("gone", "run-2"), ("old-run", "run-1"), ("other-switch", "run-x")] {
+            _ = try CallSlots.admit(db, Self.admission(id, uuid, core: core, channels: 9))
+        }
+        #expect(try CallSlots.reconcile(db, endpoint: "10.0.0.1:8021", coreUUID: "run-1", before: "-infinity", live: []) == 0)
+        #expect(try CallSlots.reconcile(db, endpoint: "10.0.0.2:8021", coreUUID: "run-x", before: "-infinity", live: []) == 0)
+        Thread.sleep(forTimeInterval: 1.1)
+        _ = try CallSlots.admit(db, Self.admission(id, "young", core: "run-2", channels: 9))
+        let before = try CallSlots.databaseNow(db)
+        // run-2 is now at 10.0.0.1: run-1's slot goes, and of run-2's, the one not live (the
+        // young one was reserved after `before` and is left for the next round).
+        #expect(try CallSlots.reconcile(db, endpoint: "10.0.0.1:8021", coreUUID: "run-2", before: before, live: ["live"]) == 2)
+        let left = try db.execute("SELECT unique_id FROM call_slots ORDER BY unique_id")
+        #expect((0..<left.rowCount).compactMap { left.string($0, 0) } == ["live", "other-switch", "young"])
+        // A run no listener ever saw: released once its slot is a minute old, not before.
+        _ = try CallSlots.admit(db, Self.admission(id, "unseen-new", core: "run-unseen", channels: 9))
+        _ = try CallSlots.admit(db, Self.admission(id, "unseen-old", core: "run-unseen", channels: 9))
+        try db.execute("UPDATE call_slots SET reserved_at = now() - interval '61 seconds' WHERE unique_id = 'unseen-old'")
+        #expect(try CallSlots.reconcile(db, endpoint: "10.0.0.1:8021", coreUUID: "run-2", before: "-infinity", live: ["live"]) == 1)
+        #expect(try db.execute("SELECT count(*) FROM call_slots WHERE unique_id LIKE 'unseen%'").decode(0, 0, as: Int.self) == 1)
+    }
+}

@@ -1,0 +1,124 @@
+-- Call controls that hold across every switch and every SwitchAuth instance (README: "Call
+-- controls"): the concurrent calls of an account and the calls per second of an account or an IP
+-- setting are counted here, in the one database every instance shares, not per switch.
+
+-- Calls per second allowed; 0 means unlimited.
+ALTER TABLE accounts ADD COLUMN max_cps integer NOT NULL DEFAULT 0 CHECK (max_cps >= 0);
+ALTER TABLE ip_settings ADD COLUMN max_cps integer NOT NULL DEFAULT 0 CHECK (max_cps >= 0);
+
+-- One row per call holding a channel of a limited account: reserved by the dialplan decision,
+-- keyed by the channel's Unique-ID, deleted by the switch's hangup event (any instance that hears
+-- it) or by the reconciliation against the switch's live channels (core_uuid names the switch's
+-- run: a restarted switch has a new one, and its old run's calls are all gone).
+CREATE TABLE call_slots (
+    unique_id    text PRIMARY KEY CHECK (length(unique_id) BETWEEN 1 AND 64),
+    account_id   bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    core_uuid    text NOT NULL CHECK (length(core_uuid) BETWEEN 1 AND 64),
+    reserved_at  timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX call_slots_account ON call_slots (account_id);
+CREATE INDEX call_slots_core ON call_slots (core_uuid);
+
+-- The switch runs seen through each configured event socket: when an instance connects to an
+-- endpoint and finds another core there, the slots of every earlier core of that endpoint are gone.
+CREATE TABLE switch_cores (
+    core_uuid  text PRIMARY KEY CHECK (length(core_uuid) BETWEEN 1 AND 64),
+    endpoint   text NOT NULL CHECK (length(endpoint) BETWEEN 1 AND 300),
+    seen_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX switch_cores_endpoint ON switch_cores (endpoint);
+
+-- Calls admitted in the last second per limited subject ('a:<account id>', 'i:<ip setting id>'):
+-- a sliding window, exact (never more than max_cps calls admitted in any second).
+CREATE TABLE cps_windows (
+    subject  text PRIMARY KEY,
+    admitted timestamptz[] NOT NULL DEFAULT '{}'
+);
+
+-- Admits one call, atomically, against every limit that applies. Returns
+--   'held'              the channel holds its slot already (a second lookup of the same call)
+--   'ok:<in use>'       admitted; <in use>: the account's calls now (0 when channels are unlimited)
+--   'channels:<in use>' refused: the account has max_channels calls up
+--   'cps:account' / 'cps:ip_setting'  refused: that subject admitted max_cps calls in the last second
+-- Concurrent admissions of one account are serialised by a transaction-level advisory lock on the
+-- account (class 1936), so that the count and the insert cannot interleave; a refused call takes
+-- no slot and spends no CPS allowance.
+CREATE FUNCTION switchauth_admit_call(p_unique_id text, p_core_uuid text, p_account bigint, p_max_channels integer,
+                                      p_account_cps integer, p_ip_setting bigint, p_ip_cps integer)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    t         timestamptz := clock_timestamp();
+    in_use    integer := 0;
+    acct_win  timestamptz[];
+    ip_win    timestamptz[];
+BEGIN
+    IF EXISTS (SELECT 1 FROM call_slots WHERE unique_id = p_unique_id) THEN
+        RETURN 'held';
+    END IF;
+    PERFORM pg_advisory_xact_lock(1936, (p_account % 2147483647)::integer);
+    IF p_account_cps > 0 THEN
+        INSERT INTO cps_windows (subject) VALUES ('a:' || p_account) ON CONFLICT DO NOTHING;
+        SELECT array(SELECT x FROM unnest(w.admitted) x WHERE x > t - interval '1 second' ORDER BY x)
+          INTO acct_win FROM cps_windows w WHERE w.subject = 'a:' || p_account FOR UPDATE;
+        IF cardinality(acct_win) >= p_account_cps THEN
+            RETURN 'cps:account';
+        END IF;
+    END IF;
+    IF p_ip_setting IS NOT NULL AND p_ip_cps > 0 THEN
+        INSERT INTO cps_windows (subject) VALUES ('i:' || p_ip_setting) ON CONFLICT DO NOTHING;
+        SELECT array(SELECT x FROM unnest(w.admitted) x WHERE x > t - interval '1 second' ORDER BY x)
+          INTO ip_win FROM cps_windows w WHERE w.subject = 'i:' || p_ip_setting FOR UPDATE;
+        IF cardinality(ip_win) >= p_ip_cps THEN
+            RETURN 'cps:ip_setting';
+        END IF;
+    END IF;
+    IF p_max_channels > 0 THEN
+        SELECT count(*) INTO in_use FROM call_slots WHERE account_id = p_account;
+        IF in_use >= p_max_channels THEN
+            RETURN 'channels:' || in_use;
+        END IF;
+        INSERT INTO call_slots (unique_id, account_id, core_uuid, reserved_at)
+        VALUES (p_unique_id, p_account, p_core_uuid, t) ON CONFLICT (unique_id) DO NOTHING;
+        in_use := in_use + 1;
+    END IF;
+    IF acct_win IS NOT NULL THEN
+        UPDATE cps_windows SET admitted = acct_win || t WHERE subject = 'a:' || p_account;
+    END IF;
+    IF ip_win IS NOT NULL THEN
+        UPDATE cps_windows SET admitted = ip_win || t WHERE subject = 'i:' || p_ip_setting;
+    END IF;
+    RETURN 'ok:' || in_use;
+END;
+$$;
+
+-- The switch's live channels against the slots of its run: a slot reserved before `p_before` whose
+-- channel the switch no longer has is released; so is every slot of an earlier run seen at the same
+-- endpoint, and every slot of a run no listener has seen, a minute after it was reserved. Returns
+-- the slots released.
+CREATE FUNCTION switchauth_reconcile_slots(p_endpoint text, p_core_uuid text, p_before timestamptz, p_live text[])
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    released integer := 0;
+    n        integer;
+BEGIN
+    INSERT INTO switch_cores (core_uuid, endpoint) VALUES (p_core_uuid, p_endpoint)
+    ON CONFLICT (core_uuid) DO UPDATE SET endpoint = EXCLUDED.endpoint, seen_at = now();
+    DELETE FROM call_slots s
+     WHERE s.core_uuid IN (SELECT c.core_uuid FROM switch_cores c WHERE c.endpoint = p_endpoint AND c.core_uuid <> p_core_uuid);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    released := released + n;
+    DELETE FROM switch_cores WHERE endpoint = p_endpoint AND core_uuid <> p_core_uuid;
+    DELETE FROM call_slots s
+     WHERE s.core_uuid = p_core_uuid AND s.reserved_at < p_before AND NOT (s.unique_id = ANY (p_live));
+    GET DIAGNOSTICS n = ROW_COUNT;
+    released := released + n;
+    -- A run no listener ever reached (it died before one connected, or its switch is missing from
+    -- event_sockets): its slots are released once a minute old, so a lost switch can never keep an
+    -- account's channels taken.
+    DELETE FROM call_slots s
+     WHERE s.reserved_at < clock_timestamp() - interval '60 seconds'
+       AND NOT EXISTS (SELECT 1 FROM switch_cores c WHERE c.core_uuid = s.core_uuid);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN released + n;
+END;
+$$;
