@@ -122,3 +122,21 @@ BEGIN
     RETURN released + n;
 END;
 $$;
+
+-- Destination prefix lists: what calls may dial, for every account (account_id NULL) or one. The
+-- longest matching prefix decides (an account's rule beats a global one of the same length, deny
+-- beats allow); an account with allow rules of its own dials only what they (or a global allow)
+-- begin. Checked on the destination as routed.
+CREATE TABLE destination_rules (
+    id          bigserial PRIMARY KEY,
+    account_id  bigint REFERENCES accounts (id) ON DELETE CASCADE,
+    action      text NOT NULL CHECK (action IN ('deny', 'allow')),
+    prefix      text NOT NULL CHECK (prefix ~ '^[0-9+*#]{1,32}$'),
+    note        text NOT NULL DEFAULT '' CHECK (length(note) <= 200),
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX destination_rules_global_prefix ON destination_rules (prefix) WHERE account_id IS NULL;
+CREATE UNIQUE INDEX destination_rules_account_prefix ON destination_rules (account_id, prefix) WHERE account_id IS NOT NULL;
+-- The memory copy reads the (small) table again on any change: payload 'p' (migration 0007's feed).
+CREATE TRIGGER destination_rules_rows AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON destination_rules
+    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_rows_announce('p');

@@ -221,6 +221,7 @@ public enum DialplanDecider {
             dest = String(destination.dropFirst(setting.prefix.count))
             if dest.isEmpty { return reject(context, .invalidDestination, detail + " (empty after strip)") }
         }
+        if let refusal = screen(context, dest, setting.account, detail) { return refusal }
         let allowance = DialplanAllowance(
             account: setting.account, method: "ip", ipSettingID: setting.id, deviceID: nil, destination: dest,
             callerIDName: nil, callerIDNumber: nil, routingContext: policy.routingContext, limitRealm: policy.limitRealm,
@@ -238,12 +239,23 @@ public enum DialplanDecider {
         if let refusal = AccountGate.standing(device.account) ?? AccountGate.funds(device.account) {
             return reject(context, refusal, detail)
         }
+        if let refusal = screen(context, destination, device.account, detail) { return refusal }
         let allowance = DialplanAllowance(
             account: device.account, method: "digest", ipSettingID: nil, deviceID: device.id, destination: destination,
             callerIDName: device.callerIDName.isEmpty ? nil : device.callerIDName,
             callerIDNumber: device.callerIDNumber.isEmpty ? nil : device.callerIDNumber,
             routingContext: policy.routingContext, limitRealm: policy.limitRealm, globalLimits: policy.callLimits == .global)
         return DialplanDecision(answer: .allow(context: context, allowance), reason: .ok, detail: detail)
+    }
+
+    /// The destination lists (global and the account's) on the destination as routed; nil: allowed.
+    static func screen(_ context: String, _ destination: String, _ account: AccountFacts, _ detail: String) -> DialplanDecision? {
+        guard !account.destinationRules.isEmpty else { return nil }
+        switch DestinationScreen.verdict(destination: destination, rules: account.destinationRules) {
+        case .allowed: return nil
+        case .denied(let rule): return reject(context, .destinationDenied, detail + " destination rule: " + rule.summary)
+        case .notAllowed: return reject(context, .destinationNotAllowed, detail + " destination: none of the account's allow rules begins it")
+        }
     }
 
     /// A channel's Unique-ID or a switch's Core-UUID as FreeSWITCH writes them: what a slot may be keyed by.

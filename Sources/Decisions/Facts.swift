@@ -21,10 +21,13 @@ public struct AccountFacts: Sendable, Equatable {
     public var maxCPS: Int
     /// `expires_at` has passed (computed by the database clock).
     public var expired: Bool
+    /// The destination rules that apply to its calls: the global ones and its own.
+    public var destinationRules: [DestinationRule]
 
     public init(id: Int64, number: String, name: String = "", kind: AccountKind = .customer,
                 status: AccountStatus = .active, billing: Billing = .prepaid, balance: Decimal = 10,
-                creditLimit: Decimal = 0, maxChannels: Int = 0, maxCPS: Int = 0, expired: Bool = false) {
+                creditLimit: Decimal = 0, maxChannels: Int = 0, maxCPS: Int = 0, expired: Bool = false,
+                destinationRules: [DestinationRule] = []) {
         self.id = id
         self.number = number
         self.name = name
@@ -36,6 +39,7 @@ public struct AccountFacts: Sendable, Equatable {
         self.maxChannels = maxChannels
         self.maxCPS = maxCPS
         self.expired = expired
+        self.destinationRules = destinationRules
     }
 }
 

@@ -29,6 +29,8 @@ public enum Reason: String, Sendable, Equatable, CaseIterable {
     // Call controls, counted across every switch (dialplan)
     case channelLimit = "channel_limit"
     case cpsLimit = "cps_limit"
+    case destinationDenied = "destination_denied"
+    case destinationNotAllowed = "destination_not_allowed"
     // Infrastructure
     case databaseUnavailable = "database_unavailable"
 }

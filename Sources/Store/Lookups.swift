@@ -6,9 +6,11 @@ import Postgres
 enum AccountColumns {
     static let select = """
         a.id, a.number, a.name, a.kind, a.status, a.billing, a.balance::text, a.credit_limit::text, a.max_channels,
-        (a.expires_at IS NOT NULL AND a.expires_at <= now()), a.max_cps
+        (a.expires_at IS NOT NULL AND a.expires_at <= now()), a.max_cps,
+        (SELECT json_agg(json_build_array(r.id, r.account_id, r.action, r.prefix, r.note) ORDER BY r.id)::text
+           FROM destination_rules r WHERE r.account_id IS NULL OR r.account_id = a.id)
         """
-    static let count = 11
+    static let count = 12
 
     static func decode(_ r: QueryResult, _ row: Int, at c: Int) throws -> AccountFacts {
         func enumValue<E: RawRepresentable>(_ column: Int, _: E.Type) throws -> E where E.RawValue == String {
@@ -27,7 +29,24 @@ enum AccountColumns {
             id: try r.decode(row, c), number: try r.decode(row, c + 1), name: try r.decode(row, c + 2),
             kind: try enumValue(c + 3, AccountKind.self), status: try enumValue(c + 4, AccountStatus.self),
             billing: try enumValue(c + 5, Billing.self), balance: try decimal(c + 6), creditLimit: try decimal(c + 7),
-            maxChannels: try r.decode(row, c + 8), maxCPS: try r.decode(row, c + 10), expired: try r.decode(row, c + 9))
+            maxChannels: try r.decode(row, c + 8), maxCPS: try r.decode(row, c + 10), expired: try r.decode(row, c + 9),
+            destinationRules: try rules(r.string(row, c + 11)))
+    }
+
+    /// The rules' JSON (`[[id, account_id, action, prefix, note], ...]`; NULL: none).
+    static func rules(_ json: String?) throws -> [DestinationRule] {
+        guard let json else { return [] }
+        guard let rows = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[Any]] else {
+            throw PostgresError(kind: .decoding, operation: "decode", message: "bad destination rules")
+        }
+        return try rows.map { row in
+            guard row.count == 5, let id = (row[0] as? NSNumber)?.int64Value,
+                  let action = (row[2] as? String).flatMap(DestinationRule.Action.init(rawValue:)),
+                  let prefix = row[3] as? String, let note = row[4] as? String else {
+                throw PostgresError(kind: .decoding, operation: "decode", message: "bad destination rule")
+            }
+            return DestinationRule(id: id, accountID: (row[1] as? NSNumber)?.int64Value, action: action, prefix: prefix, note: note)
+        }
     }
 }
 

@@ -178,8 +178,27 @@ public struct ReplicaTables: Sendable {
     /// a million trusted pairs in 16 bytes each; a collision (2^-64 per pair, not steerable from
     /// outside) could only make a lock not apply to one source.
     public var trusted: [Int: Int64] = [:]
+    /// Destination rules: the global ones, and per account its own followed by the global ones
+    /// (built once per change, so that a lookup only retains an array).
+    public private(set) var globalRules: [DestinationRule] = []
+    public private(set) var rulesByAccount: [Int64: [DestinationRule]] = [:]
 
     public init() {}
+
+    public mutating func setDestinationRules(_ rules: [DestinationRule]) {
+        globalRules = rules.filter { $0.accountID == nil }
+        var byAccount: [Int64: [DestinationRule]] = [:]
+        for r in rules { if let a = r.accountID { byAccount[a, default: []].append(r) } }
+        for k in byAccount.keys { byAccount[k]! += globalRules }
+        rulesByAccount = byAccount
+    }
+
+    /// An account's facts at `now`, with the destination rules that apply to it.
+    func accountFacts(_ account: ReplicaAccount, _ now: Int64) -> AccountFacts {
+        var f = account.at(now)
+        f.destinationRules = rulesByAccount[f.id] ?? globalRules
+        return f
+    }
 
     // MARK: Changes
 
@@ -239,7 +258,7 @@ public struct ReplicaTables: Sendable {
         return .some(DeviceFacts(
             id: r.id, username: r.username, realm: domain.name, enabled: r.enabled,
             ha1MD5: Hex.encode(r.md5), ha1SHA256: Hex.encode(r.sha256),
-            callerIDName: r.callerIDName, callerIDNumber: r.callerIDNumber, account: account.at(now)))
+            callerIDName: r.callerIDName, callerIDNumber: r.callerIDNumber, account: accountFacts(account, now)))
     }
 
     private func locked(_ scope: String, _ subject: String, _ now: Int64) -> Bool {
@@ -285,7 +304,7 @@ public struct ReplicaTables: Sendable {
                 guard let s = ipSettings[id] else { continue }
                 guard let account = accounts[s.accountID] else { return nil }
                 out.append(IPSettingFacts(id: s.id, name: s.name, network: s.network, prefix: s.prefix, stripPrefix: s.stripPrefix,
-                                          enabled: s.enabled, maxCPS: s.maxCPS, account: account.at(now)))
+                                          enabled: s.enabled, maxCPS: s.maxCPS, account: accountFacts(account, now)))
             }
         }
         out.sort { $0.id < $1.id }
@@ -356,6 +375,8 @@ public enum ReplicaChange: Sendable, Equatable {
     case deviceKeyGone(domainID: Int32, username: String)
     case ipSetting(Int64)
     case domains
+    /// Destination rules changed: the copy reads them all again.
+    case destinationRules
     case lock(scope: String, subject: String, until: Int64?)
     case trust(subject: String, source: String, lastSuccess: Int64?)
     case reloadAll
@@ -377,6 +398,7 @@ public enum ReplicaChange: Sendable, Equatable {
         case "i": guard let id = Int64(rest) else { return nil }; self = .ipSetting(id)
         case "h": guard let n = UInt64(rest) else { return nil }; self = .heartbeat(n)
         case "n": guard rest.isEmpty else { return nil }; self = .domains
+        case "p": guard rest.isEmpty else { return nil }; self = .destinationRules
         case "R": guard rest.isEmpty else { return nil }; self = .reloadAll
         case "x":
             guard let (d, user) = splitOnce(rest, ":"), let id = Int32(d), !user.isEmpty else { return nil }
@@ -435,6 +457,7 @@ public enum ReplicaLoad {
             }
             let (domains, aliases) = try self.domains(db)
             t.setDomains(domains, aliases: aliases)
+            t.setDestinationRules(try destinationRules(db))
             let locks = try db.execute("""
                 SELECT scope, subject, floor(extract(epoch FROM locked_until) * 1000)::bigint
                   FROM auth_failures WHERE locked_until > now()
@@ -505,6 +528,17 @@ public enum ReplicaLoad {
         return ReplicaIPSetting(id: try r.decode(i, 0), accountID: try r.decode(i, 1), name: try r.decode(i, 2), network: network,
                                 prefix: try r.decode(i, 4), stripPrefix: try r.decode(i, 5), enabled: try r.decode(i, 6),
                                 maxCPS: try r.decode(i, 7))
+    }
+
+    public static func destinationRules(_ db: Connection) throws -> [DestinationRule] {
+        let r = try db.execute("SELECT id, account_id, action, prefix, note FROM destination_rules ORDER BY id")
+        return try (0..<r.rowCount).map { i in
+            guard let action = DestinationRule.Action(rawValue: try r.decode(i, 2)) else {
+                throw PostgresError(kind: .decoding, operation: "decode", message: "unexpected destination rule action")
+            }
+            return DestinationRule(id: try r.decode(i, 0), accountID: r.string(i, 1).flatMap { Int64($0) }, action: action,
+                                   prefix: try r.decode(i, 3), note: try r.decode(i, 4))
+        }
     }
 
     public static func domains(_ db: Connection) throws -> ([ReplicaDomain], [(domainID: Int32, alias: String)]) {

@@ -197,6 +197,69 @@ struct IPCommand: ParsableCommand {
     }
 }
 
+// MARK: destination
+
+struct DestinationCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "destination",
+        abstract: "Destination prefix lists: what calls may dial, for every account or for one.",
+        discussion: """
+            Examples:
+              switchauth destination deny 1900 --note "premium rate"      (every account)
+              switchauth destination allow 1900 --account 1001           (this account may)
+              switchauth destination allow 44 --account 1012             (1012 dials only 44...)
+            The longest matching prefix decides; an account's rule beats a global one of the same
+            length, deny beats allow. An account with allow rules of its own dials only what they
+            (or a global allow) begin. Refusals: 403 (destination_denied, destination_not_allowed).
+            """,
+        subcommands: [Deny.self, Allow.self, List.self, Remove.self])
+
+    struct RuleOptions: ParsableArguments {
+        @Argument(help: "Destination prefix: 1-32 of 0-9 + * #.") var prefix: String
+        @Option(help: "Account number; without it the rule applies to every account.") var account: String?
+        @Option(help: "Why (shown in explain and the decision log).") var note: String = ""
+    }
+
+    struct Deny: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Deny destinations beginning with a prefix.")
+        @OptionGroup var options: DatabaseOptions
+        @OptionGroup var rule: RuleOptions
+        func run() throws {
+            let id = try admin(options) { try $0.addDestinationRule(account: rule.account, action: .deny, prefix: rule.prefix, note: rule.note) }
+            Output.done("added destination rule \(id): deny \(rule.prefix) for \(rule.account.map { "account \($0)" } ?? "every account")",
+                        json: options.json, fields: ["id": String(id)])
+        }
+    }
+
+    struct Allow: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Allow destinations beginning with a prefix.")
+        @OptionGroup var options: DatabaseOptions
+        @OptionGroup var rule: RuleOptions
+        func run() throws {
+            let id = try admin(options) { try $0.addDestinationRule(account: rule.account, action: .allow, prefix: rule.prefix, note: rule.note) }
+            Output.done("added destination rule \(id): allow \(rule.prefix) for \(rule.account.map { "account \($0)" } ?? "every account")",
+                        json: options.json, fields: ["id": String(id)])
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the rules (with --account: those that apply to it).")
+        @OptionGroup var options: DatabaseOptions
+        @Option var account: String?
+        func run() throws { Output.print(try admin(options) { try $0.listDestinationRules(account: account) }, json: options.json) }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a rule by id.")
+        @OptionGroup var options: DatabaseOptions
+        @Argument var id: Int64
+        func run() throws {
+            try admin(options) { try $0.removeDestinationRule(id: id) }
+            Output.done("removed destination rule \(id)", json: options.json)
+        }
+    }
+}
+
 // MARK: device
 
 struct PasswordOptions: ParsableArguments {

@@ -77,7 +77,7 @@ final class CallEventListener: Sendable {
         guard greeting?.headers["Content-Type"] == "auth/request" else { throw ESLStream.Failure("no auth/request greeting") }
         try stream.command("auth \(endpoint.password)", expectOK: true)
         // Inbound legs only: the dialplan decision runs on them, so only they hold slots.
-        try stream.command("event plain CHANNEL_HANGUP_COMPLETE", expectOK: true)
+        try stream.command("event plain CHANNEL_HANGUP", expectOK: true)
         try stream.command("filter Call-Direction inbound", expectOK: true)
         metrics.listenerConnect("ok")
         state.withLock { $0.connected = true }
@@ -106,7 +106,7 @@ final class CallEventListener: Sendable {
     private func hangupID(_ m: ESLStream.Message) -> String? {
         guard m.headers["Content-Type"] == "text/event-plain" else { return nil }
         let event = ESLStream.eventHeaders(m.body)
-        guard event["Event-Name"] == "CHANNEL_HANGUP_COMPLETE", let id = event["Unique-ID"], !id.isEmpty else { return nil }
+        guard event["Event-Name"] == "CHANNEL_HANGUP", let id = event["Unique-ID"], !id.isEmpty else { return nil }
         return id
     }
 

@@ -305,8 +305,12 @@ public struct ServiceConfig: Sendable, Equatable {
             }
             try setting.apply(&c, v)
         }
-        // Without an event socket no hangup could release a slot: unless asked for, limits stay per switch.
-        if c.eventSockets.isEmpty && !pairs.contains(where: { $0.key == "call_limits" }) {
+        // Without an event socket no hangup could release a slot: unless asked for, limits stay per
+        // switch; asked for, it is an error.
+        if c.eventSockets.isEmpty {
+            if let asked = pairs.last(where: { $0.key == "call_limits" }), c.dialplan.callLimits == .global {
+                throw ConfigError(message: "\(asked.origin): call_limits = global needs event_sockets: the switches' hangup events release the call slots. List every switch's event socket, or set call_limits = switch.")
+            }
             c.dialplan.callLimits = .perSwitch
         }
         return c
@@ -332,9 +336,6 @@ public struct ServiceConfig: Sendable, Equatable {
         }
         if replica && replicaHeartbeatMilliseconds * 2 > replicaStalenessMilliseconds {
             throw ConfigError(message: "replica_heartbeat_ms (\(replicaHeartbeatMilliseconds)) must be at most half of replica_staleness_ms (\(replicaStalenessMilliseconds)): otherwise the copy cannot prove itself current between heartbeats")
-        }
-        if dialplan.callLimits == .global && eventSockets.isEmpty {
-            throw ConfigError(message: "call_limits = global needs event_sockets: the switches' hangup events release the call slots. List every switch's event socket, or set call_limits = switch.")
         }
         if dialplan.ownedContexts.contains(dialplan.routingContext) {
             throw ConfigError(message: "routing_context \(dialplan.routingContext) must not be one of owned_contexts (transfers would loop)")

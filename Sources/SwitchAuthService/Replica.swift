@@ -232,13 +232,14 @@ final class ReplicaFeed: Sendable {
             return
         }
         var accountIDs: Set<Int64> = [], deviceIDs: Set<Int64> = [], ipIDs: Set<Int64> = []
-        var domainsChanged = false
+        var domainsChanged = false, rulesChanged = false
         for change in pending {
             switch change {
             case .account(let id): accountIDs.insert(id)
             case .device(let id): deviceIDs.insert(id)
             case .ipSetting(let id): ipIDs.insert(id)
             case .domains: domainsChanged = true
+            case .destinationRules: rulesChanged = true
             default: break
             }
         }
@@ -246,6 +247,7 @@ final class ReplicaFeed: Sendable {
         let devices = deviceIDs.isEmpty ? [] : try ReplicaLoad.devices(c, ids: deviceIDs)
         let ipSettings = ipIDs.isEmpty ? [:] : try ReplicaLoad.ipSettings(c, ids: ipIDs)
         let domains = domainsChanged ? try ReplicaLoad.domains(c) : nil
+        let rules = rulesChanged ? try ReplicaLoad.destinationRules(c) : nil
         let devicesByID = Dictionary(devices.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let keysRead = Set(devices.map { "\($0.domainID):\($0.username)" })
         replica.update { t in
@@ -260,6 +262,7 @@ final class ReplicaFeed: Sendable {
                     }
                 case .ipSetting(let id): t.setIPSetting(id, ipSettings[id])
                 case .domains: if let (list, aliases) = domains { t.setDomains(list, aliases: aliases) }
+                case .destinationRules: if let rules { t.setDestinationRules(rules) }
                 case let .lock(scope, subject, until): t.setLock(scope: scope, subject: subject, until: until)
                 case let .trust(subject, source, last): t.setTrust(subject: subject, source: source, lastSuccess: last)
                 case .reloadAll, .heartbeat: break

@@ -34,6 +34,10 @@ public final class Service: Sendable {
 
     /// `listener`: the running generation's listening socket, taken over on a reload.
     public init(config: ServiceConfig, logger: Logger, listener: TCPSocket? = nil) throws {
+        var config = config
+        // No event socket, no hangup events: no slot could be released (`load` refuses an explicit
+        // call_limits = global without them).
+        if config.eventSockets.isEmpty { config.dialplan.callLimits = .perSwitch }
         self.config = config
         self.logger = logger
         acl = ACLCache(file: config.aclCacheFile)

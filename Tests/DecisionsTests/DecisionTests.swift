@@ -505,3 +505,103 @@ struct TextTests {
         }
     }
 }
+
+// MARK: Call controls (issue 21)
+
+@Suite("call controls (pure)")
+struct CallControlDecisionTests {
+    static func rule(_ id: Int64, _ action: DestinationRule.Action, _ prefix: String, account: Int64? = nil) -> DestinationRule {
+        DestinationRule(id: id, accountID: account, action: action, prefix: prefix)
+    }
+
+    struct Row: Sendable, CustomTestStringConvertible {
+        var name: String
+        var destination: String
+        var rules: [DestinationRule]
+        var expected: DestinationVerdict
+        var testDescription: String { name }
+    }
+
+    static let premium = rule(1, .deny, "1900")
+    static let rows: [Row] = [
+        Row(name: "no rules", destination: "15551234", rules: [], expected: .allowed(by: nil)),
+        Row(name: "global deny", destination: "19005551234", rules: [premium], expected: .denied(by: premium)),
+        Row(name: "global deny, other destination", destination: "15551234", rules: [premium], expected: .allowed(by: nil)),
+        Row(name: "account allow overrides a global deny of the same prefix", destination: "19005551234",
+            rules: [premium, rule(2, .allow, "1900", account: 7)], expected: .allowed(by: rule(2, .allow, "1900", account: 7))),
+        Row(name: "longer prefix wins: global allow 19005 over global deny 1900", destination: "19005551234",
+            rules: [premium, rule(3, .allow, "19005")], expected: .allowed(by: rule(3, .allow, "19005"))),
+        Row(name: "longer global deny beats a shorter account allow", destination: "19005551234",
+            rules: [premium, rule(4, .allow, "1", account: 7)], expected: .denied(by: premium)),
+        Row(name: "same scope and length: deny beats allow", destination: "4420", rules: [rule(5, .allow, "44"), rule(6, .deny, "44")],
+            expected: .denied(by: rule(6, .deny, "44"))),
+        Row(name: "account allow list: others not allowed", destination: "4930123", rules: [rule(7, .allow, "44", account: 7)],
+            expected: .notAllowed),
+        Row(name: "account allow list: its prefix allowed", destination: "4420123", rules: [rule(7, .allow, "44", account: 7)],
+            expected: .allowed(by: rule(7, .allow, "44", account: 7))),
+        Row(name: "a global allow alone does not make an allow list", destination: "4930123", rules: [rule(8, .allow, "44")],
+            expected: .allowed(by: nil)),
+        Row(name: "account allow list with a global allow for the destination", destination: "112",
+            rules: [rule(7, .allow, "44", account: 7), rule(9, .allow, "112")], expected: .allowed(by: rule(9, .allow, "112"))),
+    ]
+
+    @Test(arguments: rows)
+    func destinationLists(_ row: Row) {
+        #expect(DestinationScreen.verdict(destination: row.destination, rules: row.rules) == row.expected)
+    }
+
+    static let policy = DialplanPolicy(callLimits: .global)
+
+    /// The IP decision applies the lists to the destination as routed (after the strip) and names the rule.
+    @Test func ipDecisionScreensTheRoutedDestination() {
+        var acct = account(7, "7")
+        acct.destinationRules = [Self.premium]
+        let s = [setting(1, "192.0.2.0/24", "77", acct, strip: true)]
+        let denied = DialplanDecider.decideIP(context: "switchauth", source: "192.0.2.5", destination: "7719005551234", candidates: s, policy: Self.policy)
+        #expect(denied.reason == .destinationDenied)
+        #expect(denied.answer == .reject(context: "switchauth", .forbidden))
+        #expect(denied.detail.contains("deny 1900 (global, rule 1)"))
+        let allowed = DialplanDecider.decideIP(context: "switchauth", source: "192.0.2.5", destination: "7715551234", candidates: s, policy: Self.policy)
+        #expect(allowed.reason == .ok)
+        let digestDenied = DialplanDecider.decideDigest(context: "switchauth", destination: "19001",
+                                                        device: DeviceFacts(id: 1, username: "u", realm: "r", ha1MD5: "", ha1SHA256: "", account: acct),
+                                                        policy: Self.policy)
+        #expect(digestDenied.reason == .destinationDenied)
+    }
+
+    /// Which allowed calls need the shared counters, and what their verdicts become.
+    @Test func admissionAndVerdicts() {
+        let limited = account(7, "7", channels: 2)
+        let s = [setting(1, "192.0.2.0/24", "", limited)]
+        let allow = DialplanDecider.decideIP(context: "c", source: "192.0.2.5", destination: "123", candidates: s, policy: Self.policy)
+        let admission = CallAdmission(uniqueID: "u-1", coreUUID: "core", accountID: 7, maxChannels: 2, accountCPS: 0, ipSettingID: 1, ipSettingCPS: 0)
+        #expect(DialplanDecider.admission(for: allow, uniqueID: "u-1", coreUUID: "core") == .admit(admission))
+        // Per switch: nothing to admit (the switch's limit hash counts).
+        let perSwitch = DialplanDecider.decideIP(context: "c", source: "192.0.2.5", destination: "123", candidates: s, policy: DialplanPolicy())
+        #expect(DialplanDecider.admission(for: perSwitch, uniqueID: "u-1", coreUUID: "core") == .none)
+        // Unlimited account and setting: nothing to admit.
+        let free = DialplanDecider.decideIP(context: "c", source: "192.0.2.5", destination: "123",
+                                            candidates: [setting(1, "192.0.2.0/24", "", account(8, "8"))], policy: Self.policy)
+        #expect(DialplanDecider.admission(for: free, uniqueID: nil, coreUUID: nil) == .none)
+        // A limited call without a usable key for its slot is refused, never let through uncounted.
+        for (uuid, core) in [(nil, "core"), ("u-1", nil), ("", "core"), ("u 1", "core"), ("u-1", "c$re")] as [(String?, String?)] {
+            guard case .refuse(let d) = DialplanDecider.admission(for: allow, uniqueID: uuid, coreUUID: core) else {
+                Issue.record("\(String(describing: uuid)) \(String(describing: core)) was not refused")
+                continue
+            }
+            #expect(d.reason == .hostileRequest)
+        }
+        #expect(DialplanDecider.admitted(allow, .admitted(inUse: 1)).reason == .ok)
+        #expect(DialplanDecider.admitted(allow, .alreadyHeld).reason == .ok)
+        let busy = DialplanDecider.admitted(allow, .channelLimit(inUse: 2))
+        #expect(busy.reason == .channelLimit && busy.answer == .reject(context: "c", .busyHere))
+        let fast = DialplanDecider.admitted(allow, .cpsLimit(ipSetting: true))
+        #expect(fast.reason == .cpsLimit && fast.answer == .reject(context: "c", .unavailable))
+        for text in ["held", "ok:3", "channels:2", "cps:account", "cps:ip_setting"] {
+            #expect(AdmissionVerdict(databaseText: text) != nil, "\(text)")
+        }
+        for text in ["", "ok:", "ok:x", "channels", "cps:other"] {
+            #expect(AdmissionVerdict(databaseText: text) == nil, "\(text)")
+        }
+    }
+}

@@ -72,6 +72,17 @@ struct XMLTests {
                 + #"<action application="transfer" data="9212345 XML switchauth_routing"/></condition></extension></context></section></document>"#)
     }
 
+    /// call_limits = global: the slot is held in the shared database, so no per-switch `limit`
+    /// (which would count N times with N switches); the channel is marked for the hangup listener.
+    @Test func dialplanAllowGlobalLimitsHasNoLimitHash() {
+        let a = DialplanAllowance(account: AccountFacts(id: 7, number: "1012", maxChannels: 10), method: "ip", ipSettingID: 11, deviceID: nil,
+                                  destination: "9212345", callerIDName: nil, callerIDNumber: nil,
+                                  routingContext: "switchauth_routing", limitRealm: "switchauth", globalLimits: true)
+        let doc = Self.text(Documents.dialplan(.allow(context: "switchauth", a), reason: .ok))
+        #expect(!doc.contains("limit"))
+        #expect(doc.contains(#"<action application="set" data="switchauth_slot=global"/><action application="transfer" data="9212345 XML switchauth_routing"/>"#))
+    }
+
     /// Every rendered document is well-formed XML (checked with Foundation's parser).
     @Test func documentsAreWellFormed() throws {
         let weird = "<&>\"'$${x}\u{1}ü"

@@ -63,6 +63,16 @@ struct ConfigTests {
         #expect(try ServiceConfig.load(fileText: nil, environment: ["SWITCHAUTH_EVENT_SOCKETS": ""]).eventSockets.isEmpty)
     }
 
+    /// call_limits (issue 21): global by default, per switch when no event socket could release a
+    /// slot, and an error when global is asked for without one.
+    @Test func callLimitsFollowTheEventSockets() throws {
+        #expect(try ServiceConfig.load(fileText: nil, environment: [:]).dialplan.callLimits == .global)
+        #expect(try ServiceConfig.load(fileText: "event_sockets =", environment: [:]).dialplan.callLimits == .perSwitch)
+        #expect(try ServiceConfig.load(fileText: "call_limits = switch", environment: [:]).dialplan.callLimits == .perSwitch)
+        #expect(throws: ConfigError.self) { try ServiceConfig.load(fileText: "call_limits = global\nevent_sockets =", environment: [:]) }
+        #expect(throws: ConfigError.self) { try ServiceConfig.load(fileText: "call_limits = everywhere", environment: [:]) }
+    }
+
     @Test(arguments: [
         ("listen_port = 70000", "listen_port"), ("nonsense", "line 1"), ("colour = blue", "unknown setting 'colour'"),
         ("allow_clients = 10.0.0.1/8", "not an address or network"), ("basic_auth = nocolon", "user:password"),

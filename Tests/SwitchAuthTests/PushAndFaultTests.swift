@@ -120,6 +120,7 @@ struct PushTests {
         let fake = try FakeEventSocket()
         var config = fixtureConfig(database: dbConfig)
         config.eventSockets = [EventSocketEndpoint(host: "127.0.0.1", port: fake.port, password: "ClueCon")]
+        config.dialplan.callLimits = .perSwitch // the fake switch records every command: pushes only
         let s = try RunningService(config)
         defer { s.stop() }
         // Service start: every switch reloads its ACL (it may have started without us).
@@ -161,6 +162,7 @@ struct PushTests {
         let good = try FakeEventSocket()
         defer { good.stop() }
         var config = fixtureConfig(database: dbConfig)
+        config.dialplan.callLimits = .perSwitch // the fake switches record every command: pushes only
         config.eventSockets = [EventSocketEndpoint(host: "127.0.0.1", port: hung.localPort, password: "ClueCon"),
                                EventSocketEndpoint(host: "127.0.0.1", port: good.port, password: "ClueCon")]
         let s = try RunningService(config)

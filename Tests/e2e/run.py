@@ -739,6 +739,32 @@ def cps_limit_across_switches(env):
         env.fs2_stop()
 
 
+@scenario
+def destination_lists(env):
+    """A global deny (premium rate) refuses with 403 at once; an account's allow overrides it for that
+    account; an account with allow rules dials only those; removing the rules restores the calls."""
+    def ip_call(ip, dest):
+        c = env.ua(local_ip=ip, port=IP_PORT, user="pbx").call(dest)
+        if c.status == 200:
+            c.hangup()
+        return c.status
+    expect(ip_call("127.0.0.10", "9190055501"), 200, "before any rule")
+    deny = json.loads(env.cli("destination", "deny", "91900", "--note", "premium rate", "--json").stdout)
+    eventually(lambda: ip_call("127.0.0.10", "9190055501") == 403, "global deny of 91900 applied", timeout=3, interval=0.2)
+    expect(ip_call("127.0.0.10", "9155501"), 200, "another destination still routes")
+    allow = json.loads(env.cli("destination", "allow", "91900", "--account", "1001", "--json").stdout)
+    eventually(lambda: ip_call("127.0.0.10", "9190055501") == 200, "the account's allow overrides the global deny", timeout=3, interval=0.2)
+    only = json.loads(env.cli("destination", "allow", "9244", "--account", "1012", "--json").stdout)
+    eventually(lambda: ip_call("127.0.0.10", "9233001") == 403, "1012 has an allow list: 9233 is not on it", timeout=3, interval=0.2)
+    expect(ip_call("127.0.0.10", "9244001"), 200, "1012 dials what its list allows")
+    listed = env.cli("destination", "list", "--account", "1012").stdout
+    if "9244" not in listed or "91900" not in listed:
+        raise Failure(f"destination list --account 1012 shows its rules and the global ones: {listed!r}")
+    for r in (deny, allow, only):
+        env.cli("destination", "remove", str(r["id"]))
+    eventually(lambda: ip_call("127.0.0.10", "9233001") == 200, "rules removed", timeout=3, interval=0.2)
+
+
 # --- changes reach the switch with no manual step -------------------------------------------------
 
 @scenario
