@@ -27,7 +27,10 @@ public struct Explanation: Sendable {
         switch d.answer {
         case .allow(_, let a):
             return "allowed (\(d.reason.rawValue)): accountcode \(a.account.number), transfer \(a.destination) XML \(a.routingContext)"
-                + (a.account.maxChannels > 0 ? ", limit \(a.account.maxChannels) channels (486 past it)" : "")
+                + (a.account.maxChannels > 0
+                    ? ", limit \(a.account.maxChannels) channels \(a.globalLimits ? "across every switch" : "per switch") (486 past it)" : "")
+                + (a.globalLimits && a.account.maxCPS > 0 ? ", \(a.account.maxCPS) calls/s (503 past it)" : "")
+                + (a.globalLimits && a.ipSettingCPS > 0 ? ", IP setting \(a.ipSettingCPS) calls/s (503 past it)" : "")
         case .reject(_, let r):
             return "rejected: \(r.code) \(r.phrase) (\(d.reason.rawValue))"
         case .notFound:
@@ -63,7 +66,7 @@ extension Resolver {
         } else {
             e.steps.append("\(ip) is not an IP address")
         }
-        finishCall(&e, lookup, facts)
+        finishCall(&e, lookup, facts, db: db)
         return e
     }
 
@@ -97,21 +100,56 @@ extension Resolver {
                 ("hostname", "explain"), ("section", "dialplan"), ("tag_name", ""), ("key_name", ""), ("key_value", ""),
                 ("Hunt-Context", explainContext), ("Hunt-Destination-Number", destination), ("variable_sip_authorized", "true"),
                 ("variable_user_name", user), ("variable_domain_name", domain)]))
-            finishCall(&e, call, try self.facts(call, db: db))
+            finishCall(&e, call, try self.facts(call, db: db), db: db)
         }
         return e
     }
 
-    private func finishCall(_ e: inout Explanation, _ lookup: Lookup, _ facts: LookupFacts) {
+    private func finishCall(_ e: inout Explanation, _ lookup: Lookup, _ facts: LookupFacts, db: Connection) {
         guard case .dialplan(_, let query) = lookup else { return }
         let decision = dialplanDecision(query, facts)
         e.dialplan = decision
+        var account: AccountFacts?
+        var routed = ""
+        switch decision.answer {
+        case .allow(_, let a): account = a.account; routed = a.destination
+        default:
+            if case .ipCandidates(let c) = facts, case let .ip(_, source, destination) = query, let address = IPAddress(source),
+               let chosen = DialplanDecider.chooseIPSetting(source: address, destination: destination, candidates: c) {
+                account = chosen.account
+                routed = chosen.stripPrefix ? String(destination.dropFirst(chosen.prefix.count)) : destination
+            } else if case .device(let d?) = facts, case let .digest(_, _, _, destination) = query {
+                account = d.account
+                routed = destination
+            }
+        }
+        if let account {
+            e.steps += Self.destinationSteps(routed, account)
+            if config.dialplan.callLimits == .global && (account.maxChannels > 0 || account.maxCPS > 0) {
+                let up = (try? CallSlots.inUse(db, accountID: account.id)).map(String.init) ?? "unknown (database)"
+                e.steps.append("call controls (across every switch): \(up) calls up now of \(account.maxChannels == 0 ? "unlimited" : String(account.maxChannels)); calls per second \(account.maxCPS == 0 ? "unlimited" : String(account.maxCPS)) (explain takes no slot)")
+            }
+        }
         e.dialplanXML = String(decoding: decide(lookup, facts).0.body, as: UTF8.self)
         e.steps.append("=> " + Explanation.describe(decision))
     }
 
+    /// Which destination rule decides, or why none does.
+    static func destinationSteps(_ destination: String, _ a: AccountFacts) -> [String] {
+        guard !a.destinationRules.isEmpty else { return ["destination lists: no rule for account \(a.number) or global"] }
+        var steps = ["destination lists for \(destination) (\(a.destinationRules.count) rules, global and the account's):"]
+        for r in a.destinationRules where destination.hasPrefix(r.prefix) { steps.append("  matches \(r.summary)") }
+        switch DestinationScreen.verdict(destination: destination, rules: a.destinationRules) {
+        case .allowed(let r?): steps.append("  decides: \(r.summary) (longest prefix)")
+        case .allowed(nil): steps.append("  no rule begins it: allowed")
+        case .denied(let r): steps.append("  decides: \(r.summary): 403 destination_denied")
+        case .notAllowed: steps.append("  the account has allow rules and none begins it: 403 destination_not_allowed")
+        }
+        return steps
+    }
+
     static func gates(_ a: AccountFacts) -> [String] {
-        ["account \(a.number): status \(a.status.rawValue)\(a.expired ? ", expired" : ""), \(a.kind.rawValue), \(a.billing.rawValue), balance \(a.balance), credit limit \(a.creditLimit), max channels \(a.maxChannels == 0 ? "unlimited" : String(a.maxChannels))",
+        ["account \(a.number): status \(a.status.rawValue)\(a.expired ? ", expired" : ""), \(a.kind.rawValue), \(a.billing.rawValue), balance \(a.balance), credit limit \(a.creditLimit), max channels \(a.maxChannels == 0 ? "unlimited" : String(a.maxChannels)), max calls/s \(a.maxCPS == 0 ? "unlimited" : String(a.maxCPS))",
          "  standing: \(AccountGate.standing(a)?.rawValue ?? "ok"); funds: \(AccountGate.funds(a)?.rawValue ?? "ok")"]
     }
 }

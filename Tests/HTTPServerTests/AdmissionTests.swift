@@ -211,7 +211,7 @@ struct AdmissionTests {
         let afterStall = zip(closedAt, stalledAt).compactMap { closed, stalled in closed.map { $0 - (stalled ?? 0) } }
         print("20 pipelining non-readers: closed \(times.count)/\(count), last at \(String(format: "%.2f", times.max() ?? -1)) s, at most \(String(format: "%.2f", afterStall.max() ?? -1)) s after its sends stalled; largest server send queue \(maxKernel) bytes, user-space unsent at most \(maxUser) bytes in all; write timeouts \(server.counters.writeTimeouts.load(ordering: .relaxed))")
         #expect(times.count == count, "every non-reader cut")
-        #expect((afterStall.max() ?? 99) < 3, "within write_timeout_ms (1 s) and a generous margin of the stall")
+        #expect((afterStall.max() ?? 99) < 5, "within write_timeout_ms (1 s) and a margin for a loaded 2-core machine (before the fix none was cut in 8 s)")
         #expect(maxKernel <= 1 << 20, "kernel send queue per connection bounded by SO_SNDBUF")
         #expect(maxUser <= count * (256 << 10), "user-space output per connection bounded")
         #expect(server.counters.writeTimeouts.load(ordering: .relaxed) == count)
