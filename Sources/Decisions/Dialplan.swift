@@ -45,9 +45,16 @@ public struct CallAdmission: Sendable, Equatable {
     public var accountCPS: Int
     public var ipSettingID: Int64?
     public var ipSettingCPS: Int
+    /// As routed: what fraud thresholds per prefix are counted by.
+    public var destination: String
+    /// Keep a slot even without max_channels: a concurrent-calls fraud threshold counts them.
+    public var trackChannels: Bool
+    /// The account's fraud thresholds that the call is counted for.
+    public var fraudThresholds: [FraudThreshold]
 
     public init(uniqueID: String, coreUUID: String, accountID: Int64, maxChannels: Int, accountCPS: Int,
-                ipSettingID: Int64?, ipSettingCPS: Int) {
+                ipSettingID: Int64?, ipSettingCPS: Int, destination: String = "", trackChannels: Bool = false,
+                fraudThresholds: [FraudThreshold] = []) {
         self.uniqueID = uniqueID
         self.coreUUID = coreUUID
         self.accountID = accountID
@@ -55,6 +62,9 @@ public struct CallAdmission: Sendable, Equatable {
         self.accountCPS = accountCPS
         self.ipSettingID = ipSettingID
         self.ipSettingCPS = ipSettingCPS
+        self.destination = destination
+        self.trackChannels = trackChannels
+        self.fraudThresholds = fraudThresholds
     }
 }
 
@@ -77,7 +87,8 @@ public enum AdmissionVerdict: Sendable, Equatable {
     /// The account, or the IP setting, admitted its max_cps calls in the last second.
     case cpsLimit(ipSetting: Bool)
 
-    /// `switchauth_admit_call`'s answer (migration 0009); nil when it is not one of its forms.
+    /// `switchauth_admit_call`'s verdict (the part before its first '|'; migration 0009); nil when
+    /// it is not one of its forms.
     public init?(databaseText t: String) {
         if t == "held" { self = .alreadyHeld; return }
         if t == "cps:account" { self = .cpsLimit(ipSetting: false); return }
@@ -271,19 +282,27 @@ public enum DialplanDecider {
     /// released.
     public static func admission(for decision: DialplanDecision, uniqueID: String?, coreUUID: String?) -> AdmissionNeed {
         guard case let .allow(context, a) = decision.answer, a.globalLimits else { return .none }
-        guard a.account.maxChannels > 0 || a.account.maxCPS > 0 || a.ipSettingCPS > 0 else { return .none }
+        let fraud = FraudCheck.applicable(a.account.fraudThresholds, destination: a.destination)
+        guard a.account.maxChannels > 0 || a.account.maxCPS > 0 || a.ipSettingCPS > 0 || !fraud.isEmpty else { return .none }
         guard let uniqueID, isValidUUID(uniqueID), let coreUUID, isValidUUID(coreUUID) else {
             return .refuse(reject(context, .hostileRequest, decision.detail + " (no usable Unique-ID or Core-UUID for the call's slot)"))
         }
+        // Concurrent calls are counted from slots: any such threshold of the account keeps one per call.
+        let track = a.account.fraudThresholds.contains { $0.metric == .concurrentCalls }
         return .admit(CallAdmission(uniqueID: uniqueID, coreUUID: coreUUID, accountID: a.account.id,
                                       maxChannels: a.account.maxChannels, accountCPS: a.account.maxCPS,
-                                      ipSettingID: a.ipSettingID, ipSettingCPS: a.ipSettingCPS))
+                                      ipSettingID: a.ipSettingID, ipSettingCPS: a.ipSettingCPS,
+                                      destination: a.destination, trackChannels: track, fraudThresholds: fraud))
     }
 
     /// The decision once the shared counters have spoken: unchanged when admitted, else refused
     /// with the limit's reason.
-    public static func admitted(_ decision: DialplanDecision, _ verdict: AdmissionVerdict) -> DialplanDecision {
+    public static func admitted(_ decision: DialplanDecision, _ verdict: AdmissionVerdict,
+                                fraud: [FraudCrossing] = []) -> DialplanDecision {
         guard case let .allow(context, a) = decision.answer else { return decision }
+        if let critical = fraud.first(where: { $0.level == .critical }) {
+            return reject(context, .fraudCritical, decision.detail + " fraud: \(critical.threshold.metric.rawValue) \(critical.value) > \(critical.levelValue), account suspended")
+        }
         switch verdict {
         case .admitted(let n):
             var d = decision

@@ -23,11 +23,13 @@ public struct AccountFacts: Sendable, Equatable {
     public var expired: Bool
     /// The destination rules that apply to its calls: the global ones and its own.
     public var destinationRules: [DestinationRule]
+    /// Its fraud thresholds.
+    public var fraudThresholds: [FraudThreshold]
 
     public init(id: Int64, number: String, name: String = "", kind: AccountKind = .customer,
                 status: AccountStatus = .active, billing: Billing = .prepaid, balance: Decimal = 10,
                 creditLimit: Decimal = 0, maxChannels: Int = 0, maxCPS: Int = 0, expired: Bool = false,
-                destinationRules: [DestinationRule] = []) {
+                destinationRules: [DestinationRule] = [], fraudThresholds: [FraudThreshold] = []) {
         self.id = id
         self.number = number
         self.name = name
@@ -40,6 +42,7 @@ public struct AccountFacts: Sendable, Equatable {
         self.maxCPS = maxCPS
         self.expired = expired
         self.destinationRules = destinationRules
+        self.fraudThresholds = fraudThresholds
     }
 }
 

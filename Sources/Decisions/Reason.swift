@@ -31,6 +31,8 @@ public enum Reason: String, Sendable, Equatable, CaseIterable {
     case cpsLimit = "cps_limit"
     case destinationDenied = "destination_denied"
     case destinationNotAllowed = "destination_not_allowed"
+    /// A critical fraud threshold was passed: the account is suspended, the call refused.
+    case fraudCritical = "fraud_critical"
     // Infrastructure
     case databaseUnavailable = "database_unavailable"
 }

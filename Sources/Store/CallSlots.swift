@@ -5,17 +5,49 @@ import Postgres
 /// The call controls shared by every switch and instance (migration 0009): a slot per call of an
 /// account with max_channels, and the calls admitted per second of an account or IP setting.
 public enum CallSlots {
-    /// Admits one call against every limit that applies, atomically (`switchauth_admit_call`).
-    public static func admit(_ db: Connection, _ a: CallAdmission) throws -> AdmissionVerdict {
-        let r = try db.execute("SELECT switchauth_admit_call($1, $2, $3::bigint, $4::int, $5::int, $6::bigint, $7::int)", [
+    public struct Admission: Sendable, Equatable {
+        public var verdict: AdmissionVerdict
+        /// The call's fraud thresholds, counted (including it).
+        public var measurements: [FraudMeasurement]
+    }
+
+    /// Admits one call against every limit that applies and counts it for its fraud thresholds,
+    /// atomically (`switchauth_admit_call`).
+    public static func admit(_ db: Connection, _ a: CallAdmission) throws -> Admission {
+        let r = try db.execute("SELECT switchauth_admit_call($1, $2, $3::bigint, $4::int, $5::int, $6::bigint, $7::int, $8, $9::bool)", [
             a.uniqueID, a.coreUUID, String(a.accountID), String(a.maxChannels), String(a.accountCPS),
-            a.ipSettingID.map(String.init), String(a.ipSettingCPS),
+            a.ipSettingID.map(String.init), String(a.ipSettingCPS), a.destination, a.trackChannels ? "true" : "false",
         ])
         let text: String = try r.decode(0, 0)
-        guard let verdict = AdmissionVerdict(databaseText: text) else {
+        guard let admission = parse(text) else {
             throw PostgresError(kind: .decoding, operation: "switchauth_admit_call", message: "unexpected answer \(text)")
         }
-        return verdict
+        return admission
+    }
+
+    /// `<verdict>|<id>=<value>,...|<window ms>,...`.
+    static func parse(_ text: String) -> Admission? {
+        let parts = text.split(separator: "|", omittingEmptySubsequences: false)
+        guard parts.count == 3, let verdict = AdmissionVerdict(databaseText: String(parts[0])) else { return nil }
+        let counts = parts[1].split(separator: ","), windows = parts[2].split(separator: ",")
+        guard counts.count == windows.count else { return nil }
+        var measurements: [FraudMeasurement] = []
+        for (c, w) in zip(counts, windows) {
+            let kv = c.split(separator: "=")
+            guard kv.count == 2, let id = Int64(kv[0]), let value = Int(kv[1]), let ms = Int64(w) else { return nil }
+            measurements.append(FraudMeasurement(thresholdID: id, value: value, windowMilliseconds: ms))
+        }
+        return Admission(verdict: verdict, measurements: measurements)
+    }
+
+    /// Records a level passed (once per threshold, level and window) and, for a critical one,
+    /// suspends the account and releases the call's slot, in one transaction
+    /// (`switchauth_fraud_event`). Returns whether this call recorded it first.
+    public static func recordFraud(_ db: Connection, accountID: Int64, _ c: FraudCrossing, uniqueID: String) throws -> Bool {
+        try db.execute("SELECT switchauth_fraud_event($1::bigint, $2::bigint, $3, $4::int, $5::int, $6::bigint, $7)", [
+            String(accountID), String(c.threshold.id), c.level.rawValue, String(c.value), String(c.levelValue),
+            String(c.windowMilliseconds), uniqueID,
+        ]).decode(0, 0)
     }
 
     /// Releases the slots of calls that hung up (one statement for a batch of hangup events).

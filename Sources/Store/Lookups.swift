@@ -8,9 +8,11 @@ enum AccountColumns {
         a.id, a.number, a.name, a.kind, a.status, a.billing, a.balance::text, a.credit_limit::text, a.max_channels,
         (a.expires_at IS NOT NULL AND a.expires_at <= now()), a.max_cps,
         (SELECT json_agg(json_build_array(r.id, r.account_id, r.action, r.prefix, r.note) ORDER BY r.id)::text
-           FROM destination_rules r WHERE r.account_id IS NULL OR r.account_id = a.id)
+           FROM destination_rules r WHERE r.account_id IS NULL OR r.account_id = a.id),
+        (SELECT json_agg(json_build_array(f.id, f.prefix, f.metric, f.warning, f.critical) ORDER BY f.id)::text
+           FROM fraud_thresholds f WHERE f.account_id = a.id)
         """
-    static let count = 12
+    static let count = 13
 
     static func decode(_ r: QueryResult, _ row: Int, at c: Int) throws -> AccountFacts {
         func enumValue<E: RawRepresentable>(_ column: Int, _: E.Type) throws -> E where E.RawValue == String {
@@ -30,7 +32,23 @@ enum AccountColumns {
             kind: try enumValue(c + 3, AccountKind.self), status: try enumValue(c + 4, AccountStatus.self),
             billing: try enumValue(c + 5, Billing.self), balance: try decimal(c + 6), creditLimit: try decimal(c + 7),
             maxChannels: try r.decode(row, c + 8), maxCPS: try r.decode(row, c + 10), expired: try r.decode(row, c + 9),
-            destinationRules: try rules(r.string(row, c + 11)))
+            destinationRules: try rules(r.string(row, c + 11)), fraudThresholds: try fraud(r.string(row, c + 12)))
+    }
+
+    /// The thresholds' JSON (`[[id, prefix, metric, warning, critical], ...]`; NULL: none).
+    static func fraud(_ json: String?) throws -> [FraudThreshold] {
+        guard let json else { return [] }
+        guard let rows = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[Any]] else {
+            throw PostgresError(kind: .decoding, operation: "decode", message: "bad fraud thresholds")
+        }
+        return try rows.map { row in
+            guard row.count == 5, let id = (row[0] as? NSNumber)?.int64Value, let prefix = row[1] as? String,
+                  let metric = (row[2] as? String).flatMap(FraudThreshold.Metric.init(rawValue:)) else {
+                throw PostgresError(kind: .decoding, operation: "decode", message: "bad fraud threshold")
+            }
+            return FraudThreshold(id: id, prefix: prefix, metric: metric, warning: (row[3] as? NSNumber)?.intValue,
+                                  critical: (row[4] as? NSNumber)?.intValue)
+        }
     }
 
     /// The rules' JSON (`[[id, account_id, action, prefix, note], ...]`; NULL: none).

@@ -182,6 +182,13 @@ public struct ReplicaTables: Sendable {
     /// (built once per change, so that a lookup only retains an array).
     public private(set) var globalRules: [DestinationRule] = []
     public private(set) var rulesByAccount: [Int64: [DestinationRule]] = [:]
+    public private(set) var fraudByAccount: [Int64: [FraudThreshold]] = [:]
+
+    public mutating func setFraudThresholds(_ thresholds: [(accountID: Int64, threshold: FraudThreshold)]) {
+        var byAccount: [Int64: [FraudThreshold]] = [:]
+        for t in thresholds { byAccount[t.accountID, default: []].append(t.threshold) }
+        fraudByAccount = byAccount
+    }
 
     public init() {}
 
@@ -197,6 +204,7 @@ public struct ReplicaTables: Sendable {
     func accountFacts(_ account: ReplicaAccount, _ now: Int64) -> AccountFacts {
         var f = account.at(now)
         f.destinationRules = rulesByAccount[f.id] ?? globalRules
+        f.fraudThresholds = fraudByAccount[f.id] ?? []
         return f
     }
 
@@ -375,7 +383,7 @@ public enum ReplicaChange: Sendable, Equatable {
     case deviceKeyGone(domainID: Int32, username: String)
     case ipSetting(Int64)
     case domains
-    /// Destination rules changed: the copy reads them all again.
+    /// Destination rules or fraud thresholds changed: the copy reads them all again.
     case destinationRules
     case lock(scope: String, subject: String, until: Int64?)
     case trust(subject: String, source: String, lastSuccess: Int64?)
@@ -458,6 +466,7 @@ public enum ReplicaLoad {
             let (domains, aliases) = try self.domains(db)
             t.setDomains(domains, aliases: aliases)
             t.setDestinationRules(try destinationRules(db))
+            t.setFraudThresholds(try fraudThresholds(db))
             let locks = try db.execute("""
                 SELECT scope, subject, floor(extract(epoch FROM locked_until) * 1000)::bigint
                   FROM auth_failures WHERE locked_until > now()
@@ -538,6 +547,17 @@ public enum ReplicaLoad {
             }
             return DestinationRule(id: try r.decode(i, 0), accountID: r.string(i, 1).flatMap { Int64($0) }, action: action,
                                    prefix: try r.decode(i, 3), note: try r.decode(i, 4))
+        }
+    }
+
+    public static func fraudThresholds(_ db: Connection) throws -> [(accountID: Int64, threshold: FraudThreshold)] {
+        let r = try db.execute("SELECT id, account_id, prefix, metric, warning, critical FROM fraud_thresholds ORDER BY id")
+        return try (0..<r.rowCount).map { i in
+            guard let metric = FraudThreshold.Metric(rawValue: try r.decode(i, 3)) else {
+                throw PostgresError(kind: .decoding, operation: "decode", message: "unexpected fraud metric")
+            }
+            return (try r.decode(i, 1), FraudThreshold(id: try r.decode(i, 0), prefix: try r.decode(i, 2), metric: metric,
+                                                       warning: r.string(i, 4).flatMap { Int($0) }, critical: r.string(i, 5).flatMap { Int($0) }))
         }
     }
 

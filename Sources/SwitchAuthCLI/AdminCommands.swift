@@ -260,6 +260,69 @@ struct DestinationCommand: ParsableCommand {
     }
 }
 
+// MARK: fraud
+
+extension FraudThreshold.Metric: ExpressibleByArgument {}
+
+struct FraudCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fraud",
+        abstract: "Fraud thresholds per account: a warning level (logged, counted, webhook) and a critical one (account suspended).",
+        discussion: """
+            Metrics: calls_per_minute (calls admitted in the current UTC minute), attempts_per_day
+            (calls attempted, admitted or not, in the current UTC day), concurrent_calls (calls up).
+            A level is passed when the value goes above it; passing critical suspends the account at
+            once (audited; every switch is told) and refuses the call with 403 fraud_critical.
+            Examples:
+              switchauth fraud set 1001 --metric calls_per_minute --warning 30 --critical 60
+              switchauth fraud set 1001 --metric attempts_per_day --prefix 882 --critical 20
+            Counted with call_limits = global only.
+            """,
+        subcommands: [Set.self, List.self, Remove.self, Events.self])
+
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set (add or replace) a threshold.")
+        @OptionGroup var options: DatabaseOptions
+        @Argument(help: "Account number.") var account: String
+        @Option(help: "calls_per_minute, attempts_per_day or concurrent_calls.") var metric: FraudThreshold.Metric
+        @Option(help: "Destination prefix the threshold counts (empty: every destination).") var prefix: String = ""
+        @Option(help: "Warning level.") var warning: Int?
+        @Option(help: "Critical level: passing it suspends the account.") var critical: Int?
+        func run() throws {
+            let id = try admin(options) {
+                try $0.setFraudThreshold(account: account, metric: metric, prefix: prefix, warning: warning, critical: critical)
+            }
+            Output.done("fraud threshold \(id) of account \(account): \(metric.rawValue)\(prefix.isEmpty ? "" : " to \(prefix)") warning \(warning.map(String.init) ?? "-") critical \(critical.map(String.init) ?? "-")",
+                        json: options.json, fields: ["id": String(id)])
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List thresholds (of one account with --account).")
+        @OptionGroup var options: DatabaseOptions
+        @Option var account: String?
+        func run() throws { Output.print(try admin(options) { try $0.listFraudThresholds(account: account) }, json: options.json) }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a threshold by id.")
+        @OptionGroup var options: DatabaseOptions
+        @Argument var id: Int64
+        func run() throws {
+            try admin(options) { try $0.removeFraudThreshold(id: id) }
+            Output.done("removed fraud threshold \(id)", json: options.json)
+        }
+    }
+
+    struct Events: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Levels passed, newest first.")
+        @OptionGroup var options: DatabaseOptions
+        @Option var account: String?
+        @Option(help: "At most this many.") var limit: Int = 100
+        func run() throws { Output.print(try admin(options) { try $0.listFraudEvents(account: account, limit: limit) }, json: options.json) }
+    }
+}
+
 // MARK: device
 
 struct PasswordOptions: ParsableArguments {

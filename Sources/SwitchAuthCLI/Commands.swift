@@ -18,7 +18,7 @@ public struct SwitchAuthCommand: ParsableCommand {
             Operators: 'switchauth migrate', 'switchauth gateway-secret', then 'switchauth domain add',
             'account add', 'ip add', 'device add', and 'switchauth serve --config /etc/switchauth.conf'.
             """,
-        subcommands: [Serve.self, Migrate.self, Demo.self, AccountCommand.self, IPCommand.self, DestinationCommand.self, DeviceCommand.self,
+        subcommands: [Serve.self, Migrate.self, Demo.self, AccountCommand.self, IPCommand.self, DestinationCommand.self, FraudCommand.self, DeviceCommand.self,
                       DomainCommand.self, ImportCommand.self, Explain.self, Lockouts.self, GatewaySecret.self,
                       ConsoleCommand.self]
     )

@@ -218,8 +218,10 @@ final class SwitchPusher: Sendable {
                         o.flush.formUnion(batch.flush)
                     }
                     failures += 1
-                    // At most 5 s: a switch that comes back gets what it is owed within seconds.
-                    let backoff = min(5_000, 250 << min(failures, 5))
+                    // At most 1 s: a switch that comes back gets what it is owed (a fraud suspension,
+                    // a removed IP) within a second. A refused connect costs nothing; a hung switch
+                    // holds only this thread.
+                    let backoff = min(1_000, 250 << min(failures - 1, 2))
                     logger.warning("push to FreeSWITCH failed; will retry", metadata: [
                         "switch": .string(endpoint.description), "error": .string("\(error)"), "retry_ms": .stringConvertible(backoff)])
                     t.sleep(milliseconds: backoff)

@@ -66,6 +66,8 @@ public struct ServiceConfig: Sendable, Equatable {
     public var eventSocketPassword = ServiceConfig.defaultEventSocketPassword
     /// Where the last known good acl.conf is kept across restarts; nil = memory only.
     public var aclCacheFile: String?
+    /// Where fraud levels passed are POSTed as JSON (http:// only); nil = logged and recorded only.
+    public var fraudWebhookURL: String?
     public var logLevel = "info"
     /// Serve on a non-loopback address without basic auth or an allowlist.
     public var forcePublic = false
@@ -252,6 +254,13 @@ public struct ServiceConfig: Sendable, Equatable {
             c.eventSocketPassword = v.text
             for i in c.eventSockets.indices { c.eventSockets[i].password = v.text }
         }, show: { $0.eventSocketPassword }),
+        Setting(key: "fraud_webhook_url", meaning: "http://host[:port]/path that each fraud level passed is POSTed to as JSON (http only: use a local relay for https); empty = logged and recorded only", apply: { c, v in
+            guard !v.text.isEmpty else { c.fraudWebhookURL = nil; return }
+            guard FraudAlerts.target(v.text) != nil else {
+                throw ConfigError(message: "\(v.origin): fraud_webhook_url must be http://host[:port]/path")
+            }
+            c.fraudWebhookURL = v.text
+        }, show: { $0.fraudWebhookURL ?? "(none)" }),
         Setting(key: "acl_cache_file", meaning: "file keeping the last known good acl.conf across restarts",
                 apply: { c, v in c.aclCacheFile = v.text.isEmpty ? nil : v.text }, show: { $0.aclCacheFile ?? "(none)" }),
         stringSetting("log_level", "trace, debug, info, notice, warning, error, critical", \.logLevel),

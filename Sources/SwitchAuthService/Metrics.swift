@@ -43,6 +43,8 @@ public final class Metrics: Sendable {
         var slotsReleased: [String: UInt64] = [:]
         /// Event-socket listener (re)connections, by result.
         var listenerConnects: [String: UInt64] = [:]
+        /// Fraud levels passed (first call per threshold, level and window), by "level metric".
+        var fraud: [String: UInt64] = [:]
     }
 
     private let state = Locked(State())
@@ -75,6 +77,7 @@ public final class Metrics: Sendable {
         guard n > 0 else { return }
         state.withLock { $0.slotsReleased[how, default: 0] += UInt64(n) }
     }
+    public func fraudLevel(_ level: String, metric: String) { state.withLock { $0.fraud["\(level) \(metric)", default: 0] += 1 } }
     public func listenerConnect(_ result: String) { state.withLock { $0.listenerConnects[result, default: 0] += 1 } }
 
     public var databaseErrors: UInt64 { state.withLock { $0.databaseErrors } }
@@ -130,6 +133,12 @@ public final class Metrics: Sendable {
         out += "# HELP switchauth_event_listener_connects_total Event-socket listener connections to switches, by result.\n"
         out += "# TYPE switchauth_event_listener_connects_total counter\n"
         for k in s.listenerConnects.keys.sorted() { out += "switchauth_event_listener_connects_total{result=\"\(label(k))\"} \(s.listenerConnects[k]!)\n" }
+        out += "# HELP switchauth_fraud_levels_passed_total Fraud threshold levels passed (once per threshold, level and window), by level and metric; critical suspends the account.\n"
+        out += "# TYPE switchauth_fraud_levels_passed_total counter\n"
+        for k in s.fraud.keys.sorted() {
+            let parts = k.split(separator: " ")
+            out += "switchauth_fraud_levels_passed_total{level=\"\(label(parts[0]))\",metric=\"\(label(parts[1]))\"} \(s.fraud[k]!)\n"
+        }
         // A gauge's name may carry labels (`name{scope="user"}`): HELP and TYPE once per family.
         var described: Set<Substring> = []
         for g in gauges {

@@ -248,6 +248,7 @@ final class ReplicaFeed: Sendable {
         let ipSettings = ipIDs.isEmpty ? [:] : try ReplicaLoad.ipSettings(c, ids: ipIDs)
         let domains = domainsChanged ? try ReplicaLoad.domains(c) : nil
         let rules = rulesChanged ? try ReplicaLoad.destinationRules(c) : nil
+        let fraud = rulesChanged ? try ReplicaLoad.fraudThresholds(c) : nil
         let devicesByID = Dictionary(devices.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let keysRead = Set(devices.map { "\($0.domainID):\($0.username)" })
         replica.update { t in
@@ -262,7 +263,9 @@ final class ReplicaFeed: Sendable {
                     }
                 case .ipSetting(let id): t.setIPSetting(id, ipSettings[id])
                 case .domains: if let (list, aliases) = domains { t.setDomains(list, aliases: aliases) }
-                case .destinationRules: if let rules { t.setDestinationRules(rules) }
+                case .destinationRules:
+                    if let rules { t.setDestinationRules(rules) }
+                    if let fraud { t.setFraudThresholds(fraud) }
                 case let .lock(scope, subject, until): t.setLock(scope: scope, subject: subject, until: until)
                 case let .trust(subject, source, last): t.setTrust(subject: subject, source: source, lastSuccess: last)
                 case .reloadAll, .heartbeat: break

@@ -75,13 +75,20 @@ public struct Resolver: Sendable {
     public let acl: ACLCache
     public let logger: Logger
     public let statistics: LockoutStatistics
+    /// Where fraud levels passed are posted (nil: `fraud_webhook_url` unset; they are still logged).
+    let fraudAlerts: FraudAlerts?
 
     public init(config: ServiceConfig, metrics: Metrics, acl: ACLCache, logger: Logger, statistics: LockoutStatistics) {
+        self.init(config: config, metrics: metrics, acl: acl, logger: logger, statistics: statistics, fraudAlerts: nil)
+    }
+
+    init(config: ServiceConfig, metrics: Metrics, acl: ACLCache, logger: Logger, statistics: LockoutStatistics, fraudAlerts: FraudAlerts?) {
         self.config = config
         self.metrics = metrics
         self.acl = acl
         self.logger = logger
         self.statistics = statistics
+        self.fraudAlerts = fraudAlerts
     }
 
     /// classify + resolve in one call (tests and tools that hold a connection).
@@ -237,10 +244,10 @@ public struct Resolver: Sendable {
     /// answers accordingly; a database failure answers the fail-closed refusal (503).
     public func admit(_ lookup: Lookup, _ facts: LookupFacts, _ admission: CallAdmission, db: Connection?) -> LookupOutcome {
         guard case let .dialplan(request, query) = lookup else { return fallback(lookup) }
-        let verdict: AdmissionVerdict
+        let admitted: CallSlots.Admission
         do {
             guard let db else { throw PostgresError(kind: .connection, operation: "connect", message: "no connection") }
-            verdict = try CallSlots.admit(db, admission)
+            admitted = try CallSlots.admit(db, admission)
         } catch {
             metrics.databaseError()
             metrics.callAdmission("error")
@@ -248,13 +255,45 @@ public struct Resolver: Sendable {
             outcome.metadata["error"] = .string("\(error)")
             return outcome
         }
-        switch verdict {
+        switch admitted.verdict {
         case .admitted: metrics.callAdmission("admitted")
         case .alreadyHeld: metrics.callAdmission("held")
         case .channelLimit: metrics.callAdmission("channel_limit")
         case .cpsLimit: metrics.callAdmission("cps_limit")
         }
-        return dialplanOutcome(request, query, DialplanDecider.admitted(dialplanDecision(query, facts), verdict))
+        let decision = dialplanDecision(query, facts)
+        var crossings = FraudCheck.crossings(admission.fraudThresholds, admitted.measurements)
+        if !crossings.isEmpty, case .allow(_, let a) = decision.answer, let db {
+            crossings = fraudActions(crossings, account: a.account, uniqueID: admission.uniqueID, db: db)
+        }
+        return dialplanOutcome(request, query, DialplanDecider.admitted(decision, admitted.verdict, fraud: crossings))
+    }
+
+    /// Records each level passed (a critical one suspends the account and frees the call's slot,
+    /// in the database's transaction), and for the first call to pass it in its window: a warning
+    /// line, the metric and the webhook. Returns the crossings that hold (a critical one whose
+    /// suspension could not be written is not claimed: the call is refused all the same, fail closed).
+    private func fraudActions(_ crossings: [FraudCrossing], account: AccountFacts, uniqueID: String, db: Connection) -> [FraudCrossing] {
+        for c in crossings {
+            let first: Bool
+            do {
+                first = try CallSlots.recordFraud(db, accountID: account.id, c, uniqueID: uniqueID)
+            } catch {
+                metrics.databaseError()
+                logger.error("fraud threshold passed but not recorded", metadata: [
+                    "account": .string(account.number), "metric": .string(c.threshold.metric.rawValue), "level": .string(c.level.rawValue),
+                    "error": .string("\(error)")])
+                continue
+            }
+            guard first else { continue }
+            metrics.fraudLevel(c.level.rawValue, metric: c.threshold.metric.rawValue)
+            logger.warning(c.level == .critical ? "fraud threshold passed: account suspended" : "fraud threshold passed", metadata: [
+                "account": .string(account.number), "metric": .string(c.threshold.metric.rawValue), "prefix": .string(c.threshold.prefix),
+                "level": .string(c.level.rawValue), "value": .stringConvertible(c.value), "level_value": .stringConvertible(c.levelValue),
+                "threshold": .stringConvertible(c.threshold.id), "uuid": .string(uniqueID)])
+            fraudAlerts?.send(c, account: account, uniqueID: uniqueID)
+        }
+        return crossings
     }
 
     func dialplanOutcome(_ request: XMLCurlRequest, _ query: DialplanQuery, _ decision: DialplanDecision) -> LookupOutcome {

@@ -19,6 +19,7 @@ public final class Service: Sendable {
     let watcher: ChangeWatcher
     /// One per switch with call_limits = global: releases the call slots of hung-up calls.
     let callListeners: [CallEventListener]
+    let fraudAlerts: FraudAlerts?
     let statistics: LockoutStatistics
     /// Wrong basic-auth credentials per source, shared by every event loop.
     public let basicAuthThrottle = SharedBasicAuthThrottle()
@@ -44,6 +45,7 @@ public final class Service: Sendable {
         server = try HTTPServer(config: config.server, listener: listener)
         watcher = ChangeWatcher(config: config, acl: acl, metrics: metrics, logger: logger)
         let metrics = self.metrics
+        fraudAlerts = config.fraudWebhookURL.flatMap { FraudAlerts(url: $0, logger: logger) }
         callListeners = config.dialplan.callLimits == .global
             ? config.eventSockets.map { CallEventListener(endpoint: $0, databaseConfig: config.databaseConfig, metrics: metrics, logger: logger) }
             : []
@@ -63,7 +65,8 @@ public final class Service: Sendable {
     }
 
     public func start() throws {
-        let resolver = Resolver(config: config, metrics: metrics, acl: acl, logger: logger, statistics: statistics)
+        let resolver = Resolver(config: config, metrics: metrics, acl: acl, logger: logger, statistics: statistics, fraudAlerts: fraudAlerts)
+        fraudAlerts?.start()
         let counters = server.counters
         let (pool, health) = (self.pool, self.health)
         prober.probeOnce(config: config)
@@ -117,6 +120,7 @@ public final class Service: Sendable {
         statistics.stop()
         watcher.stop()
         for l in callListeners { l.stop() }
+        fraudAlerts?.stop()
         logger.notice("stopped", metadata: ["aborted_in_flight": .stringConvertible(server.counters.abortedOnStop.load(ordering: .relaxed))])
     }
 

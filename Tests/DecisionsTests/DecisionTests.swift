@@ -574,7 +574,7 @@ struct CallControlDecisionTests {
         let limited = account(7, "7", channels: 2)
         let s = [setting(1, "192.0.2.0/24", "", limited)]
         let allow = DialplanDecider.decideIP(context: "c", source: "192.0.2.5", destination: "123", candidates: s, policy: Self.policy)
-        let admission = CallAdmission(uniqueID: "u-1", coreUUID: "core", accountID: 7, maxChannels: 2, accountCPS: 0, ipSettingID: 1, ipSettingCPS: 0)
+        let admission = CallAdmission(uniqueID: "u-1", coreUUID: "core", accountID: 7, maxChannels: 2, accountCPS: 0, ipSettingID: 1, ipSettingCPS: 0, destination: "123")
         #expect(DialplanDecider.admission(for: allow, uniqueID: "u-1", coreUUID: "core") == .admit(admission))
         // Per switch: nothing to admit (the switch's limit hash counts).
         let perSwitch = DialplanDecider.decideIP(context: "c", source: "192.0.2.5", destination: "123", candidates: s, policy: DialplanPolicy())

@@ -27,14 +27,14 @@ struct CallControlTests {
     @Test func channelSlotsAreHeldReleasedAndIdempotent() throws {
         let db = try Connection(try TestDatabase.shared.freshDatabase())
         let id = try Self.account(db, "C2", channels: 2)
-        #expect(try CallSlots.admit(db, Self.admission(id, "u1", channels: 2)) == .admitted(inUse: 1))
-        #expect(try CallSlots.admit(db, Self.admission(id, "u1", channels: 2)) == .alreadyHeld, "a second lookup of one call")
-        #expect(try CallSlots.admit(db, Self.admission(id, "u2", channels: 2)) == .admitted(inUse: 2))
-        #expect(try CallSlots.admit(db, Self.admission(id, "u3", channels: 2)) == .channelLimit(inUse: 2))
+        #expect(try CallSlots.admit(db, Self.admission(id, "u1", channels: 2)).verdict == .admitted(inUse: 1))
+        #expect(try CallSlots.admit(db, Self.admission(id, "u1", channels: 2)).verdict == .alreadyHeld, "a second lookup of one call")
+        #expect(try CallSlots.admit(db, Self.admission(id, "u2", channels: 2)).verdict == .admitted(inUse: 2))
+        #expect(try CallSlots.admit(db, Self.admission(id, "u3", channels: 2)).verdict == .channelLimit(inUse: 2))
         #expect(try CallSlots.inUse(db, accountID: id) == 2, "a refused call takes no slot")
         #expect(try CallSlots.release(db, uniqueIDs: ["u1", "not-a-slot"]) == 1)
         #expect(try CallSlots.release(db, uniqueIDs: ["u1"]) == 0, "released twice: harmless")
-        #expect(try CallSlots.admit(db, Self.admission(id, "u3", channels: 2)) == .admitted(inUse: 2))
+        #expect(try CallSlots.admit(db, Self.admission(id, "u3", channels: 2)).verdict == .admitted(inUse: 2))
     }
 
     /// 16 connections admit 50 calls at once against max_channels 5: exactly 5 get a slot.
@@ -46,7 +46,7 @@ struct CallControlTests {
         DispatchQueue.concurrentPerform(iterations: 16) { worker in
             guard let c = try? Connection(config) else { return }
             for n in 0..<50 where n % 16 == worker {
-                if case .admitted = try? CallSlots.admit(c, Self.admission(id, "call-\(n)", channels: 5)) {
+                if case .admitted = try? CallSlots.admit(c, Self.admission(id, "call-\(n)", channels: 5)).verdict {
                     admitted.withLock { $0 += 1 }
                 }
             }
@@ -61,17 +61,17 @@ struct CallControlTests {
         let db = try Connection(try TestDatabase.shared.freshDatabase())
         let id = try Self.account(db, "CPS3", cps: 3)
         var verdicts: [AdmissionVerdict] = []
-        for n in 0..<6 { verdicts.append(try CallSlots.admit(db, Self.admission(id, "c\(n)", cps: 3))) }
+        for n in 0..<6 { verdicts.append(try CallSlots.admit(db, Self.admission(id, "c\(n)", cps: 3)).verdict) }
         #expect(verdicts == [.admitted(inUse: 0), .admitted(inUse: 0), .admitted(inUse: 0),
                              .cpsLimit(ipSetting: false), .cpsLimit(ipSetting: false), .cpsLimit(ipSetting: false)])
         let ip = try Admin(db: db).addIP(account: "CPS3", name: "PBX", network: "192.0.2.7", prefix: "", strip: false, maxCPS: 1)
         Thread.sleep(forTimeInterval: 1.05)
-        #expect(try CallSlots.admit(db, Self.admission(id, "d1", cps: 3, ipSetting: ip, ipCPS: 1)) == .admitted(inUse: 0))
-        #expect(try CallSlots.admit(db, Self.admission(id, "d2", cps: 3, ipSetting: ip, ipCPS: 1)) == .cpsLimit(ipSetting: true))
+        #expect(try CallSlots.admit(db, Self.admission(id, "d1", cps: 3, ipSetting: ip, ipCPS: 1)).verdict == .admitted(inUse: 0))
+        #expect(try CallSlots.admit(db, Self.admission(id, "d2", cps: 3, ipSetting: ip, ipCPS: 1)).verdict == .cpsLimit(ipSetting: true))
         // The IP setting's refusal spent none of the account's allowance: two more pass without it.
-        #expect(try CallSlots.admit(db, Self.admission(id, "d3", cps: 3)) == .admitted(inUse: 0))
-        #expect(try CallSlots.admit(db, Self.admission(id, "d4", cps: 3)) == .admitted(inUse: 0))
-        #expect(try CallSlots.admit(db, Self.admission(id, "d5", cps: 3)) == .cpsLimit(ipSetting: false))
+        #expect(try CallSlots.admit(db, Self.admission(id, "d3", cps: 3)).verdict == .admitted(inUse: 0))
+        #expect(try CallSlots.admit(db, Self.admission(id, "d4", cps: 3)).verdict == .admitted(inUse: 0))
+        #expect(try CallSlots.admit(db, Self.admission(id, "d5", cps: 3)).verdict == .cpsLimit(ipSetting: false))
     }
 
     /// Against a switch's live channels: gone calls of its run are released (not the youngest), and
@@ -80,12 +80,12 @@ struct CallControlTests {
         let db = try Connection(try TestDatabase.shared.freshDatabase())
         let id = try Self.account(db, "R9", channels: 9)
         for (uuid, core) in [("live", "run-2"), ("gone", "run-2"), ("old-run", "run-1"), ("other-switch", "run-x")] {
-            _ = try CallSlots.admit(db, Self.admission(id, uuid, core: core, channels: 9))
+            _ = try CallSlots.admit(db, Self.admission(id, uuid, core: core, channels: 9)).verdict
         }
         #expect(try CallSlots.reconcile(db, endpoint: "10.0.0.1:8021", coreUUID: "run-1", before: "-infinity", live: []) == 0)
         #expect(try CallSlots.reconcile(db, endpoint: "10.0.0.2:8021", coreUUID: "run-x", before: "-infinity", live: []) == 0)
         Thread.sleep(forTimeInterval: 1.1)
-        _ = try CallSlots.admit(db, Self.admission(id, "young", core: "run-2", channels: 9))
+        _ = try CallSlots.admit(db, Self.admission(id, "young", core: "run-2", channels: 9)).verdict
         let before = try CallSlots.databaseNow(db)
         // run-2 is now at 10.0.0.1: run-1's slot goes, and of run-2's, the one not live (the
         // young one was reserved after `before` and is left for the next round).
@@ -93,10 +93,56 @@ struct CallControlTests {
         let left = try db.execute("SELECT unique_id FROM call_slots ORDER BY unique_id")
         #expect((0..<left.rowCount).compactMap { left.string($0, 0) } == ["live", "other-switch", "young"])
         // A run no listener ever saw: released once its slot is a minute old, not before.
-        _ = try CallSlots.admit(db, Self.admission(id, "unseen-new", core: "run-unseen", channels: 9))
-        _ = try CallSlots.admit(db, Self.admission(id, "unseen-old", core: "run-unseen", channels: 9))
+        _ = try CallSlots.admit(db, Self.admission(id, "unseen-new", core: "run-unseen", channels: 9)).verdict
+        _ = try CallSlots.admit(db, Self.admission(id, "unseen-old", core: "run-unseen", channels: 9)).verdict
         try db.execute("UPDATE call_slots SET reserved_at = now() - interval '61 seconds' WHERE unique_id = 'unseen-old'")
         #expect(try CallSlots.reconcile(db, endpoint: "10.0.0.1:8021", coreUUID: "run-2", before: "-infinity", live: ["live"]) == 1)
         #expect(try db.execute("SELECT count(*) FROM call_slots WHERE unique_id LIKE 'unseen%'").decode(0, 0, as: Int.self) == 1)
+    }
+
+    /// Fraud thresholds: counted per call in the database, judged by FraudCheck; a warning is
+    /// recorded once per window, a critical level suspends the account (audited as the fraud check)
+    /// and frees the call's slot.
+    @Test func fraudLevelsAreCountedRecordedOnceAndSuspend() throws {
+        let db = try Connection(try TestDatabase.shared.freshDatabase())
+        let id = try Self.account(db, "F1")
+        let admin = Admin(db: db)
+        let perMinute = try admin.setFraudThreshold(account: "F1", metric: .callsPerMinute, prefix: "", warning: 2, critical: 4)
+        let premium = try admin.setFraudThreshold(account: "F1", metric: .concurrentCalls, prefix: "1900", warning: nil, critical: 1)
+        let thresholds = [FraudThreshold(id: perMinute, metric: .callsPerMinute, warning: 2, critical: 4),
+                          FraudThreshold(id: premium, prefix: "1900", metric: .concurrentCalls, warning: nil, critical: 1)]
+        func call(_ n: Int, _ destination: String) throws -> (CallSlots.Admission, [FraudCrossing]) {
+            var a = Self.admission(id, "f\(n)")
+            a.destination = destination
+            a.trackChannels = true
+            a.fraudThresholds = FraudCheck.applicable(thresholds, destination: destination)
+            let r = try CallSlots.admit(db, a)
+            return (r, FraudCheck.crossings(a.fraudThresholds, r.measurements))
+        }
+        var levels: [[FraudCrossing.Level]] = []
+        for n in 1...4 {
+            let (r, crossings) = try call(n, "4420\(n)")
+            #expect(r.measurements.map(\.value) == [n], "calls this minute, counted by the database")
+            levels.append(crossings.map(\.level))
+            for c in crossings {
+                let first = try CallSlots.recordFraud(db, accountID: id, c, uniqueID: "f\(n)")
+                #expect(first == (n == 3), "the warning is recorded by its first call only")
+            }
+        }
+        #expect(levels == [[], [], [.warning], [.warning]])
+        // A second premium call up passes the concurrent critical level (the minute's count is at 5: critical too).
+        _ = try call(5, "19001")
+        let (r, crossings) = try call(6, "19002")
+        #expect(r.measurements.count == 2)
+        let critical = try #require(crossings.first { $0.threshold.id == premium })
+        #expect(critical.level == .critical && critical.value == 2)
+        #expect(try CallSlots.recordFraud(db, accountID: id, critical, uniqueID: "f6"))
+        #expect(try db.execute("SELECT status FROM accounts WHERE id = $1::bigint", [String(id)]).decode(0, 0, as: String.self) == "suspended")
+        #expect(try db.execute("SELECT count(*) FROM call_slots WHERE unique_id = 'f6'").decode(0, 0, as: Int.self) == 0, "the refused call's slot is freed")
+        let audit = try db.execute("SELECT actor FROM audit_log WHERE object_type = 'accounts' AND action = 'update' ORDER BY id DESC LIMIT 1")
+        #expect(audit.rowCount == 1 && (audit.string(0, 0) ?? "").hasPrefix("fraud check: concurrent_calls > 1"))
+        #expect(try admin.listFraudEvents(account: "F1").rows.count == 2)
+        #expect(throws: AdminError.self) { try admin.setFraudThreshold(account: "F1", metric: .callsPerMinute, prefix: "", warning: 5, critical: 5) }
+        #expect(throws: AdminError.self) { try admin.setFraudThreshold(account: "F1", metric: .callsPerMinute, prefix: "x", warning: 1, critical: nil) }
     }
 }

@@ -390,6 +390,9 @@ def seed(env):
     c("ip", "add", "3002", "--name", "FiveCPSPBX", "--ip", "127.0.0.31", "--prefix", "")
     c("account", "add", "3003", "--name", "IPThreeCPS", "--balance", "10")
     c("ip", "add", "3003", "--name", "ThreeCPSPBX", "--ip", "127.0.0.32", "--prefix", "", "--max-cps", "3")
+    c("account", "add", "3004", "--name", "FraudBurst", "--balance", "10")
+    c("ip", "add", "3004", "--name", "FraudPBX", "--ip", "127.0.0.33", "--prefix", "")
+    c("fraud", "set", "3004", "--metric", "calls_per_minute", "--warning", "2", "--critical", "4")
 
 
 # --- registration -------------------------------------------------------------------------------
@@ -737,6 +740,36 @@ def cps_limit_across_switches(env):
         c.hangup()
     finally:
         env.fs2_stop()
+
+
+@scenario
+def fraud_threshold_suspends(env):
+    """calls_per_minute warning 2, critical 4: a scripted burst gets 4 calls through, the 5th passes
+    the critical level: refused (403), the account suspended (audited), and the switch sees it within
+    1 s (its IP leaves the switch's ACL; the next call gets 403 account_suspended)."""
+    codes, t_critical = [], None
+    for i in range(8):
+        c = env.ua(local_ip="127.0.0.33", port=IP_PORT, user="pbx").call(f"5559{i:03d}")
+        codes.append(c.status)
+        if c.status == 200:
+            c.hangup()
+        elif t_critical is None:
+            t_critical = time.monotonic()
+            eventually(lambda: env.acl_allows("127.0.0.33") == "false", "the suspension reached the switch's ACL", timeout=1.0, interval=0.05)
+            print(f"    critical level passed: the switch's ACL dropped the PBX {(time.monotonic() - t_critical) * 1000:.0f} ms later", flush=True)
+    print(f"    burst of 8: {codes}", flush=True)
+    expect(codes[:5], [200, 200, 200, 200, 403], "4 calls within the critical level, the 5th passes it")
+    events = json.loads(env.cli("fraud", "events", "--account", "3004", "--json").stdout)
+    expect(sorted(e["level"] for e in events), ["critical", "warning"], "one warning, one critical recorded")
+    shown = env.cli("account", "show", "3004").stdout
+    if "suspended" not in shown:
+        raise Failure(f"account 3004 is not suspended: {shown!r}")
+    log = open(env.serve_log, errors="replace").read()
+    if "fraud threshold passed: account suspended" not in log:
+        raise Failure("no warning line for the critical level in SwitchAuth's log")
+    env.cli("fraud", "remove", str(json.loads(env.cli("fraud", "list", "--account", "3004", "--json").stdout)[0]["id"]))
+    env.cli("account", "resume", "3004")
+    eventually(lambda: env.acl_allows("127.0.0.33") == "true", "resumed")
 
 
 @scenario
