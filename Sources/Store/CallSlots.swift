@@ -55,8 +55,7 @@ public enum CallSlots {
     @discardableResult
     public static func release(_ db: Connection, uniqueIDs: [String]) throws -> Int {
         guard !uniqueIDs.isEmpty else { return 0 }
-        let r = try db.execute("WITH d AS (DELETE FROM call_slots WHERE unique_id = ANY($1::text[]) RETURNING 1) SELECT count(*) FROM d",
-                               [TrustBatch.textArray(uniqueIDs)], retry: .idempotent)
+        let r = try db.execute("SELECT switchauth_release_slots($1::text[])", [TrustBatch.textArray(uniqueIDs)], retry: .idempotent)
         return try r.decode(0, 0, as: Int.self)
     }
 
