@@ -598,6 +598,9 @@ def channel_limit_digest(env):
     third = u.call("15550003")
     call_ok(env, third, "2004", "digest", "call after the first ended")
     third.hangup()
+    # The slot is released by the switch's hangup event, a few milliseconds after the BYE's 200:
+    # the next scenario's first call of this account must not race it.
+    time.sleep(0.2)
 
 
 @scenario
