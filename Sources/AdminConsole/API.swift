@@ -51,6 +51,13 @@ struct APIContext {
     }
 }
 
+/// A typed model (the ones the CLI prints too) as JSON.
+func encoded<T: Encodable>(_ value: T) throws -> JSON {
+    let e = JSONEncoder()
+    e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return .raw(String(decoding: try e.encode(value), as: UTF8.self))
+}
+
 func json(_ value: JSON, status: Int = 200, headers: [(String, String)] = []) -> HTTPResponse {
     let reason = [200: "OK", 201: "Created", 204: "No Content"][status] ?? "OK"
     return HTTPResponse(status: HTTPStatus(code: status, reason: reason), contentType: "application/json",
@@ -59,6 +66,25 @@ func json(_ value: JSON, status: Int = 200, headers: [(String, String)] = []) ->
 
 enum API {
     static let prefix = "/api/v1"
+    static let noContent = HTTPResponse(status: HTTPStatus(code: 204, reason: "No Content"), headers: ConsoleRequest.securityHeaders)
+
+    /// Strict request bodies: a JSON object whose every field is one the OpenAPI document lists for
+    /// this operation (its request schema has `additionalProperties: false`), else 400 naming the
+    /// field. A misspelt field is refused, never ignored. Operations without a body take none (or `{}`).
+    static func checkBody(_ request: ConsoleRequest, route: APIRoute) throws {
+        guard route.method != "GET", route.method != "DELETE" || !request.body.isEmpty else { return }
+        let allowed = OpenAPI.bodyFields["\(route.method) \(route.template)"]
+        if request.body.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 10 || $0 == 13 }) { return }
+        let fields = try JSONBody(request.body).fields
+        let unknown = fields.keys.filter { !(allowed ?? []).contains($0) }.sorted()
+        guard unknown.isEmpty else {
+            let takes = (allowed ?? []).sorted()
+            throw Problem(status: 400, title: "Bad Request",
+                          detail: "unknown field\(unknown.count == 1 ? "" : "s") \(unknown.map { "'\($0)'" }.joined(separator: ", ")): "
+                              + (takes.isEmpty ? "this request takes no fields" : "this request takes \(takes.joined(separator: ", "))"),
+                          type: "/problems/unknown-field")
+        }
+    }
 
     static func status(_ s: String?) throws -> String? {
         guard let s else { return nil }
@@ -93,6 +119,40 @@ enum API {
             let alias = try c.body().requiredString("alias")
             try c.admin.addAlias(domain: c.param("domain"), alias: alias)
             return json(.object([("domain", .string(c.param("domain"))), ("alias", .string(alias))]), status: 201)
+        },
+        APIRoute(method: "DELETE", template: "/api/v1/domains/{domain}", role: .operator) { c in
+            try ConsoleStore(db: c.db).removeDomain(c.param("domain"))
+            return noContent
+        },
+        APIRoute(method: "DELETE", template: "/api/v1/domains/{domain}/aliases/{alias}", role: .operator) { c in
+            try ConsoleStore(db: c.db).removeAlias(domain: c.param("domain"), alias: c.param("alias"))
+            return noContent
+        },
+
+        // the dashboard
+        APIRoute(method: "GET", template: "/api/v1/dashboard", role: .readOnly) { c in
+            json(try encoded(try ConsoleStore(db: c.db).dashboard()))
+        },
+
+        // operators and API tokens (admins)
+        APIRoute(method: "GET", template: "/api/v1/operators", role: .admin) { c in
+            json(.object([("items", try encoded(try ConsoleStore(db: c.db).operators()))]))
+        },
+        APIRoute(method: "POST", template: "/api/v1/operators/{name}/disable", role: .admin) { c in
+            let s = ConsoleStore(db: c.db)
+            try s.setOperatorDisabled(c.param("name"), true, by: c.who?.name)
+            return json(try encoded(try s.operatorRow(c.param("name"))))
+        },
+        APIRoute(method: "POST", template: "/api/v1/operators/{name}/enable", role: .admin) { c in
+            let s = ConsoleStore(db: c.db)
+            try s.setOperatorDisabled(c.param("name"), false, by: c.who?.name)
+            return json(try encoded(try s.operatorRow(c.param("name"))))
+        },
+        APIRoute(method: "GET", template: "/api/v1/tokens", role: .admin) { c in
+            json(.object([("items", try encoded(try ConsoleStore(db: c.db).tokens(operator: c.query("operator"))))]))
+        },
+        APIRoute(method: "DELETE", template: "/api/v1/tokens/{id}", role: .admin) { c in
+            json(try encoded(try ConsoleStore(db: c.db).revokeToken(try c.id("id"))))
         },
 
         // accounts
@@ -194,7 +254,7 @@ enum API {
         },
         APIRoute(method: "DELETE", template: "/api/v1/ip-settings/{id}", role: .operator) { c in
             try c.admin.removeIP(id: try c.id("id"))
-            return HTTPResponse(status: HTTPStatus(code: 204, reason: "No Content"), headers: ConsoleRequest.securityHeaders)
+            return noContent
         },
 
         // devices
@@ -234,13 +294,13 @@ enum API {
         },
         APIRoute(method: "DELETE", template: "/api/v1/devices/{device}", role: .operator) { c in
             try c.admin.removeDevice(c.param("device"))
-            return HTTPResponse(status: HTTPStatus(code: 204, reason: "No Content"), headers: ConsoleRequest.securityHeaders)
+            return noContent
         },
 
         // lockouts
         APIRoute(method: "GET", template: "/api/v1/lockouts", role: .readOnly) { c in
             let scope = c.query("scope")
-            if let scope, !["ip", "user", "pair"].contains(scope) { throw Problem(status: 400, title: "Bad Request", detail: "scope must be ip, user or pair") }
+            if let scope, Queries.scope(named: scope) == nil { throw Problem(status: 400, title: "Bad Request", detail: "scope must be source, user or source_user") }
             return json(try c.queries.lockouts(scope: scope, cursor: c.query("cursor"), limit: try c.limit()).json)
         },
         APIRoute(method: "DELETE", template: "/api/v1/lockouts/{subject}", role: .operator) { c in
@@ -290,6 +350,7 @@ enum API {
                         if let ct = request.header("Content-Type"), !request.body.isEmpty, !ct.lowercased().hasPrefix("application/json") {
                             throw Problem(status: 415, title: "Unsupported Media Type", detail: "send application/json")
                         }
+                        try checkBody(request, route: route)
                         try OperatorStore.setActor(db, "api:" + w.name)
                     }
                 }

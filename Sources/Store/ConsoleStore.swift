@@ -117,6 +117,18 @@ public struct ConsoleStore {
             case id, `operator`, name, hint
             case createdAt = "created_at", lastUsedAt = "last_used_at", revokedAt = "revoked_at"
         }
+
+        /// Never-used and unrevoked tokens say so with null (not a missing key).
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(id, forKey: .id)
+            try c.encode(`operator`, forKey: .operator)
+            try c.encode(name, forKey: .name)
+            try c.encode(hint, forKey: .hint)
+            try c.encode(createdAt, forKey: .createdAt)
+            try c.encode(lastUsedAt, forKey: .lastUsedAt)
+            try c.encode(revokedAt, forKey: .revokedAt)
+        }
     }
 
     /// Tokens, newest first; of one operator when named.
