@@ -156,12 +156,13 @@ enum Pages {
         return html(layout("Not found", c, error: "no such page", ""), status: 404)
     }
 
-    /// Runs a write; an `AdminError` lands next to the field it names, else on the form.
+    /// Runs a write; an `AdminError` lands next to the field it names (on a one-field form, next
+    /// to that field), else on the form.
     static func attempt(_ form: inout FormState, fields: Set<String>, _ body: () throws -> Void) throws {
         do {
             try body()
         } catch let e as AdminError {
-            form.add(field: Admin.field(of: e.message), e.message, fields: fields)
+            form.add(field: fields.count == 1 ? fields.first : Admin.field(of: e.message), e.message, fields: fields)
         }
     }
 
