@@ -360,7 +360,11 @@ class Suite:
 
     def refused_form_keeps_input(self):
         self.go("/accounts/2001")
-        self.submit("add-ip", name="Typed carrier", network="203.0.113.0/16", prefix="9x")
+        self.submit("add-ip", name="Typed carrier", network="203.0.113.0/16", prefix="95")
+        assert self.value("add-ip", "network") == "203.0.113.0/16" and self.value("add-ip", "prefix") == "95", "what was typed is kept"
+        assert "invalid IP or CIDR" in self.field_error_near("add-ip", "network")
+        # Every refusal at once, each next to its field.
+        self.submit("add-ip", prefix="9x")
         assert self.value("add-ip", "name") == "Typed carrier" and self.value("add-ip", "network") == "203.0.113.0/16" and self.value("add-ip", "prefix") == "9x"
         assert "invalid IP or CIDR" in self.field_error_near("add-ip", "network")
         assert "digits only" in self.field_error_near("add-ip", "prefix")
