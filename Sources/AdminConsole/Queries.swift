@@ -267,13 +267,4 @@ public struct Queries {
                             ("account", o(r, i, 7)), ("before", raw(8)), ("after", raw(9))])
         }
     }
-
-    /// Names for the ids an audit row's before/after carry (domain_id, operator_id).
-    func names(_ table: String) throws -> [String: String] {
-        let sql = table == "sip_domains" ? "SELECT id::text, name FROM sip_domains" : "SELECT id::text, name FROM console_operators"
-        let r = try db.execute(sql)
-        var out: [String: String] = [:]
-        for i in 0..<r.rowCount { out[r.string(i, 0) ?? ""] = r.string(i, 1) ?? "" }
-        return out
-    }
 }

@@ -178,6 +178,18 @@ public struct ConsoleStore {
         guard r.affectedRows == 1 else { throw AdminError("unknown alias \(alias) of \(domain)") }
     }
 
+    // MARK: names for ids
+
+    /// id -> name of the domains ("sip_domains") or the operators ("console_operators"): the audit
+    /// log shows names where rows carry ids.
+    public func names(of table: String) throws -> [String: String] {
+        let sql = table == "sip_domains" ? "SELECT id::text, name FROM sip_domains" : "SELECT id::text, name FROM console_operators"
+        let r = try db.execute(sql)
+        var out: [String: String] = [:]
+        for i in 0..<r.rowCount { out[r.string(i, 0) ?? ""] = r.string(i, 1) ?? "" }
+        return out
+    }
+
     // MARK: failed logins
 
     /// A refused console login, in the audit log (never the password): who was tried, from where.

@@ -86,6 +86,14 @@ struct PageTests {
         #expect(!text.contains("wrong-password"))
     }
 
+    @Test func markupEscapesEveryInterpolatedValue() {
+        let value = "<script>alert('x')</script> & \"q\""
+        let m: Markup = "<p title=\"\(value)\">\(value)\(Markup("<br>"))</p>"
+        #expect(m.html == "<p title=\"&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;\">&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;<br></p>")
+        #expect(HTML.input("n", value, value: value, error: value).html.contains("<script") == false)
+        #expect(HTML.table([value], [["\(value)"]]).html.contains("<script") == false)
+    }
+
     @Test func behindATrustedProxyTheSourceIsTheForwardedAddress() throws {
         let h = try ConsoleHarness()
         var settings = h.app.settings
@@ -141,10 +149,14 @@ struct PageTests {
         #expect(dash.status == 200 && dash.body.contains("id=\"dash-accounts-active\">32<") && dash.body.contains("id=\"dash-devices\">1<"))
         let first = b.go("GET", "/accounts?q=paged&limit=10")
         #expect(first.body.contains("30 in all") && !first.body.contains("id=\"prev-page\"") && first.body.contains("id=\"next-page\""))
-        let next = try #require(first.body.range(of: "id=\"next-page\" href=\"").map { String(first.body[$0.upperBound...].prefix { $0 != "\"" }) })
+        func href(_ body: String, _ id: String) -> String? {
+            guard let end = body.range(of: "\" id=\"\(id)\"")?.lowerBound, let start = body[..<end].range(of: "href=\"", options: .backwards)?.upperBound else { return nil }
+            return String(body[start..<end])
+        }
+        let next = try #require(href(first.body, "next-page"))
         let second = b.go("GET", next.replacingOccurrences(of: "&amp;", with: "&"))
         #expect(second.body.contains("Paged 18") && !second.body.contains("Paged 0<") && second.body.contains("id=\"prev-page\""))
-        let prev = try #require(second.body.range(of: "id=\"prev-page\" href=\"").map { String(second.body[$0.upperBound...].prefix { $0 != "\"" }) })
+        let prev = try #require(href(second.body, "prev-page"))
         let back = b.go("GET", prev.replacingOccurrences(of: "&amp;", with: "&"))
         #expect(back.body.contains(">Paged 0<") && back.body.contains(">Paged 9<") && !back.body.contains(">Paged 10<"))
         #expect(b.go("GET", "/accounts?cursor=%00bad").status == 400)
