@@ -102,7 +102,9 @@ struct ListOperators: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "operators", abstract: "List the console's operators.")
     @OptionGroup var options: DatabaseOptions
     func run() throws {
-        Output.print(try operators(options) { try $0.list() }, json: options.json)
+        let rows = try operators(options) { try ConsoleStore(db: $0.db).operators() }
+        Output.print(Table(columns: ["name", "role", "disabled", "created_at"],
+                           rows: rows.map { [$0.name, $0.role, $0.disabled ? "t" : "f", $0.createdAt] }), json: options.json)
     }
 }
 
