@@ -112,7 +112,8 @@ enum API {
 
         // the dashboard
         APIRoute("GET", "/api/v1/dashboard", role: .readOnly) { c in
-            json(try encoded(try ConsoleStore(db: c.db).dashboard()))
+            let (d, age) = try c.app.dashboard(c.db, fresh: c.query("refresh") != nil)
+            return json(try encoded(d), headers: [("Age", String(age))])
         },
 
         // operators and API tokens (admins)

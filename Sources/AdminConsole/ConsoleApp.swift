@@ -4,6 +4,7 @@ import HTTPServer
 import Locking
 import Logging
 import Postgres
+import Store
 
 /// What the console is told: its listener, its database threads, and the decision policies that
 /// "explain" must share with `serve` (read from the same configuration file).
@@ -47,6 +48,20 @@ public final class ConsoleApp: Sendable {
     /// What the page after a redirect shows once (Post/Redirect/Get), per session: a notice, and a
     /// generated device password. In memory only, taken by the next page, gone after 5 minutes.
     let flashes = Locked<[String: Flash]>([:])
+    /// The dashboard's counts and when they were taken: at 1,000,000 devices they cost ~45 ms, so
+    /// they are taken at most every `dashboardSeconds`, after any change made through this console,
+    /// and on "Refresh now".
+    let dashboardCache = Locked<(at: Double, value: ConsoleStore.Dashboard)?>(nil)
+    static let dashboardSeconds = 15.0
+
+    /// The dashboard's counts and their age in seconds.
+    func dashboard(_ db: Connection, fresh: Bool = false) throws -> (ConsoleStore.Dashboard, age: Int) {
+        let now = Date().timeIntervalSince1970
+        if !fresh, let c = dashboardCache.withLock({ $0 }), now - c.at < Self.dashboardSeconds { return (c.value, Int(now - c.at)) }
+        let d = try ConsoleStore(db: db).dashboard()
+        dashboardCache.withLock { $0 = (now, d) }
+        return (d, 0)
+    }
 
     struct Flash: Sendable {
         var notice: String
@@ -100,6 +115,8 @@ public final class ConsoleApp: Sendable {
 
     public func handle(_ request: ConsoleRequest, db: Connection) -> HTTPResponse {
         guard hostAllowed(request) else { return Self.misdirected }
+        // A change made here shows on the next dashboard at once (others', within dashboardSeconds).
+        defer { if request.method != "GET" && request.method != "HEAD" { dashboardCache.withLock { $0 = nil } } }
         if request.path == API.prefix || request.path.hasPrefix(API.prefix + "/") {
             return API.handle(request, db: db, app: self)
         }

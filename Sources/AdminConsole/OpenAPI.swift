@@ -203,6 +203,8 @@ enum OpenAPI {
         "parameters": [{"$ref": "#/components/parameters/domain"}, {"$ref": "#/components/parameters/alias"}],
         "responses": {"204": {"description": "removed"}}}},
     "/api/v1/dashboard": {"get": {"operationId": "dashboard", "x-role": "read-only",
+        "summary": "counts taken at most every 15 s (the Age header says how old); refresh=1 takes them now",
+        "parameters": [{"name": "refresh", "in": "query", "schema": {"type": "string"}, "description": "any value: count now"}],
         "responses": {"200": {"description": "counts", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Dashboard"}}}}}}},
     "/api/v1/operators": {"get": {"operationId": "listOperators", "x-role": "admin",
         "responses": {"200": {"description": "every operator", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OperatorList"}}}}}}},

@@ -429,12 +429,12 @@ enum Pages {
     }
 
     static func dashboard(_ c: Ctx) throws -> Markup {
-        let d = try c.store.dashboard()
+        let (d, age) = try c.app.dashboard(c.db, fresh: c.q("refresh") != nil)
         func card(_ id: String, _ label: String, _ value: Int, _ link: String? = nil, bad: Bool = false) -> Markup {
             let v: Markup = "<span class=\"count\(bad && value > 0 ? " bad" : "")\" id=\"\(id)\">\(value)</span>"
             return "<div class=\"card\">\(link.map { "<a href=\"\($0)\">\(v)</a>" as Markup } ?? v)<span class=\"label\">\(label)</span></div>"
         }
-        var body: Markup = "<h1>Dashboard</h1>"
+        var body: Markup = "<h1>Dashboard</h1><p class=\"muted\" id=\"dash-age\">Counts as of \(age == 0 ? "now" : "\(age) s ago") (taken at most every \(Int(ConsoleApp.dashboardSeconds)) s). \(HTML.link("/dashboard?refresh=1", "Refresh now", id: "dash-refresh"))</p>"
         body += "<h2>Accounts</h2><section class=\"cards\" id=\"dash-accounts\">"
             + card("dash-accounts-active", "active", d.accounts["active"] ?? 0, "/accounts?status=active")
             + card("dash-accounts-suspended", "suspended", d.accounts["suspended"] ?? 0, "/accounts?status=suspended", bad: true)
@@ -677,9 +677,9 @@ enum Pages {
                     + "<button type=\"submit\" class=\"plain\">Add alias</button></form>"
             }
             let remove = c.canWrite ? HTML.button("/domains/\(HTML.seg(name))/delete", "Remove domain", csrf: c.csrf, confirm: "Remove domain \(name) and its aliases?", cls: "plain") : .empty
-            return ["\(name)", "\(str(d["enabled"]))", "\(str(d["devices"]))", aliasCell, remove]
+            return ["\(name)", "\(str(d["enabled"]))", aliasCell, remove]
         }
-        var body: Markup = "<h1>Domains and aliases</h1><section>" + HTML.table(["Domain (digest realm)", "Enabled", "Devices", "Aliases", ""], rows, id: "domains")
+        var body: Markup = "<h1>Domains and aliases</h1><section>" + HTML.table(["Domain (digest realm)", "Enabled", "Aliases", ""], rows, id: "domains")
             + pager("/domains", [], page) + "</section>"
         if c.canWrite {
             let f = form?.id == "add-domain" ? form : nil

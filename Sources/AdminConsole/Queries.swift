@@ -82,11 +82,13 @@ public struct Queries {
     }
 
     /// One page of `select` `from` under `filter`, keyed by `key` (`cast` applied to the cursor's
-    /// value), ascending unless `descending`; `keyColumn` is the key's column in `select`.
-    func list(select: String, from: String, filter: Filter, key: String, cast: String = "", descending: Bool = false,
+    /// value), ascending unless `descending`; `keyColumn` is the key's column in `select`. The
+    /// total counts `countFrom` (the table alone, without the joins that only add columns) under
+    /// the same filter.
+    func list(select: String, from: String, countFrom: String? = nil, filter: Filter, key: String, cast: String = "", descending: Bool = false,
               cursor: Cursor?, limit: Int, keyColumn: Int, row: (QueryResult, Int) throws -> JSON) throws -> Page {
         var f = filter
-        let total: Int = try db.execute("SELECT count(*) FROM (SELECT 1 " + from + f.sql + " LIMIT \(Self.countCap + 1)) t", f.params).decode(0, 0)
+        let total: Int = try db.execute("SELECT count(*) FROM (SELECT 1 " + (countFrom ?? from) + f.sql + " LIMIT \(Self.countCap + 1)) t", f.params).decode(0, 0)
         var backward = false
         switch cursor {
         case .after(let k)?: f.add({ "\(key) \(descending ? "<" : ">") \($0)\(cast)" }, k)
@@ -171,7 +173,7 @@ public struct Queries {
         var f = Filter()
         if let account { f.add({ "s.account_id = (SELECT id FROM accounts WHERE number = \($0))" }, account) }
         if let contains { f.add({ "s.network >>= \($0)::inet" }, contains) }
-        return try list(select: Self.ipSelect, from: Self.ipFrom, filter: f, key: "s.id", cast: "::bigint",
+        return try list(select: Self.ipSelect, from: Self.ipFrom, countFrom: "FROM ip_settings s", filter: f, key: "s.id", cast: "::bigint",
                         cursor: try Cursor.parse(cursor, valid: Cursor.id), limit: limit, keyColumn: 0) { ip($0, $1) }
     }
 
@@ -200,7 +202,7 @@ public struct Queries {
         if let account { f.add({ "v.account_id = (SELECT id FROM accounts WHERE number = \($0))" }, account) }
         if let domain { f.add({ "v.domain_id = (SELECT id FROM sip_domains WHERE lower(name) = lower(\($0)))" }, domain) }
         if let q, !q.isEmpty { f.add({ "lower(v.username) LIKE \($0)" }, Self.likePattern(q)) }
-        return try list(select: Self.deviceSelect, from: Self.deviceFrom, filter: f, key: "v.id", cast: "::bigint",
+        return try list(select: Self.deviceSelect, from: Self.deviceFrom, countFrom: "FROM sip_devices v", filter: f, key: "v.id", cast: "::bigint",
                         cursor: try Cursor.parse(cursor, valid: Cursor.id), limit: limit, keyColumn: 0) { device($0, $1) }
     }
 
@@ -214,12 +216,11 @@ public struct Queries {
     public func domains(cursor: String?, limit: Int) throws -> Page {
         try list(select: """
             SELECT lower(d.name), d.name, d.enabled, coalesce((SELECT string_agg(al.alias, ',' ORDER BY al.alias) FROM sip_domain_aliases al WHERE al.domain_id = d.id), ''),
-                   \(Self.time("d.created_at")), (SELECT count(*) FROM sip_devices v WHERE v.domain_id = d.id)
+                   \(Self.time("d.created_at"))
             """, from: "FROM sip_domains d", filter: Filter(), key: "lower(d.name)",
             cursor: try Cursor.parse(cursor) { Admin.validDomainName($0) && $0 == $0.lowercased() }, limit: limit, keyColumn: 0) { r, i in
             let aliases = (r.string(i, 3) ?? "").split(separator: ",").map { JSON.string(String($0)) }
-            return .object([("name", s(r, i, 1)), ("enabled", b(r, i, 2)), ("aliases", .array(aliases)), ("created_at", s(r, i, 4)),
-                            ("devices", n(r, i, 5))])
+            return .object([("name", s(r, i, 1)), ("enabled", b(r, i, 2)), ("aliases", .array(aliases)), ("created_at", s(r, i, 4))])
         }
     }
 

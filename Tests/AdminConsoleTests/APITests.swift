@@ -242,6 +242,13 @@ struct APITests {
         let dash = h.call("GET", "/api/v1/dashboard", role: .operator)
         #expect(dash.status == 200 && (dash.json["accounts"] as? [String: Any])?["active"] as? Int == 2)
         #expect((dash.json["lockouts"] as? [String: Any])?["source"] as? Int == 0)
+        // Taken at most every 15 s: a change elsewhere shows on refresh=1 (or after 15 s); one made through the console at once.
+        try Admin(db: h.db).addAccount(Admin.AccountInput(number: "7777", name: "made elsewhere"))
+        #expect((h.call("GET", "/api/v1/dashboard").json["accounts"] as? [String: Any])?["active"] as? Int == 2)
+        #expect((h.call("GET", "/api/v1/dashboard?refresh=1").json["accounts"] as? [String: Any])?["active"] as? Int == 3)
+        #expect(h.call("POST", "/api/v1/accounts", json: ["number": "7778", "name": "made here"]).status == 201)
+        let after = h.call("GET", "/api/v1/dashboard")
+        #expect((after.json["accounts"] as? [String: Any])?["active"] as? Int == 4 && after.header("Age") == "0")
 
         #expect(h.call("POST", "/api/v1/domains", json: ["name": "gone.example.com"]).status == 201)
         #expect(h.call("POST", "/api/v1/domains/gone.example.com/aliases", json: ["alias": "gone-alias.example.com"]).status == 201)

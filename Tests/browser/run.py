@@ -523,6 +523,9 @@ class Suite:
         assert "failed login" in table and "login:127.0.0.2" in table and "admin" in table, table
         assert "guess-" not in self.b.page_source
         self.go("/dashboard")
+        link = self.b.find_element(By.ID, "dash-refresh")
+        link.click()
+        self.wait_for_new_page(link)
         assert int(self.b.find_element(By.ID, "dash-failed-logins").text) >= 31
 
 
