@@ -3,14 +3,15 @@ import Foundation
 /// HTML that escapes by construction. A `Markup` is built from a string literal: the literal's own
 /// text is markup, and every interpolated `String` (or number) is escaped (text and attribute values
 /// alike: `& < > " '`); only another `Markup` is inserted as it is. There is no way to put a
-/// `String` into a page unescaped except `Markup(trusted:)`, used for the fixed texts below.
+/// `String` into a page unescaped: the one initialiser that takes markup as it is is private to
+/// this type (concatenation and joining).
 struct Markup: ExpressibleByStringInterpolation, Sendable, Equatable {
     let html: String
 
     init(stringLiteral value: String) { html = value }
     init(stringInterpolation: Interpolation) { html = stringInterpolation.out }
-    /// Markup written in this source file (never a value from a request or the database).
-    init(trusted: String) { html = trusted }
+    /// Markup already built (concatenation, joining): private, so no value can come in this way.
+    private init(trusted: String) { html = trusted }
 
     static let empty: Markup = ""
 

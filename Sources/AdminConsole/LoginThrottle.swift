@@ -21,7 +21,8 @@ public struct LoginThrottleState: Sendable {
     }
 
     static func keys(name: String, client: String) -> [(String, Int)] {
-        [(name.lowercased() + "\u{0}" + client, 1)]
+        // Operator names are at most 64 characters: a longer one cannot make the key longer.
+        [(String(name.lowercased().prefix(64)) + "\u{0}" + String(client.prefix(64)), 1)]
     }
 
     /// Seconds to wait when attempts for this name or client are throttled; nil when allowed.
