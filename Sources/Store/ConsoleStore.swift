@@ -86,21 +86,23 @@ public struct ConsoleStore {
     /// `by` is the operator asking, when it is one: nobody disables themselves, and the last
     /// enabled admin is never disabled (the console would have no admin left).
     public func setOperatorDisabled(_ name: String, _ disabled: Bool, by: String? = nil) throws {
-        let r = try db.execute("SELECT id, role, disabled FROM console_operators WHERE lower(name) = lower($1)", [name])
-        guard r.rowCount == 1 else { throw AdminError("unknown operator \(name)") }
-        if disabled {
-            if let by, by.lowercased() == name.lowercased() { throw AdminError("you cannot disable yourself (ask another admin)") }
-            let role: String = try r.decode(0, 1)
-            if role == "admin" {
-                let admins: Int = try db.execute("SELECT count(*) FROM console_operators WHERE role = 'admin' AND NOT disabled AND lower(name) <> lower($1)", [name]).decode(0, 0)
-                guard admins > 0 else { throw AdminError("operator \(name) is the last enabled admin") }
+        // One transaction with the admins' rows locked: two admins disabling each other at once
+        // cannot leave no enabled admin.
+        try db.transaction { db in
+            let r = try db.execute("SELECT id, role, disabled FROM console_operators WHERE lower(name) = lower($1)", [name])
+            guard r.rowCount == 1 else { throw AdminError("unknown operator \(name)") }
+            let id = String(try r.decode(0, 0) as Int64)
+            if disabled {
+                if let by, by.lowercased() == name.lowercased() { throw AdminError("you cannot disable yourself (ask another admin)") }
+                if try r.decode(0, 1) as String == "admin" {
+                    // Every enabled admin locked (this one too), then those left once this one is disabled.
+                    let admins = try db.execute("SELECT id::text FROM console_operators WHERE role = 'admin' AND NOT disabled FOR UPDATE")
+                    guard (0..<admins.rowCount).contains(where: { admins.string($0, 0) != id }) else { throw AdminError("operator \(name) is the last enabled admin") }
+                }
             }
-        }
-        let was: Bool = try r.decode(0, 2)
-        guard was != disabled else { throw AdminError("operator \(name) is already \(disabled ? "disabled" : "enabled")") }
-        try db.execute("UPDATE console_operators SET disabled = $2::bool WHERE id = $1::bigint", [String(try r.decode(0, 0) as Int64), disabled ? "true" : "false"])
-        if disabled {
-            try db.execute("DELETE FROM console_sessions WHERE operator_id = $1::bigint", [String(try r.decode(0, 0) as Int64)])
+            guard try r.decode(0, 2) as Bool != disabled else { throw AdminError("operator \(name) is already \(disabled ? "disabled" : "enabled")") }
+            try db.execute("UPDATE console_operators SET disabled = $2::bool WHERE id = $1::bigint", [id, disabled ? "true" : "false"])
+            if disabled { try db.execute("DELETE FROM console_sessions WHERE operator_id = $1::bigint", [id]) }
         }
     }
 

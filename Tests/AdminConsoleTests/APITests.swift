@@ -262,4 +262,20 @@ struct APITests {
         #expect(h.call("GET", "/api/v1/lockouts?scope=source").items.first?["scope"] as? String == "source")
         #expect(h.call("GET", "/api/v1/lockouts?scope=ip").items.count == 1)
     }
+
+    @Test func twoAdminsDisablingEachOtherAtOnceLeaveAnAdmin() throws {
+        let h = try ConsoleHarness(seed: false)
+        try OperatorStore(db: h.db).create(name: "root2", role: .admin, password: "root2-password-123", cost: testCost)
+        let config = h.config
+        for _ in 0..<5 {
+            DispatchQueue.concurrentPerform(iterations: 2) { i in
+                guard let c = try? Connection(config) else { return }
+                _ = try? ConsoleStore(db: c).setOperatorDisabled(i == 0 ? "root2" : "root", true, by: i == 0 ? "root" : "root2")
+                c.close()
+            }
+            let enabled: Int = try h.db.execute("SELECT count(*) FROM console_operators WHERE role = 'admin' AND NOT disabled").decode(0, 0)
+            #expect(enabled == 1)
+            try h.db.execute("UPDATE console_operators SET disabled = false")
+        }
+    }
 }
