@@ -4,27 +4,8 @@ import HTTPServer
 import Postgres
 import Store
 
-/// One JSON API route: method, path template (`{name}` matches one segment), the least role that
-/// may call it (nil: no authentication) and what it does. `routes` is the one list the router and
-/// the OpenAPI test read.
-public struct APIRoute: Sendable {
-    public var method: String
-    public var template: String
-    public var role: Role?
-    let run: @Sendable (APIContext) throws -> HTTPResponse
-
-    var parts: [String] { template.split(separator: "/").map(String.init) }
-
-    func match(_ segments: [String]) -> [String: String]? {
-        let p = parts
-        guard p.count == segments.count else { return nil }
-        var params: [String: String] = [:]
-        for (t, s) in zip(p, segments) {
-            if t.hasPrefix("{") { params[String(t.dropFirst().dropLast())] = s } else if t != s { return nil }
-        }
-        return params
-    }
-}
+/// A JSON API operation (`API.routes` is the list the router and the OpenAPI test read).
+typealias APIRoute = Route<APIContext>
 
 struct APIContext {
     let request: ConsoleRequest
@@ -51,6 +32,13 @@ struct APIContext {
     }
 }
 
+/// A typed model (the ones the CLI prints too) as JSON.
+func encoded<T: Encodable>(_ value: T) throws -> JSON {
+    let e = JSONEncoder()
+    e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return .raw(String(decoding: try e.encode(value), as: UTF8.self))
+}
+
 func json(_ value: JSON, status: Int = 200, headers: [(String, String)] = []) -> HTTPResponse {
     let reason = [200: "OK", 201: "Created", 204: "No Content"][status] ?? "OK"
     return HTTPResponse(status: HTTPStatus(code: status, reason: reason), contentType: "application/json",
@@ -59,6 +47,25 @@ func json(_ value: JSON, status: Int = 200, headers: [(String, String)] = []) ->
 
 enum API {
     static let prefix = "/api/v1"
+    static let noContent = HTTPResponse(status: HTTPStatus(code: 204, reason: "No Content"), headers: ConsoleRequest.securityHeaders)
+
+    /// Strict request bodies: a JSON object whose every field is one the OpenAPI document lists for
+    /// this operation (its request schema has `additionalProperties: false`), else 400 naming the
+    /// field. A misspelt field is refused, never ignored. Operations without a body take none (or `{}`).
+    static func checkBody(_ request: ConsoleRequest, route: APIRoute) throws {
+        guard route.method != "GET", route.method != "DELETE" || !request.body.isEmpty else { return }
+        let allowed = OpenAPI.bodyFields["\(route.method) \(route.template)"]
+        if request.body.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 10 || $0 == 13 }) { return }
+        let fields = try JSONBody(request.body).fields
+        let unknown = fields.keys.filter { !(allowed ?? []).contains($0) }.sorted()
+        guard unknown.isEmpty else {
+            let takes = (allowed ?? []).sorted()
+            throw Problem(status: 400, title: "Bad Request",
+                          detail: "unknown field\(unknown.count == 1 ? "" : "s") \(unknown.map { "'\($0)'" }.joined(separator: ", ")): "
+                              + (takes.isEmpty ? "this request takes no fields" : "this request takes \(takes.joined(separator: ", "))"),
+                          type: "/problems/unknown-field")
+        }
+    }
 
     static func status(_ s: String?) throws -> String? {
         guard let s else { return nil }
@@ -72,37 +79,72 @@ enum API {
     }
 
     static let routes: [APIRoute] = [
-        APIRoute(method: "GET", template: "/api/v1/health", role: nil) { c in
+        APIRoute("GET", "/api/v1/health", role: nil) { c in
             let up = c.db.healthCheck()
             return json(.object([("status", .string(up ? "ok" : "unavailable")), ("database", .string(up ? "up" : "down"))]), status: up ? 200 : 503)
         },
-        APIRoute(method: "GET", template: "/api/v1/openapi.json", role: nil) { _ in
+        APIRoute("GET", "/api/v1/openapi.json", role: nil) { _ in
             HTTPResponse(status: .ok, contentType: "application/json", body: Array(OpenAPI.document.utf8), headers: ConsoleRequest.securityHeaders)
         },
 
         // domains
-        APIRoute(method: "GET", template: "/api/v1/domains", role: .readOnly) { c in
+        APIRoute("GET", "/api/v1/domains", role: .readOnly) { c in
             json(try c.queries.domains(cursor: c.query("cursor"), limit: try c.limit()).json)
         },
-        APIRoute(method: "POST", template: "/api/v1/domains", role: .operator) { c in
+        APIRoute("POST", "/api/v1/domains", role: .operator) { c in
             let name = try c.body().requiredString("name")
             try c.admin.addDomain(name)
             return json(.object([("name", .string(name)), ("aliases", .array([]))]), status: 201)
         },
-        APIRoute(method: "POST", template: "/api/v1/domains/{domain}/aliases", role: .operator) { c in
+        APIRoute("POST", "/api/v1/domains/{domain}/aliases", role: .operator) { c in
             let alias = try c.body().requiredString("alias")
             try c.admin.addAlias(domain: c.param("domain"), alias: alias)
             return json(.object([("domain", .string(c.param("domain"))), ("alias", .string(alias))]), status: 201)
         },
+        APIRoute("DELETE", "/api/v1/domains/{domain}", role: .operator) { c in
+            try ConsoleStore(db: c.db).removeDomain(c.param("domain"))
+            return noContent
+        },
+        APIRoute("DELETE", "/api/v1/domains/{domain}/aliases/{alias}", role: .operator) { c in
+            try ConsoleStore(db: c.db).removeAlias(domain: c.param("domain"), alias: c.param("alias"))
+            return noContent
+        },
+
+        // the dashboard
+        APIRoute("GET", "/api/v1/dashboard", role: .readOnly) { c in
+            let (d, age) = try c.app.dashboard(c.db, fresh: c.query("refresh") != nil)
+            return json(try encoded(d), headers: [("Age", String(age))])
+        },
+
+        // operators and API tokens (admins)
+        APIRoute("GET", "/api/v1/operators", role: .admin) { c in
+            json(.object([("items", try encoded(try ConsoleStore(db: c.db).operators()))]))
+        },
+        APIRoute("POST", "/api/v1/operators/{name}/disable", role: .admin) { c in
+            let s = ConsoleStore(db: c.db)
+            try s.setOperatorDisabled(c.param("name"), true, by: c.who?.name)
+            return json(try encoded(try s.operatorRow(c.param("name"))))
+        },
+        APIRoute("POST", "/api/v1/operators/{name}/enable", role: .admin) { c in
+            let s = ConsoleStore(db: c.db)
+            try s.setOperatorDisabled(c.param("name"), false, by: c.who?.name)
+            return json(try encoded(try s.operatorRow(c.param("name"))))
+        },
+        APIRoute("GET", "/api/v1/tokens", role: .admin) { c in
+            json(.object([("items", try encoded(try ConsoleStore(db: c.db).tokens(operator: c.query("operator"))))]))
+        },
+        APIRoute("DELETE", "/api/v1/tokens/{id}", role: .admin) { c in
+            json(try encoded(try ConsoleStore(db: c.db).revokeToken(try c.id("id"))))
+        },
 
         // accounts
-        APIRoute(method: "GET", template: "/api/v1/accounts", role: .readOnly) { c in
+        APIRoute("GET", "/api/v1/accounts", role: .readOnly) { c in
             let kind = c.query("kind")
             if let kind, AccountKind(rawValue: kind) == nil { throw Problem(status: 400, title: "Bad Request", detail: "kind must be customer or carrier") }
             return json(try c.queries.accounts(q: c.query("q"), status: try status(c.query("status")), kind: kind,
                                                cursor: c.query("cursor"), limit: try c.limit()).json)
         },
-        APIRoute(method: "POST", template: "/api/v1/accounts", role: .operator) { c in
+        APIRoute("POST", "/api/v1/accounts", role: .operator) { c in
             let b = try c.body()
             var a = Admin.AccountInput(number: try b.requiredString("number"), name: try b.requiredString("name"))
             if let k = try b.string("kind") {
@@ -120,10 +162,10 @@ enum API {
             try c.admin.addAccount(a)
             return try accountJSON(c, a.number, status: 201)
         },
-        APIRoute(method: "GET", template: "/api/v1/accounts/{number}", role: .readOnly) { c in
+        APIRoute("GET", "/api/v1/accounts/{number}", role: .readOnly) { c in
             try accountJSON(c, c.param("number"))
         },
-        APIRoute(method: "PATCH", template: "/api/v1/accounts/{number}", role: .operator) { c in
+        APIRoute("PATCH", "/api/v1/accounts/{number}", role: .operator) { c in
             let b = try c.body()
             var u = Admin.AccountUpdate()
             u.name = try b.string("name")
@@ -142,19 +184,19 @@ enum API {
             try c.admin.updateAccount(c.param("number"), u)
             return try accountJSON(c, c.param("number"))
         },
-        APIRoute(method: "POST", template: "/api/v1/accounts/{number}/suspend", role: .operator) { c in
+        APIRoute("POST", "/api/v1/accounts/{number}/suspend", role: .operator) { c in
             try c.admin.setStatus(c.param("number"), .suspended)
             return try accountJSON(c, c.param("number"))
         },
-        APIRoute(method: "POST", template: "/api/v1/accounts/{number}/resume", role: .operator) { c in
+        APIRoute("POST", "/api/v1/accounts/{number}/resume", role: .operator) { c in
             try c.admin.setStatus(c.param("number"), .active)
             return try accountJSON(c, c.param("number"))
         },
-        APIRoute(method: "POST", template: "/api/v1/accounts/{number}/close", role: .operator) { c in
+        APIRoute("POST", "/api/v1/accounts/{number}/close", role: .operator) { c in
             try c.admin.setStatus(c.param("number"), .closed)
             return try accountJSON(c, c.param("number"))
         },
-        APIRoute(method: "POST", template: "/api/v1/accounts/{number}/balance-adjustments", role: .operator) { c in
+        APIRoute("POST", "/api/v1/accounts/{number}/balance-adjustments", role: .operator) { c in
             guard let key = c.request.header("Idempotency-Key"), !key.isEmpty else {
                 throw Problem(status: 400, title: "Bad Request", detail: "an Idempotency-Key header is required: a retried request with the same key moves the balance once")
             }
@@ -165,22 +207,22 @@ enum API {
         },
 
         // IP settings
-        APIRoute(method: "GET", template: "/api/v1/ip-settings", role: .readOnly) { c in
+        APIRoute("GET", "/api/v1/ip-settings", role: .readOnly) { c in
             let contains = c.query("contains")
             if let contains, IPAddress(contains) == nil { throw Problem(status: 400, title: "Bad Request", detail: "contains must be an IP address") }
             return json(try c.queries.ipSettings(account: c.query("account"), contains: contains, cursor: c.query("cursor"), limit: try c.limit()).json)
         },
-        APIRoute(method: "POST", template: "/api/v1/accounts/{number}/ip-settings", role: .operator) { c in
+        APIRoute("POST", "/api/v1/accounts/{number}/ip-settings", role: .operator) { c in
             let b = try c.body()
             let id = try c.admin.addIP(account: c.param("number"), name: try b.requiredString("name"), network: try b.requiredString("network"),
                                        prefix: try b.string("prefix") ?? "", strip: try b.bool("strip_prefix") ?? false)
             return json(try c.queries.ipSetting(id) ?? .null, status: 201)
         },
-        APIRoute(method: "GET", template: "/api/v1/ip-settings/{id}", role: .readOnly) { c in
+        APIRoute("GET", "/api/v1/ip-settings/{id}", role: .readOnly) { c in
             guard let s = try c.queries.ipSetting(try c.id("id")) else { throw Problem.from(AdminError("unknown IP setting \(c.param("id"))")) }
             return json(s)
         },
-        APIRoute(method: "PATCH", template: "/api/v1/ip-settings/{id}", role: .operator) { c in
+        APIRoute("PATCH", "/api/v1/ip-settings/{id}", role: .operator) { c in
             let b = try c.body()
             var u = Admin.IPUpdate()
             u.name = try b.string("name")
@@ -192,17 +234,17 @@ enum API {
             try c.admin.updateIP(id: id, u)
             return json(try c.queries.ipSetting(id) ?? .null)
         },
-        APIRoute(method: "DELETE", template: "/api/v1/ip-settings/{id}", role: .operator) { c in
+        APIRoute("DELETE", "/api/v1/ip-settings/{id}", role: .operator) { c in
             try c.admin.removeIP(id: try c.id("id"))
-            return HTTPResponse(status: HTTPStatus(code: 204, reason: "No Content"), headers: ConsoleRequest.securityHeaders)
+            return noContent
         },
 
         // devices
-        APIRoute(method: "GET", template: "/api/v1/devices", role: .readOnly) { c in
+        APIRoute("GET", "/api/v1/devices", role: .readOnly) { c in
             json(try c.queries.devices(account: c.query("account"), domain: c.query("domain"), q: c.query("q"),
                                        cursor: c.query("cursor"), limit: try c.limit()).json)
         },
-        APIRoute(method: "POST", template: "/api/v1/accounts/{number}/devices", role: .operator) { c in
+        APIRoute("POST", "/api/v1/accounts/{number}/devices", role: .operator) { c in
             let b = try c.body()
             let generate = try b.bool("generate_password") ?? false
             let given = try b.string("password")
@@ -221,42 +263,42 @@ enum API {
             }
             return json(out, status: 201)
         },
-        APIRoute(method: "GET", template: "/api/v1/devices/{device}", role: .readOnly) { c in
+        APIRoute("GET", "/api/v1/devices/{device}", role: .readOnly) { c in
             let id = try c.admin.deviceID(c.param("device"))
             return json(try c.queries.device(id: id) ?? .null)
         },
-        APIRoute(method: "PATCH", template: "/api/v1/devices/{device}", role: .operator) { c in
+        APIRoute("PATCH", "/api/v1/devices/{device}", role: .operator) { c in
             let b = try c.body()
             if let p = try b.string("password") { try c.admin.setPassword(c.param("device"), password: p) }
             if let e = try b.bool("enabled") { try c.admin.setDeviceEnabled(c.param("device"), e) }
             let id = try c.admin.deviceID(c.param("device"))
             return json(try c.queries.device(id: id) ?? .null)
         },
-        APIRoute(method: "DELETE", template: "/api/v1/devices/{device}", role: .operator) { c in
+        APIRoute("DELETE", "/api/v1/devices/{device}", role: .operator) { c in
             try c.admin.removeDevice(c.param("device"))
-            return HTTPResponse(status: HTTPStatus(code: 204, reason: "No Content"), headers: ConsoleRequest.securityHeaders)
+            return noContent
         },
 
         // lockouts
-        APIRoute(method: "GET", template: "/api/v1/lockouts", role: .readOnly) { c in
+        APIRoute("GET", "/api/v1/lockouts", role: .readOnly) { c in
             let scope = c.query("scope")
-            if let scope, !["ip", "user", "pair"].contains(scope) { throw Problem(status: 400, title: "Bad Request", detail: "scope must be ip, user or pair") }
+            if let scope, Queries.scope(named: scope) == nil { throw Problem(status: 400, title: "Bad Request", detail: "scope must be source, user or source_user") }
             return json(try c.queries.lockouts(scope: scope, cursor: c.query("cursor"), limit: try c.limit()).json)
         },
-        APIRoute(method: "DELETE", template: "/api/v1/lockouts/{subject}", role: .operator) { c in
+        APIRoute("DELETE", "/api/v1/lockouts/{subject}", role: .operator) { c in
             let n = try AuthFailures.clear(c.db, subject: c.param("subject"))
             guard n > 0 else { throw Problem.from(AdminError("unknown lockout \(c.param("subject"))")) }
             return json(.object([("cleared", .int(n))]))
         },
 
         // explain and audit
-        APIRoute(method: "POST", template: "/api/v1/explain", role: .readOnly) { c in
+        APIRoute("POST", "/api/v1/explain", role: .readOnly) { c in
             let b = try c.body()
             let e = try Explainer.explain(c.db, ip: try b.string("ip"), user: try b.string("user"), destination: try b.string("destination"),
                                           directory: c.app.settings.directory, dialplan: c.app.settings.dialplan)
             return json(e.json)
         },
-        APIRoute(method: "GET", template: "/api/v1/audit", role: .readOnly) { c in
+        APIRoute("GET", "/api/v1/audit", role: .readOnly) { c in
             json(try c.queries.audit(account: c.query("account"), objectType: c.query("object_type"), actor: c.query("actor"),
                                      cursor: c.query("cursor"), limit: try c.limit()).json)
         },
@@ -271,12 +313,14 @@ enum API {
 
     static func handle(_ request: ConsoleRequest, db: Connection, app: ConsoleApp) -> HTTPResponse {
         do {
-            var allowed: [String] = []
-            for route in routes {
-                guard let params = route.match(request.segments) else { continue }
-                allowed.append(route.method)
-                let method = request.method == "HEAD" ? "GET" : request.method
-                guard route.method == method else { continue }
+            switch Router.find(routes, method: request.method, segments: request.segments) {
+            case .notFound:
+                throw Problem(status: 404, title: "Not Found", detail: "no route \(request.method) \(request.path) (see \(prefix)/openapi.json)")
+            case .methodNotAllowed(let allowed):
+                var p = Problem(status: 405, title: "Method Not Allowed", detail: "\(request.method) is not allowed here; allowed: \(allowed.joined(separator: ", "))")
+                p.headers = [("Allow", allowed.joined(separator: ", "))]
+                throw p
+            case .route(let route, let params):
                 var who: Operator?
                 if let role = route.role {
                     guard let token = request.bearerToken, let w = try OperatorStore(db: db).operatorFor(token: token) else {
@@ -290,17 +334,12 @@ enum API {
                         if let ct = request.header("Content-Type"), !request.body.isEmpty, !ct.lowercased().hasPrefix("application/json") {
                             throw Problem(status: 415, title: "Unsupported Media Type", detail: "send application/json")
                         }
+                        try checkBody(request, route: route)
                         try OperatorStore.setActor(db, "api:" + w.name)
                     }
                 }
                 return try route.run(APIContext(request: request, db: db, who: who, params: params, app: app))
             }
-            if !allowed.isEmpty {
-                var p = Problem(status: 405, title: "Method Not Allowed", detail: "\(request.method) is not allowed here; allowed: \(allowed.joined(separator: ", "))")
-                p.headers = [("Allow", allowed.joined(separator: ", "))]
-                throw p
-            }
-            throw Problem(status: 404, title: "Not Found", detail: "no route \(request.method) \(request.path) (see \(prefix)/openapi.json)")
         } catch let p as Problem {
             return p.response
         } catch let e as AdminError {

@@ -41,7 +41,20 @@ enum Assets {
         dd { margin: 0; }
         ol.steps li { margin: .2rem 0; white-space: pre-wrap; font-family: ui-monospace, monospace; font-size: .9rem; }
         pre { background: #f6f7f7; padding: .5rem; overflow-x: auto; font-size: .85rem; }
-        .pager { margin-top: .5rem; }
+        .pager { margin-top: .5rem; display: flex; flex-wrap: wrap; gap: .25rem 1rem; align-items: baseline; }
+        .page-size a, .page-size strong { margin: 0 .15rem; }
+        label.invalid { color: var(--bad); }
+        label.invalid input, label.invalid select { border-color: var(--bad); border-width: 2px; }
+        .field-error { color: var(--bad); font-size: .8rem; font-weight: 600; }
+        .form-errors { grid-column: 1 / -1; margin: 0; }
+        .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(11rem, 1fr)); gap: .75rem; }
+        .card { border: 1px solid var(--line); border-radius: 6px; padding: .5rem .75rem; display: flex; flex-direction: column; }
+        .card a { text-decoration: none; }
+        .card .count { font-size: 1.8rem; font-weight: 600; color: var(--fg); }
+        .card .count.bad { color: var(--bad); }
+        .card .label { color: var(--muted); font-size: .85rem; }
+        .money { font-variant-numeric: tabular-nums; }
+        button.small { padding: 0 .35rem; min-height: 1.5rem; font-size: .8rem; }
         .login { max-width: 22rem; margin: 4rem auto; }
         .login form { display: grid; gap: .75rem; }
         @media (max-width: 40rem) {

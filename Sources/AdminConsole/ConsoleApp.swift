@@ -1,7 +1,10 @@
 import Decisions
 import Foundation
 import HTTPServer
+import Locking
+import Logging
 import Postgres
+import Store
 
 /// What the console is told: its listener, its database threads, and the decision policies that
 /// "explain" must share with `serve` (read from the same configuration file).
@@ -25,6 +28,11 @@ public struct ConsoleSettings: Sendable {
     /// Host names (without port) the console answers to besides loopback names and `host`. Anything
     /// else gets 421: a page that rebinds its own name to 127.0.0.1 (DNS rebinding) is not served.
     public var allowedHosts: [String] = []
+    /// Addresses of the TLS proxies in front (`--trusted-proxy`): from them, the login throttle
+    /// and the audit log take the client's address from the last `X-Forwarded-For` entry.
+    public var trustedProxies: [String] = []
+    /// The platform's currency (`currency` in the configuration file): balances are shown in it.
+    public var currency = "USD"
 
     public init(database: ConnectionConfig) {
         self.database = database
@@ -36,10 +44,60 @@ public struct ConsoleSettings: Sendable {
 public final class ConsoleApp: Sendable {
     public let settings: ConsoleSettings
     public let throttle: LoginThrottle
+    public let logger: Logger
+    /// What the page after a redirect shows once (Post/Redirect/Get), per session: a notice, and a
+    /// generated device password. In memory only, taken by the next page, gone after 5 minutes.
+    let flashes = Locked<[String: Flash]>([:])
+    /// The dashboard's counts and when they were taken: at 1,000,000 devices they cost ~45 ms, so
+    /// they are taken at most every `dashboardSeconds`, after any change made through this console,
+    /// and on "Refresh now".
+    let dashboardCache = Locked<(at: Double, value: ConsoleStore.Dashboard)?>(nil)
+    static let dashboardSeconds = 15.0
 
-    public init(settings: ConsoleSettings, throttle: LoginThrottle = LoginThrottle()) {
+    /// The dashboard's counts and their age in seconds.
+    func dashboard(_ db: Connection, fresh: Bool = false) throws -> (ConsoleStore.Dashboard, age: Int) {
+        let now = Date().timeIntervalSince1970
+        if !fresh, let c = dashboardCache.withLock({ $0 }), now - c.at < Self.dashboardSeconds { return (c.value, Int(now - c.at)) }
+        let d = try ConsoleStore(db: db).dashboard()
+        dashboardCache.withLock { $0 = (now, d) }
+        return (d, 0)
+    }
+
+    struct Flash: Sendable {
+        var notice: String
+        var secret: String?
+        var secretOf: String?
+        var expires: Double
+    }
+
+    public init(settings: ConsoleSettings, throttle: LoginThrottle = LoginThrottle(), logger: Logger = Logger(label: "switchauth.console")) {
         self.settings = settings
         self.throttle = throttle
+        self.logger = logger
+    }
+
+    func setFlash(_ session: String, notice: String, secret: String? = nil, secretOf: String? = nil) {
+        let now = Date().timeIntervalSince1970
+        flashes.withLock { f in
+            f = f.filter { $0.value.expires > now }
+            f[session] = Flash(notice: notice, secret: secret, secretOf: secretOf, expires: now + 300)
+        }
+    }
+
+    func takeFlash(_ session: String) -> Flash? {
+        let now = Date().timeIntervalSince1970
+        return flashes.withLock { f in
+            guard let v = f.removeValue(forKey: session), v.expires > now else { return nil }
+            return v
+        }
+    }
+
+    /// The client's address: the peer, or behind a trusted proxy the address the proxy saw (the
+    /// last `X-Forwarded-For` entry: the one the proxy appended, which the client cannot forge).
+    public func source(of request: ConsoleRequest) -> String {
+        guard settings.trustedProxies.contains(request.client), let xff = request.header("X-Forwarded-For") else { return request.client }
+        let last = xff.split(separator: ",").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        return IPAddress(last) != nil ? last : request.client
     }
 
     /// Whether the request's Host names this console (loopback, the listen address, or an allowed name).
@@ -57,6 +115,8 @@ public final class ConsoleApp: Sendable {
 
     public func handle(_ request: ConsoleRequest, db: Connection) -> HTTPResponse {
         guard hostAllowed(request) else { return Self.misdirected }
+        // A change made here shows on the next dashboard at once (others', within dashboardSeconds).
+        defer { if request.method != "GET" && request.method != "HEAD" { dashboardCache.withLock { $0 = nil } } }
         if request.path == API.prefix || request.path.hasPrefix(API.prefix + "/") {
             return API.handle(request, db: db, app: self)
         }

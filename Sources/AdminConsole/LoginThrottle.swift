@@ -1,9 +1,14 @@
 import Foundation
 import Locking
 
-/// Login throttling, in memory: after `limit` failed logins for one operator name, or `5 * limit`
-/// from one client address, within `windowSeconds`, further attempts for it are refused (429)
-/// without checking the password until the window ends. Bounded: the oldest entries go first.
+/// Login throttling, in memory, per (operator name, source address): after `limit` failed logins
+/// for one name from one address within `windowSeconds`, further attempts for that name from that
+/// address are refused (429) without checking the password until the window ends. Failures
+/// elsewhere never count against an operator's own address, so nobody can lock an operator out
+/// from another address, and operators sharing an address (a TLS proxy without
+/// `--trusted-proxy`, an office NAT) do not lock each other out. Guessing stays slow: `limit`
+/// guesses per name and address per window, each costing a scrypt hash. Bounded: the oldest
+/// entries go first.
 public struct LoginThrottleState: Sendable {
     public var limit: Int
     public var windowSeconds: Double
@@ -16,7 +21,8 @@ public struct LoginThrottleState: Sendable {
     }
 
     static func keys(name: String, client: String) -> [(String, Int)] {
-        [("name:" + name.lowercased(), 1), ("ip:" + client, 5)]
+        // Operator names are at most 64 characters: a longer one cannot make the key longer.
+        [(String(name.lowercased().prefix(64)) + "\u{0}" + String(client.prefix(64)), 1)]
     }
 
     /// Seconds to wait when attempts for this name or client are throttled; nil when allowed.
@@ -45,8 +51,8 @@ public struct LoginThrottleState: Sendable {
         }
     }
 
-    public mutating func succeeded(name: String) {
-        entries["name:" + name.lowercased()] = nil
+    public mutating func succeeded(name: String, client: String) {
+        for (key, _) in Self.keys(name: name, client: client) { entries[key] = nil }
     }
 }
 
@@ -63,5 +69,5 @@ public final class LoginThrottle: Sendable {
     }
 
     public func failed(name: String, client: String) { state.withLock { $0.failed(name: name, client: client, now: Self.now()) } }
-    public func succeeded(name: String) { state.withLock { $0.succeeded(name: name) } }
+    public func succeeded(name: String, client: String) { state.withLock { $0.succeeded(name: name, client: client) } }
 }

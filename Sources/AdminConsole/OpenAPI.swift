@@ -1,8 +1,91 @@
-/// The JSON API's OpenAPI 3.1 document, served at /api/v1/openapi.json. Written by hand;
-/// `OpenAPITests` checks that every route of `API.routes` is here with its method, that every
-/// path here is a route, and that answers of the running API carry the documented fields.
+import Foundation
+
+/// The JSON API's OpenAPI 3.1 document, served at /api/v1/openapi.json. Written by hand (`source`);
+/// the error answers every operation can give are added to it by rule (`complete`), so that none
+/// is forgotten. `OpenAPITests` checks that every route of `API.routes` is here with its method,
+/// that every path here is a route, that every operation documents its errors, and that answers
+/// of the running API carry the documented fields. The request schemas are also the API's strict
+/// body check (`bodyFields`).
 enum OpenAPI {
-    static let document = #"""
+    /// The served document: `source` with the errors completed (sorted keys, stable bytes).
+    static let document: String = {
+        guard let parsed = try? JSONSerialization.jsonObject(with: Data(source.utf8)) as? [String: Any],
+              let data = try? JSONSerialization.data(withJSONObject: complete(parsed), options: [.sortedKeys, .withoutEscapingSlashes]) else {
+            fatalError("OpenAPI.source is not valid JSON")   // caught by OpenAPITests before any release
+        }
+        return String(decoding: data, as: UTF8.self)
+    }()
+
+    /// The errors an operation can answer, from what it takes: 400 (a bad query value or cursor,
+    /// malformed JSON, an unknown field), 401 without a valid token, 403 below its role, 404 for
+    /// an unknown object in its path, 415 and 422 for a body, 503 when the database does not answer;
+    /// and `additionalProperties: false` on every request body (the API refuses unknown fields).
+    static func complete(_ doc: [String: Any]) -> [String: Any] {
+        var doc = doc
+        var paths = doc["paths"] as? [String: Any] ?? [:]
+        var components = doc["components"] as? [String: Any] ?? [:]
+        var schemas = components["schemas"] as? [String: Any] ?? [:]
+        for (path, value) in paths {
+            guard var ops = value as? [String: Any] else { continue }
+            for (method, opValue) in ops {
+                guard var op = opValue as? [String: Any] else { continue }
+                var responses = op["responses"] as? [String: Any] ?? [:]
+                func add(_ code: String) { if responses[code] == nil { responses[code] = ["$ref": "#/components/responses/Problem"] } }
+                let params = op["parameters"] as? [[String: Any]] ?? []
+                let secured = op["x-role"] != nil
+                if secured { add("401") }
+                if let role = op["x-role"] as? String, role != "read-only" { add("403") }
+                if path.contains("{") { add("404") }
+                if !params.isEmpty || op["requestBody"] != nil || method != "get" { add("400") }
+                if var body = op["requestBody"] as? [String: Any] {
+                    add("415")
+                    add("422")
+                    if var content = body["content"] as? [String: Any], var media = content["application/json"] as? [String: Any],
+                       var schema = media["schema"] as? [String: Any] {
+                        if let ref = schema["$ref"] as? String, let name = ref.split(separator: "/").last.map(String.init), var named = schemas[name] as? [String: Any] {
+                            named["additionalProperties"] = false
+                            schemas[name] = named
+                        } else {
+                            schema["additionalProperties"] = false
+                            media["schema"] = schema
+                            content["application/json"] = media
+                            body["content"] = content
+                            op["requestBody"] = body
+                        }
+                    }
+                }
+                if secured { add("503") }
+                op["responses"] = responses
+                ops[method] = op
+            }
+            paths[path] = ops
+        }
+        components["schemas"] = schemas
+        doc["components"] = components
+        doc["paths"] = paths
+        return doc
+    }
+
+    /// "METHOD /template" -> the fields its request body may have (from the document's schemas).
+    static let bodyFields: [String: Set<String>] = {
+        guard let doc = try? JSONSerialization.jsonObject(with: Data(source.utf8)) as? [String: Any] else { return [:] }
+        let schemas = (doc["components"] as? [String: Any])?["schemas"] as? [String: Any] ?? [:]
+        var out: [String: Set<String>] = [:]
+        for (path, value) in doc["paths"] as? [String: Any] ?? [:] {
+            for (method, opValue) in value as? [String: Any] ?? [:] {
+                guard let op = opValue as? [String: Any], let body = op["requestBody"] as? [String: Any],
+                      let media = (body["content"] as? [String: Any])?["application/json"] as? [String: Any],
+                      var schema = media["schema"] as? [String: Any] else { continue }
+                if let ref = schema["$ref"] as? String, let name = ref.split(separator: "/").last.map(String.init) {
+                    schema = schemas[name] as? [String: Any] ?? [:]
+                }
+                out["\(method.uppercased()) \(path)"] = Set((schema["properties"] as? [String: Any] ?? [:]).keys)
+            }
+        }
+        return out
+    }()
+
+    static let source = #"""
 {
   "openapi": "3.1.0",
   "info": {
@@ -21,6 +104,8 @@ enum OpenAPI {
       "id": {"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}},
       "device": {"name": "device", "in": "path", "required": true, "schema": {"type": "string"}, "description": "user@domain"},
       "domain": {"name": "domain", "in": "path", "required": true, "schema": {"type": "string"}},
+      "name": {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}, "description": "operator name"},
+      "alias": {"name": "alias", "in": "path", "required": true, "schema": {"type": "string"}},
       "subject": {"name": "subject", "in": "path", "required": true, "schema": {"type": "string"}, "description": "an IP address or user@domain"}
     },
     "responses": {
@@ -66,7 +151,7 @@ enum OpenAPI {
         "generate_password": {"type": "boolean"}, "caller_id_name": {"type": "string"}, "caller_id_number": {"type": "string"}}},
       "DeviceUpdate": {"type": "object", "properties": {"password": {"type": "string", "minLength": 8}, "enabled": {"type": "boolean"}}},
       "Lockout": {"type": "object", "required": ["scope", "subject", "failures", "locked_until"], "properties": {
-        "scope": {"type": "string", "enum": ["ip", "user", "pair"], "description": "pair: a source and a user together, where the schema has it"}, "subject": {"type": "string"}, "failures": {"type": "integer"}, "locked_until": {"type": "string"}}},
+        "scope": {"type": "string", "enum": ["source", "user", "source_user"], "description": "as 'switchauth lockouts' names them: source (an IP or IPv6 /64), user (user@domain from every source), source_user (one source against one user)"}, "subject": {"type": "string"}, "failures": {"type": "integer"}, "locked_until": {"type": "string"}}},
       "ExplainInput": {"type": "object", "properties": {"ip": {"type": "string"}, "user": {"type": "string", "description": "user@domain"}, "destination": {"type": "string"}}},
       "Explanation": {"type": "object", "required": ["outcome", "sip_code", "reason", "summary", "steps", "dialplan_xml"], "properties": {
         "outcome": {"type": "string", "enum": ["allowed", "rejected", "not_found", "published", "refused", "invalid"]},
@@ -74,14 +159,28 @@ enum OpenAPI {
         "steps": {"type": "array", "items": {"type": "string"}}, "dialplan_xml": {"type": ["string", "null"]}}},
       "AuditEntry": {"type": "object", "required": ["id", "at", "actor", "action", "object_type", "object_id", "object", "account", "before", "after"], "properties": {
         "id": {"type": "integer"}, "at": {"type": "string"}, "actor": {"type": "string", "description": "api:<operator>, console:<operator>, cli:<user> or sql:<database user>"},
-        "action": {"type": "string", "enum": ["create", "update", "delete"]}, "object_type": {"type": "string"}, "object_id": {"type": "string"},
+        "action": {"type": "string", "enum": ["create", "update", "delete", "login_failed"], "description": "login_failed: a refused console login (actor login:<source>, object the name tried)"}, "object_type": {"type": "string"}, "object_id": {"type": "string"},
         "object": {"type": "string"}, "account": {"type": ["string", "null"]}, "before": {"type": ["object", "null"]}, "after": {"type": ["object", "null"]}}},
-      "AccountPage": {"type": "object", "required": ["items", "next_cursor"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Account"}}, "next_cursor": {"type": ["string", "null"]}}},
-      "IPSettingPage": {"type": "object", "required": ["items", "next_cursor"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/IPSetting"}}, "next_cursor": {"type": ["string", "null"]}}},
-      "DevicePage": {"type": "object", "required": ["items", "next_cursor"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Device"}}, "next_cursor": {"type": ["string", "null"]}}},
-      "DomainPage": {"type": "object", "required": ["items", "next_cursor"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Domain"}}, "next_cursor": {"type": ["string", "null"]}}},
-      "LockoutPage": {"type": "object", "required": ["items", "next_cursor"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Lockout"}}, "next_cursor": {"type": ["string", "null"]}}},
-      "AuditPage": {"type": "object", "required": ["items", "next_cursor"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEntry"}}, "next_cursor": {"type": ["string", "null"]}}}
+      "Dashboard": {"type": "object", "required": ["accounts", "lockouts", "failed_auths", "registrations_seen", "registration_sources", "devices", "ip_settings", "failed_logins"], "properties": {
+        "accounts": {"type": "object", "description": "accounts by status", "properties": {"active": {"type": "integer"}, "suspended": {"type": "integer"}, "closed": {"type": "integer"}}},
+        "lockouts": {"type": "object", "description": "lockouts in force by scope", "properties": {"source": {"type": "integer"}, "user": {"type": "integer"}, "source_user": {"type": "integer"}}},
+        "failed_auths": {"type": "integer", "description": "failed digests counted in the current lockout windows"},
+        "registrations_seen": {"type": "integer", "description": "devices that authenticated (REGISTER or call) in the last 24 hours"},
+        "registration_sources": {"type": "integer", "description": "sources they authenticated from in the last 24 hours"},
+        "devices": {"type": "integer"}, "ip_settings": {"type": "integer"}, "failed_logins": {"type": "integer", "description": "refused console logins in the last 24 hours"}}},
+      "Operator": {"type": "object", "required": ["name", "role", "disabled", "created_at"], "properties": {
+        "name": {"type": "string"}, "role": {"type": "string", "enum": ["read-only", "operator", "admin"]}, "disabled": {"type": "boolean"}, "created_at": {"type": "string"}}},
+      "OperatorList": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Operator"}}}},
+      "Token": {"type": "object", "required": ["id", "operator", "name", "hint", "created_at", "last_used_at", "revoked_at"], "properties": {
+        "id": {"type": "integer"}, "operator": {"type": "string"}, "name": {"type": "string"}, "hint": {"type": "string", "description": "the token's first characters (never the token)"},
+        "created_at": {"type": "string"}, "last_used_at": {"type": ["string", "null"]}, "revoked_at": {"type": ["string", "null"]}}},
+      "TokenList": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Token"}}}},
+      "AccountPage": {"type": "object", "required": ["items", "next_cursor", "prev_cursor", "total", "total_exact", "limit"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Account"}}, "next_cursor": {"type": ["string", "null"], "description": "pass as cursor for the next page; null on the last"}, "prev_cursor": {"type": ["string", "null"], "description": "pass as cursor for the previous page; null on the first"}, "total": {"type": "integer", "description": "rows matching the filters, counted up to 10000"}, "total_exact": {"type": "boolean", "description": "false when more than 10000 match (total is then 10000)"}, "limit": {"type": "integer", "description": "the page size"}}},
+      "IPSettingPage": {"type": "object", "required": ["items", "next_cursor", "prev_cursor", "total", "total_exact", "limit"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/IPSetting"}}, "next_cursor": {"type": ["string", "null"], "description": "pass as cursor for the next page; null on the last"}, "prev_cursor": {"type": ["string", "null"], "description": "pass as cursor for the previous page; null on the first"}, "total": {"type": "integer", "description": "rows matching the filters, counted up to 10000"}, "total_exact": {"type": "boolean", "description": "false when more than 10000 match (total is then 10000)"}, "limit": {"type": "integer", "description": "the page size"}}},
+      "DevicePage": {"type": "object", "required": ["items", "next_cursor", "prev_cursor", "total", "total_exact", "limit"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Device"}}, "next_cursor": {"type": ["string", "null"], "description": "pass as cursor for the next page; null on the last"}, "prev_cursor": {"type": ["string", "null"], "description": "pass as cursor for the previous page; null on the first"}, "total": {"type": "integer", "description": "rows matching the filters, counted up to 10000"}, "total_exact": {"type": "boolean", "description": "false when more than 10000 match (total is then 10000)"}, "limit": {"type": "integer", "description": "the page size"}}},
+      "DomainPage": {"type": "object", "required": ["items", "next_cursor", "prev_cursor", "total", "total_exact", "limit"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Domain"}}, "next_cursor": {"type": ["string", "null"], "description": "pass as cursor for the next page; null on the last"}, "prev_cursor": {"type": ["string", "null"], "description": "pass as cursor for the previous page; null on the first"}, "total": {"type": "integer", "description": "rows matching the filters, counted up to 10000"}, "total_exact": {"type": "boolean", "description": "false when more than 10000 match (total is then 10000)"}, "limit": {"type": "integer", "description": "the page size"}}},
+      "LockoutPage": {"type": "object", "required": ["items", "next_cursor", "prev_cursor", "total", "total_exact", "limit"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Lockout"}}, "next_cursor": {"type": ["string", "null"], "description": "pass as cursor for the next page; null on the last"}, "prev_cursor": {"type": ["string", "null"], "description": "pass as cursor for the previous page; null on the first"}, "total": {"type": "integer", "description": "rows matching the filters, counted up to 10000"}, "total_exact": {"type": "boolean", "description": "false when more than 10000 match (total is then 10000)"}, "limit": {"type": "integer", "description": "the page size"}}},
+      "AuditPage": {"type": "object", "required": ["items", "next_cursor", "prev_cursor", "total", "total_exact", "limit"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEntry"}}, "next_cursor": {"type": ["string", "null"], "description": "pass as cursor for the next page; null on the last"}, "prev_cursor": {"type": ["string", "null"], "description": "pass as cursor for the previous page; null on the first"}, "total": {"type": "integer", "description": "rows matching the filters, counted up to 10000"}, "total_exact": {"type": "boolean", "description": "false when more than 10000 match (total is then 10000)"}, "limit": {"type": "integer", "description": "the page size"}}}
     }
   },
   "paths": {
@@ -97,6 +196,28 @@ enum OpenAPI {
       "post": {"operationId": "addAlias", "x-role": "operator", "parameters": [{"$ref": "#/components/parameters/domain"}],
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["alias"], "properties": {"alias": {"type": "string"}}}}}},
         "responses": {"201": {"description": "added"}, "404": {"$ref": "#/components/responses/Problem"}, "409": {"$ref": "#/components/responses/Problem"}}}},
+    "/api/v1/domains/{domain}": {"delete": {"operationId": "deleteDomain", "x-role": "operator", "parameters": [{"$ref": "#/components/parameters/domain"}],
+        "summary": "removes the domain and its aliases; refused (422) while devices use it",
+        "responses": {"204": {"description": "removed"}}}},
+    "/api/v1/domains/{domain}/aliases/{alias}": {"delete": {"operationId": "deleteAlias", "x-role": "operator",
+        "parameters": [{"$ref": "#/components/parameters/domain"}, {"$ref": "#/components/parameters/alias"}],
+        "responses": {"204": {"description": "removed"}}}},
+    "/api/v1/dashboard": {"get": {"operationId": "dashboard", "x-role": "read-only",
+        "summary": "counts taken at most every 15 s (the Age header says how old); refresh=1 takes them now",
+        "parameters": [{"name": "refresh", "in": "query", "schema": {"type": "string"}, "description": "any value: count now"}],
+        "responses": {"200": {"description": "counts", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Dashboard"}}}}}}},
+    "/api/v1/operators": {"get": {"operationId": "listOperators", "x-role": "admin",
+        "responses": {"200": {"description": "every operator", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OperatorList"}}}}}}},
+    "/api/v1/operators/{name}/disable": {"post": {"operationId": "disableOperator", "x-role": "admin", "parameters": [{"$ref": "#/components/parameters/name"}],
+        "summary": "ends the operator's sessions; their API tokens stop working. Refused (422) for yourself and for the last enabled admin; 409 when already disabled",
+        "responses": {"200": {"description": "disabled", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Operator"}}}}, "409": {"$ref": "#/components/responses/Problem"}}}},
+    "/api/v1/operators/{name}/enable": {"post": {"operationId": "enableOperator", "x-role": "admin", "parameters": [{"$ref": "#/components/parameters/name"}],
+        "responses": {"200": {"description": "enabled", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Operator"}}}}, "409": {"$ref": "#/components/responses/Problem"}}}},
+    "/api/v1/tokens": {"get": {"operationId": "listTokens", "x-role": "admin", "parameters": [{"name": "operator", "in": "query", "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "newest first, revoked ones too", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TokenList"}}}}}}},
+    "/api/v1/tokens/{id}": {"delete": {"operationId": "revokeToken", "x-role": "admin", "parameters": [{"$ref": "#/components/parameters/id"}],
+        "summary": "revokes the token: it stops working at once; it stays listed, and the audit log records who revoked it",
+        "responses": {"200": {"description": "revoked", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Token"}}}}, "409": {"$ref": "#/components/responses/Problem"}}}},
     "/api/v1/accounts": {
       "get": {"operationId": "listAccounts", "x-role": "read-only", "parameters": [
           {"name": "q", "in": "query", "schema": {"type": "string"}, "description": "number or name contains (any case)"},
@@ -156,7 +277,7 @@ enum OpenAPI {
       "delete": {"operationId": "deleteDevice", "x-role": "operator", "parameters": [{"$ref": "#/components/parameters/device"}],
         "responses": {"204": {"description": "removed"}, "404": {"$ref": "#/components/responses/Problem"}}}},
     "/api/v1/lockouts": {"get": {"operationId": "listLockouts", "x-role": "read-only", "parameters": [
-          {"name": "scope", "in": "query", "schema": {"type": "string", "enum": ["ip", "user", "pair"]}}, {"$ref": "#/components/parameters/cursor"}, {"$ref": "#/components/parameters/limit"}],
+          {"name": "scope", "in": "query", "schema": {"type": "string", "enum": ["source", "user", "source_user"]}, "description": "ip and pair (the database's words) are accepted too"}, {"$ref": "#/components/parameters/cursor"}, {"$ref": "#/components/parameters/limit"}],
         "responses": {"200": {"description": "active lockouts", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LockoutPage"}}}}}}},
     "/api/v1/lockouts/{subject}": {"delete": {"operationId": "clearLockout", "x-role": "operator", "parameters": [{"$ref": "#/components/parameters/subject"}],
         "responses": {"200": {"description": "cleared", "content": {"application/json": {"schema": {"type": "object", "properties": {"cleared": {"type": "integer"}}}}}}, "404": {"$ref": "#/components/responses/Problem"}}}},

@@ -33,7 +33,7 @@ public struct Problem: Error, Sendable, Equatable {
     static func from(_ e: AdminError) -> Problem {
         let m = e.message
         if m.hasPrefix("unknown ") { return Problem(status: 404, title: "Not Found", detail: m) }
-        if m.contains("already exists") || m.contains("already used") || m.contains("already revoked") {
+        if m.contains("already exists") || m.contains("already used") || m.contains(" is already ") {
             return Problem(status: 409, title: "Conflict", detail: m)
         }
         return invalid(m)

@@ -1,17 +1,53 @@
+import Decisions
 import Foundation
 import Postgres
 import Store
 
-/// One page of a list: the rows and the cursor of the next page (nil on the last).
+/// One page of a list: the rows, the cursors of the next and previous pages (nil at either end),
+/// how many rows match in all (counted up to `Queries.countCap`) and the page size.
 public struct Page: Sendable {
     public var items: [JSON]
     public var nextCursor: String?
+    public var prevCursor: String?
+    public var total = 0
+    /// False when there are more than `Queries.countCap` matches: `total` is then a lower bound.
+    public var totalExact = true
+    public var limit = Queries.defaultLimit
 
-    public var json: JSON { .object([("items", .array(items)), ("next_cursor", .optional(nextCursor))]) }
+    public init(items: [JSON]) { self.items = items }
+
+    public var json: JSON {
+        .object([("items", .array(items)), ("next_cursor", .optional(nextCursor)), ("prev_cursor", .optional(prevCursor)),
+                 ("total", .int(total)), ("total_exact", .bool(totalExact)), ("limit", .int(limit))])
+    }
+}
+
+/// Where a page starts: after a key (the next page: the plain key, as `next_cursor` has always
+/// been) or before one (the previous page: `<` and the key). Anything else is a 400.
+enum Cursor: Equatable {
+    case after(String)
+    case before(String)
+
+    static func parse(_ s: String?, valid: (String) -> Bool) throws -> Cursor? {
+        guard let s, !s.isEmpty else { return nil }
+        let c: Cursor = s.hasPrefix("<") ? .before(String(s.dropFirst())) : .after(s)
+        let key: String
+        switch c {
+        case .after(let k), .before(let k): key = k
+        }
+        guard !key.isEmpty, key.utf8.count <= 500, valid(key) else {
+            throw Problem(status: 400, title: "Bad Request", detail: "cursor is not one this list gave out: \(s.prefix(80)) (pass next_cursor or prev_cursor back as it is)",
+                          type: "/problems/bad-cursor")
+        }
+        return c
+    }
+
+    static func id(_ k: String) -> Bool { Int64(k).map { $0 >= 0 } ?? false }
 }
 
 /// The console's reads. Every list is keyset-paginated (an indexed `> cursor ORDER BY … LIMIT n`,
-/// never OFFSET) so that a page costs the same on page 1 and page 2,000. Filters add fixed SQL
+/// or `<` and the reverse order for the previous page; never OFFSET) so that a page costs the same
+/// on page 1 and page 2,000; its total is counted up to `countCap`. Filters add fixed SQL
 /// fragments; every value is a parameter.
 public struct Queries {
     public let db: Connection
@@ -19,6 +55,8 @@ public struct Queries {
 
     public static let defaultLimit = 50
     public static let maxLimit = 200
+    /// Totals are exact up to this many matches ("10,000+" past it): a count stays cheap at 1,000,000 rows.
+    public static let countCap = 10_000
 
     static let ts = #"YYYY-MM-DD"T"HH24:MI:SS"Z""#
     static func time(_ column: String) -> String { "to_char(\(column) AT TIME ZONE 'UTC', '\(ts)')" }
@@ -43,11 +81,41 @@ public struct Queries {
             .replacingOccurrences(of: "_", with: "\\_") + "%"
     }
 
-    func page(_ r: QueryResult, limit: Int, cursorColumn: Int, row: (Int) throws -> JSON) throws -> Page {
-        let n = min(r.rowCount, limit)
-        let items = try (0..<n).map(row)
-        let next = r.rowCount > limit ? r.string(n - 1, cursorColumn) : nil
-        return Page(items: items, nextCursor: next)
+    /// One page of `select` `from` under `filter`, keyed by `key` (`cast` applied to the cursor's
+    /// value), ascending unless `descending`; `keyColumn` is the key's column in `select`. The
+    /// total counts `countFrom` (the table alone, without the joins that only add columns) under
+    /// the same filter.
+    func list(select: String, from: String, countFrom: String? = nil, filter: Filter, key: String, cast: String = "", descending: Bool = false,
+              cursor: Cursor?, limit: Int, keyColumn: Int, row: (QueryResult, Int) throws -> JSON) throws -> Page {
+        var f = filter
+        let total: Int = try db.execute("SELECT count(*) FROM (SELECT 1 " + (countFrom ?? from) + f.sql + " LIMIT \(Self.countCap + 1)) t", f.params).decode(0, 0)
+        var backward = false
+        switch cursor {
+        case .after(let k)?: f.add({ "\(key) \(descending ? "<" : ">") \($0)\(cast)" }, k)
+        case .before(let k)?:
+            backward = true
+            f.add({ "\(key) \(descending ? ">" : "<") \($0)\(cast)" }, k)
+        case nil: break
+        }
+        let ascending = descending == backward
+        let where_ = f.sql
+        let lim = f.limit(limit)
+        let r = try db.execute(select + " " + from + where_ + " ORDER BY \(key) \(ascending ? "ASC" : "DESC")" + lim, f.params)
+        var order = Array(0..<min(r.rowCount, limit))
+        if backward { order.reverse() }
+        var p = Page(items: try order.map { try row(r, $0) })
+        p.total = min(total, Self.countCap)
+        p.totalExact = total <= Self.countCap
+        p.limit = limit
+        let firstKey = order.first.flatMap { r.string($0, keyColumn) }, lastKey = order.last.flatMap { r.string($0, keyColumn) }
+        if backward {
+            p.prevCursor = r.rowCount > limit ? firstKey.map { "<" + $0 } : nil
+            p.nextCursor = lastKey
+        } else {
+            p.nextCursor = r.rowCount > limit ? lastKey : nil
+            p.prevCursor = cursor == nil ? nil : firstKey.map { "<" + $0 }
+        }
+        return p
     }
 
     func b(_ r: QueryResult, _ i: Int, _ c: Int) -> JSON { .bool(r.string(i, c) == "t") }
@@ -57,13 +125,13 @@ public struct Queries {
 
     // MARK: accounts
 
-    static let accountColumns = """
+    static let accountSelect = """
         SELECT a.number, a.name, a.kind, a.status, a.billing, a.balance::text, a.credit_limit::text, a.max_channels,
                \(time("a.expires_at")), \(time("a.created_at")), \(time("a.updated_at")),
                (SELECT count(*) FROM ip_settings s WHERE s.account_id = a.id),
                (SELECT count(*) FROM sip_devices d WHERE d.account_id = a.id)
-          FROM accounts a
         """
+    static let accountColumns = accountSelect + " FROM accounts a"
 
     func account(_ r: QueryResult, _ i: Int) -> JSON {
         .object([("number", s(r, i, 0)), ("name", s(r, i, 1)), ("kind", s(r, i, 2)), ("status", s(r, i, 3)),
@@ -75,14 +143,11 @@ public struct Queries {
     /// Accounts ordered by number; `q` matches number or name (substring, any case).
     public func accounts(q: String?, status: String?, kind: String?, cursor: String?, limit: Int) throws -> Page {
         var f = Filter()
-        if let cursor { f.add({ "a.number > \($0)" }, cursor) }
         if let q, !q.isEmpty { f.add({ "(lower(a.number) LIKE \($0) OR lower(a.name) LIKE \($0))" }, Self.likePattern(q)) }
         if let status { f.add({ "a.status = \($0)" }, status) }
         if let kind { f.add({ "a.kind = \($0)" }, kind) }
-        let where_ = f.sql
-        let lim = f.limit(limit)
-        let r = try db.execute(Self.accountColumns + where_ + " ORDER BY a.number" + lim, f.params)
-        return try page(r, limit: limit, cursorColumn: 0) { account(r, $0) }
+        return try list(select: Self.accountSelect, from: "FROM accounts a", filter: f, key: "a.number",
+                        cursor: try Cursor.parse(cursor, valid: Admin.validAccountNumber), limit: limit, keyColumn: 0) { account($0, $1) }
     }
 
     public func account(_ number: String) throws -> JSON? {
@@ -92,10 +157,10 @@ public struct Queries {
 
     // MARK: IP settings
 
-    static let ipColumns = """
+    static let ipSelect = """
         SELECT s.id, a.number, s.name, s.network::text, s.prefix, s.strip_prefix, s.enabled, \(time("s.created_at")), \(time("s.updated_at"))
-          FROM ip_settings s JOIN accounts a ON a.id = s.account_id
         """
+    static let ipFrom = "FROM ip_settings s JOIN accounts a ON a.id = s.account_id"
 
     func ip(_ r: QueryResult, _ i: Int) -> JSON {
         .object([("id", n(r, i, 0)), ("account", s(r, i, 1)), ("name", s(r, i, 2)), ("network", s(r, i, 3)),
@@ -106,27 +171,24 @@ public struct Queries {
     /// IP settings ordered by id; filters: account, network (contains this address or equals this network).
     public func ipSettings(account: String?, contains: String?, cursor: String?, limit: Int) throws -> Page {
         var f = Filter()
-        if let cursor { f.add({ "s.id > \($0)::bigint" }, cursor) }
         if let account { f.add({ "s.account_id = (SELECT id FROM accounts WHERE number = \($0))" }, account) }
         if let contains { f.add({ "s.network >>= \($0)::inet" }, contains) }
-        let where_ = f.sql
-        let lim = f.limit(limit)
-        let r = try db.execute(Self.ipColumns + where_ + " ORDER BY s.id" + lim, f.params)
-        return try page(r, limit: limit, cursorColumn: 0) { ip(r, $0) }
+        return try list(select: Self.ipSelect, from: Self.ipFrom, countFrom: "FROM ip_settings s", filter: f, key: "s.id", cast: "::bigint",
+                        cursor: try Cursor.parse(cursor, valid: Cursor.id), limit: limit, keyColumn: 0) { ip($0, $1) }
     }
 
     public func ipSetting(_ id: Int64) throws -> JSON? {
-        let r = try db.execute(Self.ipColumns + " WHERE s.id = $1::bigint", [String(id)])
+        let r = try db.execute(Self.ipSelect + " " + Self.ipFrom + " WHERE s.id = $1::bigint", [String(id)])
         return r.rowCount == 1 ? ip(r, 0) : nil
     }
 
     // MARK: devices
 
-    static let deviceColumns = """
+    static let deviceSelect = """
         SELECT v.id, v.username || '@' || d.name, v.username, d.name, a.number, v.enabled, v.caller_id_name, v.caller_id_number,
                \(time("v.created_at")), \(time("v.updated_at"))
-          FROM sip_devices v JOIN sip_domains d ON d.id = v.domain_id JOIN accounts a ON a.id = v.account_id
         """
+    static let deviceFrom = "FROM sip_devices v JOIN sip_domains d ON d.id = v.domain_id JOIN accounts a ON a.id = v.account_id"
 
     func device(_ r: QueryResult, _ i: Int) -> JSON {
         .object([("id", n(r, i, 0)), ("device", s(r, i, 1)), ("username", s(r, i, 2)), ("domain", s(r, i, 3)),
@@ -137,34 +199,26 @@ public struct Queries {
     /// Devices ordered by id; filters: account, domain, username (substring).
     public func devices(account: String?, domain: String?, q: String?, cursor: String?, limit: Int) throws -> Page {
         var f = Filter()
-        if let cursor { f.add({ "v.id > \($0)::bigint" }, cursor) }
         if let account { f.add({ "v.account_id = (SELECT id FROM accounts WHERE number = \($0))" }, account) }
         if let domain { f.add({ "v.domain_id = (SELECT id FROM sip_domains WHERE lower(name) = lower(\($0)))" }, domain) }
         if let q, !q.isEmpty { f.add({ "lower(v.username) LIKE \($0)" }, Self.likePattern(q)) }
-        let where_ = f.sql
-        let lim = f.limit(limit)
-        let r = try db.execute(Self.deviceColumns + where_ + " ORDER BY v.id" + lim, f.params)
-        return try page(r, limit: limit, cursorColumn: 0) { device(r, $0) }
+        return try list(select: Self.deviceSelect, from: Self.deviceFrom, countFrom: "FROM sip_devices v", filter: f, key: "v.id", cast: "::bigint",
+                        cursor: try Cursor.parse(cursor, valid: Cursor.id), limit: limit, keyColumn: 0) { device($0, $1) }
     }
 
     public func device(id: Int64) throws -> JSON? {
-        let r = try db.execute(Self.deviceColumns + " WHERE v.id = $1::bigint", [String(id)])
+        let r = try db.execute(Self.deviceSelect + " " + Self.deviceFrom + " WHERE v.id = $1::bigint", [String(id)])
         return r.rowCount == 1 ? device(r, 0) : nil
     }
 
     // MARK: domains
 
     public func domains(cursor: String?, limit: Int) throws -> Page {
-        var f = Filter()
-        if let cursor { f.add({ "lower(d.name) > \($0)" }, cursor) }
-        let where_ = f.sql
-        let lim = f.limit(limit)
-        let r = try db.execute("""
+        try list(select: """
             SELECT lower(d.name), d.name, d.enabled, coalesce((SELECT string_agg(al.alias, ',' ORDER BY al.alias) FROM sip_domain_aliases al WHERE al.domain_id = d.id), ''),
                    \(Self.time("d.created_at"))
-              FROM sip_domains d
-            """ + where_ + " ORDER BY lower(d.name)" + lim, f.params)
-        return try page(r, limit: limit, cursorColumn: 0) { i in
+            """, from: "FROM sip_domains d", filter: Filter(), key: "lower(d.name)",
+            cursor: try Cursor.parse(cursor) { Admin.validDomainName($0) && $0 == $0.lowercased() }, limit: limit, keyColumn: 0) { r, i in
             let aliases = (r.string(i, 3) ?? "").split(separator: ",").map { JSON.string(String($0)) }
             return .object([("name", s(r, i, 1)), ("enabled", b(r, i, 2)), ("aliases", .array(aliases)), ("created_at", s(r, i, 4))])
         }
@@ -172,18 +226,24 @@ public struct Queries {
 
     // MARK: lockouts
 
+    /// The scope as the CLI (`switchauth lockouts`) names it: source, user, source_user; the
+    /// database's words (ip, pair) are accepted too.
+    static func scope(named s: String) -> LockoutScope? {
+        LockoutScope.allCases.first { $0.label == s } ?? LockoutScope(rawValue: s)
+    }
+
     public func lockouts(scope: String?, cursor: String?, limit: Int) throws -> Page {
         var f = Filter()
         f.clauses.append("locked_until > now()")
-        if let cursor { f.add({ "scope || ' ' || subject > \($0)" }, cursor) }
-        if let scope { f.add({ "scope = \($0)" }, scope) }
-        let where_ = f.sql
-        let lim = f.limit(limit)
-        let r = try db.execute("""
-            SELECT scope || ' ' || subject, scope, subject, failures, \(Self.time("locked_until")) FROM auth_failures
-            """ + where_ + " ORDER BY scope || ' ' || subject" + lim, f.params)
-        return try page(r, limit: limit, cursorColumn: 0) { i in
-            .object([("scope", s(r, i, 1)), ("subject", s(r, i, 2)), ("failures", n(r, i, 3)), ("locked_until", s(r, i, 4))])
+        if let scope { f.add({ "scope = \($0)" }, Self.scope(named: scope)?.rawValue ?? scope) }
+        let valid: (String) -> Bool = { k in
+            let parts = k.split(separator: " ", maxSplits: 1)
+            return parts.count == 2 && LockoutScope(rawValue: String(parts[0])) != nil && !parts[1].unicodeScalars.contains { $0.value < 32 }
+        }
+        return try list(select: "SELECT scope || ' ' || subject, scope, subject, failures, \(Self.time("locked_until"))", from: "FROM auth_failures",
+                        filter: f, key: "scope || ' ' || subject", cursor: try Cursor.parse(cursor, valid: valid), limit: limit, keyColumn: 0) { r, i in
+            let label = LockoutScope(rawValue: r.string(i, 1) ?? "")?.label ?? (r.string(i, 1) ?? "")
+            return .object([("scope", .string(label)), ("subject", s(r, i, 2)), ("failures", n(r, i, 3)), ("locked_until", s(r, i, 4))])
         }
     }
 
@@ -191,18 +251,14 @@ public struct Queries {
 
     public func audit(account: String?, objectType: String?, actor: String?, cursor: String?, limit: Int) throws -> Page {
         var f = Filter()
-        if let cursor { f.add({ "l.id < \($0)::bigint" }, cursor) }
         if let account { f.add({ "l.account_id = (SELECT id FROM accounts WHERE number = \($0))" }, account) }
         if let objectType { f.add({ "l.object_type = \($0)" }, objectType) }
         if let actor { f.add({ "l.actor = \($0)" }, actor) }
-        let where_ = f.sql
-        let lim = f.limit(limit)
-        let r = try db.execute("""
+        return try list(select: """
             SELECT l.id, \(Self.time("l.at")), l.actor, l.action, l.object_type, l.object_id, l.object_label,
                    (SELECT number FROM accounts WHERE id = l.account_id), l.before::text, l.after::text
-              FROM audit_log l
-            """ + where_ + " ORDER BY l.id DESC" + lim, f.params)
-        return try page(r, limit: limit, cursorColumn: 0) { i in
+            """, from: "FROM audit_log l", filter: f, key: "l.id", cast: "::bigint", descending: true,
+            cursor: try Cursor.parse(cursor, valid: Cursor.id), limit: limit, keyColumn: 0) { r, i in
             func raw(_ c: Int) -> JSON {
                 guard let t = r.string(i, c) else { return .null }
                 return .raw(t)

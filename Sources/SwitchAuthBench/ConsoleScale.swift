@@ -82,6 +82,7 @@ struct ConsoleScale: ParsableCommand {
             "/api/v1/devices?domain=d7.bench.example", "/api/v1/devices?cursor=500000", "/api/v1/ip-settings", "/api/v1/ip-settings?account=\(midAccount)",
             "/api/v1/ip-settings?contains=10.0.0.1", "/api/v1/domains", "/api/v1/lockouts", "/api/v1/audit", "/api/v1/audit?account=\(midAccount)",
             "/api/v1/devices/\(user)",
+            "/dashboard", "/devices?q=u99999", "/ip-settings?contains=10.0.0.1", "/accounts?limit=10&cursor=%3CA50000", "/api/v1/dashboard",
         ]
         print("\n| console URL | status | p50 ms | p95 ms | max ms |")
         print("|---|---|---|---|---|")

@@ -433,7 +433,7 @@ struct DomainCommand: ParsableCommand {
             profile's challenge-realm to it (freeswitch-conf does) so that devices that reach the
             server by IP address or by an alias compute the same HA1.
             """,
-        subcommands: [Add.self, Alias.self, List.self])
+        subcommands: [Add.self, Alias.self, List.self, Remove.self, RemoveAlias.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add a domain.")
@@ -453,6 +453,27 @@ struct DomainCommand: ParsableCommand {
         func run() throws {
             try admin(options) { try $0.addAlias(domain: domain, alias: alias) }
             Output.done("added alias \(alias) to \(domain)", json: options.json)
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a domain and its aliases (refused while devices use it).")
+        @OptionGroup var options: DatabaseOptions
+        @Argument var name: String
+        func run() throws {
+            try admin(options) { try ConsoleStore(db: $0.db).removeDomain(name) }
+            Output.done("removed domain \(name)", json: options.json)
+        }
+    }
+
+    struct RemoveAlias: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "remove-alias", abstract: "Remove an alias of a domain.")
+        @OptionGroup var options: DatabaseOptions
+        @Argument var domain: String
+        @Argument var alias: String
+        func run() throws {
+            try admin(options) { try ConsoleStore(db: $0.db).removeAlias(domain: domain, alias: alias) }
+            Output.done("removed alias \(alias) of \(domain)", json: options.json)
         }
     }
 

@@ -15,13 +15,16 @@ struct ConsoleCommand: ParsableCommand {
             First admin:  switchauth console create-admin alice --config /etc/switchauth.conf   (prompts for the password)
             Operators:    switchauth console add-operator bob --role operator | read-only | admin
             API token:    switchauth console create-token bob --name billing   (printed once)
+            Revoke:       switchauth console tokens [bob]; switchauth console revoke-token ID
+            Disable:      switchauth console disable-operator bob   (enable-operator bob)
             """,
         subcommands: ConsoleSubcommands.all, defaultSubcommand: ConsoleServe.self)
 }
 
 enum ConsoleSubcommands {
     static var all: [any ParsableCommand.Type] {
-        [ConsoleServe.self, CreateAdmin.self, AddOperator.self, SetOperatorPassword.self, ListOperators.self, CreateToken.self]
+        [ConsoleServe.self, CreateAdmin.self, AddOperator.self, SetOperatorPassword.self, ListOperators.self, CreateToken.self,
+         ListTokens.self, RevokeToken.self, DisableOperator.self, EnableOperator.self]
     }
 }
 
@@ -77,7 +80,7 @@ struct AddOperator: ParsableCommand {
         let (pw, generated) = try password.read()
         try operators(options) { s in _ = try s.create(name: name, role: r, password: pw) }
         if generated { Console.out("password: \(pw)") }
-        Output.done("created \(r.rawValue) operator \(name)", json: options.json, fields: ["operator": name, "role": r.rawValue])
+        Output.done("created operator \(name) with role \(r.rawValue)", json: options.json, fields: ["operator": name, "role": r.rawValue])
     }
 }
 
@@ -99,7 +102,9 @@ struct ListOperators: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "operators", abstract: "List the console's operators.")
     @OptionGroup var options: DatabaseOptions
     func run() throws {
-        Output.print(try operators(options) { try $0.list() }, json: options.json)
+        let rows = try operators(options) { try ConsoleStore(db: $0.db).operators() }
+        Output.print(Table(columns: ["name", "role", "disabled", "created_at"],
+                           rows: rows.map { [$0.name, $0.role, $0.disabled ? "t" : "f", $0.createdAt] }), json: options.json)
     }
 }
 
@@ -114,6 +119,54 @@ struct CreateToken: ParsableCommand {
     func run() throws {
         let token = try operators(options) { try $0.createToken(operatorName: operatorName, tokenName: name) }
         Output.done(token, json: options.json, fields: ["token": token])
+    }
+}
+
+struct ListTokens: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tokens", abstract: "List API tokens (newest first, revoked ones too; never the token itself).")
+    @OptionGroup var options: DatabaseOptions
+    @Argument(help: "Only this operator's tokens.") var operatorName: String?
+
+    func run() throws {
+        let rows = try operators(options) { try ConsoleStore(db: $0.db).tokens(operator: operatorName) }
+        Output.print(Table(columns: ["id", "operator", "name", "starts_with", "created_at", "last_used_at", "revoked_at"],
+                           rows: rows.map { [String($0.id), $0.operator, $0.name, $0.hint + "…", $0.createdAt, $0.lastUsedAt ?? "", $0.revokedAt ?? ""] }),
+                     json: options.json)
+    }
+}
+
+struct RevokeToken: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "revoke-token", abstract: "Revoke an API token: it stops working at once (audited).")
+    @OptionGroup var options: DatabaseOptions
+    @Argument(help: "The token's id (see 'switchauth console tokens').") var id: Int64
+
+    func run() throws {
+        let t = try operators(options) { try ConsoleStore(db: $0.db).revokeToken(id) }
+        Output.done("revoked token \(t.id) (\(t.name) of \(t.operator))", json: options.json, fields: ["id": String(t.id), "operator": t.operator])
+    }
+}
+
+struct DisableOperator: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "disable-operator",
+        abstract: "Disable an operator: their sessions end, their API tokens stop working, they cannot log in (audited). Not the last enabled admin.")
+    @OptionGroup var options: DatabaseOptions
+    @Argument(help: "Operator name.") var name: String
+
+    func run() throws {
+        try operators(options) { try ConsoleStore(db: $0.db).setOperatorDisabled(name, true) }
+        Output.done("disabled operator \(name)", json: options.json, fields: ["operator": name])
+    }
+}
+
+struct EnableOperator: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "enable-operator", abstract: "Enable a disabled operator again (audited).")
+    @OptionGroup var options: DatabaseOptions
+    @Argument(help: "Operator name.") var name: String
+
+    func run() throws {
+        try operators(options) { try ConsoleStore(db: $0.db).setOperatorDisabled(name, false) }
+        Output.done("enabled operator \(name)", json: options.json, fields: ["operator": name])
     }
 }
 
@@ -135,6 +188,8 @@ struct ConsoleServe: ParsableCommand {
     @Flag(help: "Listen on a non-loopback address (put TLS in front of it).") var forcePublic = false
     @Option(name: .customLong("allowed-host"), help: "A Host name the console answers to besides loopback and --host (repeatable; e.g. the TLS proxy's name).")
     var allowedHosts: [String] = []
+    @Option(name: .customLong("trusted-proxy"), help: "Address of a TLS proxy in front (repeatable): from it, the client's address is the last X-Forwarded-For entry (for the login throttle and the audit log).")
+    var trustedProxies: [String] = []
     @Option(help: "Scheduling niceness of the console's threads (0-19): the mod_xml_curl listener keeps the CPU first.") var nice: Int32 = 10
 
     func validate() throws {
@@ -162,13 +217,15 @@ struct ConsoleServe: ParsableCommand {
         settings.dialplan = config.dialplan
         settings.secureCookies = secureCookies
         settings.allowedHosts = allowedHosts
+        settings.trustedProxies = trustedProxies
+        settings.currency = config.currency
         Service.blockTerminationSignals()
         // Before any thread starts, so that every thread of the console inherits it (Linux nice
         // values are per thread). The service's own threads, in its own process, are not touched.
         if nice > 0 { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice) }
         let server: ConsoleServer
         do {
-            server = try ConsoleServer(app: ConsoleApp(settings: settings), logger: logger)
+            server = try ConsoleServer(app: ConsoleApp(settings: settings, logger: logger), logger: logger)
             try server.start()
         } catch {
             throw CLIError("cannot start the console: \(error)")

@@ -69,6 +69,8 @@ public struct ServiceConfig: Sendable, Equatable {
     /// Where fraud levels passed are POSTed as JSON (http:// only); nil = logged and recorded only.
     public var fraudWebhookURL: String?
     public var logLevel = "info"
+    /// The platform's currency (ISO 4217 code): the operators' console shows balances in it.
+    public var currency = "USD"
     /// Serve on a non-loopback address without basic auth or an allowlist.
     public var forcePublic = false
     /// Serve without `basic_auth`: an explicit choice (directory answers carry password hashes, and
@@ -187,6 +189,10 @@ public struct ServiceConfig: Sendable, Equatable {
                 apply: { c, v in c.replica = try v.bool() }, show: { String($0.replica) }),
         intSetting("replica_staleness_ms", 10...10_000, "the copy answers only while proven at most this far behind PostgreSQL; else lookups read PostgreSQL", \.replicaStalenessMilliseconds),
         intSetting("replica_heartbeat_ms", 1...5_000, "how often the copy proves itself current (a notification to itself); must be below replica_staleness_ms", \.replicaHeartbeatMilliseconds),
+        Setting(key: "currency", meaning: "the platform's currency (ISO 4217 code, e.g. USD, EUR): the operators' console shows balances in it", apply: { c, v in
+            guard v.text.count == 3, v.text.allSatisfy({ $0.isASCII && $0.isUppercase }) else { throw ConfigError(message: "\(v.origin): currency must be an ISO 4217 code such as USD or EUR") }
+            c.currency = v.text
+        }, show: { $0.currency }),
         stringSetting("user_context", "user_context given to SIP devices", \.directory.userContext),
         Setting(key: "owned_contexts", meaning: "dialplan contexts answered (comma-separated)",
                 apply: { c, v in c.dialplan.ownedContexts = Set(v.list) }, show: { $0.dialplan.ownedContexts.sorted().joined(separator: ",") }),

@@ -75,6 +75,12 @@ struct OpenAPITests {
             ("POST", "/api/v1/explain", "/api/v1/explain", ["ip": "203.0.113.10", "destination": "911"], []),
             ("GET", "/api/v1/audit", "/api/v1/audit", nil, []),
             ("GET", "/api/v1/accounts/none", "/api/v1/accounts/{number}", nil, []),
+            ("GET", "/api/v1/dashboard", "/api/v1/dashboard", nil, []),
+            ("GET", "/api/v1/operators", "/api/v1/operators", nil, []),
+            ("GET", "/api/v1/tokens", "/api/v1/tokens", nil, []),
+            ("POST", "/api/v1/accounts", "/api/v1/accounts", ["number": "9001", "nmae": "typo"], []),
+            ("GET", "/api/v1/devices?cursor=garbage", "/api/v1/devices", nil, []),
+            ("POST", "/api/v1/operators/nobody/disable", "/api/v1/operators/{name}/disable", nil, []),
             ("POST", "/api/v1/accounts", "/api/v1/accounts", ["number": "9000", "name": "N"], []),
         ]
         for (method, target, template, body, headers) in calls {
@@ -93,6 +99,41 @@ struct OpenAPITests {
             } else {
                 for field in try Self.required(doc, name) { #expect(object.keys.contains(field), "\(target) (\(a.status)): lacks \(field)") }
             }
+        }
+    }
+
+    /// Every operation documents the errors it can answer, and every request body refuses unknown fields.
+    @Test func everyOperationDocumentsItsErrors() throws {
+        let doc = try Self.document()
+        let paths = try #require(doc["paths"] as? [String: [String: Any]])
+        let schemas = try #require((doc["components"] as? [String: Any])?["schemas"] as? [String: Any])
+        for (path, ops) in paths {
+            for (method, value) in ops {
+                let op = try #require(value as? [String: Any])
+                let responses = Set((op["responses"] as? [String: Any] ?? [:]).keys)
+                let name = "\(method.uppercased()) \(path)"
+                if let role = op["x-role"] as? String {
+                    #expect(responses.contains("401"), "\(name) lacks 401")
+                    #expect(responses.contains("503"), "\(name) lacks 503")
+                    if role != "read-only" { #expect(responses.contains("403"), "\(name) lacks 403") }
+                }
+                if path.contains("{") { #expect(responses.contains("404"), "\(name) lacks 404") }
+                if op["parameters"] != nil || op["requestBody"] != nil { #expect(responses.contains("400"), "\(name) lacks 400") }
+                if let body = op["requestBody"] as? [String: Any] {
+                    #expect(responses.contains("422") && responses.contains("415"), "\(name) lacks 422/415")
+                    var schema = ((body["content"] as? [String: Any])?["application/json"] as? [String: Any])?["schema"] as? [String: Any] ?? [:]
+                    if let ref = schema["$ref"] as? String { schema = schemas[String(ref.split(separator: "/").last!)] as? [String: Any] ?? [:] }
+                    #expect(schema["additionalProperties"] as? Bool == false, "\(name) accepts unknown fields")
+                }
+            }
+        }
+        // The refusals the API gives are the documented ones, with the problem schema.
+        let h = try ConsoleHarness()
+        for (method, target, template, role, expected) in [("GET", "/api/v1/accounts", "/api/v1/accounts", nil, 401), ("POST", "/api/v1/domains", "/api/v1/domains", Role.readOnly, 403),
+                                                            ("DELETE", "/api/v1/tokens/1", "/api/v1/tokens/{id}", Role.operator, 403)] as [(String, String, String, Role?, Int)] {
+            let a = h.call(method, target, json: method == "POST" ? ["name": "x.example.com"] : nil, role: role)
+            #expect(a.status == expected && a.contentType == "application/problem+json")
+            #expect(Self.schemaName(doc, method, template, a.status) == "Problem", "\(method) \(template) \(a.status)")
         }
     }
 
