@@ -115,13 +115,13 @@ struct Compare: ParsableCommand {
         _ = try Dataset.tinyIP.load(small)
 
         let workDir = cluster.directory
-        func startService(_ database: String) throws -> (ChildProcess, UInt16) {
+        func startService(_ database: String, eventSockets: String = "") throws -> (ChildProcess, UInt16) {
             let port = freePort()
             let p = try ChildProcess(switchauth, ["serve"], environment: [
                 "SWITCHAUTH_DATABASE_URL": "host=\(cluster.directory) port=5432 user=postgres dbname=\(database)",
                 // log_level is the default (info: a line per decision), written to a file as a
                 // journal would take it: the configuration operators run, not a friendlier one.
-                "SWITCHAUTH_LISTEN_PORT": String(port), "SWITCHAUTH_EVENT_SOCKETS": "",
+                "SWITCHAUTH_LISTEN_PORT": String(port), "SWITCHAUTH_EVENT_SOCKETS": eventSockets,
                 "SWITCHAUTH_WORKERS": String(workers), "SWITCHAUTH_MAX_CONNECTIONS": "20000",
                 "SWITCHAUTH_BASIC_AUTH": RequestShapes.credentials,
             ], log: "\(workDir)/switchauth-\(database).log")
@@ -249,6 +249,48 @@ struct Compare: ParsableCommand {
         let answeredSaturation = try metricValue(port, "switchauth_replica_lookups_answered") - answeredBefore
         let trustSaturation = try metricValue(port, "switchauth_trust_records_written") - trustBefore
         let saturationLookups = dirNewRounds.reduce(0) { $0 + $1.requests } + dirKeepRounds.reduce(0) { $0 + $1.requests } + dpNewRounds.reduce(0) { $0 + $1.requests }
+        // The dialplan with call limits on (issue 21): every account gets max_channels and max_cps
+        // (never reached), a second instance with call_limits = global (its event socket points at
+        // nothing: the hangups are played by a releaser that calls the listener's own statement
+        // every 100 ms for the calls over a second old), and every request carries its own
+        // Unique-ID. Its CPU counts the admission, the release and PostgreSQL's share of both.
+        try big.execute("UPDATE accounts SET max_channels = 1000000, max_cps = 1000000")
+        let limits = try startService("bench", eventSockets: "127.0.0.1:\(freePort())")
+        let limitsWrk = Wrk(port: limits.1, urlPath: "/freeswitch", directory: workDir)
+        let fixtureUUID = dpBodies[0].components(separatedBy: "Unique-ID=").dropFirst().first?.components(separatedBy: "&").first ?? ""
+        let releasing = Atomic<Bool>(true)
+        let releaser = Thread {
+            guard let c = try? Connection(cluster.config(database: "bench")) else { return }
+            while releasing.load(ordering: .relaxed) {
+                _ = try? c.execute("""
+                    SELECT switchauth_release_slots(array(SELECT unique_id FROM call_slots
+                                                           WHERE reserved_at < clock_timestamp() - interval '1 second'))
+                    """)
+                usleep(100_000)
+            }
+        }
+        releaser.start()
+        var limitsRounds: [Wrk.Result] = [], nginxLimitsRounds: [Wrk.Result] = []
+        var limitsCPU = (service: 0.0, postgres: 0.0)
+        for _ in 0..<rounds {
+            let (s0, p0) = (limits.0.cpuSeconds, postgresCPU())
+            limitsRounds.append(try limitsWrk.run(bodies: dpBodies, close: true, connections: wrkClients, seconds: secs,
+                                                  expect: "switchauth_allow", uniqueID: fixtureUUID))
+            limitsCPU.service += limits.0.cpuSeconds - s0
+            limitsCPU.postgres += postgresCPU() - p0
+            if let nginxWrk { nginxLimitsRounds.append(try nginxWrk.run(bodies: dpBodies, close: true, connections: wrkClients, seconds: secs)) }
+        }
+        let admitted = try metricValue(limits.1, #"switchauth_call_admissions_total{result="admitted"}"#)
+        releasing.store(false, ordering: .relaxed)
+        _ = limits.0.stop()
+        try big.execute("UPDATE accounts SET max_channels = 0, max_cps = 0")
+        try big.execute("TRUNCATE call_slots, cps_windows")
+        // The main instance's copy reloads the accounts (a statement over 10,000 rows): wait for it.
+        usleep(500_000)
+        let reloadStart = now()
+        while now() - reloadStart < 60_000_000_000, (try? metricValue(port, "switchauth_replica_current")) == 0 { usleep(50_000) }
+        let limitsNew = Wrk.Result.median(limitsRounds)
+        let nginxLimits = nginxLimitsRounds.isEmpty ? nil : Wrk.Result.median(nginxLimitsRounds)
         let dirOpen = directoryGen(false, port).openLoop(rate: openRate, seconds: secs, threads: 4)
         let nginxOpen = nginx.map { n in
             LoadGenerator(port: n.port, keepAlive: false) { rng in shapes.wrap(shapes.directory(data.device(&rng), rng: &rng)) }
@@ -296,7 +338,7 @@ struct Compare: ParsableCommand {
         let rss = service.rssKiB
         let fromMemory = try metricValue(port, "switchauth_replica_lookups_answered")
         let errors = dirOpen.errors + dpOpenBig.errors + dpOpenSmall.errors + dirUnderAttack.errors + dirNew.socketErrors + dirKeep.socketErrors + dpNew.socketErrors
-        let wrong = dirNew.wrong + dirKeep.wrong + dpNew.wrong + overload.wrong
+        let wrong = dirNew.wrong + dirKeep.wrong + dpNew.wrong + overload.wrong + limitsNew.wrong
         _ = service.stop()
 
         // --- pgbench on the service's hot statements
@@ -332,6 +374,8 @@ struct Compare: ParsableCommand {
                      roundsNote + "vs nginx " + ratio(dirKeep.perSecond, nginxKeep?.perSecond) + " (goal >= 0.5x)"))
         rows.append(("dialplan IP decision, new connection (wrk)", wrkRow(dpNew) + spread(dpNewRounds),
                      roundsNote + "vs nginx " + ratio(dpNew.perSecond, nginxDp?.perSecond) + " with the same bodies (goal >= 1.0x); vs pgbench " + ratio(dpNew.perSecond, pgDialplan)))
+        rows.append(("dialplan IP decision, limits on (call_limits = global), new connection (wrk)", wrkRow(limitsNew) + spread(limitsRounds),
+                     roundsNote + "vs nginx " + ratio(limitsNew.perSecond, nginxLimits?.perSecond) + String(format: "; %.0f calls admitted (a slot and a CPS window each)", admitted)))
         rows.append(("HTTP layer alone (a 404 route, all non-2xx), new connection (wrk)", wrkRow(httpOnlyNew), "vs nginx " + ratio(httpOnlyNew.perSecond, nginxNew?.perSecond)))
         if let nginxNew { rows.append(("nginx static \(sampleAnswer) B, new connection (wrk)", wrkRow(nginxNew) + spread(nginxNewRounds), "the HTTP limit of this machine")) }
         if let nginxKeep { rows.append(("nginx static \(sampleAnswer) B, keep-alive (wrk)", wrkRow(nginxKeep) + spread(nginxKeepRounds), "")) }
@@ -339,6 +383,7 @@ struct Compare: ParsableCommand {
         rows.append(("CPU per directory lookup, new connection", cpu(dirNewCPU.service, dirNewCPU.postgres, dirNew.requests), "goal <= 60 µs"))
         rows.append(("CPU per directory lookup, keep-alive", cpu(dirKeepCPU.service, dirKeepCPU.postgres, dirKeep.requests), ""))
         rows.append(("CPU per dialplan decision, new connection", cpu(dpNewCPU.service, dpNewCPU.postgres, dpNewRounds.reduce(0) { $0 + $1.requests }), "goal <= 60 µs"))
+        rows.append(("CPU per dialplan decision, limits on (admission and release)", cpu(limitsCPU.service, limitsCPU.postgres, limitsRounds.reduce(0) { $0 + $1.requests }), "goal <= 60 µs"))
         rows.append(("open descriptors while 32 connect per request", "\(maxFDs.load(ordering: .relaxed)) at most (\(idleFDs) idle)", "goal: idle + in flight (32) + closing"))
         if let pgDirectory { rows.append(("pgbench: directory lookup SQL (4 clients, prepared)", String(format: "%.0f tx/s", pgDirectory), "the database limit")) }
         if let pgDialplan { rows.append(("pgbench: IP candidates SQL (4 clients, prepared)", String(format: "%.0f tx/s", pgDialplan), "")) }

@@ -43,8 +43,11 @@ struct Wrk {
     let urlPath: String
     let directory: String
 
-    /// Runs wrk for `seconds` with `connections` connections on 2 threads.
-    func run(bodies: [String], close: Bool, connections: Int = 32, seconds: Double, expect: String? = nil) throws -> Result {
+    /// Runs wrk for `seconds` with `connections` connections on 2 threads. `uniqueID`: a string of
+    /// the bodies (a channel's Unique-ID) replaced in every request by one of its own, as every call
+    /// FreeSWITCH sends has its own channel.
+    func run(bodies: [String], close: Bool, connections: Int = 32, seconds: Double, expect: String? = nil,
+             uniqueID: String? = nil) throws -> Result {
         guard let wrk = Self.path else { throw BenchError("wrk not installed (apt-get install wrk)") }
         let script = "\(directory)/wrk-\(UUID().uuidString).lua"
         var lua = "local bodies = {\n"
@@ -59,8 +62,16 @@ struct Wrk {
             shed = 0
             local expect = \(expect.map { "[[" + $0 + "]]" } ?? "nil")
             local headers = { ["Content-Type"] = "application/x-www-form-urlencoded", ["User-Agent"] = "freeswitch-xml/1.0", ["Authorization"] = "\(RequestShapes.authorization)"\(close ? ", [\"Connection\"] = \"close\"" : "") }
+            local token = \(uniqueID.map { "\"" + $0.replacingOccurrences(of: "-", with: "%-") + "\"" } ?? "nil")
+            local tid, n = 0, 0
+            function init(args) tid = math.random(0, 0xffffff) end
             function request()
-              return wrk.format("POST", "\(urlPath)", headers, bodies[math.random(#bodies)])
+              local b = bodies[math.random(#bodies)]
+              if token ~= nil then
+                n = n + 1
+                b = string.gsub(b, token, string.format("%08x-0000-4000-8000-%012x", tid, n))
+              end
+              return wrk.format("POST", "\(urlPath)", headers, b)
             end
             function response(status, hdrs, body)
               if status == 503 then shed = shed + 1 end
