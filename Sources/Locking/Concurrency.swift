@@ -179,3 +179,12 @@ public final class BackgroundThread: Sendable {
         _ = phase.wait(until: { $0 == .stopped }) { _ in () }
     }
 }
+
+/// Lets a background thread's body reach the object that owns the thread without a retain cycle:
+/// the owner creates the box, hands it to the thread's closure, then sets `owner` to itself.
+public final class WeakOwner<Owner: AnyObject>: @unchecked Sendable {
+    // @unchecked Sendable: `owner` is written once, in the owner's init, before the thread that
+    // reads it is started (thread start is the happens-before edge).
+    public weak var owner: Owner?
+    public init() {}
+}

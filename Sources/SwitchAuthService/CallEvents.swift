@@ -29,16 +29,11 @@ final class CallEventListener: Sendable {
         self.metrics = metrics
         self.logger = logger
         self.reconcileSeconds = reconcileSeconds
-        let box = Box()
-        thread = BackgroundThread(name: "calls-\(endpoint)") { t in box.listener?.run(t) }
-        box.listener = self
+        let box = WeakOwner<CallEventListener>()
+        thread = BackgroundThread(name: "calls-\(endpoint)") { t in box.owner?.run(t) }
+        box.owner = self
     }
 
-    /// Lets the thread's body reach the listener that owns the thread without a retain cycle at init.
-    private final class Box: @unchecked Sendable {
-        // @unchecked Sendable: written once in init, before the thread that reads it is started.
-        weak var listener: CallEventListener?
-    }
 
     func start() { thread.start() }
     func stop() { thread.stop() }

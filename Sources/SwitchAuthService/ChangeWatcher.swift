@@ -34,16 +34,11 @@ public final class ChangeWatcher: Sendable {
         self.debounceMilliseconds = debounceMilliseconds
         let pushers = config.eventSockets.map { SwitchPusher(endpoint: $0, metrics: metrics, logger: logger) }
         self.pushers = pushers
-        let box = Box()
-        thread = BackgroundThread(name: "change-watcher") { t in box.watcher?.run(t) }
-        box.watcher = self
+        let box = WeakOwner<ChangeWatcher>()
+        thread = BackgroundThread(name: "change-watcher") { t in box.owner?.run(t) }
+        box.owner = self
     }
 
-    /// Lets the thread's body reach the watcher that owns the thread without a retain cycle at init.
-    private final class Box: @unchecked Sendable {
-        // @unchecked Sendable: written once in init, before the thread that reads it is started.
-        weak var watcher: ChangeWatcher?
-    }
 
     public func start() {
         for p in pushers { p.start() }

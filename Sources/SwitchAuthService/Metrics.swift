@@ -104,35 +104,26 @@ public final class Metrics: Sendable {
         }
         out += "# HELP switchauth_database_errors_total Statements that failed or timed out.\n"
         out += "# TYPE switchauth_database_errors_total counter\nswitchauth_database_errors_total \(s.databaseErrors)\n"
-        out += "# HELP switchauth_auth_failures_total Failed digest attempts counted, by budget (source, user, source_user).\n"
-        out += "# TYPE switchauth_auth_failures_total counter\n"
-        for k in s.authFailures.keys.sorted() { out += "switchauth_auth_failures_total{scope=\"\(label(k))\"} \(s.authFailures[k]!)\n" }
-        out += "# HELP switchauth_lockouts_total Lockouts begun by this instance, by budget.\n"
-        out += "# TYPE switchauth_lockouts_total counter\n"
-        for k in s.lockouts.keys.sorted() { out += "switchauth_lockouts_total{scope=\"\(label(k))\"} \(s.lockouts[k]!)\n" }
-        out += "# HELP switchauth_basic_auth_refusals_total Requests refused by HTTP basic auth, by cause (wrong, throttled).\n"
-        out += "# TYPE switchauth_basic_auth_refusals_total counter\n"
-        for k in s.basicAuth.keys.sorted() { out += "switchauth_basic_auth_refusals_total{cause=\"\(label(k))\"} \(s.basicAuth[k]!)\n" }
-        out += "# HELP switchauth_esl_commands_total Event-socket commands sent to switches, by result.\n"
-        out += "# TYPE switchauth_esl_commands_total counter\n"
-        for k in s.eslPushes.keys.sorted() { out += "switchauth_esl_commands_total{result=\"\(label(k))\"} \(s.eslPushes[k]!)\n" }
-        out += "# HELP switchauth_acl_served_from_cache_total acl.conf answers served from the last known good list.\n"
-        out += "# TYPE switchauth_acl_served_from_cache_total counter\nswitchauth_acl_served_from_cache_total \(s.aclServedFromCache)\n"
-        out += "# HELP switchauth_lookups_shed_total Lookups refused with 503 because max_queued_lookups were already waiting (FreeSWITCH tries its next binding).\n"
-        out += "# TYPE switchauth_lookups_shed_total counter\nswitchauth_lookups_shed_total \(s.shed)\n"
-        out += "# HELP switchauth_lookups_circuit_open_total Lookups answered fail-closed without asking the database, while it was known to be down.\n"
-        out += "# TYPE switchauth_lookups_circuit_open_total counter\nswitchauth_lookups_circuit_open_total \(s.circuitOpen)\n"
-        out += "# HELP switchauth_lookups_expired_in_queue_total Lookups whose deadline passed while queued (their fail-closed fallback was sent).\n"
-        out += "# TYPE switchauth_lookups_expired_in_queue_total counter\nswitchauth_lookups_expired_in_queue_total \(s.expiredInQueue)\n"
-        out += "# HELP switchauth_call_admissions_total Calls of limited accounts or IP settings checked against the shared counters (call_limits = global), by result.\n"
-        out += "# TYPE switchauth_call_admissions_total counter\n"
-        for k in s.admissions.keys.sorted() { out += "switchauth_call_admissions_total{result=\"\(label(k))\"} \(s.admissions[k]!)\n" }
-        out += "# HELP switchauth_call_slots_released_total Call slots released by this instance, by how (hangup event, reconciliation against a switch's live channels).\n"
-        out += "# TYPE switchauth_call_slots_released_total counter\n"
-        for k in s.slotsReleased.keys.sorted() { out += "switchauth_call_slots_released_total{how=\"\(label(k))\"} \(s.slotsReleased[k]!)\n" }
-        out += "# HELP switchauth_event_listener_connects_total Event-socket listener connections to switches, by result.\n"
-        out += "# TYPE switchauth_event_listener_connects_total counter\n"
-        for k in s.listenerConnects.keys.sorted() { out += "switchauth_event_listener_connects_total{result=\"\(label(k))\"} \(s.listenerConnects[k]!)\n" }
+        /// A counter family with one label.
+        func family(_ name: String, _ help: String, _ labelName: String, _ values: [String: UInt64]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n"
+            for k in values.keys.sorted() { out += "\(name){\(labelName)=\"\(label(k))\"} \(values[k]!)\n" }
+        }
+        /// A counter without labels.
+        func counter(_ name: String, _ help: String, _ value: UInt64) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n\(name) \(value)\n"
+        }
+        family("switchauth_auth_failures_total", "Failed digest attempts counted, by budget (source, user, source_user).", "scope", s.authFailures)
+        family("switchauth_lockouts_total", "Lockouts begun by this instance, by budget.", "scope", s.lockouts)
+        family("switchauth_basic_auth_refusals_total", "Requests refused by HTTP basic auth, by cause (wrong, throttled).", "cause", s.basicAuth)
+        family("switchauth_esl_commands_total", "Event-socket commands sent to switches, by result.", "result", s.eslPushes)
+        counter("switchauth_acl_served_from_cache_total", "acl.conf answers served from the last known good list.", s.aclServedFromCache)
+        counter("switchauth_lookups_shed_total", "Lookups refused with 503 because max_queued_lookups were already waiting (FreeSWITCH tries its next binding).", s.shed)
+        counter("switchauth_lookups_circuit_open_total", "Lookups answered fail-closed without asking the database, while it was known to be down.", s.circuitOpen)
+        counter("switchauth_lookups_expired_in_queue_total", "Lookups whose deadline passed while queued (their fail-closed fallback was sent).", s.expiredInQueue)
+        family("switchauth_call_admissions_total", "Calls of limited accounts or IP settings checked against the shared counters (call_limits = global), by result.", "result", s.admissions)
+        family("switchauth_call_slots_released_total", "Call slots released by this instance, by how (hangup event, reconciliation against a switch's live channels).", "how", s.slotsReleased)
+        family("switchauth_event_listener_connects_total", "Event-socket listener connections to switches, by result.", "result", s.listenerConnects)
         out += "# HELP switchauth_fraud_levels_passed_total Fraud threshold levels passed (once per threshold, level and window), by level and metric; critical suspends the account.\n"
         out += "# TYPE switchauth_fraud_levels_passed_total counter\n"
         for k in s.fraud.keys.sorted() {
