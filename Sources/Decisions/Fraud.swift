@@ -54,6 +54,13 @@ public struct FraudCrossing: Sendable, Equatable {
     public var windowMilliseconds: Int64
 
     public var levelValue: Int { (level == .critical ? threshold.critical : threshold.warning) ?? 0 }
+
+    public init(threshold: FraudThreshold, level: Level, value: Int, windowMilliseconds: Int64) {
+        self.threshold = threshold
+        self.level = level
+        self.value = value
+        self.windowMilliseconds = windowMilliseconds
+    }
 }
 
 public enum FraudCheck {

@@ -262,7 +262,7 @@ public struct ServiceConfig: Sendable, Equatable {
         }, show: { $0.eventSocketPassword }),
         Setting(key: "fraud_webhook_url", meaning: "http://host[:port]/path that each fraud level passed is POSTed to as JSON (http only: use a local relay for https); empty = logged and recorded only", apply: { c, v in
             guard !v.text.isEmpty else { c.fraudWebhookURL = nil; return }
-            guard FraudAlerts.target(v.text) != nil else {
+            guard FraudAlerts.isValidURL(v.text) else {
                 throw ConfigError(message: "\(v.origin): fraud_webhook_url must be http://host[:port]/path")
             }
             c.fraudWebhookURL = v.text

@@ -125,6 +125,10 @@ extension Resolver {
         }
         if let account {
             e.steps += Self.destinationSteps(routed, account)
+            let fraud = FraudCheck.applicable(account.fraudThresholds, destination: routed)
+            if !account.fraudThresholds.isEmpty {
+                e.steps.append("fraud thresholds counting this call: \(fraud.isEmpty ? "none (\(account.fraudThresholds.count) for other prefixes)" : fraud.map(\.summary).joined(separator: "; "))")
+            }
             if config.dialplan.callLimits == .global && (account.maxChannels > 0 || account.maxCPS > 0) {
                 let up = (try? CallSlots.inUse(db, accountID: account.id)).map(String.init) ?? "unknown (database)"
                 e.steps.append("call controls (across every switch): \(up) calls up now of \(account.maxChannels == 0 ? "unlimited" : String(account.maxChannels)); calls per second \(account.maxCPS == 0 ? "unlimited" : String(account.maxCPS)) (explain takes no slot)")

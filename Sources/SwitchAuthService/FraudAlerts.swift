@@ -18,6 +18,8 @@ public final class FraudAlerts: Sendable {
     }
 
     /// `http://host[:port]/path`; nil when it is not one.
+    public static func isValidURL(_ url: String) -> Bool { target(url) != nil }
+
     static func target(_ url: String) -> Target? {
         guard url.hasPrefix("http://") else { return nil }
         let rest = url.dropFirst("http://".count)
@@ -46,7 +48,7 @@ public final class FraudAlerts: Sendable {
     }
     let counters = Counters()
 
-    init?(url: String, logger: Logger) {
+    public init?(url: String, logger: Logger) {
         guard let target = Self.target(url) else { return nil }
         let queue = self.queue
         let counters = self.counters
@@ -70,10 +72,10 @@ public final class FraudAlerts: Sendable {
         }
     }
 
-    func start() { thread.start() }
-    func stop() { thread.stop() }
+    public func start() { thread.start() }
+    public func stop() { thread.stop() }
 
-    func send(_ crossing: FraudCrossing, account: AccountFacts, uniqueID: String) {
+    public func send(_ crossing: FraudCrossing, account: AccountFacts, uniqueID: String) {
         let event: [String: Any] = [
             "event": "fraud_threshold", "level": crossing.level.rawValue, "account": account.number, "account_id": account.id,
             "metric": crossing.threshold.metric.rawValue, "prefix": crossing.threshold.prefix, "value": crossing.value,

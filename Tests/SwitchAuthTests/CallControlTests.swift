@@ -4,6 +4,9 @@ import Foundation
 import Locking
 import Postgres
 import Store
+import SwitchAuthService
+import HTTPServer
+import Logging
 import Testing
 
 /// The shared call controls (migration 0009) against a real PostgreSQL: slots per call, the exact
@@ -144,5 +147,58 @@ struct CallControlTests {
         #expect(try admin.listFraudEvents(account: "F1").rows.count == 2)
         #expect(throws: AdminError.self) { try admin.setFraudThreshold(account: "F1", metric: .callsPerMinute, prefix: "", warning: 5, critical: 5) }
         #expect(throws: AdminError.self) { try admin.setFraudThreshold(account: "F1", metric: .callsPerMinute, prefix: "x", warning: 1, critical: nil) }
+    }
+}
+
+/// The fraud webhook: what a receiver gets, and which URLs are taken.
+@Suite("fraud webhook")
+struct FraudWebhookTests {
+    @Test func urls() {
+        for ok in ["http://127.0.0.1:9000/hook", "http://alerts.example/fraud", "http://[::1]:8080/x?y=1"] {
+            #expect(FraudAlerts.isValidURL(ok), "\(ok)")
+        }
+        for bad in ["https://alerts.example/", "ftp://x/", "http://:80/", "http://host:99999/", "http://host/a b", "alerts.example"] {
+            #expect(!FraudAlerts.isValidURL(bad), "\(bad)")
+        }
+    }
+
+    /// A critical crossing is POSTed as JSON to a receiver that answers 204.
+    @Test func postsTheCrossingAsJSON() throws {
+        let listener = try TCPSocket.listen(host: "127.0.0.1", port: 0, backlog: 4)
+        defer { listener.close() }
+        let received = Locked<[UInt8]>([])
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            defer { done.signal() }
+            // The listener is non-blocking: accept until the client comes (10 s at most).
+            var accepted: TCPSocket?
+            for _ in 0..<1_000 {
+                if let (s, _, _) = (try? listener.accept()) ?? nil { accepted = s; break }
+                usleep(10_000)
+            }
+            guard let peer = accepted else { return }
+            defer { peer.close() }
+            var bytes: [UInt8] = []
+            while !String(decoding: bytes, as: UTF8.self).contains("}"), let chunk = try? peer.receive(timeoutMilliseconds: 5_000), !chunk.isEmpty {
+                bytes += chunk
+            }
+            received.withLock { $0 = bytes }
+            try? peer.sendAll("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+        }.start()
+        let alerts = try #require(FraudAlerts(url: "http://127.0.0.1:\(listener.localPort)/fraud", logger: Logger(label: "test")))
+        alerts.start()
+        defer { alerts.stop() }
+        let threshold = FraudThreshold(id: 9, prefix: "882", metric: .attemptsPerDay, warning: 10, critical: 20)
+        alerts.send(FraudCrossing(threshold: threshold, level: .critical, value: 21, windowMilliseconds: 1_796_428_800_000),
+                    account: AccountFacts(id: 4, number: "1012"), uniqueID: "u-1")
+        #expect(done.wait(timeout: .now() + 10) == .success)
+        let text = String(decoding: received.withLock { $0 }, as: UTF8.self)
+        #expect(text.hasPrefix("POST /fraud HTTP/1.1\r\n"))
+        #expect(text.contains("Content-Type: application/json"))
+        let body = try #require(text.components(separatedBy: "\r\n\r\n").last)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+        #expect(json["account"] as? String == "1012" && json["level"] as? String == "critical")
+        #expect(json["metric"] as? String == "attempts_per_day" && json["prefix"] as? String == "882")
+        #expect(json["value"] as? Int == 21 && json["level_value"] as? Int == 20 && json["action"] as? String == "account_suspended")
     }
 }
