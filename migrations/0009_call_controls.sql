@@ -25,8 +25,9 @@ CREATE TABLE call_slots (
 CREATE INDEX call_slots_account ON call_slots (account_id);
 CREATE INDEX call_slots_core ON call_slots (core_uuid);
 
--- The switch runs seen through each configured event socket: when an instance connects to an
--- endpoint and finds another core there, the slots of every earlier core of that endpoint are gone.
+-- The switch runs seen by the listeners: `endpoint` is the switch as itself (its hostname and its
+-- event socket's port, not an address some instance reaches it by). When a listener finds another
+-- core at a switch, the slots of every earlier core of that switch are gone.
 CREATE TABLE switch_cores (
     core_uuid  text PRIMARY KEY CHECK (length(core_uuid) BETWEEN 1 AND 64),
     endpoint   text NOT NULL CHECK (length(endpoint) BETWEEN 1 AND 300),

@@ -10,7 +10,8 @@ import Store
 /// subscribed to the hangups of inbound channels, and releases each hung-up call's slot. Each time
 /// it (re)connects, 2 s after, and every `reconcileSeconds` (30) after, it compares the slots of the switch's run
 /// with the channels the switch has (`show channels`): a slot whose call is gone is released, and so
-/// is every slot of an earlier run of the switch (a restart, a crash). Every instance listens to
+/// is every slot of an earlier run of the switch (a restart, a crash), the switch being known by its
+/// own hostname and its event socket's port. Every instance listens to
 /// every switch: a hangup is released by whichever hears it first; releasing twice is harmless.
 final class CallEventListener: Sendable {
     let endpoint: EventSocketEndpoint
@@ -124,6 +125,12 @@ final class CallEventListener: Sendable {
         let core = try stream.api("global_getvar core_uuid", onEvent: { if let id = hangupID($0) { released.append(id) } })
             .trimmingCharacters(in: .whitespacesAndNewlines)
         guard DialplanDecider.isValidUUID(core) else { throw ESLStream.Failure("core_uuid: unexpected answer") }
+        // The switch as itself, not as this instance names it: instances beside their own switch
+        // may all list it as 127.0.0.1:8021, and two switches on one host differ by their port.
+        let hostname = try stream.api("global_getvar hostname", onEvent: { if let id = hangupID($0) { released.append(id) } })
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !hostname.isEmpty, hostname.utf8.count <= 253 else { throw ESLStream.Failure("hostname: unexpected answer") }
+        let identity = "\(hostname):\(endpoint.port)"
         let before: String
         do {
             before = try CallSlots.databaseNow(db)
@@ -143,11 +150,11 @@ final class CallEventListener: Sendable {
             return s.core
         }
         do {
-            let n = try CallSlots.reconcile(db, endpoint: endpoint.description, coreUUID: core, before: before, live: live)
+            let n = try CallSlots.reconcile(db, endpoint: identity, coreUUID: core, before: before, live: live)
             metrics.slotsReleased("reconcile", n)
             if n > 0 || previous != core {
                 logger.notice("call slots reconciled with the switch", metadata: [
-                    "switch": .string(endpoint.description), "core_uuid": .string(core),
+                    "switch": .string(endpoint.description), "identity": .string(identity), "core_uuid": .string(core),
                     "live_channels": .stringConvertible(live.count), "released": .stringConvertible(n)])
             }
         } catch {
