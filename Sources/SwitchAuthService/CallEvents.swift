@@ -47,7 +47,12 @@ final class CallEventListener: Sendable {
                 try session(t, db)
                 failures = 0
             } catch {
-                state.withLock { $0.connected = false }
+                // A session that got as far as connecting ends failures' silence: what broke it is logged.
+                let wasConnected = state.withLock { s -> Bool in
+                    defer { s.connected = false }
+                    return s.connected
+                }
+                if wasConnected || !"\(error)".contains("Connection refused") { failures = 0 }
                 metrics.listenerConnect("error")
                 failures += 1
                 // At most a second: the run of a switch that just started must be seen before its

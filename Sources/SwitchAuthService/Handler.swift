@@ -42,8 +42,13 @@ public final class LookupHandler: RequestHandler, Sendable {
         }
     }
 
+    /// The hangup listeners (call_limits = global), for their gauges.
+    let callListeners: [CallEventListener]
+
     init(resolver: Resolver, counters: ServerCounters, pool: DatabasePool, health: DatabaseHealth,
-         replica: Replica? = nil, trust: TrustRecorder? = nil, throttle: SharedBasicAuthThrottle = SharedBasicAuthThrottle()) {
+         replica: Replica? = nil, trust: TrustRecorder? = nil, throttle: SharedBasicAuthThrottle = SharedBasicAuthThrottle(),
+         callListeners: [CallEventListener] = []) {
+        self.callListeners = callListeners
         self.resolver = resolver
         self.replica = replica
         self.trust = trust
@@ -350,6 +355,11 @@ public final class LookupHandler: RequestHandler, Sendable {
         gauges.append(("switchauth_lockout_window_seconds", "Failure-counting window.", Double(p.windowSeconds)))
         gauges.append(("switchauth_lockout_duration_seconds", "Lockout length.", Double(p.lockSeconds)))
         gauges.append(("switchauth_lockout_trust_seconds", "How long a success keeps a source trusted for its user.", Double(p.trustSeconds)))
+        for l in callListeners {
+            gauges.append(("switchauth_call_listener_connected{switch=\"\(l.endpoint)\"}",
+                           "1 while the hangup listener holds its event socket to the switch (call_limits = global), else 0: while 0, that switch's ended calls keep their slots until it is back.",
+                           l.state.withLock { $0.connected } ? 1 : 0))
+        }
         return resolver.metrics.render(gauges: gauges.map { (name: $0.0, help: $0.1, value: $0.2) })
     }
 }

@@ -88,8 +88,10 @@ public final class Service: Sendable {
                 admit = { (host: String) -> Bool in Service.admits(allow, host) }
             }
             let throttle = basicAuthThrottle
+            let listeners = callListeners
             let makeHandler: @Sendable (Int) throws -> any RequestHandler = { _ in
-                LookupHandler(resolver: resolver, counters: counters, pool: pool, health: health, replica: replica, trust: trust, throttle: throttle)
+                LookupHandler(resolver: resolver, counters: counters, pool: pool, health: health, replica: replica, trust: trust, throttle: throttle,
+                              callListeners: listeners)
             }
             try server.start(admit: admit, makeHandler: makeHandler)
         } catch {

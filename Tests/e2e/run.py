@@ -625,6 +625,17 @@ def fs_kill(env, fsdir):
     os.remove(os.path.join(fsdir, "run", "freeswitch.pid"))
 
 
+def listener_connected(env, endpoint):
+    """SwitchAuth's hangup listener holds its event socket to the switch (its /metrics gauge)."""
+    import base64
+    import urllib.request
+    secret = next(l.split("=", 1)[1].strip() for l in open(env.config_file) if l.startswith("basic_auth ") or l.startswith("basic_auth="))
+    req = urllib.request.Request(f"http://127.0.0.1:{HTTP_PORT}/metrics",
+                                 headers={"Authorization": "Basic " + base64.b64encode(secret.encode()).decode()})
+    text = urllib.request.urlopen(req, timeout=5).read().decode()
+    return f'switchauth_call_listener_connected{{switch="{endpoint}"}} 1' in text
+
+
 def two_channel_call(env, port, n, local_ip):
     return sipua.UA(local_ip=local_ip, server=("127.0.0.1", port), user="3001", password="pw3001-secret", log=env.log).call(f"1555{n:04d}")
 
@@ -637,6 +648,10 @@ def global_channel_limit_across_switches(env):
     env.fs2_start()
     calls = []
     try:
+        # A switch in service: SwitchAuth hears its hangups (a switch that dies before any listener
+        # reached it has its calls' slots released only after a minute).
+        eventually(lambda: listener_connected(env, "127.0.0.1:8021") and listener_connected(env, "127.0.0.1:8022"),
+                   "SwitchAuth listening to both switches", timeout=10)
         a = two_channel_call(env, SIP_PORT, 1, "127.0.0.51")
         call_ok(env, a, "3001", "digest", "first call, first switch")
         b = two_channel_call(env, 5160, 2, "127.0.0.52")
