@@ -282,13 +282,19 @@ struct Compare: ParsableCommand {
         var limitsCPU = (service: 0.0, postgres: 0.0)
         for _ in 0..<rounds {
             let (s0, p0) = (limits.0.cpuSeconds, postgresCPU())
+            // Saturated, admissions queue for the database threads: an answer past answer_timeout_ms
+            // is the fail-closed refusal (503 to the caller), counted below from the metrics rather
+            // than as a wrong answer.
             limitsRounds.append(try limitsWrk.run(bodies: dpBodies, close: true, connections: wrkClients, seconds: secs,
-                                                  expect: "switchauth_allow", uniqueID: fixtureUUID))
+                                                  expect: "switchauth_", uniqueID: fixtureUUID))
             limitsCPU.service += limits.0.cpuSeconds - s0
             limitsCPU.postgres += postgresCPU() - p0
             if let nginxWrk { nginxLimitsRounds.append(try nginxWrk.run(bodies: dpBodies, close: true, connections: wrkClients, seconds: secs)) }
         }
         let admitted = try metricValue(limits.1, #"switchauth_call_admissions_total{result="admitted"}"#)
+        let limitsFailClosed = try metricValue(limits.1, #"switchauth_requests_total{section="dialplan",outcome="database_unavailable"}"#)
+        let limitsRefused = try metricValue(limits.1, #"switchauth_requests_total{section="dialplan",outcome="channel_limit"}"#)
+            + metricValue(limits.1, #"switchauth_requests_total{section="dialplan",outcome="cps_limit"}"#)
         releasing.store(false, ordering: .relaxed)
         _ = limits.0.stop()
         try big.execute("UPDATE accounts SET max_channels = 0, max_cps = 0")
@@ -380,7 +386,7 @@ struct Compare: ParsableCommand {
         rows.append(("dialplan IP decision, new connection (wrk)", wrkRow(dpNew) + spread(dpNewRounds),
                      roundsNote + "vs nginx " + ratio(dpNew.perSecond, nginxDp?.perSecond) + " with the same bodies (goal >= 1.0x); vs pgbench " + ratio(dpNew.perSecond, pgDialplan)))
         rows.append(("dialplan IP decision, limits on (call_limits = global), new connection (wrk)", wrkRow(limitsNew) + spread(limitsRounds),
-                     roundsNote + "vs nginx " + ratio(limitsNew.perSecond, nginxLimits?.perSecond) + String(format: "; %.0f calls admitted (a slot and a CPS window each)", admitted)))
+                     roundsNote + "vs nginx " + ratio(limitsNew.perSecond, nginxLimits?.perSecond) + String(format: "; %.0f calls admitted (a slot and a CPS window each), %.0f fail-closed (503) at the deadline, %.0f over a limit (must be 0)", admitted, limitsFailClosed, limitsRefused)))
         rows.append(("HTTP layer alone (a 404 route, all non-2xx), new connection (wrk)", wrkRow(httpOnlyNew), "vs nginx " + ratio(httpOnlyNew.perSecond, nginxNew?.perSecond)))
         if let nginxNew { rows.append(("nginx static \(sampleAnswer) B, new connection (wrk)", wrkRow(nginxNew) + spread(nginxNewRounds), "the HTTP limit of this machine")) }
         if let nginxKeep { rows.append(("nginx static \(sampleAnswer) B, keep-alive (wrk)", wrkRow(nginxKeep) + spread(nginxKeepRounds), "")) }
