@@ -732,6 +732,7 @@ enum Pages {
     static let objectNames: [(String, String)] = [
         ("accounts", "account"), ("ip_settings", "IP setting"), ("sip_devices", "device"), ("sip_domains", "domain"),
         ("sip_domain_aliases", "domain alias"), ("auth_failures", "lockout"), ("console_operators", "operator"), ("console_tokens", "API token"),
+        ("destination_rules", "destination rule"), ("fraud_thresholds", "fraud threshold"),
     ]
     static let actionNames = ["create": "created", "update": "changed", "delete": "removed", "login_failed": "failed login"]
 

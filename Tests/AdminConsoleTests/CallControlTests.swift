@@ -65,6 +65,11 @@ struct CallControlTests {
         #expect(h.call("DELETE", "/api/v1/destination-rules/\(id)", role: .operator).status == 204)
         #expect(h.call("DELETE", "/api/v1/destination-rules/\(id)", role: .operator).status == 404)
         #expect(h.call("GET", "/api/v1/destination-rules?account=1001").items.count == 1)
+
+        // Audited (migration 0011) with the operator, a label and the account (none for a global rule).
+        let audit = h.call("GET", "/api/v1/audit?object_type=destination_rules").items
+        #expect(audit.map { "\($0["actor"] as? String ?? "") \($0["action"] as? String ?? "") \($0["object"] as? String ?? "") \($0["account"] as? String ?? "-")" }
+            == ["api:oper delete allow 44 1001", "api:root create deny 882 1012", "api:root create allow 44 1001", "api:oper create deny 1900 (global) -"])
     }
 
     @Test func fraudThresholdsAndEventsThroughTheAPI() throws {
@@ -109,6 +114,11 @@ struct CallControlTests {
         #expect(h.call("DELETE", "/api/v1/fraud-thresholds/\(id)", role: .readOnly).status == 403)
         #expect(h.call("DELETE", "/api/v1/fraud-thresholds/\(id)", role: .operator).status == 204)
         #expect(h.call("DELETE", "/api/v1/fraud-thresholds/\(id)", role: .operator).status == 404)
+
+        // Audited: set, replaced (an update with the levels before and after), removed; on the account's history.
+        let audit = h.call("GET", "/api/v1/audit?account=1001&object_type=fraud_thresholds").items
+        #expect(audit.map { "\($0["actor"] as? String ?? "") \($0["action"] as? String ?? "") \($0["object"] as? String ?? "")" }
+            == ["api:oper delete calls_per_minute", "api:root create attempts_per_day to 882", "api:root update calls_per_minute", "api:oper create calls_per_minute"])
     }
 
     @Test func operatorsSetCallControlsInTheConsole() throws {
