@@ -23,15 +23,10 @@ extension Admin {
     }
 
     /// The global rules and every account's (`account` nil), or the rules that apply to one account
-    /// (its own and the global ones).
+    /// (its own and the global ones): the CLI's table of the typed rows the console and the API use.
     public func listDestinationRules(account: String?) throws -> Table {
-        let owner = try account.map { try self.accountID($0) }
-        return Table.from(try db.execute("""
-            SELECT r.id, coalesce(a.number, '(global)') AS account, r.action, r.prefix, r.note
-              FROM destination_rules r LEFT JOIN accounts a ON a.id = r.account_id
-             WHERE $1::bigint IS NULL OR r.account_id = $1::bigint OR r.account_id IS NULL
-             ORDER BY r.account_id NULLS FIRST, r.prefix
-            """, [owner.map(String.init)]))
+        Table(columns: ["id", "account", "action", "prefix", "note"],
+              rows: try destinationRules(account: account).map { [String($0.id), $0.account ?? "(global)", $0.action, $0.prefix, $0.note] })
     }
 }
 
@@ -60,27 +55,20 @@ extension Admin {
         guard r.affectedRows == 1 else { throw AdminError("unknown fraud threshold \(id)") }
     }
 
+    /// The CLI's table of the typed rows the console and the API use.
     public func listFraudThresholds(account: String?) throws -> Table {
-        let owner = try account.map { try self.accountID($0) }
-        return Table.from(try db.execute("""
-            SELECT f.id, a.number AS account, f.metric, f.prefix, coalesce(f.warning::text, '') AS warning,
-                   coalesce(f.critical::text, '') AS critical
-              FROM fraud_thresholds f JOIN accounts a ON a.id = f.account_id
-             WHERE $1::bigint IS NULL OR f.account_id = $1::bigint
-             ORDER BY a.number, f.metric, f.prefix
-            """, [owner.map(String.init)]))
+        Table(columns: ["id", "account", "metric", "prefix", "warning", "critical"],
+              rows: try fraudThresholds(account: account).map {
+                  [String($0.id), $0.account, $0.metric, $0.prefix, $0.warning.map(String.init) ?? "", $0.critical.map(String.init) ?? ""]
+              })
     }
 
-    /// Levels passed, newest first.
+    /// Levels passed, newest first (the CLI's table of the typed rows).
     public func listFraudEvents(account: String?, limit: Int = 100) throws -> Table {
-        let owner = try account.map { try self.accountID($0) }
-        return Table.from(try db.execute("""
-            SELECT e.id, to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS at, a.number AS account, e.metric, e.prefix,
-                   e.level, e.value, e.level_value, e.unique_id
-              FROM fraud_events e JOIN accounts a ON a.id = e.account_id
-             WHERE $1::bigint IS NULL OR e.account_id = $1::bigint
-             ORDER BY e.id DESC LIMIT $2::int
-            """, [owner.map(String.init), String(limit)]))
+        Table(columns: ["id", "at", "account", "metric", "prefix", "level", "value", "level_value", "unique_id"],
+              rows: try fraudEvents(account: account, limit: limit).map {
+                  [String($0.id), $0.at, $0.account, $0.metric, $0.prefix, $0.level, String($0.value), String($0.levelValue), $0.uniqueID]
+              })
     }
 }
 

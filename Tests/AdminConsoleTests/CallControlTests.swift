@@ -59,6 +59,10 @@ struct CallControlTests {
         // The rules that apply to 1001: its own and the global ones, not 1012's.
         #expect(h.call("GET", "/api/v1/destination-rules?account=1001", role: .readOnly).items.map { $0["prefix"] as? String } == ["1900", "44"])
         #expect(h.call("GET", "/api/v1/destination-rules?account=nope", role: .readOnly).status == 404)
+        // The CLI's table ('switchauth destination list') is made of the same typed rows.
+        let table = try Admin(db: h.db).listDestinationRules(account: "1001")
+        #expect(table.columns == ["id", "account", "action", "prefix", "note"])
+        #expect(table.rows.map { Array($0.dropFirst()) } == [["(global)", "deny", "1900", "premium rate"], ["1001", "allow", "44", ""]])
 
         let id = try #require(own.json["id"] as? Int)
         #expect(h.call("DELETE", "/api/v1/destination-rules/\(id)", role: .readOnly).status == 403)
@@ -93,6 +97,8 @@ struct CallControlTests {
 
         let list = h.call("GET", "/api/v1/accounts/1001/fraud-thresholds", role: .readOnly)
         #expect(list.items.map { $0["metric"] as? String } == ["attempts_per_day", "calls_per_minute"])
+        #expect(try Admin(db: h.db).listFraudThresholds(account: "1001").rows.map { Array($0.dropFirst()) }
+            == [["1001", "attempts_per_day", "882", "", "20"], ["1001", "calls_per_minute", "", "", "90"]])
         #expect(h.call("GET", "/api/v1/accounts/1012/fraud-thresholds").items.isEmpty)
 
         // Events, newest first, of one account.
