@@ -63,14 +63,20 @@ extension Pages {
 
     /// Removes a rule; back to the account page it was removed from (`from=account`), else the list.
     static func removeDestinationRule(_ c: Ctx) throws -> HTTPResponse {
-        guard let id = Int64(c.param("id")) else { return html(layout("Not found", c, error: "unknown destination rule \(c.param("id"))", .empty), status: 404) }
-        let rule = try c.admin.destinationRule(id: id)
+        let rule: DestinationRuleRow
+        do {
+            guard let id = Int64(c.param("id")) else { throw AdminError("unknown destination rule \(c.param("id"))") }
+            rule = try c.admin.destinationRule(id: id)
+        } catch let e as AdminError {
+            return html(layout("Not found", c, error: e.message, .empty), status: 404)
+        }
+        let id = rule.id
         try c.admin.removeDestinationRule(id: id)
         if let back = c.opt("from"), back == rule.account { return redirect("/accounts/\(HTML.seg(back))?notice=rule-removed") }
         return redirect("/destination-rules?notice=rule-removed")
     }
 
-    /// A whole number from a form field; nil when empty (`blank`), a refusal when not a number.
+    /// A whole number from a form field: nil when empty; when not a number, nil and a refusal at the field.
     static func level(_ c: Ctx, _ k: String, _ form: inout FormState, fields: Set<String>) -> Int? {
         guard let s = c.opt(k) else { return nil }
         guard let n = Int(s) else {
@@ -87,7 +93,11 @@ extension Pages {
         let metric = FraudThreshold.Metric(rawValue: c.v("metric"))
         if metric == nil { form.add(field: "metric", "choose \(metrics.joined(separator: ", "))", fields: fields) }
         let warning = level(c, "warning", &form, fields: fields), critical = level(c, "critical", &form, fields: fields)
-        if !form.failed { record(&form, Admin.fraudThresholdProblems(prefix: c.v("prefix"), warning: warning, critical: critical), fields: fields) }
+        // Every refusal at once; a level that is not a number is refused once (as such), not again as missing.
+        let unparsed = Set(form.errors.keys)
+        record(&form, Admin.fraudThresholdProblems(prefix: c.v("prefix"), warning: warning, critical: critical).filter {
+            unparsed.isEmpty || !(["warning", "critical"].contains($0.field))
+        }, fields: fields)
         if !form.failed, let metric {
             try attempt(&form, fields: fields) {
                 _ = try c.admin.setFraudThreshold(account: n, metric: metric, prefix: c.v("prefix"), warning: warning, critical: critical)

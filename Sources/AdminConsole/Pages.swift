@@ -116,9 +116,14 @@ enum Pages {
         Route("POST", "/destination-rules/{id}/delete", role: .operator) { c in try removeDestinationRule(c) },
         Route("POST", "/accounts/{number}/fraud-thresholds", role: .operator) { c in try setFraudThreshold(c) },
         Route("POST", "/fraud-thresholds/{id}/delete", role: .operator) { c in
-            guard let id = Int64(c.param("id")) else { return html(layout("Not found", c, error: "unknown fraud threshold \(c.param("id"))", .empty), status: 404) }
-            let t = try c.admin.fraudThreshold(id: id)
-            try c.admin.removeFraudThreshold(id: id)
+            let t: FraudThresholdRow
+            do {
+                guard let id = Int64(c.param("id")) else { throw AdminError("unknown fraud threshold \(c.param("id"))") }
+                t = try c.admin.fraudThreshold(id: id)
+            } catch let e as AdminError {
+                return html(layout("Not found", c, error: e.message, .empty), status: 404)
+            }
+            try c.admin.removeFraudThreshold(id: t.id)
             return redirect("/accounts/\(HTML.seg(t.account))?notice=threshold-removed")
         },
         Route("GET", "/devices", role: .readOnly) { c in try devices(c) },
