@@ -158,6 +158,7 @@ enum API {
             if let v = try b.decimal("balance") { a.balance = v }
             if let v = try b.decimal("credit_limit") { a.creditLimit = v }
             if let v = try b.int("max_channels") { a.maxChannels = v }
+            if let v = try b.int("max_cps") { a.maxCPS = v }
             a.expiresAt = try b.string("expires_at")
             try c.admin.addAccount(a)
             return try accountJSON(c, a.number, status: 201)
@@ -175,6 +176,7 @@ enum API {
             }
             u.creditLimit = try b.decimal("credit_limit")
             u.maxChannels = try b.int("max_channels")
+            u.maxCPS = try b.int("max_cps")
             if b.fields.keys.contains("expires_at") {
                 if let e = try b.string("expires_at") { u.expiresAt = e } else { u.clearExpiry = true }
             }
@@ -215,7 +217,8 @@ enum API {
         APIRoute("POST", "/api/v1/accounts/{number}/ip-settings", role: .operator) { c in
             let b = try c.body()
             let id = try c.admin.addIP(account: c.param("number"), name: try b.requiredString("name"), network: try b.requiredString("network"),
-                                       prefix: try b.string("prefix") ?? "", strip: try b.bool("strip_prefix") ?? false)
+                                       prefix: try b.string("prefix") ?? "", strip: try b.bool("strip_prefix") ?? false,
+                                       maxCPS: try b.int("max_cps") ?? 0)
             return json(try c.queries.ipSetting(id) ?? .null, status: 201)
         },
         APIRoute("GET", "/api/v1/ip-settings/{id}", role: .readOnly) { c in
@@ -230,6 +233,8 @@ enum API {
             u.prefix = try b.string("prefix")
             u.strip = try b.bool("strip_prefix")
             u.enabled = try b.bool("enabled")
+            u.maxCPS = try b.int("max_cps")
+            if let m = u.maxCPS, m < 0 { throw Problem.invalid("max calls per second must be 0 (unlimited) or more") }
             let id = try c.id("id")
             try c.admin.updateIP(id: id, u)
             return json(try c.queries.ipSetting(id) ?? .null)
@@ -237,6 +242,42 @@ enum API {
         APIRoute("DELETE", "/api/v1/ip-settings/{id}", role: .operator) { c in
             try c.admin.removeIP(id: try c.id("id"))
             return noContent
+        },
+
+        // call controls: destination rules, fraud thresholds and events
+        APIRoute("GET", "/api/v1/destination-rules", role: .readOnly) { c in
+            json(.object([("items", try encoded(try c.admin.destinationRules(account: c.query("account"))))]))
+        },
+        APIRoute("POST", "/api/v1/destination-rules", role: .operator) { c in
+            let b = try c.body()
+            guard let action = DestinationRule.Action(rawValue: try b.requiredString("action")) else { throw Problem.invalid("action must be deny or allow") }
+            let id = try c.admin.addDestinationRule(account: try b.string("account"), action: action, prefix: try b.requiredString("prefix"),
+                                                    note: try b.string("note") ?? "")
+            return json(try encoded(try c.admin.destinationRule(id: id)), status: 201)
+        },
+        APIRoute("DELETE", "/api/v1/destination-rules/{id}", role: .operator) { c in
+            try c.admin.removeDestinationRule(id: try c.id("id"))
+            return noContent
+        },
+        APIRoute("GET", "/api/v1/accounts/{number}/fraud-thresholds", role: .readOnly) { c in
+            json(.object([("items", try encoded(try c.admin.fraudThresholds(account: c.param("number"))))]))
+        },
+        APIRoute("PUT", "/api/v1/accounts/{number}/fraud-thresholds", role: .operator) { c in
+            let b = try c.body()
+            guard let metric = FraudThreshold.Metric(rawValue: try b.requiredString("metric")) else {
+                throw Problem.invalid("metric must be \(FraudThreshold.Metric.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let prefix = try b.string("prefix") ?? "", warning = try b.int("warning"), critical = try b.int("critical")
+            if let p = Admin.fraudThresholdProblems(prefix: prefix, warning: warning, critical: critical).first { throw Problem.invalid(p.message) }
+            let id = try c.admin.setFraudThreshold(account: c.param("number"), metric: metric, prefix: prefix, warning: warning, critical: critical)
+            return json(try encoded(try c.admin.fraudThreshold(id: id)))
+        },
+        APIRoute("DELETE", "/api/v1/fraud-thresholds/{id}", role: .operator) { c in
+            try c.admin.removeFraudThreshold(id: try c.id("id"))
+            return noContent
+        },
+        APIRoute("GET", "/api/v1/fraud-events", role: .readOnly) { c in
+            json(.object([("items", try encoded(try c.admin.fraudEvents(account: c.query("account"), limit: try c.limit())))]))
         },
 
         // devices

@@ -34,8 +34,9 @@ enum Assets {
         .secret { font: 1.2rem ui-monospace, monospace; background: #fff8e5; padding: .25rem .5rem; user-select: all; }
         .muted { color: var(--muted); }
         .badge { display: inline-block; padding: 0 .4rem; border-radius: 3px; font-size: .8rem; background: #f0f0f1; }
-        .badge.active, .badge.allowed, .badge.published { background: #edfaef; color: var(--ok); }
-        .badge.suspended, .badge.closed, .badge.rejected, .badge.refused { background: #fcf0f1; color: var(--bad); }
+        .badge.active, .badge.allowed, .badge.published, .badge.allow { background: #edfaef; color: var(--ok); }
+        .badge.warning { background: #fcf9e8; color: #8a6d00; }
+        .badge.suspended, .badge.closed, .badge.rejected, .badge.refused, .badge.deny, .badge.critical { background: #fcf0f1; color: var(--bad); }
         dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; margin: 0; }
         dt { color: var(--muted); }
         dd { margin: 0; }

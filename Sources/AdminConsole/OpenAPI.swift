@@ -91,7 +91,7 @@ enum OpenAPI {
   "info": {
     "title": "SwitchAuth operators' API",
     "version": "1.0.0",
-    "description": "Accounts, IP settings, SIP devices, domains, lockouts, explain and the audit log of SwitchAuth. Authenticate with an API token: 'Authorization: Bearer sat_…' ('switchauth console create-token'). Errors are RFC 9457 problem details. Lists are keyset-paginated: pass next_cursor back as cursor; limit 1-200 (default 50)."
+    "description": "Accounts, IP settings, SIP devices, domains, call controls (calls per second, destination rules, fraud thresholds and events), lockouts, explain and the audit log of SwitchAuth. Authenticate with an API token: 'Authorization: Bearer sat_…' ('switchauth console create-token'). Errors are RFC 9457 problem details. Lists are keyset-paginated: pass next_cursor back as cursor; limit 1-200 (default 50)."
   },
   "servers": [{"url": "/"}],
   "security": [{"bearer": []}],
@@ -117,30 +117,53 @@ enum OpenAPI {
       "Health": {"type": "object", "required": ["status", "database"], "properties": {"status": {"type": "string"}, "database": {"type": "string", "enum": ["up", "down"]}}},
       "Domain": {"type": "object", "required": ["name", "aliases"], "properties": {
         "name": {"type": "string"}, "enabled": {"type": "boolean"}, "aliases": {"type": "array", "items": {"type": "string"}}, "created_at": {"type": "string", "format": "date-time"}}},
-      "Account": {"type": "object", "required": ["number", "name", "kind", "status", "billing", "balance", "credit_limit", "max_channels", "expires_at", "created_at", "updated_at", "ip_settings", "devices"], "properties": {
+      "Account": {"type": "object", "required": ["number", "name", "kind", "status", "billing", "balance", "credit_limit", "max_channels", "max_cps", "calls_up", "expires_at", "created_at", "updated_at", "ip_settings", "devices"], "properties": {
         "number": {"type": "string"}, "name": {"type": "string"}, "kind": {"type": "string", "enum": ["customer", "carrier"]},
         "status": {"type": "string", "enum": ["active", "suspended", "closed"]}, "billing": {"type": "string", "enum": ["prepaid", "postpaid"]},
         "balance": {"type": "string", "description": "decimal"}, "credit_limit": {"type": "string", "description": "decimal"},
         "max_channels": {"type": "integer", "description": "0 = unlimited"}, "expires_at": {"type": ["string", "null"], "format": "date-time"},
-        "created_at": {"type": "string"}, "updated_at": {"type": "string"}, "ip_settings": {"type": "integer"}, "devices": {"type": "integer"}}},
+        "created_at": {"type": "string"}, "updated_at": {"type": "string"}, "ip_settings": {"type": "integer"}, "devices": {"type": "integer"},
+        "max_cps": {"type": "integer", "minimum": 0, "description": "calls per second allowed across every switch; 0 = unlimited"},
+        "calls_up": {"type": "integer", "description": "calls the account has up now across every switch (its call slots)"}}},
       "AccountInput": {"type": "object", "required": ["number", "name"], "properties": {
         "number": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,40}$"}, "name": {"type": "string"}, "kind": {"type": "string", "enum": ["customer", "carrier"]},
         "billing": {"type": "string", "enum": ["prepaid", "postpaid"]}, "balance": {"type": "string"}, "credit_limit": {"type": "string"},
-        "max_channels": {"type": "integer"}, "expires_at": {"type": ["string", "null"]}}},
+        "max_channels": {"type": "integer", "minimum": 0}, "max_cps": {"type": "integer", "minimum": 0, "description": "0 = unlimited"}, "expires_at": {"type": ["string", "null"]}}},
       "AccountUpdate": {"type": "object", "properties": {
         "name": {"type": "string"}, "billing": {"type": "string", "enum": ["prepaid", "postpaid"]}, "credit_limit": {"type": "string"},
-        "max_channels": {"type": "integer"}, "expires_at": {"type": ["string", "null"]}}},
+        "max_channels": {"type": "integer", "minimum": 0}, "max_cps": {"type": "integer", "minimum": 0, "description": "0 = unlimited"}, "expires_at": {"type": ["string", "null"]}}},
       "BalanceAdjustment": {"type": "object", "required": ["account", "amount", "balance", "replayed"], "properties": {
         "account": {"type": "string"}, "amount": {"type": "string"}, "balance": {"type": "string"},
         "replayed": {"type": "boolean", "description": "true when this Idempotency-Key was seen before: nothing moved"}}},
-      "IPSetting": {"type": "object", "required": ["id", "account", "name", "network", "prefix", "strip_prefix", "enabled"], "properties": {
+      "IPSetting": {"type": "object", "required": ["id", "account", "name", "network", "prefix", "strip_prefix", "enabled", "max_cps"], "properties": {
         "id": {"type": "integer"}, "account": {"type": "string"}, "name": {"type": "string"}, "network": {"type": "string", "description": "address or CIDR"},
         "prefix": {"type": "string", "pattern": "^[0-9]{0,32}$"}, "strip_prefix": {"type": "boolean"}, "enabled": {"type": "boolean"},
-        "created_at": {"type": "string"}, "updated_at": {"type": "string"}}},
+        "created_at": {"type": "string"}, "updated_at": {"type": "string"}, "max_cps": {"type": "integer", "description": "calls per second from this setting across every switch; 0 = unlimited"}}},
       "IPSettingInput": {"type": "object", "required": ["name", "network"], "properties": {
-        "name": {"type": "string"}, "network": {"type": "string"}, "prefix": {"type": "string"}, "strip_prefix": {"type": "boolean"}}},
+        "name": {"type": "string"}, "network": {"type": "string"}, "prefix": {"type": "string"}, "strip_prefix": {"type": "boolean"}, "max_cps": {"type": "integer", "minimum": 0, "default": 0}}},
       "IPSettingUpdate": {"type": "object", "properties": {
-        "name": {"type": "string"}, "network": {"type": "string"}, "prefix": {"type": "string"}, "strip_prefix": {"type": "boolean"}, "enabled": {"type": "boolean"}}},
+        "name": {"type": "string"}, "network": {"type": "string"}, "prefix": {"type": "string"}, "strip_prefix": {"type": "boolean"}, "enabled": {"type": "boolean"}, "max_cps": {"type": "integer", "minimum": 0}}},
+      "DestinationRule": {"type": "object", "required": ["id", "account", "action", "prefix", "note", "created_at"], "properties": {
+        "id": {"type": "integer"}, "account": {"type": ["string", "null"], "description": "the account's number; null for a global rule (every account)"},
+        "action": {"type": "string", "enum": ["deny", "allow"]}, "prefix": {"type": "string", "pattern": "^[0-9+*#]{1,32}$"}, "note": {"type": "string"}, "created_at": {"type": "string"}}},
+      "DestinationRuleInput": {"type": "object", "required": ["action", "prefix"], "properties": {
+        "action": {"type": "string", "enum": ["deny", "allow"]}, "prefix": {"type": "string", "pattern": "^[0-9+*#]{1,32}$", "description": "the destination as routed begins with it; the longest matching prefix decides"},
+        "account": {"type": ["string", "null"], "description": "an account's number; absent or null: a global rule"}, "note": {"type": "string", "maxLength": 200}}},
+      "DestinationRuleList": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/DestinationRule"}}}},
+      "FraudThreshold": {"type": "object", "required": ["id", "account", "metric", "prefix", "warning", "critical", "created_at"], "properties": {
+        "id": {"type": "integer"}, "account": {"type": "string"}, "metric": {"type": "string", "enum": ["calls_per_minute", "attempts_per_day", "concurrent_calls"]},
+        "prefix": {"type": "string", "description": "destinations counted; empty = every destination"},
+        "warning": {"type": ["integer", "null"], "description": "passing it is logged, counted and sent to the webhook"},
+        "critical": {"type": ["integer", "null"], "description": "passing it suspends the account and refuses the call"}, "created_at": {"type": "string"}}},
+      "FraudThresholdInput": {"type": "object", "required": ["metric"], "description": "sets (adds or replaces) the account's threshold for this metric and prefix; warning, critical or both, warning below critical", "properties": {
+        "metric": {"type": "string", "enum": ["calls_per_minute", "attempts_per_day", "concurrent_calls"]}, "prefix": {"type": "string", "pattern": "^[0-9+*#]{0,32}$", "default": ""},
+        "warning": {"type": ["integer", "null"], "minimum": 1}, "critical": {"type": ["integer", "null"], "minimum": 1}}},
+      "FraudThresholdList": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/FraudThreshold"}}}},
+      "FraudEvent": {"type": "object", "required": ["id", "at", "account", "metric", "prefix", "level", "value", "level_value", "unique_id"], "properties": {
+        "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"}, "account": {"type": "string"}, "metric": {"type": "string"}, "prefix": {"type": "string"},
+        "level": {"type": "string", "enum": ["warning", "critical"]}, "value": {"type": "integer", "description": "what was counted"},
+        "level_value": {"type": "integer", "description": "the level it passed"}, "unique_id": {"type": "string", "description": "the call that passed it"}}},
+      "FraudEventList": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/FraudEvent"}}}},
       "Device": {"type": "object", "required": ["id", "device", "username", "domain", "account", "enabled"], "properties": {
         "id": {"type": "integer"}, "device": {"type": "string", "description": "user@domain"}, "username": {"type": "string"}, "domain": {"type": "string"},
         "account": {"type": "string"}, "enabled": {"type": "boolean"}, "caller_id_name": {"type": "string"}, "caller_id_number": {"type": "string"},
@@ -263,6 +286,27 @@ enum OpenAPI {
         "responses": {"200": {"description": "updated", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IPSetting"}}}}, "404": {"$ref": "#/components/responses/Problem"}, "422": {"$ref": "#/components/responses/Problem"}}},
       "delete": {"operationId": "deleteIPSetting", "x-role": "operator", "parameters": [{"$ref": "#/components/parameters/id"}],
         "responses": {"204": {"description": "removed"}, "404": {"$ref": "#/components/responses/Problem"}}}},
+    "/api/v1/destination-rules": {
+      "get": {"operationId": "listDestinationRules", "x-role": "read-only", "summary": "every rule (global ones first), or those that apply to one account",
+        "parameters": [{"name": "account", "in": "query", "schema": {"type": "string"}, "description": "the rules that apply to this account: its own and the global ones"}],
+        "responses": {"200": {"description": "the rules", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DestinationRuleList"}}}}, "404": {"$ref": "#/components/responses/Problem"}}},
+      "post": {"operationId": "createDestinationRule", "x-role": "operator",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DestinationRuleInput"}}}},
+        "responses": {"201": {"description": "added", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DestinationRule"}}}}, "404": {"$ref": "#/components/responses/Problem"}, "409": {"$ref": "#/components/responses/Problem"}}}},
+    "/api/v1/destination-rules/{id}": {"delete": {"operationId": "deleteDestinationRule", "x-role": "operator", "parameters": [{"$ref": "#/components/parameters/id"}],
+        "responses": {"204": {"description": "removed"}}}},
+    "/api/v1/accounts/{number}/fraud-thresholds": {
+      "get": {"operationId": "listFraudThresholds", "x-role": "read-only", "parameters": [{"$ref": "#/components/parameters/number"}],
+        "responses": {"200": {"description": "the account's thresholds", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FraudThresholdList"}}}}}},
+      "put": {"operationId": "setFraudThreshold", "x-role": "operator", "parameters": [{"$ref": "#/components/parameters/number"}],
+        "summary": "sets one threshold: the account's threshold for metric and prefix is added, or replaced (a level left out is then unset)",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FraudThresholdInput"}}}},
+        "responses": {"200": {"description": "set", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FraudThreshold"}}}}}}},
+    "/api/v1/fraud-thresholds/{id}": {"delete": {"operationId": "deleteFraudThreshold", "x-role": "operator", "parameters": [{"$ref": "#/components/parameters/id"}],
+        "responses": {"204": {"description": "removed"}}}},
+    "/api/v1/fraud-events": {"get": {"operationId": "listFraudEvents", "x-role": "read-only", "summary": "fraud levels passed, newest first",
+        "parameters": [{"name": "account", "in": "query", "schema": {"type": "string"}}, {"$ref": "#/components/parameters/limit"}],
+        "responses": {"200": {"description": "newest first", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FraudEventList"}}}}, "404": {"$ref": "#/components/responses/Problem"}}}},
     "/api/v1/devices": {"get": {"operationId": "listDevices", "x-role": "read-only", "parameters": [
           {"name": "account", "in": "query", "schema": {"type": "string"}}, {"name": "domain", "in": "query", "schema": {"type": "string"}},
           {"name": "q", "in": "query", "schema": {"type": "string"}, "description": "username contains"},

@@ -19,6 +19,8 @@ enum Pages {
         "closed": "Account closed.", "ip-added": "IP setting added.", "ip-saved": "IP setting saved.", "ip-removed": "IP setting removed.",
         "device-removed": "Device removed.", "device-saved": "Device saved.", "domain-added": "Domain added.", "alias-added": "Alias added.",
         "domain-removed": "Domain removed.", "alias-removed": "Alias removed.",
+        "rule-added": "Destination rule added.", "rule-removed": "Destination rule removed.",
+        "threshold-set": "Fraud threshold set.", "threshold-removed": "Fraud threshold removed.",
         "lockout-cleared": "Lockout cleared.", "logged-out": "Logged out.", "token-revoked": "API token revoked: it no longer works.",
         "operator-disabled": "Operator disabled: their sessions ended and their API tokens no longer work.", "operator-enabled": "Operator enabled.",
     ]
@@ -71,7 +73,7 @@ enum Pages {
             """
         if let c {
             s += "<header><strong>SwitchAuth</strong>"
-            var nav = [("/dashboard", "Dashboard"), ("/accounts", "Accounts"), ("/devices", "Devices"), ("/ip-settings", "IP settings"), ("/domains", "Domains"),
+            var nav = [("/dashboard", "Dashboard"), ("/accounts", "Accounts"), ("/devices", "Devices"), ("/ip-settings", "IP settings"), ("/destination-rules", "Destination rules"), ("/domains", "Domains"),
                        ("/lockouts", "Lockouts"), ("/audit", "Audit log"), ("/explain", "Explain")]
             if c.isAdmin { nav.append(("/operators", "Operators")) }
             for (path, label) in nav {
@@ -109,6 +111,21 @@ enum Pages {
         Route("GET", "/ip-settings/{id}/edit", role: .readOnly) { c in try ipEditPage(c, c.param("id")) },
         Route("POST", "/ip-settings/{id}", role: .operator) { c in try editIP(c) },
         Route("POST", "/ip-settings/{id}/delete", role: .operator) { c in try removeIP(c) },
+        Route("GET", "/destination-rules", role: .readOnly) { c in html(try destinationRules(c)) },
+        Route("POST", "/destination-rules", role: .operator) { c in try addDestinationRule(c) },
+        Route("POST", "/destination-rules/{id}/delete", role: .operator) { c in try removeDestinationRule(c) },
+        Route("POST", "/accounts/{number}/fraud-thresholds", role: .operator) { c in try setFraudThreshold(c) },
+        Route("POST", "/fraud-thresholds/{id}/delete", role: .operator) { c in
+            let t: FraudThresholdRow
+            do {
+                guard let id = Int64(c.param("id")) else { throw AdminError("unknown fraud threshold \(c.param("id"))") }
+                t = try c.admin.fraudThreshold(id: id)
+            } catch let e as AdminError {
+                return html(layout("Not found", c, error: e.message, .empty), status: 404)
+            }
+            try c.admin.removeFraudThreshold(id: t.id)
+            return redirect("/accounts/\(HTML.seg(t.account))?notice=threshold-removed")
+        },
         Route("GET", "/devices", role: .readOnly) { c in try devices(c) },
         Route("POST", "/devices/{device}/delete", role: .operator) { c in
             let account = try deviceAccount(c, c.param("device"))
@@ -232,13 +249,14 @@ enum Pages {
 
     static func addAccount(_ c: Ctx) throws -> HTTPResponse {
         var form = FormState(id: "add-account", values: c.form)
-        let fields: Set = ["number", "name", "kind", "billing", "balance", "credit_limit", "max_channels"]
+        let fields: Set = ["number", "name", "kind", "billing", "balance", "credit_limit", "max_channels", "max_cps"]
         var a = Admin.AccountInput(number: c.v("number"), name: c.v("name"))
         if let kind = AccountKind(rawValue: c.v("kind")) { a.kind = kind } else { form.add(field: "kind", "choose customer or carrier", fields: fields) }
         if let billing = Billing(rawValue: c.v("billing")) { a.billing = billing } else { form.add(field: "billing", "choose prepaid or postpaid", fields: fields) }
         a.balance = c.opt("balance") ?? "0"
         a.creditLimit = c.opt("credit_limit") ?? "0"
         if let ch = Int(c.opt("max_channels") ?? "0") { a.maxChannels = ch } else { form.add(field: "max_channels", "max channels must be a whole number", fields: fields) }
+        if let cps = Int(c.opt("max_cps") ?? "0") { a.maxCPS = cps } else { form.add(field: "max_cps", "max calls per second must be a whole number", fields: fields) }
         record(&form, Admin.problems(a), fields: fields)
         if !form.failed { try attempt(&form, fields: fields) { try c.admin.addAccount(a) } }
         if form.failed { return html(try accounts(c, form: form), status: 422) }
@@ -248,13 +266,14 @@ enum Pages {
     static func editAccount(_ c: Ctx) throws -> HTTPResponse {
         let n = c.param("number")
         var form = FormState(id: "edit-account", values: c.form)
-        let fields: Set = ["name", "billing", "credit_limit", "max_channels", "expires_at"]
+        let fields: Set = ["name", "billing", "credit_limit", "max_channels", "max_cps", "expires_at"]
         var u = Admin.AccountUpdate()
         u.name = c.v("name")
         u.billing = Billing(rawValue: c.v("billing"))
         if u.billing == nil { form.add(field: "billing", "choose prepaid or postpaid", fields: fields) }
         u.creditLimit = c.opt("credit_limit")
         if let ch = Int(c.v("max_channels")) { u.maxChannels = ch } else { form.add(field: "max_channels", "max channels must be a whole number", fields: fields) }
+        if let cps = Int(c.opt("max_cps") ?? "0") { u.maxCPS = cps } else { form.add(field: "max_cps", "max calls per second must be a whole number", fields: fields) }
         if let e = c.opt("expires_at") { u.expiresAt = e } else { u.clearExpiry = true }
         record(&form, Admin.problems(u), fields: fields)
         if !form.failed { try attempt(&form, fields: fields) { try c.admin.updateAccount(n, u) } }
@@ -287,10 +306,14 @@ enum Pages {
     static func addIP(_ c: Ctx) throws -> HTTPResponse {
         let n = c.param("number")
         var form = FormState(id: "add-ip", values: c.form)
-        let fields: Set = ["name", "network", "prefix"]
-        record(&form, Admin.ipProblems(name: c.v("name"), network: c.v("network"), prefix: c.v("prefix")), fields: fields)
+        let fields: Set = ["name", "network", "prefix", "max_cps"]
+        let cps = Int(c.opt("max_cps") ?? "0")
+        if cps == nil { form.add(field: "max_cps", "max calls per second must be a whole number", fields: fields) }
+        record(&form, Admin.ipProblems(name: c.v("name"), network: c.v("network"), prefix: c.v("prefix"), maxCPS: cps), fields: fields)
         if !form.failed {
-            try attempt(&form, fields: fields) { _ = try c.admin.addIP(account: n, name: c.v("name"), network: c.v("network"), prefix: c.v("prefix"), strip: c.form["strip_prefix"] == "1") }
+            try attempt(&form, fields: fields) {
+                _ = try c.admin.addIP(account: n, name: c.v("name"), network: c.v("network"), prefix: c.v("prefix"), strip: c.form["strip_prefix"] == "1", maxCPS: cps ?? 0)
+            }
         }
         if form.failed { return try accountPage(c, n, form: form, status: 422) }
         return redirect("/accounts/\(HTML.seg(n))?notice=ip-added")
@@ -318,14 +341,16 @@ enum Pages {
         let id = c.param("id")
         guard let i = Int64(id), let s = try c.queries.ipSetting(i) else { return html(layout("Not found", c, error: "unknown IP setting \(id)", .empty), status: 404) }
         var form = FormState(id: "edit-ip", values: c.form)
-        let fields: Set = ["name", "network", "prefix"]
+        let fields: Set = ["name", "network", "prefix", "max_cps"]
         var u = Admin.IPUpdate()
         u.name = c.v("name")
         u.network = c.v("network")
         u.prefix = c.v("prefix")
         u.strip = c.form["strip_prefix"] == "1"
         u.enabled = c.form["enabled"] == "1"
-        record(&form, Admin.ipProblems(name: u.name, network: u.network, prefix: u.prefix), fields: fields)
+        u.maxCPS = Int(c.opt("max_cps") ?? "0")
+        if u.maxCPS == nil { form.add(field: "max_cps", "max calls per second must be a whole number", fields: fields) }
+        record(&form, Admin.ipProblems(name: u.name, network: u.network, prefix: u.prefix, maxCPS: u.maxCPS), fields: fields)
         if !form.failed { try attempt(&form, fields: fields) { try c.admin.updateIP(id: i, u) } }
         if form.failed { return try ipEditPage(c, id, form: form, status: 422) }
         return redirect("/accounts/\(HTML.seg(str(s["account"])))?notice=ip-saved")
@@ -408,6 +433,9 @@ enum Pages {
         }
     }
 
+    /// A calls-per-second limit as read: 0 is unlimited.
+    static func cps(_ j: JSON?) -> String { str(j) == "0" ? "unlimited" : str(j) }
+
     static func badge(_ s: String) -> Markup { "<span class=\"badge \(s)\">\(s)</span>" }
 
     static func accountLink(_ number: String) -> Markup { HTML.link("/accounts/" + HTML.seg(number), number) }
@@ -482,6 +510,7 @@ enum Pages {
                 + HTML.input("balance", "Balance (\(cur))", value: val("balance", "0"), extra: " inputmode=\"decimal\"", error: f?.errors["balance"])
                 + HTML.input("credit_limit", "Credit limit (\(cur))", value: val("credit_limit", "0"), extra: " inputmode=\"decimal\"", error: f?.errors["credit_limit"])
                 + HTML.input("max_channels", "Max channels (0 = unlimited)", value: val("max_channels", "0"), type: "number", error: f?.errors["max_channels"])
+                + HTML.input("max_cps", "Max calls per second (0 = unlimited)", value: val("max_cps", "0"), type: "number", error: f?.errors["max_cps"])
                 + "<button type=\"submit\">Add account</button></form></section>"
         }
         return layout("Accounts", c, current: "/accounts", notice: c.notice(), body)
@@ -510,9 +539,9 @@ enum Pages {
         }
         body += "<section><dl id=\"account-facts\">"
         for (k, label) in [("kind", "Kind"), ("billing", "Billing"), ("balance", "Balance"), ("credit_limit", "Credit limit"),
-                           ("max_channels", "Max channels"), ("expires_at", "Expires"), ("created_at", "Created"), ("updated_at", "Updated")] {
+                           ("max_channels", "Max channels"), ("max_cps", "Max calls per second"), ("calls_up", "Calls up now"), ("expires_at", "Expires"), ("created_at", "Created"), ("updated_at", "Updated")] {
             var value = str(a[k])
-            if k == "max_channels" && value == "0" { value = "unlimited" }
+            if (k == "max_channels" || k == "max_cps") && value == "0" { value = "unlimited" }
             if k == "expires_at" && value.isEmpty { value = "never" }
             if k == "balance" || k == "credit_limit" { value = c.money(a[k]) }
             body += "<dt>\(label)</dt><dd id=\"account-\(k)\">\(value)</dd>"
@@ -535,9 +564,9 @@ enum Pages {
                     + HTML.button("/ip-settings/\(id)/delete", "Remove", csrf: c.csrf, confirm: "Remove IP setting \(str(s["network"]))?", cls: "plain")
             }
             return ["\(str(s["name"]))", "\(str(s["network"]))", "\(str(s["prefix"]).isEmpty ? "(any)" : str(s["prefix"]))",
-                    "\(str(s["strip_prefix"]))", "\(str(s["enabled"]))", actions]
+                    "\(str(s["strip_prefix"]))", "\(str(s["enabled"]))", "\(cps(s["max_cps"]))", actions]
         }
-        body += HTML.table(["Name", "IP or network", "Prefix", "Strip", "Enabled", ""], ipRows, id: "ip-settings")
+        body += HTML.table(["Name", "IP or network", "Prefix", "Strip", "Enabled", "Max calls/s", ""], ipRows, id: "ip-settings")
         if c.canWrite {
             let f = form?.id == "add-ip" ? form : nil
             body += "<h2>Add IP setting</h2><form method=\"post\" action=\"\(base)/ip-settings\" class=\"stack\" id=\"add-ip\" novalidate>"
@@ -546,6 +575,7 @@ enum Pages {
                 + HTML.input("network", "IP or CIDR", value: f?.values["network"] ?? "", required: true, placeholder: "203.0.113.10 or 203.0.113.0/24", error: f?.errors["network"])
                 + HTML.input("prefix", "Destination prefix (empty = any)", value: f?.values["prefix"] ?? "", extra: " inputmode=\"numeric\"", error: f?.errors["prefix"])
                 + HTML.checkbox("strip_prefix", "Strip the prefix", checked: f?.values["strip_prefix"] == "1")
+                + HTML.input("max_cps", "Max calls per second (0 = unlimited)", value: f?.values["max_cps"] ?? "0", type: "number", error: f?.errors["max_cps"])
                 + "<button type=\"submit\">Add IP setting</button></form>"
         }
         body += "</section><h2>SIP devices</h2><section>"
@@ -575,7 +605,7 @@ enum Pages {
                 + HTML.input("caller_id_number", "Caller ID number", value: f?.values["caller_id_number"] ?? "", extra: " inputmode=\"tel\"", error: f?.errors["caller_id_number"])
                 + "<button type=\"submit\">Add device</button></form>"
         }
-        body += "</section>"
+        body += "</section>" + (try callControls(c, number, form: form))
         if c.canWrite {
             body += "<h2>Balance and settings</h2><section>"
             let fb = form?.id == "balance" ? form : nil
@@ -590,6 +620,7 @@ enum Pages {
                 + HTML.select("billing", "Billing", ["prepaid", "postpaid"], selected: fe?.values["billing"] ?? str(a["billing"]), error: fe?.errors["billing"])
                 + HTML.input("credit_limit", "Credit limit (\(cur))", value: fe?.values["credit_limit"] ?? plainDecimal(str(a["credit_limit"])), error: fe?.errors["credit_limit"])
                 + HTML.input("max_channels", "Max channels (0 = unlimited)", value: fe?.values["max_channels"] ?? str(a["max_channels"]), type: "number", error: fe?.errors["max_channels"])
+                + HTML.input("max_cps", "Max calls per second (0 = unlimited)", value: fe?.values["max_cps"] ?? str(a["max_cps"]), type: "number", error: fe?.errors["max_cps"])
                 + HTML.input("expires_at", "Expires (empty = never)", value: fe?.values["expires_at"] ?? str(a["expires_at"]), placeholder: "2027-01-31T00:00:00Z", error: fe?.errors["expires_at"])
                 + "<button type=\"submit\">Save</button></form></section>"
         }
@@ -609,6 +640,7 @@ enum Pages {
             + HTML.input("prefix", "Destination prefix (empty = any)", value: f["prefix"] ?? str(s["prefix"]), error: form?.errors["prefix"])
             + HTML.checkbox("strip_prefix", "Strip the prefix", checked: form == nil ? str(s["strip_prefix"]) == "yes" : f["strip_prefix"] == "1")
             + HTML.checkbox("enabled", "Enabled", checked: form == nil ? str(s["enabled"]) == "yes" : f["enabled"] == "1")
+            + HTML.input("max_cps", "Max calls per second (0 = unlimited)", value: f["max_cps"] ?? str(s["max_cps"]), type: "number", error: form?.errors["max_cps"])
             + "<button type=\"submit\">Save</button></form></section>"
         return html(layout("IP setting \(id)", c, current: "/accounts", body), status: status)
     }
@@ -645,9 +677,9 @@ enum Pages {
             let page = try c.queries.ipSettings(account: account, contains: contains, cursor: c.q("cursor"), limit: c.limit)
             let rows = page.items.map { s -> [Markup] in
                 [accountLink(str(s["account"])), "\(str(s["name"]))", "\(str(s["network"]))",
-                 "\(str(s["prefix"]).isEmpty ? "(any)" : str(s["prefix"]))", "\(str(s["strip_prefix"]))", "\(str(s["enabled"]))"]
+                 "\(str(s["prefix"]).isEmpty ? "(any)" : str(s["prefix"]))", "\(str(s["strip_prefix"]))", "\(str(s["enabled"]))", "\(cps(s["max_cps"]))"]
             }
-            body += HTML.table(["Account", "Name", "IP or network", "Prefix", "Strip", "Enabled"], rows, id: "ip-results")
+            body += HTML.table(["Account", "Name", "IP or network", "Prefix", "Strip", "Enabled", "Max calls/s"], rows, id: "ip-results")
                 + pager("/ip-settings", [("contains", contains), ("account", account)], page)
         }
         body += "</section>"
@@ -705,6 +737,7 @@ enum Pages {
     static let objectNames: [(String, String)] = [
         ("accounts", "account"), ("ip_settings", "IP setting"), ("sip_devices", "device"), ("sip_domains", "domain"),
         ("sip_domain_aliases", "domain alias"), ("auth_failures", "lockout"), ("console_operators", "operator"), ("console_tokens", "API token"),
+        ("destination_rules", "destination rule"), ("fraud_thresholds", "fraud threshold"),
     ]
     static let actionNames = ["create": "created", "update": "changed", "delete": "removed", "login_failed": "failed login"]
 

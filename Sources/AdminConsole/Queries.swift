@@ -129,7 +129,8 @@ public struct Queries {
         SELECT a.number, a.name, a.kind, a.status, a.billing, a.balance::text, a.credit_limit::text, a.max_channels,
                \(time("a.expires_at")), \(time("a.created_at")), \(time("a.updated_at")),
                (SELECT count(*) FROM ip_settings s WHERE s.account_id = a.id),
-               (SELECT count(*) FROM sip_devices d WHERE d.account_id = a.id)
+               (SELECT count(*) FROM sip_devices d WHERE d.account_id = a.id), a.max_cps,
+               (SELECT count(*) FROM call_slots c WHERE c.account_id = a.id)
         """
     static let accountColumns = accountSelect + " FROM accounts a"
 
@@ -137,7 +138,7 @@ public struct Queries {
         .object([("number", s(r, i, 0)), ("name", s(r, i, 1)), ("kind", s(r, i, 2)), ("status", s(r, i, 3)),
                  ("billing", s(r, i, 4)), ("balance", s(r, i, 5)), ("credit_limit", s(r, i, 6)), ("max_channels", n(r, i, 7)),
                  ("expires_at", o(r, i, 8)), ("created_at", s(r, i, 9)), ("updated_at", s(r, i, 10)),
-                 ("ip_settings", n(r, i, 11)), ("devices", n(r, i, 12))])
+                 ("ip_settings", n(r, i, 11)), ("devices", n(r, i, 12)), ("max_cps", n(r, i, 13)), ("calls_up", n(r, i, 14))])
     }
 
     /// Accounts ordered by number; `q` matches number or name (substring, any case).
@@ -158,14 +159,14 @@ public struct Queries {
     // MARK: IP settings
 
     static let ipSelect = """
-        SELECT s.id, a.number, s.name, s.network::text, s.prefix, s.strip_prefix, s.enabled, \(time("s.created_at")), \(time("s.updated_at"))
+        SELECT s.id, a.number, s.name, s.network::text, s.prefix, s.strip_prefix, s.enabled, \(time("s.created_at")), \(time("s.updated_at")), s.max_cps
         """
     static let ipFrom = "FROM ip_settings s JOIN accounts a ON a.id = s.account_id"
 
     func ip(_ r: QueryResult, _ i: Int) -> JSON {
         .object([("id", n(r, i, 0)), ("account", s(r, i, 1)), ("name", s(r, i, 2)), ("network", s(r, i, 3)),
                  ("prefix", s(r, i, 4)), ("strip_prefix", b(r, i, 5)), ("enabled", b(r, i, 6)),
-                 ("created_at", s(r, i, 7)), ("updated_at", s(r, i, 8))])
+                 ("created_at", s(r, i, 7)), ("updated_at", s(r, i, 8)), ("max_cps", n(r, i, 9))])
     }
 
     /// IP settings ordered by id; filters: account, network (contains this address or equals this network).

@@ -21,6 +21,7 @@ extension Admin {
         if !validDecimal(a.balance) { p.append(.init("balance", "balance must be a decimal number: \(a.balance)")) }
         if !validDecimal(a.creditLimit) || a.creditLimit.hasPrefix("-") { p.append(.init("credit_limit", "credit limit must be a non-negative decimal number")) }
         if a.maxChannels < 0 { p.append(.init("max_channels", "max channels must be 0 (unlimited) or more")) }
+        if a.maxCPS < 0 { p.append(.init("max_cps", "max calls per second must be 0 (unlimited) or more")) }
         return p
     }
 
@@ -29,11 +30,13 @@ extension Admin {
         if let n = u.name, n.isEmpty || n.count > 200 { p.append(.init("name", "account name must be 1-200 characters")) }
         if let c = u.creditLimit, !validDecimal(c) || c.hasPrefix("-") { p.append(.init("credit_limit", "credit limit must be a non-negative decimal number")) }
         if let m = u.maxChannels, m < 0 { p.append(.init("max_channels", "max channels must be 0 (unlimited) or more")) }
+        if let m = u.maxCPS, m < 0 { p.append(.init("max_cps", "max calls per second must be 0 (unlimited) or more")) }
         return p
     }
 
-    public static func ipProblems(name: String?, network: String?, prefix: String?) -> [FieldProblem] {
+    public static func ipProblems(name: String?, network: String?, prefix: String?, maxCPS: Int? = nil) -> [FieldProblem] {
         var p: [FieldProblem] = []
+        if let maxCPS, maxCPS < 0 { p.append(.init("max_cps", "max calls per second must be 0 (unlimited) or more")) }
         if let name, name.isEmpty || name.count > 200 { p.append(.init("name", "IP setting name must be 1-200 characters")) }
         if let network, IPNetwork(network) == nil {
             p.append(.init("network", "invalid IP or CIDR: \(network) (a bare address is one host; a network must have its host bits zero, e.g. 203.0.113.0/24)"))
@@ -57,6 +60,28 @@ extension Admin {
         return p
     }
 
+    /// A destination rule's form (`addDestinationRule`'s checks, every one at once).
+    public static func destinationRuleProblems(prefix: String, note: String) -> [FieldProblem] {
+        var p: [FieldProblem] = []
+        if !DestinationRule.isValidPrefix(prefix) { p.append(.init("prefix", "destination prefix must be 1-32 of 0-9 + * #: \(prefix)")) }
+        if note.count > 200 { p.append(.init("note", "note must be at most 200 characters")) }
+        return p
+    }
+
+    /// A fraud threshold's form (`setFraudThreshold`'s checks, in the form's words: its fields are
+    /// warning and critical, not the CLI's --warning and --critical).
+    public static func fraudThresholdProblems(prefix: String, warning: Int?, critical: Int?) -> [FieldProblem] {
+        var p: [FieldProblem] = []
+        if !(prefix.isEmpty || DestinationRule.isValidPrefix(prefix)) {
+            p.append(.init("prefix", "fraud threshold prefix must be empty (every destination) or 1-32 of 0-9 + * #: \(prefix)"))
+        }
+        if warning == nil && critical == nil { p.append(.init("warning", "give a warning level, a critical level or both")) }
+        if let w = warning, w < 1 { p.append(.init("warning", "warning must be 1 or more")) }
+        if let c = critical, c < 1 { p.append(.init("critical", "critical must be 1 or more")) }
+        if let w = warning, let c = critical, w >= 1, c >= 1, w >= c { p.append(.init("warning", "warning (\(w)) must be below critical (\(c))")) }
+        return p
+    }
+
     public static func amountProblems(_ amount: String) -> [FieldProblem] {
         let v = amount.hasPrefix("+") ? String(amount.dropFirst()) : amount
         return validDecimal(v) ? [] : [.init("amount", "amount must be a decimal number: \(amount)")]
@@ -67,7 +92,9 @@ extension Admin {
     public static func field(of message: String) -> String? {
         let table: [(String, String)] = [
             ("account number", "number"), ("account name", "name"), ("balance", "balance"), ("credit limit", "credit_limit"),
-            ("max channels", "max_channels"), ("invalid IP or CIDR", "network"), ("an IP setting for", "network"), ("prefix", "prefix"),
+            ("max channels", "max_channels"), ("max calls per second", "max_cps"), ("destination prefix", "prefix"),
+            ("a destination rule for prefix", "prefix"), ("fraud threshold prefix", "prefix"), ("note", "note"),
+            ("unknown account", "account"), ("give --warning", "warning"), ("--warning", "warning"), ("--critical", "critical"), ("invalid IP or CIDR", "network"), ("an IP setting for", "network"), ("prefix", "prefix"),
             ("IP setting name", "name"), ("username", "username"), ("device ", "username"), ("caller ID name", "caller_id_name"),
             ("caller ID number", "caller_id_number"), ("password", "password"), ("unknown domain", "domain"),
             ("invalid domain name", "name"), ("invalid alias", "alias"), ("amount", "amount"), ("idempotency", "amount"),

@@ -60,6 +60,10 @@ struct OpenAPITests {
         let h = try ConsoleHarness()
         _ = h.call("POST", "/api/v1/accounts/1001/devices", json: ["username": "1001", "domain": "voip.example.com", "password": "a-long-password"])
         try h.db.execute("INSERT INTO auth_failures (scope, subject, failures, locked_until) VALUES ('ip', '192.0.2.1', 10, now() + interval '1 minute')")
+        try h.db.execute("""
+            INSERT INTO fraud_events (account_id, metric, prefix, level, value, level_value, window_start)
+            SELECT id, 'calls_per_minute', '', 'warning', 31, 30, now() FROM accounts WHERE number = '1001'
+            """)
         let calls: [(String, String, String, Any?, [(String, String)])] = [
             ("GET", "/api/v1/health", "/api/v1/health", nil, []),
             ("GET", "/api/v1/accounts", "/api/v1/accounts", nil, []),
@@ -82,13 +86,23 @@ struct OpenAPITests {
             ("GET", "/api/v1/devices?cursor=garbage", "/api/v1/devices", nil, []),
             ("POST", "/api/v1/operators/nobody/disable", "/api/v1/operators/{name}/disable", nil, []),
             ("POST", "/api/v1/accounts", "/api/v1/accounts", ["number": "9000", "name": "N"], []),
+            ("POST", "/api/v1/destination-rules", "/api/v1/destination-rules", ["action": "deny", "prefix": "1900"], []),
+            ("POST", "/api/v1/destination-rules", "/api/v1/destination-rules", ["action": "deny", "prefix": "1900"], []),
+            ("POST", "/api/v1/destination-rules", "/api/v1/destination-rules", ["action": "deny", "prefix": "19", "account": "none"], []),
+            ("GET", "/api/v1/destination-rules?account=9000", "/api/v1/destination-rules", nil, []),
+            ("PUT", "/api/v1/accounts/9000/fraud-thresholds", "/api/v1/accounts/{number}/fraud-thresholds", ["metric": "calls_per_minute", "critical": 5], []),
+            ("PUT", "/api/v1/accounts/9000/fraud-thresholds", "/api/v1/accounts/{number}/fraud-thresholds", ["metric": "calls_per_minute"], []),
+            ("GET", "/api/v1/accounts/9000/fraud-thresholds", "/api/v1/accounts/{number}/fraud-thresholds", nil, []),
+            ("GET", "/api/v1/fraud-events?account=1001", "/api/v1/fraud-events", nil, []),
+            ("DELETE", "/api/v1/fraud-thresholds/999999", "/api/v1/fraud-thresholds/{id}", nil, []),
+            ("DELETE", "/api/v1/destination-rules/999999", "/api/v1/destination-rules/{id}", nil, []),
         ]
         for (method, target, template, body, headers) in calls {
             let a = h.call(method, target, json: body, headers: headers)
             let name = try #require(Self.schemaName(doc, method, template, a.status), "\(method) \(template) answered \(a.status), which is not documented")
             let object = a.json
             var objects = [object]
-            if name.hasSuffix("Page") {
+            if name.hasSuffix("Page") || name.hasSuffix("List") {
                 let itemsRef = ((((doc["components"] as? [String: Any])?["schemas"] as? [String: Any])?[name] as? [String: Any])?["properties"] as? [String: Any])?["items"] as? [String: Any]
                 let itemName = ((itemsRef?["items"] as? [String: Any])?["$ref"] as? String)?.split(separator: "/").last.map(String.init)
                 let items = a.items

@@ -528,6 +528,60 @@ class Suite:
         self.wait_for_new_page(link)
         assert int(self.b.find_element(By.ID, "dash-failed-logins").text) >= 31
 
+    # Call controls (issue 21): what an operator (the operator role, not an admin) sets in the console.
+
+    def call_controls(self):
+        self.cli("console", "add-operator", "oper", "--role", "operator", "--password-stdin", stdin="oper-password-1\n")
+        self.logout()
+        self.login("oper", "oper-password-1")
+        link = self.b.find_element(By.LINK_TEXT, "Destination rules")
+        link.click()
+        self.wait_for_new_page(link)
+        # A refused rule keeps what was typed, the refusal next to its field.
+        self.submit("add-rule", action="deny", prefix="19x0", note="premium rate <b>")
+        assert self.value("add-rule", "prefix") == "19x0" and self.value("add-rule", "note") == "premium rate <b>"
+        assert "destination prefix must be 1-32" in self.field_error_near("add-rule", "prefix")
+        # A global deny rule.
+        self.submit("add-rule", action="deny", prefix="1900", account="", note="premium rate <b>")
+        assert "Destination rule added." in self.text(), self.text()
+        rows = self.b.find_element(By.ID, "destination-rules").text
+        assert "global" in rows and "1900" in rows and "premium rate <b>" in rows, rows
+        # The account page lists it among the rules that apply to 2001.
+        self.go("/accounts/2001")
+        rules = self.b.find_element(By.ID, "account-destination-rules").text
+        assert "global" in rules and "1900" in rules, rules
+        # A fraud threshold: refused first (warning not below critical), the input kept; then set.
+        self.submit("set-threshold", metric="calls_per_minute", prefix="", warning="60", critical="30")
+        assert self.value("set-threshold", "warning") == "60" and self.value("set-threshold", "critical") == "30"
+        assert "must be below critical" in self.field_error_near("set-threshold", "warning")
+        self.submit("set-threshold", metric="calls_per_minute", prefix="", warning="30", critical="60")
+        assert "Fraud threshold set." in self.text(), self.text()
+        thresholds = self.b.find_element(By.ID, "fraud-thresholds").text
+        assert "calls per minute" in thresholds and "30" in thresholds and "60" in thresholds, thresholds
+        self.submit("set-threshold", metric="attempts_per_day", prefix="882", warning="", critical="20")
+        # Calls per second on the account, and a level passed (as the service records it) among its events.
+        self.submit("edit-account", max_cps="5")
+        assert self.b.find_element(By.ID, "account-max_cps").text == "5"
+        assert self.b.find_element(By.ID, "account-calls_up").text == "0"
+        self.pg.run([f"{self.pg.bin}/psql", "-h", self.pg.dir, "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-c",
+                     "INSERT INTO fraud_events (account_id, threshold_id, metric, prefix, level, value, level_value, window_start, unique_id) "
+                     "SELECT f.account_id, f.id, f.metric, f.prefix, 'warning', 31, 30, date_trunc('minute', now()), 'a3f1c2d4-0000-4000-8000-000000000001' "
+                     "FROM fraud_thresholds f JOIN accounts a ON a.id = f.account_id WHERE a.number = '2001' AND f.metric = 'calls_per_minute'"])
+        self.go("/accounts/2001")
+        events = self.b.find_element(By.ID, "fraud-events").text
+        assert "warning" in events and "calls per minute" in events, events
+        # The whole account page, from its facts (max calls per second, calls up now) to its call controls.
+        bottom = self.b.execute_script("var r = document.getElementById('fraud-events').getBoundingClientRect(); return r.bottom + window.scrollY")
+        self.b.set_window_size(1280, int(bottom) + 220)
+        self.b.execute_script("window.scrollTo(0, 0)")
+        self.shot("account-call-controls.png")
+        self.b.set_window_size(1280, 1000)
+        # The API agrees with what the page shows.
+        status, _, body = self.api("GET", "/accounts/2001/fraud-thresholds")
+        assert status == 200 and [t["metric"] for t in body["items"]] == ["attempts_per_day", "calls_per_minute"], body
+        status, _, body = self.api("GET", "/destination-rules?account=2001")
+        assert status == 200 and [r["prefix"] for r in body["items"]] == ["1900"], body
+
 
 def main():
     p = argparse.ArgumentParser()
@@ -563,6 +617,7 @@ def main():
         s.check("token_revocation_flow", s.token_revocation)
         s.check("operator_disabled_and_enabled", s.operator_disabled)
         s.check("login_throttle_cannot_lock_an_operator_out_from_elsewhere", s.login_throttle)
+        s.check("operator_sets_destination_rules_and_fraud_thresholds", s.call_controls)
         s.check("logout", s.logout)
         s.check("read_only_operator_refused_a_change", s.read_only_refused)
     except Exception:
