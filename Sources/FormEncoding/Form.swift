@@ -68,9 +68,9 @@ public enum FormDecoder {
 /// are exactly `FormDecoder.decode`'s: pairs are split on `&` (empty ones skipped), a name ends at
 /// the first `=`, `+` is a space, then `%XX`. Names are compared as their decoded bytes.
 ///
-/// Plain names (no `%`, `+` or non-ASCII byte: their own decoding) are chained by a hash of their
-/// bytes, computed while the name is scanned for its `=`, so that a lookup compares the few names of
-/// one bucket instead of every name of the body. Escaped names are rare and kept apart; every lookup
+/// Plain names (no `%`, `+` or non-ASCII byte: their own decoding) are chained in buckets by their
+/// length and first and last bytes, so that a lookup compares the few names of one bucket instead of
+/// every name of the body. Escaped names are rare and kept apart; every lookup
 /// also compares them by their decoding, so `sec%74ion` is still a second `section`.
 public struct EncodedForm: Sendable {
     struct Span: Sendable {
@@ -107,26 +107,19 @@ public struct EncodedForm: Sendable {
                     end = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(amp))
                 }
                 if end > start {
-                    // The name: up to the first `=`, hashed on the way.
+                    // The name: up to the first `=` (memchr), then whether it is its own decoding,
+                    // eight bytes at a time.
                     var eq = -1
-                    var plain = true
-                    var hash = Self.hashSeed
-                    var k = start
-                    while k < end {
-                        let b = base[k]
-                        if b == UInt8(ascii: "=") {
-                            eq = k
-                            break
-                        }
-                        if b == UInt8(ascii: "%") || b == UInt8(ascii: "+") || b >= 0x80 { plain = false }
-                        hash = Self.hashStep(hash, b)
-                        k += 1
+                    if let e = memchr(base + start, Int32(UInt8(ascii: "=")), end - start) {
+                        eq = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(e))
                     }
+                    let nameEnd = eq < 0 ? end : eq
+                    let plain = Self.isPlain(base + start, nameEnd - start)
                     let index = Int32(spans.count)
                     var span = Span(nameStart: Int32(start), nameEnd: Int32(eq < 0 ? end : eq),
                                     valueStart: eq < 0 ? -1 : Int32(eq + 1), valueEnd: Int32(end), next: -1)
                     if plain {
-                        let bucket = Int(hash) & (Self.bucketCount - 1)
+                        let bucket = Self.bucket(base + start, nameEnd - start)
                         span.next = heads[bucket]
                         heads[bucket] = index
                     } else {
@@ -142,11 +135,34 @@ public struct EncodedForm: Sendable {
         self.escaped = escaped
     }
 
-    /// FNV-1a, 32 bits.
-    static let hashSeed: UInt32 = 2_166_136_261
+    /// A name's bucket: its length and its first and last bytes (the names of a lookup differ in
+    /// those almost always; no pass over the bytes).
     @inline(__always)
-    static func hashStep(_ hash: UInt32, _ byte: UInt8) -> UInt32 {
-        (hash ^ UInt32(byte)) &* 16_777_619
+    static func bucket(_ p: UnsafePointer<UInt8>, _ count: Int) -> Int {
+        guard count > 0 else { return 0 }
+        return (count &* 31 &+ Int(p[0]) &* 7 &+ Int(p[count - 1])) & (bucketCount - 1)
+    }
+
+    /// No `%`, `+` or byte above 0x7F: the name is its own decoding. Eight bytes at a time (a word
+    /// with a byte equal to c: the classic has-zero test on the word XOR c in every byte). A false
+    /// "not plain" would only send the name to the decoding comparison, which is exact.
+    @inline(__always)
+    static func isPlain(_ p: UnsafePointer<UInt8>, _ count: Int) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        var i = 0
+        while i + 8 <= count {
+            let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
+            if w & highs != 0 { return false }
+            let percent = w ^ (ones &* 0x25), plus = w ^ (ones &* 0x2B)
+            if (percent &- ones) & ~percent & highs != 0 || (plus &- ones) & ~plus & highs != 0 { return false }
+            i += 8
+        }
+        while i < count {
+            let b = p[i]
+            if b == UInt8(ascii: "%") || b == UInt8(ascii: "+") || b >= 0x80 { return false }
+            i += 1
+        }
+        return true
     }
 
     public var count: Int { spans.count }
@@ -174,9 +190,7 @@ public struct EncodedForm: Sendable {
             body.withUnsafeBufferPointer { buf -> Lookup in
                 var found: Span?
                 // A plain name can only equal a wanted name of the same bytes: its bucket's chain.
-                var hash = Self.hashSeed
-                for b in want { hash = Self.hashStep(hash, b) }
-                var i = heads[Int(hash) & (Self.bucketCount - 1)]
+                var i = heads[want.isEmpty ? 0 : Self.bucket(want.baseAddress!, want.count)]
                 while i >= 0 {
                     let s = spans[Int(i)]
                     if Self.plainNameEquals(buf, s, want) {

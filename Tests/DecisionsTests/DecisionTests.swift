@@ -448,6 +448,9 @@ struct LazyFormTests {
         "noequals&noequals=&=empty-name&=",       // missing '=', empty names
         "bad=%ff%fe&n%C3%A9=1&\u{212A}=kelvin&K=k", // invalid UTF-8, non-ASCII names compared as bytes
         "%ff=1&\u{FFFD}=2",                        // an invalid byte in a name reads as U+FFFD, as eagerly
+        // Long names: an escape, a '+' or a non-ASCII byte past the first eight bytes (the plain
+        // test reads words), and the names they decode to.
+        "variable_sip%5Fuser=1&variable_sip_user=2&Hunt-Caller+Name=a&Hunt-Caller Name=b&Event-Date-Timé=c&Event-Date-Time=d&abcdefgh%=e",
         "",
         "&",
     ]
@@ -457,7 +460,8 @@ struct LazyFormTests {
         let body = Array(text.utf8)
         let lazy = FormFields(encoded: body), eager = FormFields(FormDecoder.decode(body))
         #expect(lazy == eager)
-        let names = Set(eager.pairs.map(\.name)).union(["user", "a b", "K", "\u{212A}", "né", "", "missing", "\u{FFFD}", "\u{FFFD}\u{FFFD}"])
+        let names = Set(eager.pairs.map(\.name)).union(["user", "a b", "K", "\u{212A}", "né", "", "missing", "\u{FFFD}", "\u{FFFD}\u{FFFD}",
+                                                        "variable_sip_user", "Hunt-Caller Name", "Event-Date-Time", "abcdefgh%"])
         for name in names {
             #expect(lazy.lookup(name) == eager.lookup(name), "\(name)")
         }
