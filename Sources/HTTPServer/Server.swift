@@ -529,7 +529,7 @@ final class EventLoop {
     let handler: any RequestHandler
     let admit: (@Sendable (String) -> Bool)?
     let epfd: Int32
-    var connections: [Int32: ClientConnection] = [:]
+    var connections = ConnectionTable()
     /// Deferred requests by ticket.
     var awaiting: [UInt64: ClientConnection] = [:]
     /// This loop's idle connections, longest idle first: the eviction candidates.
@@ -616,11 +616,11 @@ final class EventLoop {
                 // Idle between requests: closed. A connection that has not sent its first request
                 // yet is in flight (its bytes may be on their way, as with every mod_xml_curl
                 // lookup): it is kept until it is answered, its request deadline, or the drain's.
-                for c in Array(connections.values) where c.isIdle && c.served > 0 { closeConnection(c) }
+                for c in connections.values where c.isIdle && c.served > 0 { closeConnection(c) }
                 if connections.isEmpty || now >= drainDeadline! { break }
             }
         }
-        for c in Array(connections.values) {
+        for c in connections.values {
             if !c.lingering && (c.parser.hasPartialRequest || c.pendingOutput > 0 || c.pending != nil) {
                 server.counters.abortedOnStop.wrappingAdd(1, ordering: .relaxed)
             }
@@ -1026,7 +1026,7 @@ final class EventLoop {
     }
 
     private func expire(_ now: UInt64) {
-        for c in Array(connections.values) where now >= c.deadline && c.pending == nil {
+        for c in connections.values where now >= c.deadline && c.pending == nil {
             if !c.lingering {
                 if c.writeStarted != nil {
                     server.counters.writeTimeouts.wrappingAdd(1, ordering: .relaxed)
@@ -1061,4 +1061,43 @@ final class EventLoop {
         server.sources.release(c.source)
         server.counters.open.wrappingAdd(-1, ordering: .relaxed)
     }
+}
+
+/// A loop's open connections by descriptor: a flat array indexed by the descriptor (they are
+/// small and reused lowest first), so that finding an event's connection is an index, not a hash.
+struct ConnectionTable {
+    private var slots: [ClientConnection?] = []
+    private(set) var count = 0
+    var isEmpty: Bool { count == 0 }
+
+    subscript(fd: Int32) -> ClientConnection? {
+        get {
+            let i = Int(fd)
+            return i >= 0 && i < slots.count ? slots[i] : nil
+        }
+        set {
+            let i = Int(fd)
+            precondition(i >= 0, "negative descriptor")
+            if i >= slots.count {
+                guard newValue != nil else { return }
+                slots.append(contentsOf: repeatElement(nil, count: max(i + 1, slots.count * 2, 64) - slots.count))
+            }
+            switch (slots[i] != nil, newValue != nil) {
+            case (false, true): count += 1
+            case (true, false): count -= 1
+            default: break
+            }
+            slots[i] = newValue
+        }
+    }
+
+    @discardableResult
+    mutating func removeValue(forKey fd: Int32) -> ClientConnection? {
+        let old = self[fd]
+        if old != nil { self[fd] = nil }
+        return old
+    }
+
+    /// A snapshot: the caller may close connections while going through it.
+    var values: [ClientConnection] { slots.compactMap { $0 } }
 }
