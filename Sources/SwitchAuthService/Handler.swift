@@ -16,6 +16,9 @@ public final class LookupHandler: RequestHandler, Sendable {
     let config: ServiceConfig
     let counters: ServerCounters
     let logger: Logger
+    /// The service's own handler, when it is the logger's: decision lines are written to it
+    /// straight from their ordered fields (no `Logger.Metadata` built per request).
+    let decisionLog: KeyValueLogHandler?
     let pool: DatabasePool
     let health: DatabaseHealth
     let replica: Replica?
@@ -56,6 +59,7 @@ public final class LookupHandler: RequestHandler, Sendable {
         self.config = resolver.config
         self.counters = counters
         self.logger = resolver.logger
+        if let own = resolver.logger.handler as? KeyValueLogHandler, own.writesFieldsDirectly { decisionLog = own } else { decisionLog = nil }
         self.pool = pool
         self.health = health
         var accepted: [AcceptedCredential] = []
@@ -223,12 +227,16 @@ public final class LookupHandler: RequestHandler, Sendable {
         let level: Logger.Level = outcome.reason == .hostileRequest || outcome.reason == .databaseUnavailable ? .warning : .info
         // The line's metadata is built only when the line is written.
         if logger.logLevel <= level {
-            var meta = outcome.metadata
-            meta["section"] = .string(outcome.section)
-            meta["reason"] = .string(outcome.reason.rawValue)
-            meta["peer"] = .string(peer)
-            if fromMemory { meta["served"] = "memory" }
-            logger.log(level: level, "decision", metadata: meta)
+            var fields = outcome.metadata
+            fields.set("section", outcome.section)
+            fields.set("reason", outcome.reason.rawValue)
+            fields.set("peer", peer)
+            if fromMemory { fields.set("served", "memory") }
+            if let decisionLog {
+                decisionLog.write(level: level, message: "decision", fields: fields)
+            } else {
+                logger.log(level: level, "decision", metadata: fields.metadata)
+            }
         }
         return finish(response(outcome), section: outcome.section, outcome: outcome.reason.rawValue, started: started)
     }

@@ -77,14 +77,53 @@ public enum LogFormat {
         out.append(contentsOf: ": ".utf8)
         if message.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) { out.append(contentsOf: message.utf8) } else { out.append(contentsOf: value(message).utf8) }
         guard !metadata.isEmpty else { return }
-        for k in metadata.keys.sorted() {
+        for k in metadata.keys.sorted() { appendField(k, metadata[k]!, into: &out) }
+    }
+
+    /// ` key=value`, the key made safe and the value quoted as needed.
+    static func appendField(_ k: String, _ v: Logger.Metadata.Value, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: " "))
+        if k.utf8.allSatisfy({ isBare($0) && $0 != UInt8(ascii: "|") }) { out.append(contentsOf: k.utf8) } else { out.append(contentsOf: key(k).utf8) }
+        out.append(UInt8(ascii: "="))
+        switch v {
+        case .string(let s): appendValue(s, into: &out)
+        case .stringConvertible(let c as Int): appendDecimal(c, into: &out)
+        case let other: appendValue(text(other), into: &out)
+        }
+    }
+
+    /// An integer in decimal, without a String in between.
+    public static func appendDecimal(_ n: Int, into out: inout [UInt8]) {
+        if n < 0 { out.append(contentsOf: String(n).utf8); return }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var v = n, count = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat {
+                d[19 - count] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+                count += 1
+            } while v > 0
+            out.append(contentsOf: d[(20 - count)...])
+        }
+    }
+
+    /// The same line from fields already in key order (the decision line's path: no dictionary,
+    /// no sort, the timestamp written in place).
+    static func append(into out: inout [UInt8], level: Logger.Level, label: String, message: StaticString, fields: LogFields) {
+        LogTimestamp.append(into: &out)
+        out.append(UInt8(ascii: " "))
+        out.append(contentsOf: level.rawValue.utf8)
+        out.append(UInt8(ascii: " "))
+        out.append(contentsOf: label.utf8)
+        out.append(contentsOf: ": ".utf8)
+        message.withUTF8Buffer { out.append(contentsOf: $0) }
+        for (k, v) in fields.pairs {
             out.append(UInt8(ascii: " "))
             if k.utf8.allSatisfy({ isBare($0) && $0 != UInt8(ascii: "|") }) { out.append(contentsOf: k.utf8) } else { out.append(contentsOf: key(k).utf8) }
             out.append(UInt8(ascii: "="))
-            switch metadata[k]! {
-            case .string(let s): appendValue(s, into: &out)
-            case let other: appendValue(text(other), into: &out)
-            }
+            appendValue(v, into: &out)
         }
     }
 
@@ -118,33 +157,111 @@ public enum LogFormat {
 /// `2026-12-05T08:08:04.117Z` (RFC 3339, UTC, milliseconds) from the realtime clock, written as
 /// bytes. Foundation's `ISO8601DateFormatter` builds an ICU formatter per call: ~100 µs, half the
 /// CPU of a lookup when every decision was logged.
+/// The date is computed from the day number (H. Hinnant's `civil_from_days`), not by `gmtime_r`.
 public enum LogTimestamp {
     public static func now() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(24)
+        append(into: &out)
+        return out
+    }
+
+    /// The current time appended to `out`.
+    public static func append(into out: inout [UInt8]) {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
-        return format(seconds: ts.tv_sec, milliseconds: ts.tv_nsec / 1_000_000)
+        append(seconds: ts.tv_sec, milliseconds: ts.tv_nsec / 1_000_000, into: &out)
     }
 
     public static func format(seconds: Int, milliseconds: Int) -> [UInt8] {
-        var t = seconds
-        var tm = tm()
-        gmtime_r(&t, &tm)
-        var out = [UInt8](repeating: 0, count: 24)
-        func put(_ v: Int, _ at: Int, _ width: Int) {
-            var v = v
-            for i in stride(from: at + width - 1, through: at, by: -1) {
-                out[i] = UInt8(ascii: "0") + UInt8(v % 10)
-                v /= 10
-            }
-        }
-        put(Int(tm.tm_year) + 1900, 0, 4); out[4] = UInt8(ascii: "-")
-        put(Int(tm.tm_mon) + 1, 5, 2); out[7] = UInt8(ascii: "-")
-        put(Int(tm.tm_mday), 8, 2); out[10] = UInt8(ascii: "T")
-        put(Int(tm.tm_hour), 11, 2); out[13] = UInt8(ascii: ":")
-        put(Int(tm.tm_min), 14, 2); out[16] = UInt8(ascii: ":")
-        put(Int(tm.tm_sec), 17, 2); out[19] = UInt8(ascii: ".")
-        put(milliseconds, 20, 3); out[23] = UInt8(ascii: "Z")
+        var out: [UInt8] = []
+        out.reserveCapacity(24)
+        append(seconds: seconds, milliseconds: milliseconds, into: &out)
         return out
+    }
+
+    /// `seconds` since the epoch (UTC, any sign) and `milliseconds` (0...999), 24 bytes.
+    static func append(seconds: Int, milliseconds: Int, into out: inout [UInt8]) {
+        var days = seconds / 86_400
+        var second = seconds % 86_400
+        if second < 0 { second += 86_400; days -= 1 }
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1_460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        var stamp: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &stamp) { b in
+            func put(_ v: Int, _ at: Int, _ width: Int) {
+                var v = v
+                for i in stride(from: at + width - 1, through: at, by: -1) {
+                    b[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                    v /= 10
+                }
+            }
+            put(year, 0, 4); b[4] = UInt8(ascii: "-")
+            put(month, 5, 2); b[7] = UInt8(ascii: "-")
+            put(day, 8, 2); b[10] = UInt8(ascii: "T")
+            put(second / 3600, 11, 2); b[13] = UInt8(ascii: ":")
+            put(second / 60 % 60, 14, 2); b[16] = UInt8(ascii: ":")
+            put(second % 60, 17, 2); b[19] = UInt8(ascii: ".")
+            put(milliseconds, 20, 3); b[23] = UInt8(ascii: "Z")
+            out.append(contentsOf: b[0..<24])
+        }
+    }
+}
+
+/// The fields of a line, kept in key order as they are set (keys are few and ours, so an array
+/// searched in place beats a dictionary that is hashed into and then sorted for every line).
+/// Written by the request path for its decision line; a `Logger.Metadata` for any other handler.
+public struct LogFields: Sendable, ExpressibleByDictionaryLiteral {
+    /// Values are kept as their text: moving a `Logger.Metadata.Value` (an enum with a boxed
+    /// existential case) costs generic copies, a String is moved as two words.
+    public private(set) var pairs: [(key: String, value: String)] = []
+
+    public init() {}
+
+    public init(dictionaryLiteral elements: (String, Logger.Metadata.Value)...) {
+        pairs.reserveCapacity(elements.count + 4)
+        for (k, v) in elements { self[k] = v }
+    }
+
+    public var isEmpty: Bool { pairs.isEmpty }
+    public mutating func reserveCapacity(_ n: Int) { pairs.reserveCapacity(n) }
+
+    public subscript(key: String) -> Logger.Metadata.Value? {
+        get { pairs.first(where: { $0.key == key }).map { .string($0.value) } }
+        set { set(key, newValue.map(LogFormat.text)) }
+    }
+
+    /// Sets (or with nil removes) `key`, keeping the keys in byte order.
+    public mutating func set(_ key: String, _ value: String?) {
+        var i = 0
+        while i < pairs.count, LogFields.precedes(pairs[i].key, key) { i += 1 }
+        let present = i < pairs.count && pairs[i].key == key
+        switch (value, present) {
+        case (let v?, true): pairs[i].value = v
+        case (let v?, false): pairs.insert((key, v), at: i)
+        case (nil, true): pairs.remove(at: i)
+        case (nil, false): break
+        }
+    }
+
+    static func precedes(_ a: String, _ b: String) -> Bool {
+        var a = a, b = b
+        return a.withUTF8 { x in b.withUTF8 { y in
+            let n = min(x.count, y.count)
+            let c = n == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, n)
+            return c != 0 ? c < 0 : x.count < y.count
+        } }
+    }
+
+    public var metadata: Logger.Metadata {
+        Logger.Metadata(pairs.map { ($0.key, Logger.Metadata.Value.string($0.value)) }, uniquingKeysWith: { _, new in new })
     }
 }
 
@@ -176,6 +293,20 @@ public struct KeyValueLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    /// True when this handler adds nothing of its own to a line (no metadata, no provider), so a
+    /// caller's `LogFields` are the whole line and can be written by `write(level:message:fields:)`.
+    public var writesFieldsDirectly: Bool { metadata.isEmpty && metadataProvider == nil }
+
+    /// A line from fields already in key order: the decision line's path (no `Logger.Metadata`
+    /// dictionary, no sort, the timestamp written in place). Same bytes as `log(event:)`.
+    public func write(level: Logger.Level, message: StaticString, fields: LogFields) {
+        guard level >= logLevel else { return }
+        var line: [UInt8] = []
+        line.reserveCapacity(320)
+        LogFormat.append(into: &line, level: level, label: label, message: message, fields: fields)
+        emit(&line)
+    }
+
     public func log(event: LogEvent) {
         var all = self.metadata
         if let provided = metadataProvider?.get() { all.merge(provided) { _, new in new } }
@@ -186,6 +317,10 @@ public struct KeyValueLogHandler: LogHandler {
         line.reserveCapacity(320)
         LogFormat.append(into: &line, timestamp: LogTimestamp.now(), level: event.level, label: label,
                          message: event.message.description, metadata: all)
+        emit(&line)
+    }
+
+    private func emit(_ line: inout [UInt8]) {
         if let sink {
             line.append(UInt8(ascii: "\n"))
             sink.append(line)

@@ -44,7 +44,7 @@ public struct LookupOutcome: Sendable {
     public var ok: Bool
     public var section: String
     public var reason: Reason
-    public var metadata: Logger.Metadata
+    public var metadata: LogFields
 }
 
 /// What the database said for one lookup.
@@ -212,7 +212,7 @@ public struct Resolver: Sendable {
             return (outcome, .none)
         case let (.directory(request, query), .directory(f)):
             let decision = directoryDecision(query, f)
-            var meta: Logger.Metadata = [:]
+            var meta: LogFields = [:]
             if logs(decision.reason) {
                 meta = directoryMetadata(request, query)
                 if let device = f.device { meta["account"] = .string(device.account.number) }
@@ -297,7 +297,7 @@ public struct Resolver: Sendable {
     }
 
     func dialplanOutcome(_ request: XMLCurlRequest, _ query: DialplanQuery, _ decision: DialplanDecision) -> LookupOutcome {
-        var meta: Logger.Metadata = [:]
+        var meta: LogFields = [:]
         if logs(decision.reason) {
             meta = dialplanMetadata(request, query)
             meta["detail"] = .string(decision.detail)
@@ -381,8 +381,8 @@ public struct Resolver: Sendable {
 
     // MARK: Directory
 
-    func directoryMetadata(_ request: XMLCurlRequest, _ query: DirectoryQuery) -> Logger.Metadata {
-        var meta: Logger.Metadata = [:]
+    func directoryMetadata(_ request: XMLCurlRequest, _ query: DirectoryQuery) -> LogFields {
+        var meta: LogFields = [:]
         meta.reserveCapacity(10) // these, the account, and what the handler adds
         switch query {
         case .unsupported(let what):
@@ -402,7 +402,7 @@ public struct Resolver: Sendable {
         return meta
     }
 
-    private func apply(_ effect: AuthEffect, db: Connection, meta: inout Logger.Metadata) {
+    private func apply(_ effect: AuthEffect, db: Connection, meta: inout LogFields) {
         do {
             switch effect {
             case .none:
@@ -434,8 +434,8 @@ public struct Resolver: Sendable {
 
     // MARK: Dialplan
 
-    func dialplanMetadata(_ request: XMLCurlRequest, _ query: DialplanQuery) -> Logger.Metadata {
-        var meta: Logger.Metadata = [:]
+    func dialplanMetadata(_ request: XMLCurlRequest, _ query: DialplanQuery) -> LogFields {
+        var meta: LogFields = [:]
         meta.reserveCapacity(9) // these, and what the handler adds (section, reason, peer, served)
         meta["uuid"] = .string(((try? request.value("Unique-ID")) ?? nil) ?? "")
         switch query {

@@ -172,3 +172,83 @@ struct LogValueBytesTests {
         #expect(String(decoding: out, as: UTF8.self) == LogFormat.value(input))
     }
 }
+
+/// The decision line's own path (issue 19): ordered `LogFields` written straight to bytes, a date
+/// computed from the day number. Both must give exactly the bytes of the general path.
+@Suite("decision line bytes")
+struct DecisionLineBytesTests {
+    /// What `gmtime_r` says of `seconds`, as the 24 bytes the log writes.
+    static func reference(_ seconds: Int, _ ms: Int) -> String {
+        var t = seconds
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1,
+                      Int(tm.tm_mday), Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec), ms)
+    }
+
+    @Test(arguments: [
+        -1, -86_400, -86_401, 0, 59, 86_399, 86_400,
+        68_169_599, 68_169_600,                // 1972-02-29 (a leap day) and the day after
+        951_782_400, 951_868_799,              // 2000-02-29, a leap day in a century divisible by 400
+        4_107_542_399, 4_107_542_400,          // 2100-02-28 / 2100-03-01: 2100 is not a leap year
+        253_402_300_799,                       // 9999-12-31T23:59:59
+    ])
+    func edgesAgreeWithGmtime(seconds: Int) {
+        #expect(String(decoding: LogTimestamp.format(seconds: seconds, milliseconds: 5), as: UTF8.self) == Self.reference(seconds, 5))
+    }
+
+    @Test func randomSecondsAgreeWithGmtime() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let s = Int.random(in: -2_208_988_800...253_402_300_799, using: &rng) // 1900 ... 9999
+            let ms = Int.random(in: 0...999, using: &rng)
+            let got = String(decoding: LogTimestamp.format(seconds: s, milliseconds: ms), as: UTF8.self)
+            if got != Self.reference(s, ms) { Issue.record("\(s): \(got) != \(Self.reference(s, ms))"); return }
+        }
+    }
+
+    /// Keys set in any order come out in byte order; setting twice replaces; nil removes.
+    @Test func fieldsKeepByteOrder() {
+        var f = LogFields()
+        for k in ["user", "ip", "section", "a", "Z", "reason", "account", "peer", "detail", "aa", "uuid"] { f.set(k, k.uppercased()) }
+        f.set("ip", "203.0.113.5")
+        f.set("aa", nil)
+        f.set("missing", nil)
+        #expect(f.pairs.map(\.key) == ["Z", "a", "account", "detail", "ip", "peer", "reason", "section", "user", "uuid"])
+        #expect(f["ip"] == .string("203.0.113.5"))
+        #expect(f["aa"] == nil)
+        #expect(f.metadata.count == 10)
+    }
+
+    /// The same fields, through `write(level:message:fields:)` and through `Logger.log(metadata:)`:
+    /// the lines agree byte for byte after the timestamp, hostile values included.
+    @Test(arguments: ["1001", "", "a=b reason=ok", "line\nreason=ok", "quote\"x", "ünï", "esc\u{1b}[31m", "2001:db8::1"])
+    func directLineEqualsGeneralLine(value: String) {
+        let lines = Locked<[String]>([])
+        var handler = KeyValueLogHandler(label: "switchauth") { line in lines.withLock { $0.append(line) } }
+        handler.logLevel = .info
+        #expect(handler.writesFieldsDirectly)
+        var fields: LogFields = ["user": .string(value), "ip": "198.51.100.5", "domain": "voip.example.com"]
+        fields.set("section", "directory")
+        fields.set("reason", "unknown_user")
+        fields.set("odd key=x", value)
+        fields.set("peer", "127.0.0.1")
+        handler.write(level: .info, message: "decision", fields: fields)
+        handler.write(level: .debug, message: "decision", fields: fields) // below the level: nothing
+        let logger = Logger(label: "switchauth") { _ in handler }
+        logger.log(level: .info, "decision", metadata: fields.metadata)
+        let got = lines.withLock { $0 }
+        #expect(got.count == 2)
+        guard got.count == 2 else { return }
+        #expect(got[0].dropFirst(24) == got[1].dropFirst(24), "\(got[0])\n\(got[1])")
+        #expect(got[0].hasSuffix(" user=\(LogFormat.value(value))"), "\(got[0])")
+        #expect(!got[0].contains("\n"))
+    }
+
+    @Test(arguments: [0, 7, 10, 99, 1_000, 123_456_789, Int.max, -1, -42, Int.min])
+    func decimalsAsBytes(n: Int) {
+        var out: [UInt8] = []
+        LogFormat.appendDecimal(n, into: &out)
+        #expect(String(decoding: out, as: UTF8.self) == String(n))
+    }
+}
