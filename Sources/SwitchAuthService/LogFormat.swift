@@ -70,61 +70,40 @@ public enum LogFormat {
     static func append(into out: inout [UInt8], timestamp: [UInt8], level: Logger.Level, label: String, message: String,
                        metadata: Logger.Metadata) {
         out.append(contentsOf: timestamp)
+        appendHeader(into: &out, level: level, label: label)
+        if message.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) { out.append(contentsOf: message.utf8) } else { out.append(contentsOf: value(message).utf8) }
+        for k in metadata.keys.sorted() {
+            switch metadata[k]! {
+            case .string(let s): appendField(k, s, into: &out)
+            case let other: appendField(k, text(other), into: &out)
+            }
+        }
+    }
+
+    /// ` level label: ` after the timestamp.
+    private static func appendHeader(into out: inout [UInt8], level: Logger.Level, label: String) {
         out.append(UInt8(ascii: " "))
         out.append(contentsOf: level.rawValue.utf8)
         out.append(UInt8(ascii: " "))
         out.append(contentsOf: label.utf8)
         out.append(contentsOf: ": ".utf8)
-        if message.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) { out.append(contentsOf: message.utf8) } else { out.append(contentsOf: value(message).utf8) }
-        guard !metadata.isEmpty else { return }
-        for k in metadata.keys.sorted() { appendField(k, metadata[k]!, into: &out) }
     }
 
     /// ` key=value`, the key made safe and the value quoted as needed.
-    static func appendField(_ k: String, _ v: Logger.Metadata.Value, into out: inout [UInt8]) {
+    private static func appendField(_ k: String, _ v: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: " "))
         if k.utf8.allSatisfy({ isBare($0) && $0 != UInt8(ascii: "|") }) { out.append(contentsOf: k.utf8) } else { out.append(contentsOf: key(k).utf8) }
         out.append(UInt8(ascii: "="))
-        switch v {
-        case .string(let s): appendValue(s, into: &out)
-        case .stringConvertible(let c as Int): appendDecimal(c, into: &out)
-        case let other: appendValue(text(other), into: &out)
-        }
-    }
-
-    /// An integer in decimal, without a String in between.
-    public static func appendDecimal(_ n: Int, into out: inout [UInt8]) {
-        if n < 0 { out.append(contentsOf: String(n).utf8); return }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var v = n, count = 0
-        withUnsafeMutableBytes(of: &digits) { d in
-            repeat {
-                d[19 - count] = UInt8(ascii: "0") + UInt8(v % 10)
-                v /= 10
-                count += 1
-            } while v > 0
-            out.append(contentsOf: d[(20 - count)...])
-        }
+        appendValue(v, into: &out)
     }
 
     /// The same line from fields already in key order (the decision line's path: no dictionary,
     /// no sort, the timestamp written in place).
     static func append(into out: inout [UInt8], level: Logger.Level, label: String, message: StaticString, fields: LogFields) {
         LogTimestamp.append(into: &out)
-        out.append(UInt8(ascii: " "))
-        out.append(contentsOf: level.rawValue.utf8)
-        out.append(UInt8(ascii: " "))
-        out.append(contentsOf: label.utf8)
-        out.append(contentsOf: ": ".utf8)
+        appendHeader(into: &out, level: level, label: label)
         message.withUTF8Buffer { out.append(contentsOf: $0) }
-        for (k, v) in fields.pairs {
-            out.append(UInt8(ascii: " "))
-            if k.utf8.allSatisfy({ isBare($0) && $0 != UInt8(ascii: "|") }) { out.append(contentsOf: k.utf8) } else { out.append(contentsOf: key(k).utf8) }
-            out.append(UInt8(ascii: "="))
-            appendValue(v, into: &out)
-        }
+        for (k, v) in fields.pairs { appendField(k, v, into: &out) }
     }
 
     public static func appendValue(_ s: String, into out: inout [UInt8]) {

@@ -244,11 +244,4 @@ struct DecisionLineBytesTests {
         #expect(got[0].hasSuffix(" user=\(LogFormat.value(value))"), "\(got[0])")
         #expect(!got[0].contains("\n"))
     }
-
-    @Test(arguments: [0, 7, 10, 99, 1_000, 123_456_789, Int.max, -1, -42, Int.min])
-    func decimalsAsBytes(n: Int) {
-        var out: [UInt8] = []
-        LogFormat.appendDecimal(n, into: &out)
-        #expect(String(decoding: out, as: UTF8.self) == String(n))
-    }
 }
