@@ -167,8 +167,13 @@ public struct ReplicaTables: Sendable {
     public var ipSettings: [Int64: ReplicaIPSetting] = [:]
     /// Setting ids by network, and how many settings use each prefix length, per family (4 or 16
     /// address bytes): the lengths an address is masked to when looking for its networks.
-    var ipByNetwork: [IPNetwork: [Int64]] = [:]
-    var ipLengths: [Int: [Int: Int]] = [4: [:], 16: [:]]
+    /// Keyed by `NetworkKey` (two words and a length): a lookup masks and hashes integers, with no
+    /// byte array per prefix length tried.
+    var ipByNetwork: [NetworkKey: [Int64]] = [:]
+    /// Settings per prefix length (index 0-128) for IPv4 and IPv6, and the lengths in use, longest
+    /// first: an address is masked to each of those.
+    var ipLengthCounts4 = [Int](repeating: 0, count: 33), ipLengthCounts6 = [Int](repeating: 0, count: 129)
+    var ipLengths4: [Int] = [], ipLengths6: [Int] = []
     /// Lower-cased names and aliases to domain ids, and the domains.
     public var domainNames: [String: Int32] = [:]
     public var domains: [Int32: ReplicaDomain] = [:]
@@ -216,16 +221,26 @@ public struct ReplicaTables: Sendable {
 
     public mutating func setIPSetting(_ id: Int64, _ setting: ReplicaIPSetting?) {
         if let old = ipSettings.removeValue(forKey: id) {
-            ipByNetwork[old.network]?.removeAll { $0 == id }
-            if ipByNetwork[old.network]?.isEmpty == true { ipByNetwork[old.network] = nil }
-            let f = old.network.address.bytes.count
-            ipLengths[f, default: [:]][old.network.prefixLength, default: 0] -= 1
-            if ipLengths[f]?[old.network.prefixLength] == 0 { ipLengths[f]?[old.network.prefixLength] = nil }
+            let key = NetworkKey(old.network)
+            ipByNetwork[key]?.removeAll { $0 == id }
+            if ipByNetwork[key]?.isEmpty == true { ipByNetwork[key] = nil }
+            countLength(of: old.network, by: -1)
         }
         guard let s = setting else { return }
         ipSettings[id] = s
-        ipByNetwork[s.network, default: []].append(id)
-        ipLengths[s.network.address.bytes.count, default: [:]][s.network.prefixLength, default: 0] += 1
+        ipByNetwork[NetworkKey(s.network), default: []].append(id)
+        countLength(of: s.network, by: 1)
+    }
+
+    private mutating func countLength(of network: IPNetwork, by delta: Int) {
+        let l = network.prefixLength
+        if network.address.isIPv4 {
+            ipLengthCounts4[l] += delta
+            ipLengths4 = ipLengthCounts4.indices.reversed().filter { ipLengthCounts4[$0] > 0 }
+        } else {
+            ipLengthCounts6[l] += delta
+            ipLengths6 = ipLengthCounts6.indices.reversed().filter { ipLengthCounts6[$0] > 0 }
+        }
     }
 
     public mutating func setDomains(_ list: [ReplicaDomain], aliases: [(domainID: Int32, alias: String)]) {
@@ -305,9 +320,9 @@ public struct ReplicaTables: Sendable {
     /// What `IPCandidatesLookup.run` returns (ordered by id), from the copy. nil: ask the database.
     public func ipCandidates(_ address: IPAddress, now: Int64) -> [IPSettingFacts]? {
         var out: [IPSettingFacts] = []
-        for (length, n) in ipLengths[address.bytes.count] ?? [:] where n > 0 {
-            guard let network = IPNetwork(address: address.masked(to: length), prefixLength: length),
-                  let ids = ipByNetwork[network] else { continue }
+        let full = NetworkKey(address)
+        for length in address.isIPv4 ? ipLengths4 : ipLengths6 {
+            guard let ids = ipByNetwork[full.masked(to: length)] else { continue }
             for id in ids {
                 guard let s = ipSettings[id] else { continue }
                 guard let account = accounts[s.accountID] else { return nil }
@@ -317,6 +332,51 @@ public struct ReplicaTables: Sendable {
         }
         out.sort { $0.id < $1.id }
         return out
+    }
+}
+
+/// A network as a hash key: the address in two big-endian words (IPv4 in the low 32 bits of `lo`),
+/// host bits cleared, with its length and family. Equal keys are equal `IPNetwork`s.
+struct NetworkKey: Hashable {
+    var hi: UInt64
+    var lo: UInt64
+    var length: UInt8
+    var v6: Bool
+
+    /// The host route of `address` (/32 or /128).
+    init(_ address: IPAddress) {
+        let b = address.bytes
+        if b.count == 4 {
+            hi = 0
+            lo = UInt64(b[0]) << 24 | UInt64(b[1]) << 16 | UInt64(b[2]) << 8 | UInt64(b[3])
+            length = 32
+            v6 = false
+        } else {
+            var h: UInt64 = 0, l: UInt64 = 0
+            for i in 0..<8 { h = h << 8 | UInt64(b[i]) }
+            for i in 8..<16 { l = l << 8 | UInt64(b[i]) }
+            hi = h
+            lo = l
+            length = 128
+            v6 = true
+        }
+    }
+
+    init(_ network: IPNetwork) {
+        self = NetworkKey(network.address).masked(to: network.prefixLength)
+    }
+
+    /// The network of the first `length` bits (at most this key's length).
+    func masked(to length: Int) -> NetworkKey {
+        var k = self
+        k.length = UInt8(length)
+        if v6 {
+            k.hi = length >= 64 ? hi : length == 0 ? 0 : hi & ~(UInt64.max >> UInt64(length))
+            k.lo = length >= 128 ? lo : length <= 64 ? 0 : lo & ~(UInt64.max >> UInt64(length - 64))
+        } else {
+            k.lo = length >= 32 ? lo : length == 0 ? 0 : lo & (0xffff_ffff & ~(0xffff_ffff >> UInt64(length)))
+        }
+        return k
     }
 }
 

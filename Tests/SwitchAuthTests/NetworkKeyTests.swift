@@ -1,0 +1,81 @@
+import Decisions
+@testable import Store
+import Testing
+
+/// The copy finds an address's IP settings by masking it to each prefix length in use and hashing
+/// two words (`NetworkKey`). Checked here against `IPNetwork.contains`, setting by setting, with
+/// no database: every length of both families, host routes, /0, and networks added and removed.
+@Suite("memory copy: networks by key")
+struct NetworkKeyTests {
+    struct Generator: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    /// A random address of the family, drawn from a few small pools so that networks overlap.
+    static func address(v6: Bool, _ g: inout Generator) -> IPAddress {
+        if v6 {
+            var b = [UInt8](repeating: 0, count: 16)
+            b[0] = 0x20; b[1] = 0x01; b[2] = 0x0d; b[3] = 0xb8
+            for i in 4..<16 { b[i] = UInt8.random(in: 0...3, using: &g) << 6 | UInt8.random(in: 0...1, using: &g) }
+            return IPAddress(bytes: b)
+        }
+        return IPAddress(bytes: [10, UInt8.random(in: 0...3, using: &g), UInt8.random(in: 0...3, using: &g),
+                                 UInt8.random(in: 0...255, using: &g) & 0xc3])
+    }
+
+    @Test func keysAreNetworks() {
+        var g = Generator(state: 7)
+        for _ in 0..<5000 {
+            let v6 = Bool.random(using: &g)
+            let a = Self.address(v6: v6, &g)
+            let length = Int.random(in: 0...(v6 ? 128 : 32), using: &g)
+            let network = IPNetwork(address: a.masked(to: length), prefixLength: length)!
+            #expect(NetworkKey(a).masked(to: length) == NetworkKey(network), "\(network)")
+            // Another address keys to the same network exactly when the network contains it.
+            let b = Self.address(v6: v6, &g)
+            #expect((NetworkKey(b).masked(to: length) == NetworkKey(network)) == network.contains(b), "\(b) in \(network)")
+        }
+        // The same bits in another family, or at another length, are another network.
+        #expect(NetworkKey(IPNetwork("0.0.0.0/0")!) != NetworkKey(IPNetwork("::/0")!))
+        #expect(NetworkKey(IPNetwork("10.0.0.0/8")!) != NetworkKey(IPNetwork("10.0.0.0/16")!))
+    }
+
+    @Test func candidatesAreTheContainingSettings() {
+        var g = Generator(state: 11)
+        var tables = ReplicaTables()
+        let account = ReplicaAccount(facts: AccountFacts(id: 1, number: "1", maxChannels: 1), expiresAtMilliseconds: nil)
+        tables.setAccount(1, account)
+        var settings: [Int64: IPNetwork] = [:]
+        for round in 0..<3000 {
+            let id = Int64.random(in: 1...400, using: &g)
+            if round % 5 == 4 {
+                tables.setIPSetting(id, nil)
+                settings[id] = nil
+                continue
+            }
+            let v6 = Bool.random(using: &g)
+            let a = Self.address(v6: v6, &g)
+            let length = [0, 1, 7, 8, 9, 16, 24, 30, 31, 32, 63, 64, 65, 120, 127, 128]
+                .filter { $0 <= (v6 ? 128 : 32) }.randomElement(using: &g)!
+            let network = IPNetwork(address: a.masked(to: length), prefixLength: length)!
+            tables.setIPSetting(id, ReplicaIPSetting(id: id, accountID: 1, name: "s\(id)", network: network, prefix: "",
+                                                     stripPrefix: false, enabled: true))
+            settings[id] = network
+            if round % 10 == 0 {
+                for _ in 0..<20 {
+                    let probe = Self.address(v6: Bool.random(using: &g), &g)
+                    let expected = settings.filter { $0.value.contains(probe) }.keys.sorted()
+                    #expect(tables.ipCandidates(probe, now: 0)?.map(\.id) == expected, "\(probe)")
+                }
+            }
+        }
+        #expect(settings.count > 100)
+    }
+}
