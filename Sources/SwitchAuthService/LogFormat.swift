@@ -30,16 +30,11 @@ public enum LogFormat {
         return out + "\""
     }
 
+    /// Letters, digits and `._:/@+-|[]%`: written without quotes. One bit per ASCII byte.
+    @inline(__always)
     static func isBare(_ b: UInt8) -> Bool {
-        switch b {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        case UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "/"), UInt8(ascii: "@"), UInt8(ascii: "+"),
-             UInt8(ascii: "-"), UInt8(ascii: "|"), UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "%"):
-            return true
-        default:
-            return false
-        }
+        b < 64 ? (0x07ff_e820_0000_0000 as UInt64) >> UInt64(b) & 1 == 1
+            : b < 128 && (0x17ff_fffe_afff_ffff as UInt64) >> UInt64(b - 64) & 1 == 1
     }
 
     /// A metadata value as text (nested values in a bracketed form), then quoted as needed.
@@ -107,6 +102,14 @@ public enum LogFormat {
     }
 
     public static func appendValue(_ s: String, into out: inout [UInt8]) {
+        // The usual value (a native string, bare): one pass over its bytes, one copy.
+        let written = s.utf8.withContiguousStorageIfAvailable { buf -> Bool in
+            guard !buf.isEmpty else { return false }
+            for b in buf where !isBare(b) { return false }
+            out.append(contentsOf: buf)
+            return true
+        }
+        if written == true { return }
         var ascii = true
         var bare = !s.isEmpty
         for b in s.utf8 {

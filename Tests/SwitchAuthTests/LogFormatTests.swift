@@ -171,6 +171,20 @@ struct LogValueBytesTests {
         LogFormat.appendValue(input, into: &out)
         #expect(String(decoding: out, as: UTF8.self) == LogFormat.value(input))
     }
+
+    /// Every ASCII byte alone, and between two letters: unquoted exactly when it is a letter, a
+    /// digit or one of `._:/@+-|[]%` (the table `isBare` holds as bits), on both paths.
+    @Test func bareBytesAreTheDocumentedSet() {
+        let bare = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/@+-|[]%".utf8)
+        for b in UInt8(0)..<128 {
+            for s in [String(UnicodeScalar(b)), "a" + String(UnicodeScalar(b)) + "z"] {
+                #expect((LogFormat.value(s) == s) == bare.contains(b), "byte \(b)")
+                var out: [UInt8] = []
+                LogFormat.appendValue(s, into: &out)
+                #expect(String(decoding: out, as: UTF8.self) == LogFormat.value(s), "byte \(b)")
+            }
+        }
+    }
 }
 
 /// The decision line's own path (issue 19): ordered `LogFields` written straight to bytes, a date
