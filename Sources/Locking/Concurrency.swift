@@ -118,6 +118,28 @@ public final class BoundedQueue<Element: Sendable>: Sendable {
         } ?? nil
     }
 
+    /// The next element, waiting for one, and if `joins` accepts it, the elements queued right
+    /// behind it that `joins` also accepts (at most `limit` in all, order kept): a consumer that can
+    /// serve several in one go takes them together. nil once the queue is closed and empty.
+    public func take(upTo limit: Int, joining joins: (Element) -> Bool) -> [Element]? {
+        state.wait(until: { $0.count > 0 || $0.closed }) { s -> [Element]? in
+            guard s.count > 0 else { return nil }
+            var out = [s.items[s.head]]
+            s.head += 1
+            if joins(out[0]) {
+                while out.count < limit, s.count > 0, joins(s.items[s.head]) {
+                    out.append(s.items[s.head])
+                    s.head += 1
+                }
+            }
+            if s.head > 64 && s.head * 2 > s.items.count {
+                s.items.removeFirst(s.head)
+                s.head = 0
+            }
+            return out
+        } ?? nil
+    }
+
     public var count: Int { state.withLock(wake: .none) { $0.count } }
 
     /// No more offers; takers drain what is queued, then get nil.

@@ -25,6 +25,37 @@ public enum CallSlots {
         return admission
     }
 
+    /// Admits several calls in one statement and one transaction (`switchauth_admit_calls`), in
+    /// order, each exactly as `admit` would alone: the answers in the same order. A database
+    /// thread batches the admissions it finds queued together; one round trip and one commit serve
+    /// them all.
+    public static func admit(_ db: Connection, batch: [CallAdmission]) throws -> [Admission] {
+        guard batch.count > 1 else { return try batch.map { try admit(db, $0) } }
+        func ints(_ values: [Int64?]) -> String {
+            "{" + values.map { $0.map(String.init) ?? "NULL" }.joined(separator: ",") + "}"
+        }
+        let r = try db.execute("""
+            SELECT call_answer FROM switchauth_admit_calls($1::text[], $2::text[], $3::bigint[], $4::int[], $5::int[],
+                                                           $6::bigint[], $7::int[], $8::text[], $9::bool[])
+             ORDER BY call_index
+            """, [
+                TrustBatch.textArray(batch.map(\.uniqueID)), TrustBatch.textArray(batch.map(\.coreUUID)),
+                ints(batch.map { $0.accountID }), ints(batch.map { Int64($0.maxChannels) }), ints(batch.map { Int64($0.accountCPS) }),
+                ints(batch.map(\.ipSettingID)), ints(batch.map { Int64($0.ipSettingCPS) }),
+                TrustBatch.textArray(batch.map(\.destination)), "{" + batch.map { $0.trackChannels ? "t" : "f" }.joined(separator: ",") + "}",
+            ])
+        guard r.rowCount == batch.count else {
+            throw PostgresError(kind: .decoding, operation: "switchauth_admit_calls", message: "\(r.rowCount) answers for \(batch.count) calls")
+        }
+        return try (0..<batch.count).map { i in
+            let text: String = try r.decode(i, 0)
+            guard let admission = parse(text) else {
+                throw PostgresError(kind: .decoding, operation: "switchauth_admit_calls", message: "unexpected answer \(text)")
+            }
+            return admission
+        }
+    }
+
     /// `<verdict>|<id>=<value>,...|<window ms>,...`.
     static func parse(_ text: String) -> Admission? {
         let parts = text.split(separator: "|", omittingEmptySubsequences: false)

@@ -141,7 +141,16 @@ final class DatabaseSession {
 struct DatabaseJob: Sendable {
     /// After this the loop has answered with the fallback: the job is skipped if not started yet.
     let deadline: UInt64
+    /// A call to admit: admissions queued together are admitted in one statement, each then
+    /// finished with its own answer. `run` admits it alone.
+    var admission: AdmissionWork? = nil
     let run: @Sendable (DatabaseSession) -> Void
+}
+
+/// A call waiting for the shared counters, and what to do with their answer.
+struct AdmissionWork: Sendable {
+    let call: CallAdmission
+    let finish: @Sendable (Result<CallSlots.Admission, any Error>, DatabaseSession) -> Void
 }
 
 /// A bounded pool of database threads fed by a queue. Each thread owns one connection, created
@@ -160,15 +169,37 @@ final class DatabasePool: Sendable {
             BackgroundThread(name: "db-\(i)") { _ in
                 let session = DatabaseSession(config: config)
                 defer { session.close() }
-                while let job = queue.take() {
-                    if MonotonicClock.now() >= job.deadline {
-                        metrics.lookupExpiredInQueue()
-                        continue
+                while let jobs = queue.take(upTo: Self.admissionBatch, joining: { $0.admission != nil }) {
+                    let now = MonotonicClock.now()
+                    var live: [DatabaseJob] = []
+                    for job in jobs {
+                        if now >= job.deadline { metrics.lookupExpiredInQueue() } else { live.append(job) }
                     }
-                    job.run(session)
+                    if live.count > 1 {
+                        Self.admitTogether(live, session, metrics)
+                    } else {
+                        for job in live { job.run(session) }
+                    }
                 }
             }
         }
+    }
+
+    /// Admissions admitted in one statement at most.
+    static let admissionBatch = 8
+
+    /// Admits queued calls in one statement and one transaction. If the batch fails as a whole
+    /// (nothing of it was written: one transaction), each call is admitted alone, so that one
+    /// call's trouble never refuses the others.
+    static func admitTogether(_ jobs: [DatabaseJob], _ session: DatabaseSession, _ metrics: Metrics) {
+        let works = jobs.compactMap(\.admission)
+        guard works.count == jobs.count,
+              let answers = try? CallSlots.admit(session.write, batch: works.map(\.call)) else {
+            for job in jobs { job.run(session) }
+            return
+        }
+        metrics.admissionBatch(works.count)
+        for (work, answer) in zip(works, answers) { work.finish(.success(answer), session) }
     }
 
     func start() { for t in threads { t.start() } }

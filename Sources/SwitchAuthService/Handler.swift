@@ -193,8 +193,8 @@ public final class LookupHandler: RequestHandler, Sendable {
             return .now(answer(resolver.fallback(lookup), peer: peer, started: started))
         }
         let deadline = started + UInt64(config.answerTimeoutMilliseconds) * 1_000_000
-        let job = DatabaseJob(deadline: deadline) { [self] session in
-            let outcome = resolver.admit(lookup, facts, admission, db: session.write)
+        let finish: @Sendable (Result<CallSlots.Admission, any Error>, DatabaseSession) -> Void = { [self] result, session in
+            let outcome = resolver.admitted(lookup, facts, admission, result, db: session.write)
             if outcome.reason == .databaseUnavailable { health.markDown() }
             if MonotonicClock.now() > deadline {
                 logger.warning("call admitted after its deadline; the fail-closed answer was sent", metadata: [
@@ -205,10 +205,14 @@ public final class LookupHandler: RequestHandler, Sendable {
             }
             responder.respond(answer(outcome, peer: peer, started: started))
         }
+        // Alone, or with the admissions queued beside it (the pool batches them).
+        let job = DatabaseJob(deadline: deadline, admission: AdmissionWork(call: admission, finish: finish)) { session in
+            finish(Result { try CallSlots.admit(session.write, admission) }, session)
+        }
         guard pool.submit(job) else {
             resolver.metrics.lookupShed()
-            return .now(finish(HTTPResponse(status: .serviceUnavailable, text: "overloaded: lookup shed\n"),
-                               section: "dialplan", outcome: "shed", started: started))
+            return .now(self.finish(HTTPResponse(status: .serviceUnavailable, text: "overloaded: lookup shed\n"),
+                                    section: "dialplan", outcome: "shed", started: started))
         }
         return .later(deadline: deadline, fallback: { [self] in answer(resolver.fallback(lookup), peer: peer, started: started) })
     }

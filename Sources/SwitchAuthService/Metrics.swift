@@ -37,6 +37,8 @@ public final class Metrics: Sendable {
         var circuitOpen: UInt64 = 0
         /// Lookups whose deadline passed before a database thread took them (the fallback went out).
         var expiredInQueue: UInt64 = 0
+        var admissionBatches: UInt64 = 0
+        var admissionsBatched: UInt64 = 0
         /// Calls admitted against the shared counters, by result.
         var admissions: [String: UInt64] = [:]
         /// Slots released, by how (hangup, reconcile).
@@ -70,6 +72,13 @@ public final class Metrics: Sendable {
     public func lookupShed() { state.withLock { $0.shed += 1 } }
     public func lookupCircuitOpen() { state.withLock { $0.circuitOpen += 1 } }
     public func lookupExpiredInQueue() { state.withLock { $0.expiredInQueue += 1 } }
+    /// A statement that admitted `calls` queued admissions together.
+    public func admissionBatch(_ calls: Int) {
+        state.withLock {
+            $0.admissionBatches += 1
+            $0.admissionsBatched += UInt64(calls)
+        }
+    }
 
     /// `admitted`, `held`, `channel_limit`, `cps_limit`, `error`.
     public func callAdmission(_ result: String) { state.withLock { $0.admissions[result, default: 0] += 1 } }
@@ -122,6 +131,8 @@ public final class Metrics: Sendable {
         counter("switchauth_lookups_circuit_open_total", "Lookups answered fail-closed without asking the database, while it was known to be down.", s.circuitOpen)
         counter("switchauth_lookups_expired_in_queue_total", "Lookups whose deadline passed while queued (their fail-closed fallback was sent).", s.expiredInQueue)
         family("switchauth_call_admissions_total", "Calls of limited accounts or IP settings checked against the shared counters (call_limits = global), by result.", "result", s.admissions)
+        counter("switchauth_call_admission_batches_total", "Statements that admitted several queued calls together (one round trip and one commit for all).", s.admissionBatches)
+        counter("switchauth_call_admissions_batched_total", "Calls admitted in those statements (the rest were admitted one per statement).", s.admissionsBatched)
         family("switchauth_call_slots_released_total", "Call slots released by this instance, by how (hangup event, reconciliation against a switch's live channels).", "how", s.slotsReleased)
         family("switchauth_event_listener_connects_total", "Event-socket listener connections to switches, by result.", "result", s.listenerConnects)
         out += "# HELP switchauth_fraud_levels_passed_total Fraud threshold levels passed (once per threshold, level and window), by level and metric; critical suspends the account.\n"

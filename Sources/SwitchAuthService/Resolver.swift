@@ -243,11 +243,21 @@ public struct Resolver: Sendable {
     /// Admits an allowed call against the shared counters (`CallSlots.admit`, on the primary) and
     /// answers accordingly; a database failure answers the fail-closed refusal (503).
     public func admit(_ lookup: Lookup, _ facts: LookupFacts, _ admission: CallAdmission, db: Connection?) -> LookupOutcome {
+        let result = Result<CallSlots.Admission, any Error> {
+            guard let db else { throw PostgresError(kind: .connection, operation: "connect", message: "no connection") }
+            return try CallSlots.admit(db, admission)
+        }
+        return admitted(lookup, facts, admission, result, db: db)
+    }
+
+    /// The answer to a call once the shared counters have answered (`result`: alone, or in a batch
+    /// of admissions); `db` records a fraud level passed.
+    func admitted(_ lookup: Lookup, _ facts: LookupFacts, _ admission: CallAdmission, _ result: Result<CallSlots.Admission, any Error>,
+                  db: Connection?) -> LookupOutcome {
         guard case let .dialplan(request, query) = lookup else { return fallback(lookup) }
         let admitted: CallSlots.Admission
         do {
-            guard let db else { throw PostgresError(kind: .connection, operation: "connect", message: "no connection") }
-            admitted = try CallSlots.admit(db, admission)
+            admitted = try result.get()
         } catch {
             metrics.databaseError()
             metrics.callAdmission("error")
