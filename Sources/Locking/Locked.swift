@@ -35,3 +35,49 @@ public final class Locked<Value>: @unchecked Sendable {
         return try body(&value)
     }
 }
+
+/// A value guarded by a pthread reader-writer lock: readers run together, a writer alone. Writers
+/// are preferred (`PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP`), so that a steady stream of
+/// overlapping readers cannot starve them. For data read on every request by several threads and
+/// changed now and then (the memory copy).
+// @unchecked Sendable: `value` is read only between pthread_rwlock_rdlock and unlock (and only
+// through a borrowed, non-inout parameter), written only between pthread_rwlock_wrlock and unlock,
+// on `lock`, which this object owns and destroys.
+public final class ReadWriteLocked<Value>: @unchecked Sendable {
+    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
+    private var value: Value
+
+    public init(_ value: Value) {
+        self.value = value
+        lock = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
+        lock.initialize(to: pthread_rwlock_t())
+        var attr = pthread_rwlockattr_t()
+        pthread_rwlockattr_init(&attr)
+        #if canImport(Glibc)
+        pthread_rwlockattr_setkind_np(&attr, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
+        #endif
+        pthread_rwlock_init(lock, &attr)
+        pthread_rwlockattr_destroy(&attr)
+    }
+
+    deinit {
+        pthread_rwlock_destroy(lock)
+        lock.deinitialize(count: 1)
+        lock.deallocate()
+    }
+
+    /// Shared: other readers may run at the same time.
+    public func read<R>(_ body: (Value) throws -> R) rethrows -> R {
+        pthread_rwlock_rdlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body(value)
+    }
+
+    /// Exclusive.
+    @discardableResult
+    public func write<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body(&value)
+    }
+}

@@ -18,7 +18,8 @@ import Synchronization
 /// nil and the lookup goes to the database threads exactly as without a copy, failing closed there.
 public final class Replica: Sendable {
     let stalenessNanoseconds: UInt64
-    private let tables = Locked(ReplicaTables())
+    /// Read by both event loops at once on every lookup; written by the feed (and a success's trust).
+    private let tables = ReadWriteLocked(ReplicaTables())
     /// Monotonic time the newest returned heartbeat was sent; 0: nothing proven.
     private let currentAsOf = Atomic<UInt64>(0)
     let answered = Atomic<UInt64>(0)
@@ -70,23 +71,23 @@ public final class Replica: Sendable {
 
     func replace(_ new: ReplicaTables) {
         var old = new
-        tables.withLock { swap(&$0, &old) }
+        tables.write { swap(&$0, &old) }
         // The previous copy is freed here, outside the lock, and with it the load's garbage is
         // handed back to the kernel (a million-device load leaves tens of MB of free heap).
         old = ReplicaTables()
         _ = sa_malloc_trim()
     }
 
-    func update(_ body: (inout ReplicaTables) -> Void) { tables.withLock(body) }
+    func update(_ body: (inout ReplicaTables) -> Void) { tables.write(body) }
 
     /// A copy of the copy (copy-on-write: cheap until the feed next changes it), for tests and tools.
-    public func tablesForTests() -> ReplicaTables { tables.withLock { $0 } }
+    public func tablesForTests() -> ReplicaTables { tables.read { $0 } }
 
     public var answeredCount: UInt64 { answered.load(ordering: .relaxed) }
 
     func noteAnswered() { answered.add(1, ordering: .relaxed) }
 
-    public var deviceCount: Int { tables.withLock { $0.devices.count } }
+    public var deviceCount: Int { tables.read { $0.devices.count } }
 
     static func wallMilliseconds() -> Int64 {
         var ts = timespec()
@@ -105,15 +106,15 @@ public final class Replica: Sendable {
             return nil
         case .directory(_, let query):
             let source = LockoutKeys.countedSource(query.sourceIP)
-            facts = tables.withLock { $0.directoryFacts(domain: query.domain, user: query.user, source: source, now: now) }.map { .directory($0) }
+            facts = tables.read { $0.directoryFacts(domain: query.domain, user: query.user, source: source, now: now) }.map { .directory($0) }
         case .dialplan(_, let query):
             switch query {
             case .ip(_, let source, _):
                 guard let address = IPAddress(source) else { facts = .ipCandidates([]); break }
-                facts = tables.withLock { $0.ipCandidates(address, now: now) }.map { .ipCandidates($0) }
+                facts = tables.read { $0.ipCandidates(address, now: now) }.map { .ipCandidates($0) }
             case let .digest(_, user, domain, _):
                 // The device alone: the digest was verified by the switch, no lockout state is needed.
-                facts = tables.withLock { $0.device(domain: domain, user: user, now: now) }.map { .device($0) }
+                facts = tables.read { $0.device(domain: domain, user: user, now: now) }.map { .device($0) }
             case .notOwned, .unauthenticated:
                 return nil
             }
@@ -127,7 +128,7 @@ public final class Replica: Sendable {
     /// (`TrustRecorder`); the copy holds it at once so that the next success does not queue it again.
     func noteSuccess(source: String, user: String) {
         let now = Self.wallMilliseconds()
-        tables.withLock { $0.setTrust(subject: user, source: source, lastSuccess: now) }
+        tables.write { $0.setTrust(subject: user, source: source, lastSuccess: now) }
     }
 }
 

@@ -223,6 +223,47 @@ struct ConcurrencyTests {
         #expect(q.take() == nil)
     }
 
+    /// take(upTo:joining:) takes the head, then only the run of joinable elements right behind it.
+    @Test func boundedQueueTakesARunTogether() {
+        let q = BoundedQueue<Int>(capacity: 16)
+        for v in [1, 2, 4, 6, 8, 10, 3, 12, 14] { #expect(q.offer(v)) }
+        let even: (Int) -> Bool = { $0 % 2 == 0 }
+        #expect(q.take(upTo: 8, joining: even) == [1], "a head that does not join is taken alone")
+        #expect(q.take(upTo: 3, joining: even) == [2, 4, 6], "at most the limit")
+        #expect(q.take(upTo: 8, joining: even) == [8, 10], "up to the first that does not join")
+        #expect(q.take(upTo: 8, joining: even) == [3])
+        q.close()
+        #expect(q.take(upTo: 8, joining: even) == [12, 14], "drained after close")
+        #expect(q.take(upTo: 8, joining: even) == nil)
+    }
+
+    /// Readers run together while a writer keeps getting its turn (writers are preferred): the
+    /// writer's 200 increments all land while four threads read without pause, and no reader ever
+    /// sees the two halves of the pair disagree.
+    @Test func readWriteLockedLetsTheWriterThrough() {
+        let pair = ReadWriteLocked((0, 0))
+        let stop = Atomic<Bool>(false)
+        let torn = Atomic<Int>(0)
+        let writer = Thread {
+            for _ in 0..<200 {
+                pair.write { $0.0 += 1; usleep(10); $0.1 += 1 }
+            }
+            stop.store(true, ordering: .releasing)
+        }
+        let readers = (0..<4).map { _ in
+            Thread {
+                while !stop.load(ordering: .acquiring) {
+                    pair.read { if $0.0 != $0.1 { torn.wrappingAdd(1, ordering: .relaxed) } }
+                }
+            }
+        }
+        for r in readers { r.start() }
+        writer.start()
+        #expect(waitFor(seconds: 20) { stop.load(ordering: .acquiring) }, "the writer was not starved")
+        #expect(torn.load(ordering: .relaxed) == 0)
+        #expect(pair.read { $0 } == (200, 200))
+    }
+
     @Test func backgroundThreadStopsBeforeStartAndAfterRun() {
         let never = BackgroundThread(name: "never") { _ in }
         let t0 = Date()
