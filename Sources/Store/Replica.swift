@@ -165,11 +165,10 @@ public struct ReplicaTables: Sendable {
     public var accounts: [Int64: ReplicaAccount] = [:]
     public var devices = DeviceTable()
     public var ipSettings: [Int64: ReplicaIPSetting] = [:]
-    /// Setting ids by network, and how many settings use each prefix length, per family (4 or 16
-    /// address bytes): the lengths an address is masked to when looking for its networks.
-    /// Keyed by `NetworkKey` (two words and a length): a lookup masks and hashes integers, with no
-    /// byte array per prefix length tried.
-    var ipByNetwork: [NetworkKey: [Int64]] = [:]
+    /// The settings by network (held here too, so that a lookup reads a setting without a second
+    /// hash probe), keyed by `NetworkKey` (two words and a length): a lookup masks and hashes
+    /// integers, with no byte array per prefix length tried.
+    var ipByNetwork: [NetworkKey: [ReplicaIPSetting]] = [:]
     /// Settings per prefix length (index 0-128) for IPv4 and IPv6, and the lengths in use, longest
     /// first: an address is masked to each of those.
     var ipLengthCounts4 = [Int](repeating: 0, count: 33), ipLengthCounts6 = [Int](repeating: 0, count: 129)
@@ -208,8 +207,9 @@ public struct ReplicaTables: Sendable {
     /// An account's facts at `now`, with the destination rules that apply to it.
     func accountFacts(_ account: ReplicaAccount, _ now: Int64) -> AccountFacts {
         var f = account.at(now)
-        f.destinationRules = rulesByAccount[f.id] ?? globalRules
-        f.fraudThresholds = fraudByAccount[f.id] ?? []
+        // Usually no account has rules or thresholds of its own: no key hashed then.
+        f.destinationRules = rulesByAccount.isEmpty ? globalRules : rulesByAccount[f.id] ?? globalRules
+        f.fraudThresholds = fraudByAccount.isEmpty ? [] : fraudByAccount[f.id] ?? []
         return f
     }
 
@@ -222,13 +222,13 @@ public struct ReplicaTables: Sendable {
     public mutating func setIPSetting(_ id: Int64, _ setting: ReplicaIPSetting?) {
         if let old = ipSettings.removeValue(forKey: id) {
             let key = NetworkKey(old.network)
-            ipByNetwork[key]?.removeAll { $0 == id }
+            ipByNetwork[key]?.removeAll { $0.id == id }
             if ipByNetwork[key]?.isEmpty == true { ipByNetwork[key] = nil }
             countLength(of: old.network, by: -1)
         }
         guard let s = setting else { return }
         ipSettings[id] = s
-        ipByNetwork[NetworkKey(s.network), default: []].append(id)
+        ipByNetwork[NetworkKey(s.network), default: []].append(s)
         countLength(of: s.network, by: 1)
     }
 
@@ -322,9 +322,8 @@ public struct ReplicaTables: Sendable {
         var out: [IPSettingFacts] = []
         let full = NetworkKey(address)
         for length in address.isIPv4 ? ipLengths4 : ipLengths6 {
-            guard let ids = ipByNetwork[full.masked(to: length)] else { continue }
-            for id in ids {
-                guard let s = ipSettings[id] else { continue }
+            guard let settings = ipByNetwork[full.masked(to: length)] else { continue }
+            for s in settings {
                 guard let account = accounts[s.accountID] else { return nil }
                 out.append(IPSettingFacts(id: s.id, name: s.name, network: s.network, prefix: s.prefix, stripPrefix: s.stripPrefix,
                                           enabled: s.enabled, maxCPS: s.maxCPS, account: accountFacts(account, now)))
