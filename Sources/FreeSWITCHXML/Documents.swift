@@ -75,6 +75,37 @@ public struct XMLWriter: Sendable {
         close ? raw("/>") : raw(">")
     }
 
+    /// `<action application="set" data="NAME=VALUE"/>`, the value escaped, without building the
+    /// `NAME=VALUE` string first. `name` is a channel variable's name: letters, digits and `_`.
+    public mutating func setAction(_ name: StaticString, _ value: String) {
+        raw(#"<action application="set" data=""#)
+        raw(name)
+        raw("=")
+        escaped(value)
+        raw("\"/>")
+    }
+
+    /// The same with a decimal value, written as digits.
+    public mutating func setAction(_ name: StaticString, _ value: Int64) {
+        raw(#"<action application="set" data=""#)
+        raw(name)
+        raw("=")
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var v = value.magnitude, n = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat {
+                d[n] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+                n += 1
+            } while v > 0
+            for i in stride(from: n - 1, through: 0, by: -1) { bytes.append(d[i]) }
+        }
+        raw("\"/>")
+    }
+
     private mutating func attribute(_ key: StaticString, _ value: String) {
         raw(" ")
         raw(key)
@@ -181,25 +212,22 @@ public enum Documents {
             w.raw(#"<document type="freeswitch/xml"><section name="dialplan" description="SwitchAuth">"#)
             w.element("context", "name", context, close: false)
             w.raw(#"<extension name="switchauth_allow"><condition>"#)
-            func set(_ name: String, _ value: String) {
-                w.element("action", "application", "set", "data", "\(name)=\(value)")
-            }
-            set("accountcode", a.account.number)
-            set("switchauth_account_id", String(a.account.id))
-            set("switchauth_auth_method", a.method)
-            if let id = a.ipSettingID { set("switchauth_ip_setting_id", String(id)) }
-            if let id = a.deviceID { set("switchauth_device_id", String(id)) }
-            if let n = a.callerIDName { set("effective_caller_id_name", dataSafe(n)) }
-            if let n = a.callerIDNumber { set("effective_caller_id_number", dataSafe(n)) }
-            set("switchauth_reason", reason.rawValue)
+            w.setAction("accountcode", a.account.number)
+            w.setAction("switchauth_account_id", a.account.id)
+            w.setAction("switchauth_auth_method", a.method)
+            if let id = a.ipSettingID { w.setAction("switchauth_ip_setting_id", id) }
+            if let id = a.deviceID { w.setAction("switchauth_device_id", id) }
+            if let n = a.callerIDName { w.setAction("effective_caller_id_name", dataSafe(n)) }
+            if let n = a.callerIDNumber { w.setAction("effective_caller_id_number", dataSafe(n)) }
+            w.setAction("switchauth_reason", reason.rawValue)
             if a.globalLimits {
                 // The slot is held in the shared database; the hangup event releases it.
-                if a.account.maxChannels > 0 { set("switchauth_slot", "global") }
+                if a.account.maxChannels > 0 { w.setAction("switchauth_slot", "global") }
             } else if a.account.maxChannels > 0 {
                 // The transfer below sends the channel back to ROUTING, and FreeSWITCH releases every
                 // limit it holds on that state change unless `limit_ignore_transfer` is true
                 // (freeswitch-conf/PROTOCOL.md §7). Without it the limit counted for milliseconds.
-                set("limit_ignore_transfer", "true")
+                w.setAction("limit_ignore_transfer", "true")
                 w.element("action", "application", "limit", "data", "hash \(a.limitRealm) \(a.account.number) \(a.account.maxChannels) !USER_BUSY")
             }
             w.element("action", "application", "transfer", "data", "\(a.destination) XML \(a.routingContext)")

@@ -24,6 +24,24 @@ struct XMLTests {
         #expect(!w.string.contains("$${"))
     }
 
+    /// A `set` action is the bytes of the general element writer with `NAME=VALUE` as its data,
+    /// for strings (escaped) and for integers (written as digits).
+    @Test(arguments: [Int64.min, -1, 0, 7, 10, 99, 1_000_042, Int64.max])
+    func setActionWithAnInteger(value: Int64) {
+        var fast = XMLWriter(), general = XMLWriter()
+        fast.setAction("switchauth_account_id", value)
+        general.element("action", "application", "set", "data", "switchauth_account_id=\(value)")
+        #expect(fast.string == general.string)
+    }
+
+    @Test(arguments: ["1001", "", "a&b<c>\"d'e$f", "tab\tx", "ünï"])
+    func setActionWithAString(value: String) {
+        var fast = XMLWriter(), general = XMLWriter()
+        fast.setAction("accountcode", value)
+        general.element("action", "application", "set", "data", "accountcode=\(value)")
+        #expect(fast.string == general.string)
+    }
+
     @Test func notFoundDocument() {
         #expect(Self.text(Documents.notFound) == #"<document type="freeswitch/xml"><section name="result"><result status="not found"/></section></document>"#)
     }
