@@ -222,6 +222,11 @@ public struct LogFields: Sendable, ExpressibleByDictionaryLiteral {
 
     /// Sets (or with nil removes) `key`, keeping the keys in byte order.
     public mutating func set(_ key: String, _ value: String?) {
+        // Fields are mostly set in key order: a key after the last is appended after one compare.
+        if let v = value, let last = pairs.last, LogFields.precedes(last.key, key) {
+            pairs.append((key, v))
+            return
+        }
         var i = 0
         while i < pairs.count, LogFields.precedes(pairs[i].key, key) { i += 1 }
         let present = i < pairs.count && pairs[i].key == key

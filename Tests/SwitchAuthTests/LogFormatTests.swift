@@ -234,6 +234,25 @@ struct DecisionLineBytesTests {
         #expect(f.metadata.count == 10)
     }
 
+    /// Random sets, replacements and removals (in order, out of order, repeated) against a
+    /// dictionary sorted by bytes.
+    @Test func fieldsAgreeWithASortedDictionary() {
+        let keys = ["a", "aa", "account", "detail", "ip", "peer", "reason", "section", "sip", "user", "uuid", "Z"]
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<500 {
+            var f = LogFields(), reference: [String: String] = [:]
+            for step in 0..<Int.random(in: 1...20, using: &rng) {
+                let k = keys.randomElement(using: &rng)!
+                let v: String? = Int.random(in: 0..<5, using: &rng) == 0 ? nil : "v\(step)"
+                f.set(k, v)
+                reference[k] = v
+            }
+            let expected = reference.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }
+            #expect(f.pairs.map(\.key) == expected.map(\.key))
+            #expect(f.pairs.map(\.value) == expected.map(\.value))
+        }
+    }
+
     /// The same fields, through `write(level:message:fields:)` and through `Logger.log(metadata:)`:
     /// the lines agree byte for byte after the timestamp, hostile values included.
     @Test(arguments: ["1001", "", "a=b reason=ok", "line\nreason=ok", "quote\"x", "ünï", "esc\u{1b}[31m", "2001:db8::1"])
