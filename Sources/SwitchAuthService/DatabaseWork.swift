@@ -186,7 +186,7 @@ final class DatabasePool: Sendable {
     }
 
     /// Admissions admitted in one statement at most.
-    static let admissionBatch = 8
+    static let admissionBatch = 4
 
     /// Admits queued calls in one statement and one transaction. If the batch fails as a whole
     /// (nothing of it was written: one transaction), each call is admitted alone, so that one
