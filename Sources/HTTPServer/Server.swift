@@ -117,9 +117,15 @@ final class LoopMailbox: Sendable {
         self.wakeFD = wakeFD
     }
 
+    /// Wakes the loop only for the first answer of a run: later ones find the mailbox not empty,
+    /// so a wake is already pending and the loop's `take`, which follows its read of the eventfd,
+    /// will see them too (one write(2) per run of answers, not one each).
     func post(ticket: UInt64, response: HTTPResponse) {
-        items.withLock { $0.append((ticket, response)) }
-        wake()
+        let first = items.withLock { items -> Bool in
+            items.append((ticket, response))
+            return items.count == 1
+        }
+        if first { wake() }
     }
 
     func wake() {
@@ -583,6 +589,8 @@ final class EventLoop {
                         if !server.isStopping { accept(limit: acceptBatch) }
                     } else if fd == mailbox.wakeFD {
                         var value: UInt64 = 0
+                        // Read before the answers are taken: an answer posted after this read
+                        // either is taken below or wakes the loop again (`LoopMailbox.post`).
                         _ = read(mailbox.wakeFD, &value, 8) // EAGAIN when already read: nothing to do
                         deliverAnswers()
                         adoptHandedOver()
