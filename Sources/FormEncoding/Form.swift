@@ -93,41 +93,44 @@ public struct EncodedForm: Sendable {
     public init(_ body: [UInt8]) {
         self.body = body
         var spans: [Span] = []
-        spans.reserveCapacity(128)
+        // FreeSWITCH's fields average ~28 bytes a pair: room for them all without regrowing.
+        spans.reserveCapacity(16 + body.count / 24)
         var heads = [Int32](repeating: -1, count: Self.bucketCount)
         var escaped: [Int32] = []
-        body.withUnsafeBufferPointer { buf in
-            guard let base = buf.baseAddress else { return }
-            let n = buf.count
-            var start = 0
-            while start <= n {
-                // The pair's end: memchr skips the values (most of the bytes) at its speed.
-                var end = n
-                if start < n, let amp = memchr(base + start, Int32(UInt8(ascii: "&")), n - start) {
-                    end = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(amp))
-                }
-                if end > start {
-                    // The name: up to the first `=` (memchr), then whether it is its own decoding,
-                    // eight bytes at a time.
-                    var eq = -1
-                    if let e = memchr(base + start, Int32(UInt8(ascii: "=")), end - start) {
-                        eq = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(e))
+        heads.withUnsafeMutableBufferPointer { heads in  // no uniqueness check per write
+            body.withUnsafeBufferPointer { buf in
+                guard let base = buf.baseAddress else { return }
+                let n = buf.count
+                var start = 0
+                while start <= n {
+                    // The pair's end: memchr skips the values (most of the bytes) at its speed.
+                    var end = n
+                    if start < n, let amp = memchr(base + start, Int32(UInt8(ascii: "&")), n - start) {
+                        end = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(amp))
                     }
-                    let nameEnd = eq < 0 ? end : eq
-                    let plain = Self.isPlain(base + start, nameEnd - start)
-                    let index = Int32(spans.count)
-                    var span = Span(nameStart: Int32(start), nameEnd: Int32(eq < 0 ? end : eq),
-                                    valueStart: eq < 0 ? -1 : Int32(eq + 1), valueEnd: Int32(end), next: -1)
-                    if plain {
-                        let bucket = Self.bucket(base + start, nameEnd - start)
-                        span.next = heads[bucket]
-                        heads[bucket] = index
-                    } else {
-                        escaped.append(index)
+                    if end > start {
+                        // The name: up to the first `=` (memchr), then whether it is its own decoding,
+                        // eight bytes at a time.
+                        var eq = -1
+                        if let e = memchr(base + start, Int32(UInt8(ascii: "=")), end - start) {
+                            eq = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(e))
+                        }
+                        let nameEnd = eq < 0 ? end : eq
+                        let plain = Self.isPlain(base + start, nameEnd - start)
+                        let index = Int32(spans.count)
+                        var span = Span(nameStart: Int32(start), nameEnd: Int32(eq < 0 ? end : eq),
+                                        valueStart: eq < 0 ? -1 : Int32(eq + 1), valueEnd: Int32(end), next: -1)
+                        if plain {
+                            let bucket = Self.bucket(base + start, nameEnd - start)
+                            span.next = heads[bucket]
+                            heads[bucket] = index
+                        } else {
+                            escaped.append(index)
+                        }
+                        spans.append(span)
                     }
-                    spans.append(span)
+                    start = end + 1
                 }
-                start = end + 1
             }
         }
         self.spans = spans
