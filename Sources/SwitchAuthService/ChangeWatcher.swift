@@ -1,6 +1,7 @@
 import Decisions
 import FreeSWITCHXML
 import Foundation
+import HTTPServer
 import Locking
 import Logging
 import Postgres
@@ -26,7 +27,13 @@ public final class ChangeWatcher: Sendable {
     private let thread: BackgroundThread
     let pushers: [SwitchPusher]
 
-    public init(config: ServiceConfig, acl: ACLCache, metrics: Metrics, logger: Logger, debounceMilliseconds: Int = 200) {
+    /// The memory copy lookups are answered from: a switch is told to fetch only once the copy
+    /// holds the change (or has stopped answering).
+    let replica: Replica?
+
+    public init(config: ServiceConfig, acl: ACLCache, metrics: Metrics, logger: Logger, debounceMilliseconds: Int = 200,
+                replica: Replica? = nil) {
+        self.replica = replica
         self.config = config
         self.acl = acl
         self.metrics = metrics
@@ -57,6 +64,9 @@ public final class ChangeWatcher: Sendable {
         var db: Connection?
         var standby: Connection?
         var batchStarted: UInt64?
+        // When the batch's first notification arrived (MonotonicClock, the copy's clock): its
+        // transaction committed before.
+        var batchSeen: UInt64?
         var changedDevices: Set<String> = []
         var aclChanged = false
         var lastPrune: UInt64 = 0
@@ -85,6 +95,7 @@ public final class ChangeWatcher: Sendable {
                 let waitMs = batchStarted == nil ? 250 : 20
                 for n in try c.notifications(timeoutMilliseconds: waitMs) {
                     if batchStarted == nil { batchStarted = now() }
+                    if batchSeen == nil { batchSeen = MonotonicClock.now() }
                     if n.payload == "acl" || n.payload.hasPrefix("account:") {
                         aclChanged = true
                     } else if n.payload.hasPrefix("device:") {
@@ -99,6 +110,12 @@ public final class ChangeWatcher: Sendable {
                     // With lookups read from a standby, a switch is told to fetch only once the
                     // standby has replayed the change (LISTEN works on the primary only).
                     if config.hasStandby { waitForStandby(primary: c, &standby) }
+                    // The same for the memory copy: proven current as of a moment after the change
+                    // was seen, or no longer proven at all (then lookups read PostgreSQL). Within
+                    // replica_staleness_ms one or the other holds; usually a heartbeat (~20 ms).
+                    if let replica, let seen = batchSeen {
+                        _ = replica.waitUntilCurrent(since: seen, timeoutMilliseconds: config.replicaStalenessMilliseconds)
+                    }
                     // The list is refreshed before any switch is told to fetch it.
                     if aclChanged { refreshACL(c) }
                     let flushes = try flushCommands(c, changedDevices)
@@ -106,6 +123,7 @@ public final class ChangeWatcher: Sendable {
                     aclChanged = false
                     changedDevices = []
                     batchStarted = nil
+                    batchSeen = nil
                 }
                 if now() - lastPrune > 60_000_000_000 {
                     lastPrune = now()

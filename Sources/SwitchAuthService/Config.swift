@@ -60,7 +60,7 @@ public struct ServiceConfig: Sendable, Equatable {
     /// Answer directory and dialplan lookups from the in-memory copy while it is provably current.
     public var replica = true
     /// The copy answers only while proven at most this far behind the database.
-    public var replicaStalenessMilliseconds = 100
+    public var replicaStalenessMilliseconds = 250
     /// How often the copy proves itself current (a notification it sends itself).
     public var replicaHeartbeatMilliseconds = 20
     public var eventSocketPassword = ServiceConfig.defaultEventSocketPassword

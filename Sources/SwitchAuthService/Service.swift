@@ -43,7 +43,6 @@ public final class Service: Sendable {
         self.logger = logger
         acl = ACLCache(file: config.aclCacheFile)
         server = try HTTPServer(config: config.server, listener: listener)
-        watcher = ChangeWatcher(config: config, acl: acl, metrics: metrics, logger: logger)
         let metrics = self.metrics
         fraudAlerts = config.fraudWebhookURL.flatMap { FraudAlerts(url: $0, logger: logger) }
         callListeners = config.dialplan.callLimits == .global
@@ -62,6 +61,7 @@ public final class Service: Sendable {
             feed = nil
             trust = nil
         }
+        watcher = ChangeWatcher(config: config, acl: acl, metrics: metrics, logger: logger, replica: replica)
     }
 
     public func start() throws {
