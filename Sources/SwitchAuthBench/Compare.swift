@@ -345,7 +345,8 @@ struct Compare: ParsableCommand {
 
         // PostgreSQL hung (SIGSTOP), then unreachable is the same for the service (no answer):
         // single requests' latencies while it hangs, and the time to correct answers after it returns.
-        let hung = try measureHang(cluster: cluster, port: port, shapes: shapes, data: data)
+        let hung = try measureHang(cluster: cluster, port: port, shapes: shapes, data: data,
+                                   stalenessMilliseconds: try Self.defaultStaleness(switchauth))
         let rss = service.rssKiB
         let fromMemory = try metricValue(port, "switchauth_replica_lookups_answered")
         let errors = dirOpen.errors + dpOpenBig.errors + dpOpenSmall.errors + dirUnderAttack.errors + dirNew.socketErrors + dirKeep.socketErrors + dpNew.socketErrors
@@ -465,6 +466,25 @@ struct Compare: ParsableCommand {
         return (process, port)
     }
 
+    /// The measured binary's default `replica_staleness_ms`, from `serve --help-config` (an older
+    /// build, compared with `--switchauth`, may have another; one without the setting: 0).
+    static func defaultStaleness(_ switchauth: String) throws -> Int {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: switchauth)
+        process.arguments = ["serve", "--help-config"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        for line in text.split(separator: "\n") where line.hasPrefix("replica_staleness_ms") {
+            let words = line.split(separator: " ")
+            if let i = words.firstIndex(of: "default"), i + 1 < words.count, let ms = Int(words[i + 1]) { return ms }
+        }
+        return 0
+    }
+
     struct HangFigures {
         var directoryMax = 0.0, dialplanMax = 0.0, aclMax = 0.0, healthMax = 0.0
         var unhealthyAfter = Double.nan, recovery = Double.nan
@@ -473,7 +493,8 @@ struct Compare: ParsableCommand {
 
     /// SIGSTOP on PostgreSQL for 2 s with requests one after another, then SIGCONT and the time
     /// until a valid digest is answered with its user again.
-    func measureHang(cluster: TemporaryCluster, port: UInt16, shapes: RequestShapes, data: Dataset) throws -> HangFigures {
+    func measureHang(cluster: TemporaryCluster, port: UInt16, shapes: RequestShapes, data: Dataset,
+                     stalenessMilliseconds: Int) throws -> HangFigures {
         var rng = Xoshiro(seed: 5)
         let gen = LoadGenerator(port: port, keepAlive: false) { _ in [] }
         func timed(_ request: [UInt8]) -> (String, Double) {
@@ -494,10 +515,13 @@ struct Compare: ParsableCommand {
         var f = HangFigures()
         cluster.freeze()
         let frozeAt = now()
+        // The memory copy answers for up to replica_staleness_ms after its last proof (nothing can
+        // change while PostgreSQL is stopped, so those answers are the database's), and a statement
+        // PostgreSQL finished as the signal landed is a confirmed answer: grants count from the
+        // staleness bound (plus a heartbeat's margin) into the hang.
+        let graceNanoseconds = UInt64(stalenessMilliseconds + 50) * 1_000_000
         while now() - frozeAt < 2_000_000_000 {
-            // A statement PostgreSQL finished as the signal landed is a confirmed answer: grants
-            // count from 100 ms into the hang.
-            let settled = now() - frozeAt > 100_000_000
+            let settled = now() - frozeAt > graceNanoseconds
             let (d, td) = timed(shapes.wrap(shapes.directory(data.device(&rng), rng: &rng)))
             f.directoryMax = max(f.directoryMax, td)
             if settled && d.contains("<user id=") { f.grants += 1 }
