@@ -349,6 +349,9 @@ public final class LookupHandler: RequestHandler, Sendable {
             gauges.append(("switchauth_replica_lag_seconds", "Age of the copy's newest proof (its last returned heartbeat); -1: none.", replica.lagSeconds ?? -1))
             gauges.append(("switchauth_replica_lookups_answered", "Lookups answered from the memory copy since start.", Double(replica.answered.load(ordering: .relaxed))))
             gauges.append(("switchauth_replica_loads", "Full loads of the copy (start, reconnect, a truncated table).", Double(replica.reloads.load(ordering: .relaxed))))
+            gauges.append(("switchauth_replica_proof_lapses", "Times the copy's proof expired while its feed ran (a heartbeat came back late): lookups read PostgreSQL meanwhile.", Double(replica.proofLapses.load(ordering: .relaxed))))
+            gauges.append(("switchauth_replica_lapsed_seconds", "Time the copy was not proven current in those lapses, in all.", Double(replica.lapsedNanoseconds.load(ordering: .relaxed)) / 1e9))
+            gauges.append(("switchauth_replica_heartbeat_max_seconds", "Slowest heartbeat round trip since start (PostgreSQL and the feed thread).", Double(replica.slowestHeartbeatNanoseconds.load(ordering: .relaxed)) / 1e9))
             gauges.append(("switchauth_replica_changes_applied", "Row changes applied to the copy from the feed.", Double(replica.changesApplied.load(ordering: .relaxed))))
             gauges.append(("switchauth_replica_devices", "SIP devices in the copy.", Double(replica.deviceCount)))
         }

@@ -26,6 +26,12 @@ public final class Replica: Sendable {
     let reloads = Atomic<UInt64>(0)
     let changesApplied = Atomic<UInt64>(0)
     let unknownPayloads = Atomic<UInt64>(0)
+    /// Times the proof lapsed while the feed ran (a heartbeat came back after the previous proof
+    /// had expired), the time not proven in those gaps, and the slowest heartbeat round trip: why
+    /// lookups went to the database threads although nothing was wrong with the feed.
+    let proofLapses = Atomic<UInt64>(0)
+    let lapsedNanoseconds = Atomic<UInt64>(0)
+    let slowestHeartbeatNanoseconds = Atomic<UInt64>(0)
 
     public init(stalenessMilliseconds: Int) {
         stalenessNanoseconds = UInt64(stalenessMilliseconds) * 1_000_000
@@ -45,12 +51,20 @@ public final class Replica: Sendable {
         return now > asOf ? Double(now - asOf) / 1e9 : 0
     }
 
-    func proveCurrent(asOf sent: UInt64) {
+    func proveCurrent(asOf sent: UInt64, now: UInt64 = MonotonicClock.now()) {
+        if now > sent { slowestHeartbeatNanoseconds.max(now - sent, ordering: .relaxed) }
         // Monotone: an older heartbeat never moves the proof back.
         var old = currentAsOf.load(ordering: .relaxed)
         while sent > old {
             let (exchanged, original) = currentAsOf.compareExchange(expected: old, desired: sent, ordering: .acquiringAndReleasing)
-            if exchanged { return }
+            if exchanged {
+                // The previous proof (0: none, a load or a lost feed, counted elsewhere) had expired.
+                if old != 0 && now > old + stalenessNanoseconds {
+                    proofLapses.add(1, ordering: .relaxed)
+                    lapsedNanoseconds.add(now - (old + stalenessNanoseconds), ordering: .relaxed)
+                }
+                return
+            }
             old = original
         }
     }
