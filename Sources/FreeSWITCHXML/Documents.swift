@@ -85,25 +85,9 @@ public struct XMLWriter: Sendable {
         raw("\"/>")
     }
 
-    /// The same with a decimal value, written as digits.
+    /// The same with a decimal value (its text fits a small String: nothing allocated).
     public mutating func setAction(_ name: StaticString, _ value: Int64) {
-        raw(#"<action application="set" data=""#)
-        raw(name)
-        raw("=")
-        if value < 0 { bytes.append(UInt8(ascii: "-")) }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var v = value.magnitude, n = 0
-        withUnsafeMutableBytes(of: &digits) { d in
-            repeat {
-                d[n] = UInt8(ascii: "0") + UInt8(v % 10)
-                v /= 10
-                n += 1
-            } while v > 0
-            for i in stride(from: n - 1, through: 0, by: -1) { bytes.append(d[i]) }
-        }
-        raw("\"/>")
+        setAction(name, String(value))
     }
 
     private mutating func attribute(_ key: StaticString, _ value: String) {

@@ -106,16 +106,7 @@ public final class BoundedQueue<Element: Sendable>: Sendable {
 
     /// The next element, waiting for one; nil once the queue is closed and empty.
     public func take() -> Element? {
-        state.wait(until: { $0.count > 0 || $0.closed }) { s -> Element? in
-            guard s.count > 0 else { return nil }
-            let e = s.items[s.head]
-            s.head += 1
-            if s.head > 64 && s.head * 2 > s.items.count {
-                s.items.removeFirst(s.head)
-                s.head = 0
-            }
-            return e
-        } ?? nil
+        take(upTo: 1, joining: { _ in false })?.first
     }
 
     /// The next element, waiting for one, and if `joins` accepts it, the elements queued right

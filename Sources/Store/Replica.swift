@@ -232,14 +232,20 @@ public struct ReplicaTables: Sendable {
         countLength(of: s.network, by: 1)
     }
 
+    /// The lengths in use are listed again only when one comes into use or goes out of it (not
+    /// for each of the 100,000 settings of a load).
     private mutating func countLength(of network: IPNetwork, by delta: Int) {
         let l = network.prefixLength
         if network.address.isIPv4 {
             ipLengthCounts4[l] += delta
-            ipLengths4 = ipLengthCounts4.indices.reversed().filter { ipLengthCounts4[$0] > 0 }
+            if ipLengthCounts4[l] == 0 || ipLengthCounts4[l] == delta {
+                ipLengths4 = ipLengthCounts4.indices.reversed().filter { ipLengthCounts4[$0] > 0 }
+            }
         } else {
             ipLengthCounts6[l] += delta
-            ipLengths6 = ipLengthCounts6.indices.reversed().filter { ipLengthCounts6[$0] > 0 }
+            if ipLengthCounts6[l] == 0 || ipLengthCounts6[l] == delta {
+                ipLengths6 = ipLengthCounts6.indices.reversed().filter { ipLengthCounts6[$0] > 0 }
+            }
         }
     }
 

@@ -193,7 +193,7 @@ public final class LookupHandler: RequestHandler, Sendable {
             return .now(answer(resolver.fallback(lookup), peer: peer, started: started))
         }
         let deadline = started + UInt64(config.answerTimeoutMilliseconds) * 1_000_000
-        let finish: @Sendable (Result<CallSlots.Admission, any Error>, DatabaseSession) -> Void = { [self] result, session in
+        let complete: @Sendable (Result<CallSlots.Admission, any Error>, DatabaseSession) -> Void = { [self] result, session in
             let outcome = resolver.admitted(lookup, facts, admission, result, db: session.write)
             if outcome.reason == .databaseUnavailable { health.markDown() }
             if MonotonicClock.now() > deadline {
@@ -206,13 +206,13 @@ public final class LookupHandler: RequestHandler, Sendable {
             responder.respond(answer(outcome, peer: peer, started: started))
         }
         // Alone, or with the admissions queued beside it (the pool batches them).
-        let job = DatabaseJob(deadline: deadline, admission: AdmissionWork(call: admission, finish: finish)) { session in
-            finish(Result { try CallSlots.admit(session.write, admission) }, session)
+        let job = DatabaseJob(deadline: deadline, admission: AdmissionWork(call: admission, finish: complete)) { session in
+            complete(Result { try CallSlots.admit(session.write, admission) }, session)
         }
         guard pool.submit(job) else {
             resolver.metrics.lookupShed()
-            return .now(self.finish(HTTPResponse(status: .serviceUnavailable, text: "overloaded: lookup shed\n"),
-                                    section: "dialplan", outcome: "shed", started: started))
+            return .now(finish(HTTPResponse(status: .serviceUnavailable, text: "overloaded: lookup shed\n"),
+                               section: "dialplan", outcome: "shed", started: started))
         }
         return .later(deadline: deadline, fallback: { [self] in answer(resolver.fallback(lookup), peer: peer, started: started) })
     }

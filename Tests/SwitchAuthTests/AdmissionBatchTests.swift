@@ -14,17 +14,6 @@ import Testing
 /// settings neither deadlock nor exceed a limit.
 @Suite("call admissions in batches")
 struct AdmissionBatchTests {
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Accounts with a channel limit, a CPS limit and a fraud threshold, and an IP setting with a
     /// CPS limit; the calls drawn over them (a Unique-ID repeated now and then).
     static func seed(_ db: Connection) throws -> [CallAdmission] {
@@ -37,7 +26,7 @@ struct AdmissionBatchTests {
         let concurrent = try admin.setFraudThreshold(account: "B-FREE", metric: .concurrentCalls, prefix: "44", warning: 2, critical: nil)
         let thresholds = [FraudThreshold(id: perMinute, metric: .callsPerMinute, warning: 6, critical: nil),
                           FraudThreshold(id: concurrent, prefix: "44", metric: .concurrentCalls, warning: 2, critical: nil)]
-        var g = Generator(state: 42)
+        var g = SplitMix(seed: 42)
         return (0..<36).map { n in
             let uuid = n % 7 == 6 ? "call-\(n - 3)" : "call-\(n)"
             switch Int.random(in: 0..<4, using: &g) {
@@ -71,7 +60,7 @@ struct AdmissionBatchTests {
         let t1 = Date()
         var batched: [String] = []
         var sizes: [Int] = []
-        var g = Generator(state: 9)
+        var g = SplitMix(seed: 9)
         var rest = calls[...]
         while !rest.isEmpty {
             let n = min(rest.count, Int.random(in: 1...9, using: &g))
@@ -115,7 +104,7 @@ struct AdmissionBatchTests {
                 return
             }
             defer { c.close() }
-            var g = Generator(state: UInt64(worker + 1))
+            var g = SplitMix(seed: UInt64(worker + 1))
             for round in 0..<60 {
                 let batch = (0..<12).map { k in
                     CallControlTests.admission(accounts.randomElement(using: &g)!, "w\(worker)-r\(round)-\(k)", channels: 3,

@@ -7,19 +7,8 @@ import Testing
 /// no database: every length of both families, host routes, /0, and networks added and removed.
 @Suite("memory copy: networks by key")
 struct NetworkKeyTests {
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// A random address of the family, drawn from a few small pools so that networks overlap.
-    static func address(v6: Bool, _ g: inout Generator) -> IPAddress {
+    static func address(v6: Bool, _ g: inout SplitMix) -> IPAddress {
         if v6 {
             var b = [UInt8](repeating: 0, count: 16)
             b[0] = 0x20; b[1] = 0x01; b[2] = 0x0d; b[3] = 0xb8
@@ -31,7 +20,7 @@ struct NetworkKeyTests {
     }
 
     @Test func keysAreNetworks() {
-        var g = Generator(state: 7)
+        var g = SplitMix(seed: 7)
         for _ in 0..<5000 {
             let v6 = Bool.random(using: &g)
             let a = Self.address(v6: v6, &g)
@@ -48,7 +37,7 @@ struct NetworkKeyTests {
     }
 
     @Test func candidatesAreTheContainingSettings() {
-        var g = Generator(state: 11)
+        var g = SplitMix(seed: 11)
         var tables = ReplicaTables()
         let account = ReplicaAccount(facts: AccountFacts(id: 1, number: "1", maxChannels: 1), expiresAtMilliseconds: nil)
         tables.setAccount(1, account)
