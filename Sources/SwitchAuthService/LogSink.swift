@@ -26,6 +26,9 @@ public final class LogSink: Sendable {
         var buffer: [UInt8] = []
         var droppedSinceWrite: UInt64 = 0
         var writerStarted = false
+        /// Set by `stop()`: the writer writes what is buffered and exits; later lines are dropped.
+        var stopping = false
+        var writerExited = false
     }
 
     private let descriptor: Int32
@@ -51,6 +54,7 @@ public final class LogSink: Sendable {
     /// Appends one line (with its newline). Never waits for the descriptor.
     public func append(_ line: [UInt8]) {
         let (wake, start) = state.withLock(wake: .none) { s -> (Bool, Bool) in
+            guard !s.stopping else { return (false, false) }
             guard s.buffer.count + line.count <= capacityBytes else {
                 s.droppedSinceWrite += 1
                 return (false, false)
@@ -70,13 +74,37 @@ public final class LogSink: Sendable {
         writing.withLock { _ in writeTaken() }
     }
 
+    /// Writes what is buffered, ends the writer thread and returns once it has exited: after it the
+    /// sink never touches its descriptor again, so the caller may close it. Lines appended later are
+    /// dropped. For a sink whose descriptor is closed before the process ends (a test's pipe); the
+    /// process's own sink is flushed at exit instead.
+    public func stop() {
+        let started = state.withLock(wake: .all) { s -> Bool in
+            s.stopping = true
+            return s.writerStarted
+        }
+        if started {
+            _ = state.wait(until: { $0.writerExited }) { _ in () }
+        } else {
+            flush()
+        }
+    }
+
     private func startWriter() {
         let thread = Thread { [self] in
             while true {
-                _ = state.wait(until: { !$0.buffer.isEmpty || $0.droppedSinceWrite > 0 }) { _ in () }
-                // Gather: more lines join this write unless the buffer is already large.
-                _ = state.wait(until: { $0.buffer.count >= self.flushBytes }, timeoutNanoseconds: gatherNanoseconds) { _ in () }
+                let stop = state.wait(until: { !$0.buffer.isEmpty || $0.droppedSinceWrite > 0 || $0.stopping }) { $0.stopping } ?? false
+                if !stop {
+                    // Gather: more lines join this write unless the buffer is already large.
+                    _ = state.wait(until: { $0.buffer.count >= self.flushBytes || $0.stopping }, timeoutNanoseconds: gatherNanoseconds) { _ in () }
+                }
+                // Once stopping is seen no line can join the buffer (append checks it under the
+                // same lock), so this write is the last.
                 writing.withLock { _ in writeTaken() }
+                if stop {
+                    state.withLock(wake: .all) { $0.writerExited = true }
+                    return
+                }
             }
         }
         thread.name = "log-writer"

@@ -126,6 +126,7 @@ struct LogSinkTests {
         for i in 0..<500 { logger.info("decision", metadata: ["n": .stringConvertible(i), "user": "a b"]) }
         sink.flush()
         let lines = Self.drain(fds[0]).split(separator: "\n")
+        sink.stop()
         close(fds[1])
         #expect(lines.count == 500)
         #expect(lines.enumerated().allSatisfy { i, l in l.hasSuffix(" info t: decision n=\(i) user=\"a b\"") }, "\(lines.prefix(2))")
@@ -158,6 +159,28 @@ struct LogSinkTests {
         let written = text.split(separator: "\n").filter { $0.hasPrefix("xxx") }.count
         #expect(written + Int(sink.dropped) <= 10_000)
         #expect(written + Int(sink.dropped) >= 10_000 - 200, "written \(written), dropped \(sink.dropped)")
+        // The writer may still be blocked on the full pipe: keep reading until it has stopped, so
+        // closing the read end cannot raise SIGPIPE in it (that killed the test process in CI) and
+        // no write reaches a descriptor number another test has reused.
+        let reading = Locked(true)
+        let readerDone = DispatchSemaphore(value: 0)
+        let readEnd = fds[0]
+        Thread {
+            while reading.withLock({ $0 }) {
+                _ = Self.drain(readEnd)
+                usleep(1_000)
+            }
+            readerDone.signal()
+        }.start()
+        sink.stop()
+        reading.withLock { $0 = false }
+        readerDone.wait()
+        _ = Self.drain(readEnd)
+        // Stopped means stopped: a later line is not written.
+        sink.append(line)
+        sink.flush()
+        usleep(20_000)
+        #expect(Self.drain(readEnd).isEmpty)
     }
 }
 
