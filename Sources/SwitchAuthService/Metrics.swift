@@ -3,7 +3,7 @@ import Locking
 
 /// Process-wide counters, rendered in the Prometheus text exposition format at `GET /metrics`.
 public final class Metrics: Sendable {
-    static let buckets: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
+    static let buckets: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
 
     struct Histogram {
         var counts = [UInt64](repeating: 0, count: Metrics.buckets.count)

@@ -22,9 +22,13 @@ struct HungDatabaseTests {
     /// wait 50 ms to be scheduled, so there the bounds are four times looser (still far below the
     /// seconds a blocked loop took); `.ci/run` runs this suite alone with
     /// SWITCHAUTH_STRICT_TIMING=1, where the promised bounds are asserted as they are.
+    /// The 20 ms of acl.conf and /healthz is asserted on the service's own clock (its
+    /// request-duration histogram, bucket 0.02): the test's client shares two cores with eight load
+    /// threads and the service, and once in several CI runs its own wake-up added half a millisecond
+    /// to a 10 ms answer (20.4 ms). Seen from the client those answers are held to 40 ms.
     static let strict = ProcessInfo.processInfo.environment["SWITCHAUTH_STRICT_TIMING"] == "1"
     static let lookupBound = strict ? 0.250 : 1.0
-    static let fastBound = strict ? 0.020 : 0.080
+    static let fastBound = strict ? 0.040 : 0.080
 
     static func timed(_ port: UInt16, _ bytes: [UInt8]) throws -> (TestResponse, Double) {
         let t0 = DispatchTime.now().uptimeNanoseconds
@@ -93,13 +97,21 @@ struct HungDatabaseTests {
             #expect(td < Self.lookupBound, "dialplan answer within the bound (took \(td) s)")
             Thread.sleep(forTimeInterval: 0.02)
         }
-        #expect(slowestACL < Self.fastBound, "acl.conf within 20 ms while PostgreSQL hangs (slowest \(slowestACL) s)")
-        #expect(slowestHealth < Self.fastBound, "/healthz within 20 ms (slowest \(slowestHealth) s)")
+        #expect(slowestACL < Self.fastBound, "acl.conf seen from the client while PostgreSQL hangs (slowest \(slowestACL) s)")
+        #expect(slowestHealth < Self.fastBound, "/healthz seen from the client (slowest \(slowestHealth) s)")
         #expect(unhealthyAfter != nil && unhealthyAfter! < 1.0, "/healthz says unhealthy soon after the hang (\(unhealthyAfter ?? -1) s)")
         // Answers sent by the loop at their deadline are logged and counted like any decision.
         let metrics = try exchange(s.port, Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8)).text
         func value(_ prefix: String) -> Double {
             metrics.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        }
+        // The promise on the service's clock: every acl.conf (the only configuration request here)
+        // and /healthz answer within 20 ms, hang or not (in the parallel suite within 100 ms).
+        let bucket = Self.strict ? "0.02" : "0.1"
+        for section in ["configuration", "healthz"] {
+            let all = value("switchauth_request_duration_seconds_count{section=\"\(section)\"}")
+            let within = value("switchauth_request_duration_seconds_bucket{section=\"\(section)\",le=\"\(bucket)\"}")
+            #expect(all >= 5 && within == all, "\(section): \(Int(all - within)) of \(Int(all)) answers over \(bucket) s on the service's clock")
         }
         let fallbacks = value("switchauth_lookups_deadline_fallbacks ")
         #expect(fallbacks > 0, "the hang was met by deadline fallbacks before the circuit opened")
