@@ -29,8 +29,10 @@ let package = Package(
         .target(name: "CSystemShims"),
         // A pthread-mutex-guarded value (ThreadSanitizer sees pthread mutexes).
         .target(name: "Locking", swiftSettings: strict),
-        // application/x-www-form-urlencoded: eager decoding and the lazy form mod_xml_curl lookups read. Pure, no dependencies.
-        .target(name: "FormEncoding", swiftSettings: strict),
+        // application/x-www-form-urlencoded: eager decoding and the lazy form mod_xml_curl lookups read. Pure (no I/O).
+        .target(name: "FormEncoding", dependencies: ["CByteScan"], swiftSettings: strict),
+        // Where two bytes occur in a buffer, as bitmaps (SSE2): the form index's one pass over a body.
+        .target(name: "CByteScan"),
         .target(name: "HTTPServer", dependencies: ["CSystemShims", "Locking", "FormEncoding"], swiftSettings: strict),
         // Pure decisions: no I/O. Requests and database facts in, decisions out.
         .target(name: "Decisions", dependencies: ["FormEncoding", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),

@@ -83,7 +83,8 @@ public enum AccountGate {
         case .prepaid:
             return account.balance > 0 ? nil : .insufficientBalance
         case .postpaid:
-            return account.balance + account.creditLimit > 0 ? nil : .insufficientBalance
+            // balance + credit > 0, without a Decimal addition per call (negation flips a sign bit).
+            return account.balance > -account.creditLimit ? nil : .insufficientBalance
         }
     }
 }

@@ -45,10 +45,14 @@ public final class Locked<Value>: @unchecked Sendable {
 // on `lock`, which this object owns and destroys.
 public final class ReadWriteLocked<Value>: @unchecked Sendable {
     private let lock: UnsafeMutablePointer<pthread_rwlock_t>
-    private var value: Value
+    /// Out of line, so that a reader borrows the value in place: a stored property read inside
+    /// `read` would be copied first (every table of the memory copy retained and released per
+    /// lookup, ~1% of a dialplan lookup in perf).
+    private let storage: UnsafeMutablePointer<Value>
 
     public init(_ value: Value) {
-        self.value = value
+        storage = UnsafeMutablePointer<Value>.allocate(capacity: 1)
+        storage.initialize(to: value)
         lock = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
         lock.initialize(to: pthread_rwlock_t())
         var attr = pthread_rwlockattr_t()
@@ -64,13 +68,15 @@ public final class ReadWriteLocked<Value>: @unchecked Sendable {
         pthread_rwlock_destroy(lock)
         lock.deinitialize(count: 1)
         lock.deallocate()
+        storage.deinitialize(count: 1)
+        storage.deallocate()
     }
 
     /// Shared: other readers may run at the same time.
     public func read<R>(_ body: (Value) throws -> R) rethrows -> R {
         pthread_rwlock_rdlock(lock)
         defer { pthread_rwlock_unlock(lock) }
-        return try body(value)
+        return try body(storage.pointee)
     }
 
     /// Exclusive.
@@ -78,6 +84,6 @@ public final class ReadWriteLocked<Value>: @unchecked Sendable {
     public func write<R>(_ body: (inout Value) throws -> R) rethrows -> R {
         pthread_rwlock_wrlock(lock)
         defer { pthread_rwlock_unlock(lock) }
-        return try body(&value)
+        return try body(&storage.pointee)
     }
 }

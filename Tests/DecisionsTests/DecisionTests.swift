@@ -436,6 +436,23 @@ struct NumericTests {
     }
 }
 
+/// A postpaid account may call while balance + credit limit is above zero; the gate compares the
+/// balance with the negated limit instead of adding (the same answer for every pair of values).
+@Suite("postpaid funds")
+struct PostpaidFundsTests {
+    @Test func comparisonEqualsTheSum() {
+        let values: [Decimal] = [0, Decimal(string: "0.01")!, Decimal(string: "-0.01")!, 1, -1, Decimal(string: "99.99")!, 100, -100,
+                                 Decimal(string: "100.0001")!, Decimal(string: "-100.0001")!, Decimal(string: "123456789012.3456")!,
+                                 Decimal(string: "-123456789012.3456")!]
+        for balance in values {
+            for credit in values {
+                let a = account(1, "Q", billing: .postpaid, balance: balance, credit: credit)
+                #expect(AccountGate.funds(a) == (balance + credit > 0 ? nil : .insufficientBalance), "balance \(balance), credit \(credit)")
+            }
+        }
+    }
+}
+
 /// The service reads fields from the encoded body (`FormFields(encoded:)`); it must answer every
 /// lookup exactly as the eagerly decoded pairs do.
 @Suite("lazy form fields")
@@ -481,6 +498,28 @@ struct LazyFormTests {
             let name = "Field-\(i)"
             #expect(lazy.lookup(name) == eager.lookup(name), "\(name)")
             #expect(lazy.lookup(name) == (i >= 700 ? .absent : i % 5 == 0 ? .duplicated : .one("v\(i)")), "\(name)")
+        }
+    }
+
+    /// Random bodies of every length up to 300 bytes (across the 16-byte steps and 64-byte words
+    /// of the separator bitmaps, and their tails), dense in `&` and `=`: the index finds exactly the
+    /// pairs the eager decoder finds, and every name reads the same.
+    @Test func randomBodiesAcrossWordBoundaries() {
+        let alphabet = Array("ab&&==%+41".utf8) + [0xC3, 0xA9]
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int(truncatingIfNeeded: state >> 33)
+        }
+        for length in 0...300 {
+            for _ in 0..<4 {
+                let body = (0..<length).map { _ in alphabet[next() % alphabet.count] }
+                let lazy = FormFields(encoded: body), eager = FormFields(FormDecoder.decode(body))
+                #expect(lazy == eager, "\(String(decoding: body, as: UTF8.self))")
+                for name in Set(eager.pairs.map(\.name)) {
+                    #expect(lazy.lookup(name) == eager.lookup(name), "\(name) in \(String(decoding: body, as: UTF8.self))")
+                }
+            }
         }
     }
 
