@@ -9,10 +9,12 @@ import Glibc
 #endif
 
 /// A child process (switchauth serve, nginx) owned by the benchmark: started with posix_spawn,
-/// output to a file, stopped with SIGTERM and reaped.
+/// output to a file, stopped with SIGTERM and reaped; one the benchmark forgets (an error thrown
+/// past it) is stopped when released, so a failed run leaves no server behind.
 final class ChildProcess {
     let pid: pid_t
     let name: String
+    private var status: Int32?
 
     init(_ exe: String, _ args: [String], environment: [String: String] = [:], log: String) throws {
         name = (exe as NSString).lastPathComponent
@@ -41,11 +43,21 @@ final class ChildProcess {
     }
 
     func stop() -> Int32 {
+        if let status { return status }
         kill(pid, SIGTERM)
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return status
+        return wait()
     }
+
+    /// Waits for the child to end by itself; its wait status.
+    func wait() -> Int32 {
+        if let status { return status }
+        var s: Int32 = 0
+        while waitpid(pid, &s, 0) < 0 && errno == EINTR {}
+        status = s
+        return s
+    }
+
+    deinit { _ = stop() }
 }
 
 /// A port nobody listens on now (bound to port 0 and released).
@@ -75,6 +87,8 @@ struct Compare: ParsableCommand {
 
     @Flag(help: "Seconds and a small dataset (CI).") var smoke = false
     @Option(help: "Seconds per closed-loop run.") var seconds: Double?
+    @Flag(help: "Set up (dataset, switchauth, nginx, wrk scripts), print how to load and profile them, keep them until standard input ends, then stop without measuring.")
+    var hold = false
     @Option(help: "Concurrent clients for closed-loop runs.") var clients = 8
     @Option(help: "Offered rate for the open-loop latency runs (requests/s).") var rate: Double?
     @Option(help: "switchauth workers (0: its default, one per core).") var workers = 0
@@ -198,6 +212,26 @@ struct Compare: ParsableCommand {
         let (smallService, smallPort) = try startService("bench_small")
         let smallShapes = try RequestShapes(path: "/freeswitch", port: smallPort)
         let smallDialplanGen = LoadGenerator(port: smallPort, keepAlive: false) { rng in smallShapes.wrap(smallShapes.dialplan(Dataset.tinyIP.ipCall(&rng))) }
+        if hold {
+            let directoryScript = try wrkService.writeScript(bodies: dirBodies, close: true, expect: "<user id=")
+            let dialplanScript = try wrkService.writeScript(bodies: dpBodies, close: true, expect: "switchauth_allow")
+            let fixtureUUID = dpBodies[0].components(separatedBy: "Unique-ID=").dropFirst().first?.components(separatedBy: "&").first ?? ""
+            let limitedScript = try wrkService.writeScript(bodies: dpBodies, close: true, expect: "switchauth_", uniqueID: fixtureUUID)
+            print("""
+                holding until standard input ends; nothing is measured.
+                  switchauth pid \(service.pid), port \(port), log \(workDir)/switchauth-bench.log
+                  nginx port \(nginx.map { String($0.port) } ?? "none"); PostgreSQL: host=\(cluster.directory) port=5432 user=postgres dbname=bench
+                  directory: wrk -t2 -c\(wrkClients) -d10s -s \(directoryScript) http://127.0.0.1:\(port)/freeswitch
+                  dialplan:  wrk -t2 -c\(wrkClients) -d10s -s \(dialplanScript) http://127.0.0.1:\(port)/freeswitch
+                  (the same scripts against nginx's port; \(limitedScript) gives every call its own Unique-ID)
+                """)
+            fflush(nil) // standard output is a file or pipe here: the lines above must be out before the wait
+            while readLine() != nil {}
+            _ = smallService.stop()
+            _ = nginx?.process.stop()
+            _ = service.stop()
+            return
+        }
         _ = smallDialplanGen.closedLoop(clients: 2, seconds: min(1, secs))
 
         // The HTTP layer alone: a route that touches no database (404), same connection shape.
@@ -575,8 +609,7 @@ struct Compare: ParsableCommand {
         let log = "\(cluster.directory)/pgbench.out"
         let p = try ChildProcess(pgbench, ["-n", "-h", cluster.directory, "-U", "postgres", "-M", "prepared", "-c", "4", "-j", "2",
                                            "-T", String(max(1, Int(seconds))), "-f", file, "bench"], log: log)
-        var status: Int32 = 0
-        while waitpid(p.pid, &status, 0) < 0 && errno == EINTR {}
+        _ = p.wait()
         let out = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         for line in out.split(separator: "\n") where line.hasPrefix("tps = ") {
             return Double(line.dropFirst(6).split(separator: " ")[0]) ?? 0

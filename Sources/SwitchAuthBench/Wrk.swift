@@ -49,6 +49,17 @@ struct Wrk {
     func run(bodies: [String], close: Bool, connections: Int = 32, seconds: Double, expect: String? = nil,
              uniqueID: String? = nil) throws -> Result {
         guard let wrk = Self.path else { throw BenchError("wrk not installed (apt-get install wrk)") }
+        let script = try writeScript(bodies: bodies, close: close, expect: expect, uniqueID: uniqueID)
+        let log = "\(directory)/wrk-\(UUID().uuidString).out"
+        let p = try ChildProcess(wrk, ["-t2", "-c\(connections)", "-d\(max(1, Int(seconds)))s", "--latency", "-s", script,
+                                       "http://127.0.0.1:\(port)\(urlPath)"], log: log)
+        _ = p.wait()
+        let out = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        return try Self.parse(out)
+    }
+
+    /// The Lua script of a run (see `run`), written into `directory`; its path.
+    func writeScript(bodies: [String], close: Bool, expect: String? = nil, uniqueID: String? = nil) throws -> String {
         let script = "\(directory)/wrk-\(UUID().uuidString).lua"
         var lua = "local bodies = {\n"
         for b in bodies {
@@ -85,13 +96,7 @@ struct Wrk {
 
             """
         try lua.write(toFile: script, atomically: true, encoding: .utf8)
-        let log = "\(directory)/wrk-\(UUID().uuidString).out"
-        let p = try ChildProcess(wrk, ["-t2", "-c\(connections)", "-d\(max(1, Int(seconds)))s", "--latency", "-s", script,
-                                       "http://127.0.0.1:\(port)\(urlPath)"], log: log)
-        var status: Int32 = 0
-        while waitpid(p.pid, &status, 0) < 0 && errno == EINTR {}
-        let out = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        return try Self.parse(out)
+        return script
     }
 
     /// wrk's report: "N requests in Xs", "Requests/sec:", the latency distribution, errors.
