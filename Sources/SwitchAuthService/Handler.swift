@@ -118,7 +118,7 @@ public final class LookupHandler: RequestHandler, Sendable {
         }
     }
 
-    private func lookup(_ lookup: Lookup, peer: String, started: UInt64, responder: Responder) -> HandlerResult {
+    private func lookup(_ lookup: Lookup, peer: String, started: UInt64, responder: Responder, resumed: Bool = false) -> HandlerResult {
         if case .answered(let outcome) = lookup {
             return .now(answer(outcome, peer: peer, started: started))
         }
@@ -143,6 +143,25 @@ public final class LookupHandler: RequestHandler, Sendable {
             case .admitCall(let admission):
                 // The facts came from the copy; only the shared counters need the database.
                 return admit(lookup, facts, admission, peer: peer, started: started, responder: responder)
+            }
+        } else if let replica, !resumed, health.isUp, Self.answerableFromCopy(lookup) {
+            // A late heartbeat: wait for it (up to the lookup's deadline) rather than load the
+            // database threads; once it is back the lookup is decided again on a database thread
+            // (from the copy, no statement) and answered through the responder. Not with the
+            // circuit open (PostgreSQL down: the fallback goes out at once, below).
+            let deadline = started + UInt64(config.answerTimeoutMilliseconds) * 1_000_000
+            let parked = replica.park(deadline: deadline) { [self] in
+                let job = DatabaseJob(deadline: deadline) { [self] _ in
+                    guard MonotonicClock.now() < deadline else { return }
+                    // Decided as if it had just arrived; a database path it takes answers by itself.
+                    if case .now(let response) = self.lookup(lookup, peer: peer, started: started, responder: responder, resumed: true) {
+                        responder.respond(response)
+                    }
+                }
+                if !pool.submit(job) { resolver.metrics.lookupShed() }
+            }
+            if parked {
+                return .later(deadline: deadline, fallback: { [self] in answer(resolver.fallback(lookup), peer: peer, started: started) })
             }
         }
         guard health.isUp else {
@@ -215,6 +234,19 @@ public final class LookupHandler: RequestHandler, Sendable {
                                section: "dialplan", outcome: "shed", started: started))
         }
         return .later(deadline: deadline, fallback: { [self] in answer(resolver.fallback(lookup), peer: peer, started: started) })
+    }
+
+    /// The lookups the memory copy can answer (acl.conf is always read from the database).
+    static func answerableFromCopy(_ lookup: Lookup) -> Bool {
+        switch lookup {
+        case .answered, .acl: return false
+        case .directory: return true
+        case .dialplan(_, let query):
+            switch query {
+            case .ip, .digest: return true
+            case .notOwned, .unauthenticated: return false
+            }
+        }
     }
 
     static func section(_ lookup: Lookup) -> String {
@@ -351,6 +383,8 @@ public final class LookupHandler: RequestHandler, Sendable {
             gauges.append(("switchauth_replica_loads", "Full loads of the copy (start, reconnect, a truncated table).", Double(replica.reloads.load(ordering: .relaxed))))
             gauges.append(("switchauth_replica_proof_lapses", "Times the copy's proof expired while its feed ran (a heartbeat came back late): lookups read PostgreSQL meanwhile.", Double(replica.proofLapses.load(ordering: .relaxed))))
             gauges.append(("switchauth_replica_lapsed_seconds", "Time the copy was not proven current in those lapses, in all.", Double(replica.lapsedNanoseconds.load(ordering: .relaxed)) / 1e9))
+            gauges.append(("switchauth_replica_lookups_parked", "Lookups that found the copy's proof lapsed and waited for the next heartbeat instead of reading PostgreSQL.", Double(replica.parkedTotal.load(ordering: .relaxed))))
+            gauges.append(("switchauth_replica_lookups_resumed", "Parked lookups handed on within their deadline (a heartbeat came back, or the feed was lost: then to PostgreSQL).", Double(replica.parkedResumed.load(ordering: .relaxed))))
             gauges.append(("switchauth_replica_heartbeat_max_seconds", "Slowest heartbeat round trip since start (PostgreSQL and the feed thread).", Double(replica.slowestHeartbeatNanoseconds.load(ordering: .relaxed)) / 1e9))
             gauges.append(("switchauth_replica_changes_applied", "Row changes applied to the copy from the feed.", Double(replica.changesApplied.load(ordering: .relaxed))))
             gauges.append(("switchauth_replica_devices", "SIP devices in the copy.", Double(replica.deviceCount)))

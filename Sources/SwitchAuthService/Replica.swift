@@ -33,9 +33,68 @@ public final class Replica: Sendable {
     let lapsedNanoseconds = Atomic<UInt64>(0)
     let slowestHeartbeatNanoseconds = Atomic<UInt64>(0)
 
-    public init(stalenessMilliseconds: Int) {
-        stalenessNanoseconds = UInt64(stalenessMilliseconds) * 1_000_000
+    /// Lookups waiting for a late heartbeat instead of going to the database (`park`).
+    private let parked = Locked<[ParkedLookup]>([])
+    let parkedTotal = Atomic<UInt64>(0)
+    let parkedResumed = Atomic<UInt64>(0)
+    /// At most this many lookups wait at once; past it a lookup goes to the database threads.
+    let parkLimit: Int
+
+    struct ParkedLookup: Sendable {
+        let deadline: UInt64
+        let resume: @Sendable () -> Void
     }
+
+    public init(stalenessMilliseconds: Int, parkLimit: Int = 20_000) {
+        stalenessNanoseconds = UInt64(stalenessMilliseconds) * 1_000_000
+        self.parkLimit = parkLimit
+    }
+
+    /// Whether the copy was proven once and its proof has since expired while the feed runs (a
+    /// heartbeat is late): not a lost feed or a load, which clear the proof.
+    func isLapsed(at now: UInt64 = MonotonicClock.now()) -> Bool {
+        let asOf = currentAsOf.load(ordering: .acquiring)
+        return asOf != 0 && now > asOf + stalenessNanoseconds
+    }
+
+    /// A lookup that found the proof lapsed waits for the next heartbeat rather than going to the
+    /// database threads: at saturation those cannot take the whole load, their deadline answers
+    /// fail closed, and the load they put on PostgreSQL delays the heartbeat further. `resume` runs
+    /// (on the feed thread: it must only hand the lookup on) once a heartbeat proves the copy
+    /// current, unless `deadline` has passed by then (the loop has answered fail-closed). False:
+    /// not parked (the proof is back, the feed was lost, or too many wait), go on as before.
+    func park(deadline: UInt64, resume: @escaping @Sendable () -> Void) -> Bool {
+        let taken = parked.withLock { list -> Bool in
+            // Checked under the lock the feed drains it under: a proof that came meanwhile has
+            // either drained this list already (then the copy is current: not parked) or will.
+            guard isLapsed(), list.count < parkLimit else { return false }
+            list.append(ParkedLookup(deadline: deadline, resume: resume))
+            return true
+        }
+        if taken { parkedTotal.add(1, ordering: .relaxed) }
+        return taken
+    }
+
+    /// Hands every parked lookup still within its deadline on (feed thread): after a proof they are
+    /// answered from the copy, after a lost feed they go to the database threads. The rest are
+    /// dropped: the loop has answered them.
+    func resumeParked(now: UInt64 = MonotonicClock.now()) {
+        let list = parked.withLock { list -> [ParkedLookup] in
+            guard !list.isEmpty else { return [] }
+            defer { list = [] }
+            return list
+        }
+        guard !list.isEmpty else { return }
+        var resumed: UInt64 = 0
+        for p in list where p.deadline > now {
+            p.resume()
+            resumed += 1
+        }
+        parkedResumed.add(resumed, ordering: .relaxed)
+    }
+
+    /// Lookups parked now (for tests and the metrics).
+    var parkedCount: Int { parked.withLock { $0.count } }
 
     /// Whether the copy is provably within the bound at `now` (monotonic ns).
     public func isCurrent(at now: UInt64 = MonotonicClock.now()) -> Bool {
@@ -81,7 +140,20 @@ public final class Replica: Sendable {
         return false
     }
 
-    func markUnproven() { currentAsOf.store(0, ordering: .releasing) }
+    func markUnproven() {
+        currentAsOf.store(0, ordering: .releasing)
+        // Nothing will prove the copy soon: the parked lookups go to the database threads now.
+        resumeParked()
+    }
+
+    /// While set, returning heartbeats prove nothing: a late heartbeat held as long as a test needs.
+    let proofHeldForTests = Atomic<Bool>(false)
+
+    /// Makes the proof old but not gone, as a late heartbeat does (tests).
+    func expireProofForTests() {
+        let now = MonotonicClock.now()
+        currentAsOf.store(now > stalenessNanoseconds + 1 ? now - stalenessNanoseconds - 1 : 1, ordering: .releasing)
+    }
 
     func replace(_ new: ReplicaTables) {
         var old = new
@@ -213,7 +285,10 @@ final class ReplicaFeed: Sendable {
                     guard n.processID == me, let at = sent.removeValue(forKey: k) else { continue }
                     // Everything before it is applied first; only then is the copy current as of `at`.
                     try apply(&pending, c, replica: replica, logger: logger)
-                    replica.proveCurrent(asOf: at)
+                    if !replica.proofHeldForTests.load(ordering: .relaxed) {
+                        replica.proveCurrent(asOf: at)
+                        replica.resumeParked()
+                    }
                     sent = sent.filter { $0.key > k }
                 } else {
                     pending.append(change)

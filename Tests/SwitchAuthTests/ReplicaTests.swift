@@ -3,9 +3,10 @@ import DatabaseTestSupport
 import Foundation
 import TestSupport
 import HTTPServer
+import Locking
 import Postgres
 import Store
-import SwitchAuthService
+@testable import SwitchAuthService
 import Testing
 
 /// The lookups' memory copy (README, "Answering from memory"): its facts are the database's, it
@@ -318,6 +319,50 @@ struct ReplicaTests {
         #expect(try !post(s.port, LockoutTests.register(password: "changed-bulk777", user: "bulk777", ip: "198.51.100.9")).text.contains("a1-hash"))
         try Self.expectSameFacts(replica.tablesForTests(), db)
         print("copy current again after: bulk insert of \(bulk) \(afterInsert) s, bulk update \(afterUpdate) s, truncate \(afterTruncate) s")
+    }
+
+    /// A heartbeat back late (the proof lapsed, the feed alive): a lookup waits for it instead of
+    /// reading PostgreSQL, and is answered from the copy once it is back, within its deadline.
+    @Test func aLateHeartbeatParksLookupsUntilItIsBack() throws {
+        let cluster = try seededCluster()
+        defer { cluster.stop() }
+        let (s, replica) = try Self.serviceWithCurrentReplica(cluster)
+        defer { s.stop() }
+        let register = try Fixtures.bytes("directory-sip_auth-register-udp-ok.http")
+        let answeredBefore = replica.answeredCount
+        replica.proofHeldForTests.store(true, ordering: .relaxed)
+        replica.expireProofForTests()
+        #expect(!replica.isCurrent())
+        let port = s.port
+        let answer = Locked<(String, Double)?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let text = (try? exchange(port, register).text) ?? "no answer"
+            answer.withLock { $0 = (text, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
+            done.signal()
+        }.start()
+        #expect(waitUntil(seconds: 2) { replica.parkedCount == 1 }, "the lookup waits for the heartbeat")
+        usleep(30_000)
+        #expect(answer.withLock { $0 } == nil, "not answered while the proof is held")
+        replica.proofHeldForTests.store(false, ordering: .relaxed)
+        done.wait()
+        let (text, seconds) = try #require(answer.withLock { $0 })
+        #expect(text == FixtureReplayTests.user1001, "answered with its user, not fail-closed")
+        #expect(seconds < 0.2, "within the deadline (\(seconds) s)")
+        #expect(replica.answeredCount == answeredBefore + 1, "from the copy")
+        #expect(replica.parkedTotal.load(ordering: .relaxed) == 1 && replica.parkedResumed.load(ordering: .relaxed) == 1)
+
+        // Held past the deadline: the fail-closed answer at 200 ms, and nothing later.
+        replica.proofHeldForTests.store(true, ordering: .relaxed)
+        replica.expireProofForTests()
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        #expect(try exchange(s.port, register).text == FixtureReplayTests.domainOnly)
+        let waited = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        #expect(waited >= 0.19 && waited < 1.0, "answered at its deadline (\(waited) s)")
+        replica.proofHeldForTests.store(false, ordering: .relaxed)
+        #expect(replica.waitUntilCurrent())
+        #expect(replica.parkedCount == 0 && replica.parkedResumed.load(ordering: .relaxed) == 1, "the expired one was dropped")
     }
 
     /// PostgreSQL hung: the copy's proof lapses within replica_staleness_ms and lookups fail closed
