@@ -57,6 +57,20 @@ public final class Replica: Sendable {
         return asOf != 0 && now > asOf + stalenessNanoseconds
     }
 
+    /// Lapsed for less than another `replica_staleness_ms`: a heartbeat late by a stall of the box,
+    /// more likely than PostgreSQL gone (whose prober, under the same stall, may have opened the
+    /// circuit: its probe has a 100 ms deadline).
+    func isRecentlyLapsed(at now: UInt64 = MonotonicClock.now()) -> Bool {
+        let asOf = currentAsOf.load(ordering: .acquiring)
+        return asOf != 0 && now > asOf + stalenessNanoseconds && now <= asOf + 2 * stalenessNanoseconds
+    }
+
+    /// Makes the proof `age` old (tests).
+    func ageProofForTests(nanoseconds age: UInt64) {
+        let now = MonotonicClock.now()
+        currentAsOf.store(now > age ? now - age : 1, ordering: .releasing)
+    }
+
     /// A lookup that found the proof lapsed waits for the next heartbeat rather than going to the
     /// database threads: at saturation those cannot take the whole load, their deadline answers
     /// fail closed, and the load they put on PostgreSQL delays the heartbeat further. `resume` runs

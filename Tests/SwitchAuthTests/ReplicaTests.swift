@@ -363,6 +363,29 @@ struct ReplicaTests {
         replica.proofHeldForTests.store(false, ordering: .relaxed)
         #expect(replica.waitUntilCurrent())
         #expect(replica.parkedCount == 0 && replica.parkedResumed.load(ordering: .relaxed) == 1, "the expired one was dropped")
+
+        // The prober's circuit open (its probe failed in the same stall): a young lapse still
+        // waits for the heartbeat; a lapse older than another staleness bound does not wait.
+        replica.proofHeldForTests.store(true, ordering: .relaxed)
+        replica.expireProofForTests()
+        s.service.health.markDown()
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        Thread { usleep(50_000); replica.proofHeldForTests.store(false, ordering: .relaxed) }.start()
+        #expect(try exchange(s.port, register).text == FixtureReplayTests.user1001, "answered from the copy once the heartbeat is back")
+        #expect(Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9 < 0.2)
+        #expect(replica.parkedTotal.load(ordering: .relaxed) == 3)
+        #expect(replica.waitUntilCurrent())
+        // Which lapses wait with the circuit open: only one younger than another staleness bound
+        // (the handler asks this; the prober's own state is not the test's to hold).
+        replica.proofHeldForTests.store(true, ordering: .relaxed)
+        let stale = replica.stalenessNanoseconds
+        replica.ageProofForTests(nanoseconds: stale + 10_000_000)
+        #expect(replica.isLapsed() && replica.isRecentlyLapsed())
+        replica.ageProofForTests(nanoseconds: 2 * stale + 10_000_000)
+        #expect(replica.isLapsed() && !replica.isRecentlyLapsed())
+        replica.ageProofForTests(nanoseconds: stale / 2)
+        #expect(!replica.isLapsed() && !replica.isRecentlyLapsed())
+        replica.proofHeldForTests.store(false, ordering: .relaxed)
     }
 
     /// PostgreSQL hung: the copy's proof lapses within replica_staleness_ms and lookups fail closed
