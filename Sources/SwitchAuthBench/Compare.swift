@@ -198,6 +198,8 @@ struct Compare: ParsableCommand {
         let dirBodies = (0..<(smoke ? 2_000 : 20_000)).map { _ in shapes.directory(data.device(&bodyRNG), rng: &bodyRNG) }
         let dpBodies = (0..<2_000).map { _ in shapes.dialplan(data.ipCall(&bodyRNG)) }
         let wrkService = Wrk(port: port, urlPath: "/freeswitch", directory: workDir)
+        // The fixture channel's Unique-ID, replaced per request where every call must be its own.
+        let fixtureUUID = dpBodies[0].components(separatedBy: "Unique-ID=").dropFirst().first?.components(separatedBy: "&").first ?? ""
         let postgresCPU = { cluster.serverProcesses().reduce(0.0) { $0 + cpuSeconds(of: $1) } }
         let wrkClients = 32
         let idleFDs = descriptorCount(of: service.pid)
@@ -215,7 +217,6 @@ struct Compare: ParsableCommand {
         if hold {
             let directoryScript = try wrkService.writeScript(bodies: dirBodies, close: true, expect: "<user id=")
             let dialplanScript = try wrkService.writeScript(bodies: dpBodies, close: true, expect: "switchauth_allow")
-            let fixtureUUID = dpBodies[0].components(separatedBy: "Unique-ID=").dropFirst().first?.components(separatedBy: "&").first ?? ""
             let limitedScript = try wrkService.writeScript(bodies: dpBodies, close: true, expect: "switchauth_", uniqueID: fixtureUUID)
             print("""
                 holding until standard input ends; nothing is measured.
@@ -299,7 +300,6 @@ struct Compare: ParsableCommand {
         mainCopyCurrent()
         let limits = try startService("bench", eventSockets: "127.0.0.1:\(freePort())")
         let limitsWrk = Wrk(port: limits.1, urlPath: "/freeswitch", directory: workDir)
-        let fixtureUUID = dpBodies[0].components(separatedBy: "Unique-ID=").dropFirst().first?.components(separatedBy: "&").first ?? ""
         let releasing = Atomic<Bool>(true)
         let releaser = Thread {
             guard let c = try? Connection(cluster.config(database: "bench")) else { return }

@@ -144,7 +144,7 @@ public final class LookupHandler: RequestHandler, Sendable {
                 // The facts came from the copy; only the shared counters need the database.
                 return admit(lookup, facts, admission, peer: peer, started: started, responder: responder)
             }
-        } else if let replica, !resumed, Self.answerableFromCopy(lookup), health.isUp || replica.isRecentlyLapsed() {
+        } else if let replica, !resumed, Replica.answers(lookup), health.isUp || replica.isRecentlyLapsed() {
             // A late heartbeat: wait for it (up to the lookup's deadline) rather than load the
             // database threads; once it is back the lookup is decided again on a database thread
             // (from the copy, no statement) and answered through the responder. With the circuit
@@ -237,19 +237,6 @@ public final class LookupHandler: RequestHandler, Sendable {
                                section: "dialplan", outcome: "shed", started: started))
         }
         return .later(deadline: deadline, fallback: { [self] in answer(resolver.fallback(lookup), peer: peer, started: started) })
-    }
-
-    /// The lookups the memory copy can answer (acl.conf is always read from the database).
-    static func answerableFromCopy(_ lookup: Lookup) -> Bool {
-        switch lookup {
-        case .answered, .acl: return false
-        case .directory: return true
-        case .dialplan(_, let query):
-            switch query {
-            case .ip, .digest: return true
-            case .notOwned, .unauthenticated: return false
-            }
-        }
     }
 
     static func section(_ lookup: Lookup) -> String {

@@ -50,19 +50,21 @@ public final class Replica: Sendable {
         self.parkLimit = parkLimit
     }
 
-    /// Whether the copy was proven once and its proof has since expired while the feed runs (a
-    /// heartbeat is late): not a lost feed or a load, which clear the proof.
-    func isLapsed(at now: UInt64 = MonotonicClock.now()) -> Bool {
+    /// How long ago the proof expired while the feed runs (a heartbeat is late), in nanoseconds;
+    /// nil when it has not (current), or was cleared (a lost feed or a load).
+    private func lapsedFor(at now: UInt64) -> UInt64? {
         let asOf = currentAsOf.load(ordering: .acquiring)
-        return asOf != 0 && now > asOf + stalenessNanoseconds
+        guard asOf != 0, now > asOf + stalenessNanoseconds else { return nil }
+        return now - asOf - stalenessNanoseconds
     }
 
-    /// Lapsed for less than another `replica_staleness_ms`: a heartbeat late by a stall of the box,
+    func isLapsed(at now: UInt64 = MonotonicClock.now()) -> Bool { lapsedFor(at: now) != nil }
+
+    /// Lapsed for at most another `replica_staleness_ms`: a heartbeat late by a stall of the box,
     /// more likely than PostgreSQL gone (whose prober, under the same stall, may have opened the
     /// circuit: its probe has a 100 ms deadline).
     func isRecentlyLapsed(at now: UInt64 = MonotonicClock.now()) -> Bool {
-        let asOf = currentAsOf.load(ordering: .acquiring)
-        return asOf != 0 && now > asOf + stalenessNanoseconds && now <= asOf + 2 * stalenessNanoseconds
+        lapsedFor(at: now).map { $0 <= stalenessNanoseconds } ?? false
     }
 
     /// Makes the proof `age` old (tests).
@@ -163,11 +165,6 @@ public final class Replica: Sendable {
     /// While set, returning heartbeats prove nothing: a late heartbeat held as long as a test needs.
     let proofHeldForTests = Atomic<Bool>(false)
 
-    /// Makes the proof old but not gone, as a late heartbeat does (tests).
-    func expireProofForTests() {
-        let now = MonotonicClock.now()
-        currentAsOf.store(now > stalenessNanoseconds + 1 ? now - stalenessNanoseconds - 1 : 1, ordering: .releasing)
-    }
 
     func replace(_ new: ReplicaTables) {
         var old = new
@@ -193,6 +190,19 @@ public final class Replica: Sendable {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    /// The lookups the copy can answer at all (`facts` returns nil for the others).
+    static func answers(_ lookup: Lookup) -> Bool {
+        switch lookup {
+        case .answered, .acl: return false
+        case .directory: return true
+        case .dialplan(_, let query):
+            switch query {
+            case .ip, .digest: return true
+            case .notOwned, .unauthenticated: return false
+            }
+        }
     }
 
     /// The facts the lookup needs, from the copy; nil when the copy is not provably current or cannot

@@ -331,7 +331,7 @@ struct ReplicaTests {
         let register = try Fixtures.bytes("directory-sip_auth-register-udp-ok.http")
         let answeredBefore = replica.answeredCount
         replica.proofHeldForTests.store(true, ordering: .relaxed)
-        replica.expireProofForTests()
+        replica.ageProofForTests(nanoseconds: replica.stalenessNanoseconds + 1_000_000)
         #expect(!replica.isCurrent())
         let port = s.port
         let answer = Locked<(String, Double)?>(nil)
@@ -355,7 +355,7 @@ struct ReplicaTests {
 
         // Held past the deadline: the fail-closed answer at 200 ms, and nothing later.
         replica.proofHeldForTests.store(true, ordering: .relaxed)
-        replica.expireProofForTests()
+        replica.ageProofForTests(nanoseconds: replica.stalenessNanoseconds + 1_000_000)
         let t0 = DispatchTime.now().uptimeNanoseconds
         #expect(try exchange(s.port, register).text == FixtureReplayTests.domainOnly)
         let waited = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
@@ -367,7 +367,7 @@ struct ReplicaTests {
         // The prober's circuit open (its probe failed in the same stall): a young lapse still
         // waits for the heartbeat; a lapse older than another staleness bound does not wait.
         replica.proofHeldForTests.store(true, ordering: .relaxed)
-        replica.expireProofForTests()
+        replica.ageProofForTests(nanoseconds: replica.stalenessNanoseconds + 1_000_000)
         s.service.health.markDown()
         let t1 = DispatchTime.now().uptimeNanoseconds
         Thread { usleep(50_000); replica.proofHeldForTests.store(false, ordering: .relaxed) }.start()
