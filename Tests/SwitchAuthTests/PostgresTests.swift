@@ -62,6 +62,77 @@ struct PostgresTests {
         #expect(db.healthCheck())
     }
 
+    /// 0014 rewrote the device CHECKs without counted repetitions (13 s of a million-device import):
+    /// every value a column's 0001 pattern accepted, and only those, is still accepted.
+    @Test func deviceChecksAcceptWhatTheirPatternsDid() throws {
+        let db = try Connection(try TestDatabase.shared.freshDatabase())
+        try db.execute("INSERT INTO accounts (number, name) VALUES ('7000', 'checks')")
+        try db.execute("INSERT INTO sip_domains (name) VALUES ('checks.example')")
+        let md5 = String(repeating: "0123456789abcdef", count: 2), sha = String(repeating: "0123456789abcdef", count: 4)
+        let patterns = [("username", "^[A-Za-z0-9._+-]{1,64}$"), ("ha1_md5", "^[0-9a-f]{32}$"),
+                        ("ha1_sha256", "^[0-9a-f]{64}$"), ("caller_id_number", "^[+]?[0-9]{0,32}$")]
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("aZ09._+-fgAF é€\u{7f}\t/@*")
+        func random(_ base: String) -> String {
+            var s = Array(base)
+            switch Int.random(in: 0..<4, using: &generator) {
+            case 0: if !s.isEmpty { s[Int.random(in: 0..<s.count, using: &generator)] = alphabet.randomElement(using: &generator)! }
+            case 1: s.insert(alphabet.randomElement(using: &generator)!, at: Int.random(in: 0...s.count, using: &generator))
+            case 2: if !s.isEmpty { s.remove(at: Int.random(in: 0..<s.count, using: &generator)) }
+            default: s = (0..<Int.random(in: 0...70, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }
+            }
+            return String(s)
+        }
+        let fixed: [String: [String]] = [
+            "username": ["", "a", "A.b_c+d-e", String(repeating: "u", count: 64), String(repeating: "u", count: 65), "é", "a b", "a@b", "user\u{7f}"],
+            "ha1_md5": [md5, md5.uppercased(), String(md5.dropLast()), md5 + "0", String(md5.dropLast()) + "g", String(md5.dropLast(2)) + "é"],
+            "ha1_sha256": [sha, String(sha.dropLast()), sha + "a", String(sha.dropLast()) + "F", String(sha.dropLast(2)) + "é"],
+            "caller_id_number": ["", "+", "1", "+15550100", "++1", "1+", String(repeating: "9", count: 32), String(repeating: "9", count: 33),
+                                 "+" + String(repeating: "9", count: 32), "+" + String(repeating: "9", count: 33), "１２"],
+        ]
+        var checked = 0
+        for (column, pattern) in patterns {
+            let base = ["username": "A.b_c+d-e", "ha1_md5": md5, "ha1_sha256": sha, "caller_id_number": "+15550100"][column]!
+            for value in fixed[column]! + (0..<150).map({ _ in random(base) }) {
+                let expected: Bool = try db.execute("SELECT $1::text ~ $2", [value, pattern]).decode(0, 0)
+                var row = ["username": "u\(checked)", "ha1_md5": md5, "ha1_sha256": sha, "caller_id_number": ""]
+                row[column] = value
+                try db.execute("BEGIN")
+                do {
+                    try db.execute("""
+                        INSERT INTO sip_devices (account_id, domain_id, username, ha1_md5, ha1_sha256, caller_id_number)
+                        SELECT a.id, d.id, $1, $2, $3, $4 FROM accounts a, sip_domains d
+                        """, [row["username"], row["ha1_md5"], row["ha1_sha256"], row["caller_id_number"]])
+                    #expect(expected, "\(column) '\(value)' was accepted; \(pattern) refuses it")
+                } catch let e as PostgresError {
+                    #expect(!expected && e.sqlState == "23514", "\(column) '\(value)': \(e.debugDescription)")
+                }
+                try db.execute("ROLLBACK")
+                checked += 1
+            }
+        }
+        #expect(checked > 600)
+    }
+
+    /// 0013: an insert of up to 10,000 rows is audited per row, a larger one as one row.
+    @Test func bulkInsertsAreAuditedOnce() throws {
+        let db = try Connection(try TestDatabase.shared.freshDatabase())
+        try db.execute("SELECT set_config('switchauth.actor', 'cli:tester', false)")
+        try db.execute("INSERT INTO accounts (number, name) SELECT 'p' || g, 'per row ' || g FROM generate_series(1, 10000) g")
+        try db.execute("INSERT INTO accounts (number, name) SELECT 'b' || g, 'bulk ' || g FROM generate_series(1, 10001) g")
+        let r = try db.execute("""
+            SELECT count(*) FILTER (WHERE object_label LIKE 'p%' AND after->>'name' LIKE 'per row %' AND account_id::text = object_id),
+                   count(*) FILTER (WHERE object_label = '10001 rows in one statement'), count(*),
+                   min(object_id) FILTER (WHERE object_label = '10001 rows in one statement'),
+                   (SELECT min(id) || '..' || max(id) FROM accounts WHERE number LIKE 'b%'),
+                   bool_and(actor = 'cli:tester')
+              FROM audit_log WHERE object_type = 'accounts' AND action = 'create'
+            """)
+        #expect(r.string(0, 0) == "10000" && r.string(0, 1) == "1" && r.string(0, 2) == "10001", "\((0..<3).map { r.string(0, $0) ?? "nil" })")
+        #expect(r.string(0, 3) == r.string(0, 4), "the bulk row names the ids it created")
+        #expect(r.string(0, 5) == "t")
+    }
+
     @Test func parametersRoundTrip() throws {
         let db = try Connection(try TestDatabase.shared.freshDatabase())
         let values = ["", "'", "''; DROP TABLE accounts; --", "back\\slash", "\"quoted\"", "ünïcødé ☎️ 电话", "$${hostname}", "a&b=c", String(repeating: "x", count: 100_000)]
