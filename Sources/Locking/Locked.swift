@@ -44,11 +44,13 @@ public final class Locked<Value>: @unchecked Sendable {
 // through a borrowed, non-inout parameter), written only between pthread_rwlock_wrlock and unlock,
 // on `lock`, which this object owns and destroys.
 public final class ReadWriteLocked<Value>: @unchecked Sendable {
-    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
+    @usableFromInline let lock: UnsafeMutablePointer<pthread_rwlock_t>
     /// Out of line, so that a reader borrows the value in place: a stored property read inside
     /// `read` would be copied first (every table of the memory copy retained and released per
-    /// lookup, ~1% of a dialplan lookup in perf).
-    private let storage: UnsafeMutablePointer<Value>
+    /// lookup, ~1% of a dialplan lookup in perf). `read` and `write` are inlinable for the same
+    /// reason: unspecialized, the generic body copied the value through its witness table
+    /// (`initializeWithCopy for ReplicaTables` under every directory lookup in perf).
+    @usableFromInline let storage: UnsafeMutablePointer<Value>
 
     public init(_ value: Value) {
         storage = UnsafeMutablePointer<Value>.allocate(capacity: 1)
@@ -73,6 +75,7 @@ public final class ReadWriteLocked<Value>: @unchecked Sendable {
     }
 
     /// Shared: other readers may run at the same time.
+    @inlinable
     public func read<R>(_ body: (Value) throws -> R) rethrows -> R {
         pthread_rwlock_rdlock(lock)
         defer { pthread_rwlock_unlock(lock) }
@@ -80,7 +83,7 @@ public final class ReadWriteLocked<Value>: @unchecked Sendable {
     }
 
     /// Exclusive.
-    @discardableResult
+    @inlinable @discardableResult
     public func write<R>(_ body: (inout Value) throws -> R) rethrows -> R {
         pthread_rwlock_wrlock(lock)
         defer { pthread_rwlock_unlock(lock) }
