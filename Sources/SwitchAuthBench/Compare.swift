@@ -377,16 +377,17 @@ struct Compare: ParsableCommand {
         let dirUnderAttack = directoryGen(false, port).openLoop(rate: openRate, seconds: secs, threads: 4)
         while !attackStop.load(ordering: .relaxed) { usleep(50_000) }
 
+        // Why lookups left the copy during the load rows, if they did: a heartbeat back late (a
+        // lapse) or a lost feed. Read before the hang below, which lapses the proof for 2 s on purpose.
+        let lapses = (try? metricValue(port, "switchauth_replica_proof_lapses")) ?? 0
+        let lapsedSeconds = (try? metricValue(port, "switchauth_replica_lapsed_seconds")) ?? 0
+        let slowestHeartbeat = (try? metricValue(port, "switchauth_replica_heartbeat_max_seconds")) ?? 0
         // PostgreSQL hung (SIGSTOP), then unreachable is the same for the service (no answer):
         // single requests' latencies while it hangs, and the time to correct answers after it returns.
         let hung = try measureHang(cluster: cluster, port: port, shapes: shapes, data: data,
                                    stalenessMilliseconds: try Self.defaultStaleness(switchauth))
         let rss = service.rssKiB
         let fromMemory = try metricValue(port, "switchauth_replica_lookups_answered")
-        // Why lookups left the copy, if they did: a heartbeat back late (a lapse) or a lost feed.
-        let lapses = (try? metricValue(port, "switchauth_replica_proof_lapses")) ?? 0
-        let lapsedSeconds = (try? metricValue(port, "switchauth_replica_lapsed_seconds")) ?? 0
-        let slowestHeartbeat = (try? metricValue(port, "switchauth_replica_heartbeat_max_seconds")) ?? 0
         let errors = dirOpen.errors + dpOpenBig.errors + dpOpenSmall.errors + dirUnderAttack.errors + dirNew.socketErrors + dirKeep.socketErrors + dpNew.socketErrors
         let wrong = dirNew.wrong + dirKeep.wrong + dpNew.wrong + overload.wrong + limitsNew.wrong
         _ = service.stop()
@@ -453,9 +454,9 @@ struct Compare: ParsableCommand {
                      String(format: "%.0f of %d (%.1f%%)", min(answeredSaturation, Double(saturationLookups)), saturationLookups,
                             100 * min(1, answeredSaturation / Double(max(1, saturationLookups)))),
                      String(format: "switchauth_replica_lookups_answered; %.0f trust records written for new (user, source) pairs meanwhile", trustSaturation)))
-        rows.append(("memory copy's proof: lapses, time lapsed, slowest heartbeat",
+        rows.append(("memory copy's proof during the load rows: lapses, time lapsed, slowest heartbeat",
                      String(format: "%.0f, %.0f ms, %.0f ms", lapses, lapsedSeconds * 1000, slowestHeartbeat * 1000),
-                     "a lapse sends lookups to PostgreSQL until the next heartbeat (replica_staleness_ms)"))
+                     "before the 2 s hang below; a lapse sends lookups to PostgreSQL until the next heartbeat (replica_staleness_ms)"))
         rows.append(("switchauth RSS after the runs, \(data.devices) devices", "\(rss / 1024) MiB", "goal <= 256 MiB"))
         rows.append(("failed requests / wrong answers across SwitchAuth runs", "\(errors) / \(wrong + hung.grants)", "must be 0 / 0"))
 
