@@ -20,6 +20,8 @@ CREATE FUNCTION switchauth_audit_bulk_insert(tbl text, n bigint, lo bigint, hi b
             jsonb_build_object('rows', n, 'first_id', lo, 'last_id', hi))
 $$;
 
+-- One trigger function for every table's inserts (0008's devices-only copy is folded in: the
+-- devices' label names the domain through a join instead of a lookup per row).
 CREATE OR REPLACE FUNCTION switchauth_audit_inserts() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -30,36 +32,26 @@ BEGIN
     SELECT count(*), min(id), max(id) INTO bulk, lo, hi FROM new_rows;
     IF bulk > switchauth_bulk_rows() THEN
         PERFORM switchauth_audit_bulk_insert(TG_TABLE_NAME, bulk, lo, hi);
-        RETURN NULL;
+    ELSIF TG_TABLE_NAME = 'sip_devices' THEN
+        INSERT INTO audit_log (actor, action, object_type, object_id, object_label, account_id, before, after)
+        SELECT switchauth_audit_actor(), 'create', 'sip_devices', n.id::text, n.username || '@' || coalesce(d.name, '?'),
+               n.account_id, NULL, switchauth_audit_clean(to_jsonb(n))
+          FROM new_rows n LEFT JOIN sip_domains d ON d.id = n.domain_id
+         ORDER BY n.id;
+    ELSE
+        INSERT INTO audit_log (actor, action, object_type, object_id, object_label, account_id, before, after)
+        SELECT switchauth_audit_actor(), 'create', TG_TABLE_NAME, x.j->>'id',
+               switchauth_audit_label(TG_TABLE_NAME, x.j), switchauth_audit_account(TG_TABLE_NAME, x.j),
+               NULL, switchauth_audit_clean(x.j)
+          FROM (SELECT to_jsonb(n) AS j FROM new_rows n) x;
     END IF;
-    INSERT INTO audit_log (actor, action, object_type, object_id, object_label, account_id, before, after)
-    SELECT switchauth_audit_actor(), 'create', TG_TABLE_NAME, x.j->>'id',
-           switchauth_audit_label(TG_TABLE_NAME, x.j), switchauth_audit_account(TG_TABLE_NAME, x.j),
-           NULL, switchauth_audit_clean(x.j)
-      FROM (SELECT to_jsonb(n) AS j FROM new_rows n) x;
     RETURN NULL;
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION switchauth_audit_device_inserts() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    who text := switchauth_audit_actor();
-    bulk bigint;
-    lo bigint;
-    hi bigint;
-BEGIN
-    SELECT count(*), min(id), max(id) INTO bulk, lo, hi FROM new_rows;
-    IF bulk > switchauth_bulk_rows() THEN
-        PERFORM switchauth_audit_bulk_insert(TG_TABLE_NAME, bulk, lo, hi);
-        RETURN NULL;
-    END IF;
-    INSERT INTO audit_log (actor, action, object_type, object_id, object_label, account_id, before, after)
-    SELECT who, 'create', 'sip_devices', n.id::text, n.username || '@' || coalesce(d.name, '?'), n.account_id,
-           NULL, switchauth_audit_clean(to_jsonb(n))
-      FROM new_rows n LEFT JOIN sip_domains d ON d.id = n.domain_id
-     ORDER BY n.id;
-    RETURN NULL;
-END
-$$;
+DROP TRIGGER sip_devices_audit_inserts ON sip_devices;
+CREATE TRIGGER sip_devices_audit_inserts AFTER INSERT ON sip_devices
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_inserts();
+DROP FUNCTION switchauth_audit_device_inserts();
 
 DROP INDEX audit_log_at;
