@@ -12,14 +12,6 @@
 -- audit_log_at (id DESC) duplicated the primary key, which a backward scan reads in the same order:
 -- one index less to write per audited change.
 
--- The one row of a bulk insert (a trigger's transition table is visible in the trigger function
--- only, so each trigger counts its new_rows and calls this).
-CREATE FUNCTION switchauth_audit_bulk_insert(tbl text, n bigint, lo bigint, hi bigint) RETURNS void LANGUAGE sql AS $$
-    INSERT INTO audit_log (actor, action, object_type, object_id, object_label, account_id, before, after)
-    VALUES (switchauth_audit_actor(), 'create', tbl, lo || '..' || hi, n || ' rows in one statement', NULL, NULL,
-            jsonb_build_object('rows', n, 'first_id', lo, 'last_id', hi))
-$$;
-
 -- One trigger function for every table's inserts (0008's devices-only copy is folded in: the
 -- devices' label names the domain through a join instead of a lookup per row).
 CREATE OR REPLACE FUNCTION switchauth_audit_inserts() RETURNS trigger
@@ -31,7 +23,9 @@ DECLARE
 BEGIN
     SELECT count(*), min(id), max(id) INTO bulk, lo, hi FROM new_rows;
     IF bulk > switchauth_bulk_rows() THEN
-        PERFORM switchauth_audit_bulk_insert(TG_TABLE_NAME, bulk, lo, hi);
+        INSERT INTO audit_log (actor, action, object_type, object_id, object_label, account_id, before, after)
+        VALUES (switchauth_audit_actor(), 'create', TG_TABLE_NAME, lo || '..' || hi, bulk || ' rows in one statement',
+                NULL, NULL, jsonb_build_object('rows', bulk, 'first_id', lo, 'last_id', hi));
     ELSIF TG_TABLE_NAME = 'sip_devices' THEN
         INSERT INTO audit_log (actor, action, object_type, object_id, object_label, account_id, before, after)
         SELECT switchauth_audit_actor(), 'create', 'sip_devices', n.id::text, n.username || '@' || coalesce(d.name, '?'),

@@ -69,8 +69,6 @@ struct PostgresTests {
         try db.execute("INSERT INTO accounts (number, name) VALUES ('7000', 'checks')")
         try db.execute("INSERT INTO sip_domains (name) VALUES ('checks.example')")
         let md5 = String(repeating: "0123456789abcdef", count: 2), sha = String(repeating: "0123456789abcdef", count: 4)
-        let patterns = [("username", "^[A-Za-z0-9._+-]{1,64}$"), ("ha1_md5", "^[0-9a-f]{32}$"),
-                        ("ha1_sha256", "^[0-9a-f]{64}$"), ("caller_id_number", "^[+]?[0-9]{0,32}$")]
         var generator = SystemRandomNumberGenerator()
         let alphabet = Array("aZ09._+-fgAF é€\u{7f}\t/@*")
         func random(_ base: String) -> String {
@@ -83,17 +81,21 @@ struct PostgresTests {
             }
             return String(s)
         }
-        let fixed: [String: [String]] = [
-            "username": ["", "a", "A.b_c+d-e", String(repeating: "u", count: 64), String(repeating: "u", count: 65), "é", "a b", "a@b", "user\u{7f}"],
-            "ha1_md5": [md5, md5.uppercased(), String(md5.dropLast()), md5 + "0", String(md5.dropLast()) + "g", String(md5.dropLast(2)) + "é"],
-            "ha1_sha256": [sha, String(sha.dropLast()), sha + "a", String(sha.dropLast()) + "F", String(sha.dropLast(2)) + "é"],
-            "caller_id_number": ["", "+", "1", "+15550100", "++1", "1+", String(repeating: "9", count: 32), String(repeating: "9", count: 33),
-                                 "+" + String(repeating: "9", count: 32), "+" + String(repeating: "9", count: 33), "１２"],
+        // Each column: its 0001 pattern, a valid value to mutate, and the edge cases.
+        let columns: [(column: String, pattern: String, base: String, edges: [String])] = [
+            ("username", "^[A-Za-z0-9._+-]{1,64}$", "A.b_c+d-e",
+             ["", "a", String(repeating: "u", count: 64), String(repeating: "u", count: 65), "é", "a b", "a@b", "user\u{7f}"]),
+            ("ha1_md5", "^[0-9a-f]{32}$", md5,
+             [md5.uppercased(), String(md5.dropLast()), md5 + "0", String(md5.dropLast()) + "g", String(md5.dropLast(2)) + "é"]),
+            ("ha1_sha256", "^[0-9a-f]{64}$", sha,
+             [String(sha.dropLast()), sha + "a", String(sha.dropLast()) + "F", String(sha.dropLast(2)) + "é"]),
+            ("caller_id_number", "^[+]?[0-9]{0,32}$", "+15550100",
+             ["", "+", "1", "++1", "1+", String(repeating: "9", count: 32), String(repeating: "9", count: 33),
+              "+" + String(repeating: "9", count: 32), "+" + String(repeating: "9", count: 33), "１２"]),
         ]
         var checked = 0
-        for (column, pattern) in patterns {
-            let base = ["username": "A.b_c+d-e", "ha1_md5": md5, "ha1_sha256": sha, "caller_id_number": "+15550100"][column]!
-            for value in fixed[column]! + (0..<150).map({ _ in random(base) }) {
+        for (column, pattern, base, edges) in columns {
+            for value in [base] + edges + (0..<150).map({ _ in random(base) }) {
                 let expected: Bool = try db.execute("SELECT $1::text ~ $2", [value, pattern]).decode(0, 0)
                 var row = ["username": "u\(checked)", "ha1_md5": md5, "ha1_sha256": sha, "caller_id_number": ""]
                 row[column] = value
