@@ -16,7 +16,13 @@ struct Demo: ParsableCommand {
 
     @Option(help: "Port to listen on (127.0.0.1).") var port: UInt16 = 8088
     @Flag(help: "Replay the printed requests, check each answer, and exit (non-zero on a mismatch).") var selfTest = false
-    @Option(help: "Log level.") var logLevel: String = "notice"
+    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.") var logLevel: String = "notice"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical (got '\(logLevel)')")
+        }
+    }
 
     static let devicePassword = "demo-1001-secret"
 

@@ -1,6 +1,7 @@
 import Decisions
 import Foundation
 import HTTPServer
+import Logging
 import Postgres
 import Store
 
@@ -269,7 +270,14 @@ public struct ServiceConfig: Sendable, Equatable {
         }, show: { $0.fraudWebhookURL ?? "(none)" }),
         Setting(key: "acl_cache_file", meaning: "file keeping the last known good acl.conf across restarts",
                 apply: { c, v in c.aclCacheFile = v.text.isEmpty ? nil : v.text }, show: { $0.aclCacheFile ?? "(none)" }),
-        stringSetting("log_level", "trace, debug, info, notice, warning, error, critical", \.logLevel),
+        Setting(key: "log_level", meaning: "trace, debug, info, notice, warning, error, critical",
+                apply: { c, v in
+                    // A typo must not pass for the default: `warn` would otherwise log every decision.
+                    guard let level = Logger.Level(rawValue: v.text.lowercased()) else {
+                        throw ConfigError(message: "\(v.origin): log_level must be one of trace, debug, info, notice, warning, error, critical (got '\(v.text)')")
+                    }
+                    c.logLevel = level.rawValue
+                }, show: { $0.logLevel }),
         Setting(key: "force_public", meaning: "allow a non-loopback listen address without basic_auth or allow_clients",
                 apply: { c, v in c.forcePublic = try v.bool() }, show: { String($0.forcePublic) }),
         Setting(key: "allow_unauthenticated", meaning: "serve without basic_auth (an explicit choice; refused otherwise)",

@@ -5,6 +5,7 @@ import Logging
 import Postgres
 import Store
 import Locking
+import Synchronization
 
 /// The last acl.conf answer built from a complete read of the database. Served when PostgreSQL is
 /// unavailable, because a failed acl.conf answer makes FreeSWITCH delete the list (freeswitch-conf/PROTOCOL.md §6).
@@ -12,9 +13,15 @@ import Locking
 public final class ACLCache: Sendable {
     private let body = Locked<[UInt8]?>(nil)
     private let file: String?
+    /// Where a failed write of `file` is said (nil: tools that keep no file).
+    private let logger: Logger?
+    private let fileWriteFailed = Atomic<Bool>(false)
+    /// Whether the last write of `file` failed: the file then holds an older list, or none.
+    public var fileIsBehind: Bool { fileWriteFailed.load(ordering: .relaxed) }
 
-    public init(file: String?) {
+    public init(file: String?, logger: Logger? = nil) {
         self.file = file
+        self.logger = logger
         if let file, let data = FileManager.default.contents(atPath: file), !data.isEmpty {
             body.withLock { $0 = [UInt8](data) }
         }
@@ -29,11 +36,72 @@ public final class ACLCache: Sendable {
             return true
         }
         guard changed, let file else { return }
-        // Write a temporary file and rename it: a crash never leaves a half-written list.
-        let tmp = file + ".tmp"
-        if FileManager.default.createFile(atPath: tmp, contents: Data(bytes)) {
-            _ = rename(tmp, file)
+        do {
+            try Self.writeDurably(bytes, to: file)
+            if fileWriteFailed.exchange(false, ordering: .relaxed) {
+                logger?.notice("acl_cache_file written again", metadata: ["file": .string(file)])
+            }
+        } catch {
+            // The list in memory is current; only a restart with the database down would serve the
+            // file's older one.
+            fileWriteFailed.store(true, ordering: .relaxed)
+            logger?.error("acl_cache_file not written: a restart while PostgreSQL is down would serve an older list",
+                          metadata: ["file": .string(file), "error": .string(error.message)])
         }
+    }
+
+    struct WriteError: Error {
+        let message: String
+    }
+
+    /// A crash or power loss at any moment leaves the old list or the new one, whole: the bytes go
+    /// to a temporary file beside it, which is flushed to disk (fsync) before it is renamed over
+    /// the old one, and the directory is flushed after (only then is the rename itself durable).
+    static func writeDurably(_ bytes: [UInt8], to file: String) throws(WriteError) {
+        func failure(_ call: String, _ path: String) -> WriteError {
+            WriteError(message: "\(call)(\(path)): \(String(cString: strerror(errno))) (errno \(errno))")
+        }
+        func retrying(_ body: () -> Int32) -> Int32 {
+            var r: Int32
+            repeat { r = body() } while r < 0 && errno == EINTR
+            return r
+        }
+        let tmp = file + ".tmp"
+        let fd = retrying { open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
+        guard fd >= 0 else { throw failure("open", tmp) }
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                let e = failure("write", tmp)
+                close(fd)
+                unlink(tmp)
+                throw e
+            }
+            written += n
+        }
+        guard retrying({ fsync(fd) }) == 0 else {
+            let e = failure("fsync", tmp)
+            close(fd)
+            unlink(tmp)
+            throw e
+        }
+        guard close(fd) == 0 else {
+            let e = failure("close", tmp)
+            unlink(tmp)
+            throw e
+        }
+        guard rename(tmp, file) == 0 else {
+            let e = failure("rename", tmp)
+            unlink(tmp)
+            throw e
+        }
+        let directory = (file as NSString).deletingLastPathComponent
+        let dirFD = retrying { open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        guard dirFD >= 0 else { throw failure("open", directory) }
+        defer { close(dirFD) }
+        guard retrying({ fsync(dirFD) }) == 0 else { throw failure("fsync", directory) }
     }
 }
 

@@ -41,7 +41,7 @@ public final class Service: Sendable {
         if config.eventSockets.isEmpty { config.dialplan.callLimits = .perSwitch }
         self.config = config
         self.logger = logger
-        acl = ACLCache(file: config.aclCacheFile)
+        acl = ACLCache(file: config.aclCacheFile, logger: logger)
         server = try HTTPServer(config: config.server, listener: listener)
         let metrics = self.metrics
         fraudAlerts = config.fraudWebhookURL.flatMap { FraudAlerts(url: $0, logger: logger) }

@@ -273,6 +273,13 @@ struct CLITests {
         #expect(!r.out.contains("MISMATCH"))
     }
 
+    /// A misspelt level is refused, not taken for the default.
+    @Test func demoRefusesAnUnknownLogLevel() {
+        let r = cli(["demo", "--self-test", "--port", "0", "--log-level", "warn"], db: nil)
+        #expect(r.code != 0)
+        #expect(r.err.contains("--log-level must be one of trace, debug, info, notice, warning, error, critical (got 'warn')"), "\(r.err)")
+    }
+
     @Test func migrateStatusAndLockouts() throws {
         let (config, _) = try Self.seeded()
         let status = cli(["migrate", "--status", "--migrations", TestDatabase.migrationsDirectory], db: config)

@@ -52,6 +52,7 @@ struct ConfigTests {
         #expect(c.databaseURL == "postgresql://switchauth@db/switchauth")
         #expect(c.server.port == 9100, "the environment wins")
         #expect(c.logLevel == "debug")
+        #expect(try ServiceConfig.load(fileText: "log_level = NOTICE", environment: [:]).logLevel == "notice", "any case, stored as swift-log spells it")
         #expect(c.dialplan.ownedContexts == ["switchauth", "other"])
         #expect(c.lockout.threshold == 3)
         #expect(c.lockout.sourceThreshold == 40 && c.lockout.userThreshold == 60 && c.lockout.trustSeconds == 86400)
@@ -77,6 +78,8 @@ struct ConfigTests {
         ("listen_port = 70000", "listen_port"), ("nonsense", "line 1"), ("colour = blue", "unknown setting 'colour'"),
         ("allow_clients = 10.0.0.1/8", "not an address or network"), ("basic_auth = nocolon", "user:password"),
         ("event_sockets = host", "host:port"), ("path = relative", "must start with /"),
+        // A misspelt level was taken for the default (info: a line per decision).
+        ("log_level = warn", "log_level must be one of trace, debug, info, notice, warning, error, critical (got 'warn')"),
         // Issue 20: a key given twice names both lines (it was accepted, the last one winning).
         ("# switchauth\nbasic_auth = fs:aaaaaaaaaaaaaaaaaaaa\nlisten_port = 8081\n basic_auth = fs:bbbbbbbbbbbbbbbbbbbb", "line 4: basic_auth is already set on line 2"),
     ])

@@ -263,6 +263,28 @@ struct DatabaseFaultTests {
         #expect(grants.load(ordering: .relaxed) == 0, "no grant the database did not just confirm")
     }
 
+    /// The file is replaced whole (written, flushed, renamed, directory flushed); a write that
+    /// fails is said and leaves the list in memory current.
+    @Test func aclCacheFileIsReplacedWholeOrReportedBehind() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("acl-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/acl.xml"
+        let cache = ACLCache(file: file, logger: quietLogger)
+        for list in ["<document>first</document>", "<document>second, longer than the first</document>", "<d/>"] {
+            cache.store(Array(list.utf8))
+            #expect(FileManager.default.contents(atPath: file) == Data(list.utf8))
+            #expect(!cache.fileIsBehind)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["acl.xml"], "no temporary file left beside it")
+        #expect(ACLCache(file: file).lastGood == Array("<d/>".utf8), "read back at the next start")
+
+        let unwritable = ACLCache(file: dir + "/missing/acl.xml", logger: quietLogger)
+        unwritable.store(Array("<document>third</document>".utf8))
+        #expect(unwritable.fileIsBehind)
+        #expect(unwritable.lastGood == Array("<document>third</document>".utf8), "served from memory all the same")
+    }
+
     @Test func aclCacheSurvivesRestartViaFile() throws {
         let dbConfig = try TestDatabase.shared.freshDatabase()
         let db = try Connection(dbConfig)
