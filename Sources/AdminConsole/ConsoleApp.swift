@@ -33,6 +33,11 @@ public struct ConsoleSettings: Sendable {
     public var trustedProxies: [String] = []
     /// The platform's currency (`currency` in the configuration file): balances are shown in it.
     public var currency = "USD"
+    /// A request that changed what the memory copies hold is answered this long after its commit
+    /// (`replica_staleness_ms` + 5 when the services run copies), so that the change is in force on
+    /// every instance when the operator sees it done (see the CLI's `waitUntilEveryCopyHolds`).
+    /// nil: answered at once.
+    public var changeInForceAfterMilliseconds: Int?
 
     public init(database: ConnectionConfig) {
         self.database = database

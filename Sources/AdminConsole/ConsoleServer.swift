@@ -3,6 +3,7 @@ import HTTPServer
 import Locking
 import Logging
 import Postgres
+import Store
 
 /// A console request handed to the database threads.
 struct ConsoleJob: Sendable {
@@ -36,15 +37,30 @@ public final class ConsoleServer: Sendable {
         var db = s.database
         db.reconnectBackoffMilliseconds = 200
         let config = db
+        let inForceAfter = s.changeInForceAfterMilliseconds
         threads = (0..<max(1, s.databaseThreads)).map { i in
             BackgroundThread(name: "console-db-\(i)") { _ in
                 let connection = Connection(lazy: config)
                 defer { connection.close() }
+                // Listening on the feed's channel tells this session's own changes to the copies'
+                // data apart (re-issued by the connection after a reconnect).
+                var listening = false
                 while let job = queue.take() {
                     guard MonotonicClock.now() < job.deadline else { continue }
+                    if inForceAfter != nil && !listening { listening = (try? connection.listen(ReplicaChange.channel)) != nil }
                     // The actor is per request: reset it so a read never inherits a previous writer.
                     _ = try? connection.execute("SELECT set_config('switchauth.actor', '', false)")
-                    job.responder.respond(app.handle(job.request, db: connection))
+                    let response = app.handle(job.request, db: connection)
+                    // Others' notifications are drained too, so that none piles up between requests.
+                    let me = connection.backendPID
+                    if let ms = inForceAfter, listening,
+                       let heard = try? connection.notifications(timeoutMilliseconds: 0), heard.contains(where: { $0.processID == me }) {
+                        // Answered later from a timer: the thread takes the next request meanwhile.
+                        let responder = job.responder
+                        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(ms)) { responder.respond(response) }
+                    } else {
+                        job.responder.respond(response)
+                    }
                 }
             }
         }

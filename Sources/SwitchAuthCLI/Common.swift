@@ -16,6 +16,9 @@ struct DatabaseOptions: ParsableArguments {
     @Flag(name: .long, help: "Print JSON instead of a table.")
     var json = false
 
+    @Flag(name: .long, help: "Return once a change is committed, without waiting until every instance's memory copy is bound to hold it (replica_staleness_ms): for scripts making many changes, where a lookup right after each one does not matter.")
+    var noWait = false
+
     func serviceConfig() throws -> ServiceConfig {
         var text: String?
         if let config {
@@ -54,17 +57,38 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// Runs an admin action, turning refusals into clear messages.
+/// Runs an admin action, turning refusals into clear messages. A change lookups depend on is in
+/// force when this returns: see `waitUntilEveryCopyHolds`.
 @discardableResult
 func admin<T>(_ options: DatabaseOptions, _ body: (Admin) throws -> T) throws -> T {
     let db = try options.connect()
+    let config = try options.serviceConfig()
+    let waits = config.replica && !options.noWait
     do {
-        return try body(Admin(db: db))
+        // The feed's channel, to hear this session's own changes to what the copy holds.
+        if waits { try db.listen(ReplicaChange.channel) }
+        let result = try body(Admin(db: db))
+        if waits { try waitUntilEveryCopyHolds(db, stalenessMilliseconds: config.replicaStalenessMilliseconds) }
+        return result
     } catch let e as AdminError {
         throw CLIError(e.message)
     } catch let e as PostgresError {
         throw CLIError(e.isConstraintViolation ? "refused by the database: \(e.message)" : e.debugDescription)
     }
+}
+
+/// When the command committed a change the memory copies hold (its own notification on the
+/// feed's channel came back, which PostgreSQL delivers after the commit), waits
+/// `replica_staleness_ms` (+ 5 ms) from then (at least: a sleep). A copy answers only while it is proven to hold every
+/// change committed up to `replica_staleness_ms` before the lookup (README, "Answering from
+/// memory"), so from then on every instance answers with the change, whichever host it runs on: an
+/// operator who suspends an account and places a call at once sees it refused. Durations only,
+/// no shared clock. The services must not run with a longer `replica_staleness_ms` than this
+/// command's configuration says.
+func waitUntilEveryCopyHolds(_ db: Connection, stalenessMilliseconds: Int) throws {
+    let me = db.backendPID
+    guard try db.notifications(timeoutMilliseconds: 0).contains(where: { $0.processID == me }) else { return }
+    Thread.sleep(forTimeInterval: Double(stalenessMilliseconds + 5) / 1_000)
 }
 
 enum Output {

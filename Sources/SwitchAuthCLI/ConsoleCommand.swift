@@ -219,6 +219,7 @@ struct ConsoleServe: ParsableCommand {
         settings.allowedHosts = allowedHosts
         settings.trustedProxies = trustedProxies
         settings.currency = config.currency
+        if config.replica { settings.changeInForceAfterMilliseconds = config.replicaStalenessMilliseconds + 5 }
         Service.blockTerminationSignals()
         // Before any thread starts, so that every thread of the console inherits it (Linux nice
         // values are per thread). The service's own threads, in its own process, are not touched.

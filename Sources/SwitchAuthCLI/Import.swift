@@ -65,6 +65,9 @@ struct ImportCommand: ParsableCommand {
 
         // One statement may insert a million rows: the statement deadline is an hour, not 30 s.
         let db = try options.connect(queryTimeoutMilliseconds: 3_600_000)
+        let config = try options.serviceConfig()
+        let waits = config.replica && !options.noWait
+        if waits { try db.listen(ReplicaChange.channel) }
         let progress = ImportProgress(enabled: !options.json && Console.capture == nil && isatty(2) == 1, totalBytes: totalBytes)
         defer { progress.finish() }
         let counts: BulkImport.Counts
@@ -103,6 +106,8 @@ struct ImportCommand: ParsableCommand {
         }
         progress.finish()
         let seconds = Date().timeIntervalSince(started)
+        // In force everywhere when the command returns, as for every other change (admin()).
+        if waits { try waitUntilEveryCopyHolds(db, stalenessMilliseconds: config.replicaStalenessMilliseconds) }
         let summary = "\(counts.domain) domain, \(counts.account) account, \(counts.ip) ip, \(counts.device) device"
         Output.done("imported \(summary) in \(String(format: "%.1f", seconds)) s", json: options.json, fields: [
             "domain": String(counts.domain), "account": String(counts.account), "ip": String(counts.ip),

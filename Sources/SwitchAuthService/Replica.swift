@@ -164,6 +164,8 @@ public final class Replica: Sendable {
 
     /// While set, returning heartbeats prove nothing: a late heartbeat held as long as a test needs.
     let proofHeldForTests = Atomic<Bool>(false)
+    /// While set, the feed reads nothing and sends no heartbeat: its thread as if not scheduled.
+    let feedPausedForTests = Atomic<Bool>(false)
 
 
     func replace(_ new: ReplicaTables) {
@@ -291,6 +293,10 @@ final class ReplicaFeed: Sendable {
         var lastBeat: UInt64 = 0
         var pending: [ReplicaChange] = []
         while !t.isStopping {
+            if replica.feedPausedForTests.load(ordering: .relaxed) {
+                usleep(1_000)
+                continue
+            }
             let now = MonotonicClock.now()
             if now - lastBeat >= heartbeat {
                 next += 1

@@ -17,7 +17,10 @@ struct CLIResult {
     var err: String
 }
 
-func cli(_ args: [String], db: ConnectionConfig?, input: [String] = []) -> CLIResult {
+/// `wait`: whether a command that changes what lookups see waits until every memory copy must hold
+/// it (`replica_staleness_ms`); off here, where no service runs beside the command, unless a test
+/// is about that wait.
+func cli(_ args: [String], db: ConnectionConfig?, input: [String] = [], wait: Bool = false) -> CLIResult {
     let url = db.map { $0.parameters.map { "\($0.key)=\($0.value)" }.joined(separator: " ") }
     let buffer = OutputBuffer()
     var code: Int32 = 0
@@ -25,7 +28,7 @@ func cli(_ args: [String], db: ConnectionConfig?, input: [String] = []) -> CLIRe
     Console.$capture.withValue(buffer) {
         Console.$input.withValue(InputLines(input)) {
             do {
-                var command = try SwitchAuthCommand.parseAsRoot(args + (url.map { ["--database-url", $0] } ?? []))
+                var command = try SwitchAuthCommand.parseAsRoot(args + (url.map { ["--database-url", $0] + (wait ? [] : ["--no-wait"]) } ?? []))
                 try command.run()
             } catch {
                 code = SwitchAuthCommand.exitCode(for: error).rawValue

@@ -328,6 +328,36 @@ struct ReplicaTests {
         print("copy current again after: bulk insert of \(bulk) \(afterInsert) s, bulk update \(afterUpdate) s, truncate \(afterTruncate) s")
     }
 
+    /// An operator's change is in force when the CLI returns, whatever the copies' feeds are doing:
+    /// the command waits replica_staleness_ms after its commit, by when a copy that has not applied
+    /// it has lost its proof. Without that wait the lookup below is answered from the stalled copy,
+    /// with the suspended account's device and its HA1.
+    @Test func aChangeIsInForceWhenTheCLIReturns() throws {
+        let cluster = try seededCluster()
+        defer { cluster.stop() }
+        let (s, replica) = try Self.serviceWithCurrentReplica(cluster)
+        defer { s.stop() }
+        let register = try Fixtures.bytes("directory-sip_auth-register-udp-ok.http")
+        #expect(try exchange(s.port, register).text == FixtureReplayTests.user1001)
+        replica.feedPausedForTests.store(true, ordering: .relaxed) // its thread not scheduled
+        let suspended = cli(["account", "suspend", "1000042"], db: cluster.config(), wait: true)
+        #expect(suspended.code == 0, "\(suspended.err)")
+        #expect(try !exchange(s.port, register).text.contains("a1-hash"), "not answered from the copy that lacks the suspension")
+        replica.feedPausedForTests.store(false, ordering: .relaxed)
+        #expect(replica.waitUntilCurrent())
+        #expect(try !exchange(s.port, register).text.contains("a1-hash"), "the copy holds it once its feed runs")
+
+        // Without the wait (--no-wait, for scripts) the command returns at its commit.
+        replica.feedPausedForTests.store(true, ordering: .relaxed)
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        #expect(cli(["account", "resume", "1000042"], db: cluster.config()).code == 0)
+        let noWait = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        replica.feedPausedForTests.store(false, ordering: .relaxed)
+        #expect(replica.waitUntilCurrent())
+        #expect(try exchange(s.port, register).text == FixtureReplayTests.user1001, "resumed")
+        print("cli account suspend with the wait, resume with --no-wait: \(String(format: "%.3f", noWait)) s")
+    }
+
     /// A heartbeat back late (the proof lapsed, the feed alive): a lookup waits for it instead of
     /// reading PostgreSQL, and is answered from the copy once it is back, within its deadline.
     @Test func aLateHeartbeatParksLookupsUntilItIsBack() throws {
