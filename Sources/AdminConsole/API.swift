@@ -336,7 +336,7 @@ enum API {
         APIRoute("POST", "/api/v1/explain", role: .readOnly) { c in
             let b = try c.body()
             let e = try Explainer.explain(c.db, ip: try b.string("ip"), user: try b.string("user"), destination: try b.string("destination"),
-                                          directory: c.app.settings.directory, dialplan: c.app.settings.dialplan)
+                                          config: c.app.settings.service)
             return json(e.json)
         },
         APIRoute("GET", "/api/v1/audit", role: .readOnly) { c in

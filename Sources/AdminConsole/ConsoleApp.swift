@@ -5,6 +5,7 @@ import Locking
 import Logging
 import Postgres
 import Store
+import SwitchAuthService
 
 /// What the console is told: its listener, its database threads, and the decision policies that
 /// "explain" must share with `serve` (read from the same configuration file).
@@ -19,12 +20,12 @@ public struct ConsoleSettings: Sendable {
     /// A request's answer deadline (a login spends ~0.1 s in scrypt).
     public var answerTimeoutMilliseconds = 10_000
     public var database: ConnectionConfig
-    public var directory = DirectoryPolicy()
-    public var dialplan = DialplanPolicy()
+    /// The services' configuration (the file `switchauth serve` reads): "Explain a call" decides
+    /// with it, as they do.
+    public var service = ServiceConfig()
     public var sessionSeconds = 8 * 3600
     /// Mark cookies Secure (set when the console is served behind TLS).
     public var secureCookies = false
-    public var scryptCost = Secrets.ScryptCost.standard
     /// Host names (without port) the console answers to besides loopback names and `host`. Anything
     /// else gets 421: a page that rebinds its own name to 127.0.0.1 (DNS rebinding) is not served.
     public var allowedHosts: [String] = []
@@ -32,7 +33,7 @@ public struct ConsoleSettings: Sendable {
     /// and the audit log take the client's address from the last `X-Forwarded-For` entry.
     public var trustedProxies: [String] = []
     /// The platform's currency (`currency` in the configuration file): balances are shown in it.
-    public var currency = "USD"
+    public var currency: String { service.currency }
     /// A request that changed what the memory copies hold is answered this long after its commit
     /// (`replica_staleness_ms` + 5 when the services run copies), so that the change is in force on
     /// every instance when the operator sees it done (see the CLI's `waitUntilEveryCopyHolds`).

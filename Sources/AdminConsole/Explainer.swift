@@ -26,15 +26,11 @@ public struct ExplainResult: Sendable {
 }
 
 public enum Explainer {
+    /// `config`: the services' configuration (`ConsoleSettings.service`), so that the explanation
+    /// decides as they do.
     public static func explain(_ db: Connection, ip: String?, user: String?, destination: String?,
-                               directory: DirectoryPolicy, dialplan: DialplanPolicy) throws -> ExplainResult {
-        var config = ServiceConfig()
-        config.directory = directory
-        config.dialplan = dialplan
-        let logger = Logger(label: "explain", factory: { _ in SwiftLogNoOpLogHandler() })
-        let metrics = Metrics()
-        let resolver = Resolver(config: config, metrics: metrics, acl: ACLCache(file: nil), logger: logger,
-                                statistics: LockoutStatistics(config: config, logger: logger))
+                               config: ServiceConfig) throws -> ExplainResult {
+        let resolver = Resolver.offline(config)
         let e: Explanation
         if let ip, !ip.isEmpty {
             guard let dest = destination, !dest.isEmpty else { throw Problem.invalid("an IP call needs a destination") }

@@ -847,7 +847,7 @@ enum Pages {
         if ip != nil || user != nil {
             do {
                 let e = try Explainer.explain(c.db, ip: ip, user: ip == nil ? user : nil, destination: dest,
-                                              directory: c.app.settings.directory, dialplan: c.app.settings.dialplan)
+                                              config: c.app.settings.service)
                 body += "<section id=\"explanation\"><h2>\(badge(e.outcome)) \(e.summary)</h2><ol class=\"steps\">\(e.steps.map { "<li>\($0)</li>" as Markup })</ol>"
                 if let xml = e.dialplanXML { body += "<details><summary>The dialplan answer FreeSWITCH gets</summary><pre>\(xml)</pre></details>" }
                 body += "</section>"

@@ -213,12 +213,10 @@ struct ConsoleServe: ParsableCommand {
         settings.port = port
         settings.workers = workers
         settings.databaseThreads = databaseThreads
-        settings.directory = config.directory
-        settings.dialplan = config.dialplan
+        settings.service = config
         settings.secureCookies = secureCookies
         settings.allowedHosts = allowedHosts
         settings.trustedProxies = trustedProxies
-        settings.currency = config.currency
         if config.replica { settings.changeInForceAfterMilliseconds = config.replicaStalenessMilliseconds + 5 }
         Service.blockTerminationSignals()
         // Before any thread starts, so that every thread of the console inherits it (Linux nice

@@ -33,10 +33,7 @@ struct Explain: ParsableCommand {
         let db = try options.connect()
         // The service's own pipeline: the request FreeSWITCH would send is classified, its facts
         // read and decided by the same functions the running service calls.
-        let logger = Logger(label: "explain", factory: { _ in SwiftLogNoOpLogHandler() })
-        let metrics = Metrics()
-        let resolver = Resolver(config: config, metrics: metrics, acl: ACLCache(file: nil), logger: logger,
-                                statistics: LockoutStatistics(config: config, logger: logger))
+        let resolver = Resolver.offline(config)
         let explanation: Explanation
         if let ip {
             explanation = try resolver.explainCall(from: ip, to: destination!, db: db)

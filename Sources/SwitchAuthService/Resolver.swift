@@ -150,6 +150,15 @@ public struct Resolver: Sendable {
         self.init(config: config, metrics: metrics, acl: acl, logger: logger, statistics: statistics, fraudAlerts: nil)
     }
 
+    /// The service's decisions outside the service (`switchauth explain`, the console's "Explain a
+    /// call", the fuzz target): the same configuration, its own metrics, no log lines, no acl.conf
+    /// file and no fraud alerts. The one place such a resolver is assembled.
+    public static func offline(_ config: ServiceConfig) -> Resolver {
+        let logger = Logger(label: "switchauth.offline", factory: { _ in SwiftLogNoOpLogHandler() })
+        return Resolver(config: config, metrics: Metrics(), acl: ACLCache(file: nil), logger: logger,
+                        statistics: LockoutStatistics(config: config, logger: logger))
+    }
+
     init(config: ServiceConfig, metrics: Metrics, acl: ACLCache, logger: Logger, statistics: LockoutStatistics, fraudAlerts: FraudAlerts?) {
         self.config = config
         self.metrics = metrics

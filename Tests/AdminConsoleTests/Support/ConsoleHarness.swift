@@ -16,8 +16,7 @@ final class ConsoleHarness {
     init(seed: Bool = true) throws {
         config = try TestDatabase.shared.freshDatabase()
         db = try Connection(config)
-        var settings = ConsoleSettings(database: config)
-        settings.scryptCost = testCost
+        let settings = ConsoleSettings(database: config)
         app = ConsoleApp(settings: settings, throttle: LoginThrottle(limit: 3, windowSeconds: 60))
         let store = OperatorStore(db: db)
         for (name, role) in [("root", Role.admin), ("oper", .operator), ("viewer", .readOnly)] {

@@ -11,10 +11,7 @@ let resolver: Resolver = {
     var config = ServiceConfig()
     config.dialplan.ownedContexts = ["switchauth", "public", "default"]
     config.eventSockets = []
-    let metrics = Metrics()
-    let logger = Logger(label: "fuzz", factory: { _ in SwiftLogNoOpLogHandler() })
-    return Resolver(config: config, metrics: metrics, acl: ACLCache(file: nil), logger: logger,
-                    statistics: LockoutStatistics(config: config, logger: logger))
+    return Resolver.offline(config)
 }()
 
 /// One fuzz input through the whole request-to-decision path:
