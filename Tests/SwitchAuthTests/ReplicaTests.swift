@@ -355,7 +355,7 @@ struct ReplicaTests {
         replica.feedPausedForTests.store(false, ordering: .relaxed)
         #expect(replica.waitUntilCurrent())
         #expect(try exchange(s.port, register).text == FixtureReplayTests.user1001, "resumed")
-        print("cli account suspend with the wait, resume with --no-wait: \(String(format: "%.3f", noWait)) s")
+        print("cli account resume --no-wait returned after \(String(format: "%.3f", noWait)) s")
     }
 
     /// A heartbeat back late (the proof lapsed, the feed alive): a lookup waits for it instead of
