@@ -42,19 +42,21 @@ public final class ConsoleServer: Sendable {
             BackgroundThread(name: "console-db-\(i)") { _ in
                 let connection = Connection(lazy: config)
                 defer { connection.close() }
-                // Listening on the feed's channel tells this session's own changes to the copies'
-                // data apart (re-issued by the connection after a reconnect).
-                var listening = false
                 while let job = queue.take() {
                     guard MonotonicClock.now() < job.deadline else { continue }
-                    if inForceAfter != nil && !listening { listening = (try? connection.listen(ReplicaChange.channel)) != nil }
+                    // Around a request that may change something, the session listens on the feed's
+                    // channel to hear its own changes to the copies' data. Only then: an idle
+                    // session left listening would not read the services' heartbeats, and
+                    // PostgreSQL's notification queue could not be trimmed past it.
+                    let listening = inForceAfter != nil && job.request.method != "GET" && job.request.method != "HEAD"
+                        && (try? connection.listen(ReplicaChange.channel)) != nil
                     // The actor is per request: reset it so a read never inherits a previous writer.
                     _ = try? connection.execute("SELECT set_config('switchauth.actor', '', false)")
                     let response = app.handle(job.request, db: connection)
-                    // Others' notifications are drained too, so that none piles up between requests.
                     let me = connection.backendPID
-                    if let ms = inForceAfter, listening,
-                       let heard = try? connection.notifications(timeoutMilliseconds: 0), heard.contains(where: { $0.processID == me }) {
+                    let heard = listening ? (try? connection.notifications(timeoutMilliseconds: 0)) ?? [] : []
+                    if listening { try? connection.unlisten(ReplicaChange.channel) }
+                    if let ms = inForceAfter, heard.contains(where: { $0.processID == me }) {
                         // Answered later from a timer: the thread takes the next request meanwhile.
                         let responder = job.responder
                         DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(ms)) { responder.respond(response) }

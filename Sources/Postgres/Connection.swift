@@ -462,6 +462,18 @@ public final class Connection {
         if !listening.contains(channel) { listening.append(channel) }
     }
 
+    /// Stops listening on `channel` (and no longer after a reconnect).
+    public func unlisten(_ channel: String) throws {
+        listening.removeAll { $0 == channel }
+        guard let conn else { return }
+        let quoted: String = channel.withCString { p in
+            guard let escaped = PQescapeIdentifier(conn, p, strlen(p)) else { return "\"\"" }
+            defer { PQfreemem(escaped) }
+            return String(cString: escaped)
+        }
+        try executeScript("UNLISTEN \(quoted)")
+    }
+
     /// The connection's socket, for `poll`. -1 when not connected.
     public var socketDescriptor: Int32 {
         guard let conn else { return -1 }

@@ -190,6 +190,21 @@ struct PostgresTests {
         #expect(got.first?.channel == "switchauth_test")
         #expect(listener.socketDescriptor >= 0)
     }
+
+    /// The console listens only around a change: after `unlisten` nothing arrives, and a reconnect
+    /// does not listen again.
+    @Test func unlistenStopsNotificationsAcrossAReconnect() throws {
+        let config = try TestDatabase.shared.freshDatabase()
+        let listener = try Connection(config)
+        try listener.listen("switchauth_test")
+        try listener.unlisten("switchauth_test")
+        #expect(try listener.execute("SELECT count(*) FROM pg_listening_channels()").decode(0, 0, as: Int.self) == 0)
+        try listener.reconnect()
+        #expect(try listener.execute("SELECT count(*) FROM pg_listening_channels()").decode(0, 0, as: Int.self) == 0)
+        let sender = try Connection(config)
+        try sender.execute("SELECT pg_notify($1, $2)", ["switchauth_test", "nobody"])
+        #expect(try listener.notifications(timeoutMilliseconds: 200).isEmpty)
+    }
 }
 
 /// Issue 13 item 9: a statement runs at most once unless it is declared idempotent. A sequence is
