@@ -87,7 +87,22 @@ public enum LogFormat {
     /// ` key=value`, the key made safe and the value quoted as needed.
     private static func appendField(_ k: String, _ v: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: " "))
-        if k.utf8.allSatisfy({ isBare($0) && $0 != UInt8(ascii: "|") }) { out.append(contentsOf: k.utf8) } else { out.append(contentsOf: key(k).utf8) }
+        var k = k
+        // withUTF8: contiguous bytes for small strings too (their utf8 view is not).
+        let safe = k.withUTF8 { key -> Bool in
+            for b in key where !isBare(b) || b == UInt8(ascii: "|") { return false }
+            out.append(contentsOf: key)
+            return true
+        }
+        if !safe { out.append(contentsOf: Self.key(k).utf8) }
+        out.append(UInt8(ascii: "="))
+        appendValue(v, into: &out)
+    }
+
+    /// ` key=value` for a key of ours (bare by construction).
+    private static func appendField(_ k: StaticString, _ v: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: " "))
+        k.withUTF8Buffer { out.append(contentsOf: $0) }
         out.append(UInt8(ascii: "="))
         appendValue(v, into: &out)
     }
@@ -95,21 +110,48 @@ public enum LogFormat {
     /// The same line from fields already in key order (the decision line's path: no dictionary,
     /// no sort, the timestamp written in place).
     static func append(into out: inout [UInt8], level: Logger.Level, label: String, message: StaticString, fields: LogFields) {
+        append(into: &out, level: level, label: label, message: message, fields: fields, extra: [])
+    }
+
+    /// The same, with `extra` fields of ours (keys sorted) merged into `fields` in key order as
+    /// they are written: the decision line's own fields (section, reason, peer, ...) join the
+    /// decision's without a copy of its fields or an insertion into them.
+    static func append(into out: inout [UInt8], level: Logger.Level, label: String, message: StaticString, fields: LogFields,
+                       extra: [(key: StaticString, value: String)]) {
         LogTimestamp.append(into: &out)
         appendHeader(into: &out, level: level, label: label)
         message.withUTF8Buffer { out.append(contentsOf: $0) }
-        for (k, v) in fields.pairs { appendField(k, v, into: &out) }
+        var e = 0
+        for (k, v) in fields.pairs {
+            while e < extra.count, LogFields.precedes(extra[e].key, k) {
+                appendField(extra[e].key, extra[e].value, into: &out)
+                e += 1
+            }
+            if e < extra.count, LogFields.same(extra[e].key, k) {
+                // Replaces the decision's field of that key.
+                appendField(extra[e].key, extra[e].value, into: &out)
+                e += 1
+                continue
+            }
+            appendField(k, v, into: &out)
+        }
+        while e < extra.count {
+            appendField(extra[e].key, extra[e].value, into: &out)
+            e += 1
+        }
     }
 
     public static func appendValue(_ s: String, into out: inout [UInt8]) {
-        // The usual value (a native string, bare): one pass over its bytes, one copy.
-        let written = s.utf8.withContiguousStorageIfAvailable { buf -> Bool in
+        // The usual value (bare): one pass over its bytes, one copy. withUTF8 gives contiguous
+        // bytes for small strings too (their utf8 view is not contiguous storage).
+        var s = s
+        let written = s.withUTF8 { buf -> Bool in
             guard !buf.isEmpty else { return false }
             for b in buf where !isBare(b) { return false }
             out.append(contentsOf: buf)
             return true
         }
-        if written == true { return }
+        if written { return }
         var ascii = true
         var bare = !s.isEmpty
         for b in s.utf8 {
@@ -238,6 +280,20 @@ public struct LogFields: Sendable, ExpressibleByDictionaryLiteral {
         }
     }
 
+    static func precedes(_ a: StaticString, _ b: String) -> Bool {
+        var b = b
+        return a.withUTF8Buffer { x in b.withUTF8 { y in
+            let n = min(x.count, y.count)
+            let c = n == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, n)
+            return c != 0 ? c < 0 : x.count < y.count
+        } }
+    }
+
+    static func same(_ a: StaticString, _ b: String) -> Bool {
+        var b = b
+        return a.withUTF8Buffer { x in b.withUTF8 { y in x.count == y.count && (x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0) } }
+    }
+
     static func precedes(_ a: String, _ b: String) -> Bool {
         var a = a, b = b
         return a.withUTF8 { x in b.withUTF8 { y in
@@ -287,10 +343,16 @@ public struct KeyValueLogHandler: LogHandler {
     /// A line from fields already in key order: the decision line's path (no `Logger.Metadata`
     /// dictionary, no sort, the timestamp written in place). Same bytes as `log(event:)`.
     public func write(level: Logger.Level, message: StaticString, fields: LogFields) {
+        write(level: level, message: message, fields: fields, extra: [])
+    }
+
+    /// `extra`: fields of ours, keys sorted, merged into `fields` in key order (one of `fields`
+    /// with the same key is replaced).
+    public func write(level: Logger.Level, message: StaticString, fields: LogFields, extra: [(key: StaticString, value: String)]) {
         guard level >= logLevel else { return }
         var line: [UInt8] = []
         line.reserveCapacity(320)
-        LogFormat.append(into: &line, level: level, label: label, message: message, fields: fields)
+        LogFormat.append(into: &line, level: level, label: label, message: message, fields: fields, extra: extra)
         emit(&line)
     }
 

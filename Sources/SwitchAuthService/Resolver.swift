@@ -291,8 +291,7 @@ public struct Resolver: Sendable {
             let decision = directoryDecision(query, f)
             var meta: LogFields = [:]
             if logs(decision.reason) {
-                meta = directoryMetadata(request, query)
-                if let device = f.device { meta["account"] = .string(device.account.number) }
+                meta = directoryMetadata(request, query, account: f.device?.account.number)
             }
             return (LookupOutcome(body: Documents.directory(decision.answer), ok: true, section: "directory",
                                   reason: decision.reason, metadata: meta), decision.effect)
@@ -468,9 +467,11 @@ public struct Resolver: Sendable {
 
     // MARK: Directory
 
-    func directoryMetadata(_ request: XMLCurlRequest, _ query: DirectoryQuery) -> LogFields {
+    func directoryMetadata(_ request: XMLCurlRequest, _ query: DirectoryQuery, account: String? = nil) -> LogFields {
         var meta: LogFields = [:]
         meta.reserveCapacity(10) // these, the account, and what the handler adds
+        // First: "account" sorts before every other key here.
+        if let account { meta.set("account", account) }
         switch query {
         case .unsupported(let what):
             meta["request"] = .string(what)
@@ -480,11 +481,12 @@ public struct Resolver: Sendable {
             meta["domain"] = .string(d)
             meta["ip"] = .string(sourceIP ?? "")
         case let .sipAuth(q):
-            meta["request"] = .string("sip_auth")
-            meta["method"] = .string((try? request.value("sip_auth_method")).flatMap { $0 } ?? "")
-            meta["user"] = .string(q.user)
-            meta["domain"] = .string(q.domain)
-            meta["ip"] = .string(q.sourceIP ?? "")
+            // In key order: each one an append.
+            meta.set("domain", q.domain)
+            meta.set("ip", q.sourceIP ?? "")
+            meta.set("method", (try? request.value("sip_auth_method")).flatMap { $0 } ?? "")
+            meta.set("request", "sip_auth")
+            meta.set("user", q.user)
         }
         return meta
     }
@@ -524,22 +526,23 @@ public struct Resolver: Sendable {
     func dialplanMetadata(_ request: XMLCurlRequest, _ query: DialplanQuery) -> LogFields {
         var meta: LogFields = [:]
         meta.reserveCapacity(9) // these, and what the handler adds (section, reason, peer, served)
-        meta["uuid"] = .string(((try? request.value("Unique-ID")) ?? nil) ?? "")
         switch query {
         case let .ip(_, source, destination):
-            meta["auth"] = "ip"
-            meta["ip"] = .string(source)
-            meta["destination"] = .string(destination)
+            meta.set("auth", "ip")
+            meta.set("destination", destination)
+            meta.set("ip", source)
         case let .digest(_, user, domain, destination):
-            meta["auth"] = "digest"
-            meta["user"] = .string(user)
-            meta["domain"] = .string(domain)
-            meta["destination"] = .string(destination)
+            meta.set("auth", "digest")
+            meta.set("destination", destination)
+            meta.set("domain", domain)
+            meta.set("user", user)
         case let .unauthenticated(_, destination):
             meta["destination"] = .string(destination)
         case .notOwned(let context):
             meta["context"] = .string(context)
         }
+        // Last: "uuid" sorts after every other key here, so each set above and this one append.
+        meta.set("uuid", ((try? request.value("Unique-ID")) ?? nil) ?? "")
         return meta
     }
 }

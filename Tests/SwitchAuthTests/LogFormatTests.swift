@@ -276,6 +276,32 @@ struct DecisionLineBytesTests {
         }
     }
 
+    /// The decision line's own fields merged in as it is written (`extra`) give the line that
+    /// setting them into the fields gives: random fields, some with the extra fields' keys (those
+    /// are replaced), keys before, between and after them.
+    @Test func extraFieldsMergeAsIfSet() {
+        let keys = ["a", "account", "detail", "peer", "reason", "rz", "section", "served", "sip", "user", "uuid", "Z"]
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            let lines = Locked<[String]>([])
+            var handler = KeyValueLogHandler(label: "switchauth") { line in lines.withLock { $0.append(line) } }
+            handler.logLevel = .info
+            var fields = LogFields()
+            for step in 0..<Int.random(in: 0...8, using: &rng) {
+                fields.set(keys.randomElement(using: &rng)!, step == 0 ? "needs quoting=\(step)" : "v\(step)")
+            }
+            var extra: [(key: StaticString, value: String)] = [("peer", "127.0.0.1"), ("reason", "ok"), ("section", "directory")]
+            if Bool.random(using: &rng) { extra.append(("served", "memory")) }
+            var set = fields
+            for (k, v) in extra { set.set(k.description, v) }
+            handler.write(level: .info, message: "decision", fields: fields, extra: extra)
+            handler.write(level: .info, message: "decision", fields: set)
+            let got = lines.withLock { $0 }
+            #expect(got.count == 2)
+            if got.count == 2 { #expect(got[0].dropFirst(24) == got[1].dropFirst(24), "\(got[0])\n\(got[1])") }
+        }
+    }
+
     /// The same fields, through `write(level:message:fields:)` and through `Logger.log(metadata:)`:
     /// the lines agree byte for byte after the timestamp, hostile values included.
     @Test(arguments: ["1001", "", "a=b reason=ok", "line\nreason=ok", "quote\"x", "ünï", "esc\u{1b}[31m", "2001:db8::1"])
