@@ -68,7 +68,7 @@ func admin<T>(_ options: DatabaseOptions, _ body: (Admin) throws -> T) throws ->
         // The feed's channel, to hear this session's own changes to what the copy holds.
         if waits { try db.listen(ReplicaChange.channel) }
         let result = try body(Admin(db: db))
-        if waits { try waitUntilEveryCopyHolds(db, stalenessMilliseconds: config.replicaStalenessMilliseconds) }
+        if waits { waitUntilEveryCopyHolds(db, stalenessMilliseconds: config.replicaStalenessMilliseconds) }
         return result
     } catch let e as AdminError {
         throw CLIError(e.message)
@@ -84,10 +84,12 @@ func admin<T>(_ options: DatabaseOptions, _ body: (Admin) throws -> T) throws ->
 /// memory"), so from then on every instance answers with the change, whichever host it runs on: an
 /// operator who suspends an account and places a call at once sees it refused. Durations only,
 /// no shared clock. The services must not run with a longer `replica_staleness_ms` than this
-/// command's configuration says.
-func waitUntilEveryCopyHolds(_ db: Connection, stalenessMilliseconds: Int) throws {
+/// command's configuration says. If the notifications cannot be read (the link dropped after the
+/// commit), it waits all the same: the change may be committed, and the command must not say it
+/// failed.
+func waitUntilEveryCopyHolds(_ db: Connection, stalenessMilliseconds: Int) {
     let me = db.backendPID
-    guard try db.notifications(timeoutMilliseconds: 0).contains(where: { $0.processID == me }) else { return }
+    if let heard = try? db.notifications(timeoutMilliseconds: 0), !heard.contains(where: { $0.processID == me }) { return }
     Thread.sleep(forTimeInterval: Double(stalenessMilliseconds + 5) / 1_000)
 }
 

@@ -107,7 +107,7 @@ struct ImportCommand: ParsableCommand {
         progress.finish()
         let seconds = Date().timeIntervalSince(started)
         // In force everywhere when the command returns, as for every other change (admin()).
-        if waits { try waitUntilEveryCopyHolds(db, stalenessMilliseconds: config.replicaStalenessMilliseconds) }
+        if waits { waitUntilEveryCopyHolds(db, stalenessMilliseconds: config.replicaStalenessMilliseconds) }
         let summary = "\(counts.domain) domain, \(counts.account) account, \(counts.ip) ip, \(counts.device) device"
         Output.done("imported \(summary) in \(String(format: "%.1f", seconds)) s", json: options.json, fields: [
             "domain": String(counts.domain), "account": String(counts.account), "ip": String(counts.ip),
