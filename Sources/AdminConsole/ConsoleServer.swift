@@ -53,10 +53,9 @@ public final class ConsoleServer: Sendable {
                     // The actor is per request: reset it so a read never inherits a previous writer.
                     _ = try? connection.execute("SELECT set_config('switchauth.actor', '', false)")
                     let response = app.handle(job.request, db: connection)
-                    let me = connection.backendPID
-                    let heard = listening ? (try? connection.notifications(timeoutMilliseconds: 0)) ?? [] : []
+                    let changed = listening && ReplicaChange.committedBy(connection) == true
                     if listening { try? connection.unlisten(ReplicaChange.channel) }
-                    if let ms = inForceAfter, heard.contains(where: { $0.processID == me }) {
+                    if let ms = inForceAfter, changed {
                         // Answered later from a timer: the thread takes the next request meanwhile.
                         let responder = job.responder
                         DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(ms)) { responder.respond(response) }

@@ -453,12 +453,7 @@ public final class Connection {
     public func listen(_ channel: String) throws {
         try ensureConnected()
         guard let conn else { throw PostgresError(kind: .connection, operation: "listen", message: "not connected") }
-        let quoted: String = channel.withCString { p in
-            guard let escaped = PQescapeIdentifier(conn, p, strlen(p)) else { return "\"\"" }
-            defer { PQfreemem(escaped) }
-            return String(cString: escaped)
-        }
-        try executeScript("LISTEN \(quoted)")
+        try executeScript("LISTEN \(Self.identifier(channel, conn))")
         if !listening.contains(channel) { listening.append(channel) }
     }
 
@@ -466,12 +461,16 @@ public final class Connection {
     public func unlisten(_ channel: String) throws {
         listening.removeAll { $0 == channel }
         guard let conn else { return }
-        let quoted: String = channel.withCString { p in
+        try executeScript("UNLISTEN \(Self.identifier(channel, conn))")
+    }
+
+    /// `name` quoted as an SQL identifier by libpq.
+    private static func identifier(_ name: String, _ conn: OpaquePointer) -> String {
+        name.withCString { p in
             guard let escaped = PQescapeIdentifier(conn, p, strlen(p)) else { return "\"\"" }
             defer { PQfreemem(escaped) }
             return String(cString: escaped)
         }
-        try executeScript("UNLISTEN \(quoted)")
     }
 
     /// The connection's socket, for `poll`. -1 when not connected.

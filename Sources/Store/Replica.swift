@@ -457,6 +457,14 @@ public enum ReplicaChange: Sendable, Equatable {
 
     public static let channel = "switchauth_rows"
 
+    /// Whether a change this session committed came back on the feed's channel (the session
+    /// listens on it; PostgreSQL delivers a session's own notifications after its commit): the
+    /// memory copies have a change of it to apply. Nil when the notifications cannot be read.
+    public static func committedBy(_ db: Connection) -> Bool? {
+        let me = db.backendPID
+        return (try? db.notifications(timeoutMilliseconds: 0)).map { $0.contains { $0.processID == me } }
+    }
+
     /// nil: not a payload of this feed (ignored, and counted by the caller).
     public init?(payload: String) {
         guard let tag = payload.first else { return nil }

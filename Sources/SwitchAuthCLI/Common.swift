@@ -38,7 +38,25 @@ struct DatabaseOptions: ParsableArguments {
     }
 
     func connect(queryTimeoutMilliseconds: Int = 30_000) throws -> Connection {
+        try connect(try serviceConfig(), queryTimeoutMilliseconds: queryTimeoutMilliseconds)
+    }
+
+    /// A connection for a command that may change what lookups see, and how long to wait after
+    /// such a change (`waitUntilEveryCopyHolds`; nil: no wait, with `--no-wait` or `replica = false`).
+    /// The session listens on the feed's channel to hear its own changes.
+    func connectForChanges(queryTimeoutMilliseconds: Int = 30_000) throws -> (db: Connection, waitMilliseconds: Int?) {
         let c = try serviceConfig()
+        let db = try connect(c, queryTimeoutMilliseconds: queryTimeoutMilliseconds)
+        guard c.replica && !noWait else { return (db, nil) }
+        do {
+            try db.listen(ReplicaChange.channel)
+        } catch let e as PostgresError {
+            throw CLIError(e.debugDescription)
+        }
+        return (db, c.replicaStalenessMilliseconds)
+    }
+
+    private func connect(_ c: ServiceConfig, queryTimeoutMilliseconds: Int) throws -> Connection {
         var db = c.databaseConfig
         db.queryTimeoutMilliseconds = queryTimeoutMilliseconds
         db.connectTimeoutMilliseconds = 5_000
@@ -61,14 +79,10 @@ struct CLIError: Error, CustomStringConvertible {
 /// force when this returns: see `waitUntilEveryCopyHolds`.
 @discardableResult
 func admin<T>(_ options: DatabaseOptions, _ body: (Admin) throws -> T) throws -> T {
-    let db = try options.connect()
-    let config = try options.serviceConfig()
-    let waits = config.replica && !options.noWait
+    let (db, wait) = try options.connectForChanges()
     do {
-        // The feed's channel, to hear this session's own changes to what the copy holds.
-        if waits { try db.listen(ReplicaChange.channel) }
         let result = try body(Admin(db: db))
-        if waits { waitUntilEveryCopyHolds(db, stalenessMilliseconds: config.replicaStalenessMilliseconds) }
+        if let wait { waitUntilEveryCopyHolds(db, stalenessMilliseconds: wait) }
         return result
     } catch let e as AdminError {
         throw CLIError(e.message)
@@ -88,8 +102,7 @@ func admin<T>(_ options: DatabaseOptions, _ body: (Admin) throws -> T) throws ->
 /// commit), it waits all the same: the change may be committed, and the command must not say it
 /// failed.
 func waitUntilEveryCopyHolds(_ db: Connection, stalenessMilliseconds: Int) {
-    let me = db.backendPID
-    if let heard = try? db.notifications(timeoutMilliseconds: 0), !heard.contains(where: { $0.processID == me }) { return }
+    guard ReplicaChange.committedBy(db) != false else { return }
     Thread.sleep(forTimeInterval: Double(stalenessMilliseconds + 5) / 1_000)
 }
 

@@ -64,10 +64,7 @@ struct ImportCommand: ParsableCommand {
         guard columns.contains(.record) else { throw CLIError("line 1: no 'record' column") }
 
         // One statement may insert a million rows: the statement deadline is an hour, not 30 s.
-        let db = try options.connect(queryTimeoutMilliseconds: 3_600_000)
-        let config = try options.serviceConfig()
-        let waits = config.replica && !options.noWait
-        if waits { try db.listen(ReplicaChange.channel) }
+        let (db, wait) = try options.connectForChanges(queryTimeoutMilliseconds: 3_600_000)
         let progress = ImportProgress(enabled: !options.json && Console.capture == nil && isatty(2) == 1, totalBytes: totalBytes)
         defer { progress.finish() }
         let counts: BulkImport.Counts
@@ -107,7 +104,7 @@ struct ImportCommand: ParsableCommand {
         progress.finish()
         let seconds = Date().timeIntervalSince(started)
         // In force everywhere when the command returns, as for every other change (admin()).
-        if waits { waitUntilEveryCopyHolds(db, stalenessMilliseconds: config.replicaStalenessMilliseconds) }
+        if let wait { waitUntilEveryCopyHolds(db, stalenessMilliseconds: wait) }
         let summary = "\(counts.domain) domain, \(counts.account) account, \(counts.ip) ip, \(counts.device) device"
         Output.done("imported \(summary) in \(String(format: "%.1f", seconds)) s", json: options.json, fields: [
             "domain": String(counts.domain), "account": String(counts.account), "ip": String(counts.ip),

@@ -282,25 +282,24 @@ public struct LogFields: Sendable, ExpressibleByDictionaryLiteral {
 
     static func precedes(_ a: StaticString, _ b: String) -> Bool {
         var b = b
-        return a.withUTF8Buffer { x in b.withUTF8 { y in
-            let n = min(x.count, y.count)
-            let c = n == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, n)
-            return c != 0 ? c < 0 : x.count < y.count
-        } }
+        return a.withUTF8Buffer { x in b.withUTF8 { y in order(x, y) < 0 } }
     }
 
     static func same(_ a: StaticString, _ b: String) -> Bool {
         var b = b
-        return a.withUTF8Buffer { x in b.withUTF8 { y in x.count == y.count && (x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0) } }
+        return a.withUTF8Buffer { x in b.withUTF8 { y in order(x, y) == 0 } }
     }
 
     static func precedes(_ a: String, _ b: String) -> Bool {
         var a = a, b = b
-        return a.withUTF8 { x in b.withUTF8 { y in
-            let n = min(x.count, y.count)
-            let c = n == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, n)
-            return c != 0 ? c < 0 : x.count < y.count
-        } }
+        return a.withUTF8 { x in b.withUTF8 { y in order(x, y) < 0 } }
+    }
+
+    /// Byte order of two keys: negative, zero or positive.
+    private static func order(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Int {
+        let n = min(x.count, y.count)
+        let c = n == 0 ? 0 : Int(memcmp(x.baseAddress!, y.baseAddress!, n))
+        return c != 0 ? c : x.count - y.count
     }
 
     public var metadata: Logger.Metadata {

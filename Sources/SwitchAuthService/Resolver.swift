@@ -67,36 +67,27 @@ public final class ACLCache: Sendable {
             return r
         }
         let tmp = file + ".tmp"
-        let fd = retrying { open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
+        var fd = retrying { open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
         guard fd >= 0 else { throw failure("open", tmp) }
+        /// The error of `call` (errno read first), with the temporary file closed and removed.
+        func abandoned(_ call: String) -> WriteError {
+            let e = failure(call, tmp)
+            if fd >= 0 { close(fd) }
+            unlink(tmp)
+            return e
+        }
         var written = 0
         while written < bytes.count {
             let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                let e = failure("write", tmp)
-                close(fd)
-                unlink(tmp)
-                throw e
-            }
+            guard n > 0 else { throw abandoned("write") }
             written += n
         }
-        guard retrying({ fsync(fd) }) == 0 else {
-            let e = failure("fsync", tmp)
-            close(fd)
-            unlink(tmp)
-            throw e
-        }
-        guard close(fd) == 0 else {
-            let e = failure("close", tmp)
-            unlink(tmp)
-            throw e
-        }
-        guard rename(tmp, file) == 0 else {
-            let e = failure("rename", tmp)
-            unlink(tmp)
-            throw e
-        }
+        guard retrying({ fsync(fd) }) == 0 else { throw abandoned("fsync") }
+        let closed = close(fd)
+        fd = -1
+        guard closed == 0 else { throw abandoned("close") }
+        guard rename(tmp, file) == 0 else { throw abandoned("rename") }
         let directory = (file as NSString).deletingLastPathComponent
         let dirFD = retrying { open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         guard dirFD >= 0 else { throw failure("open", directory) }
