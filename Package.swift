@@ -24,7 +24,10 @@ let package = Package(
             providers: [.apt(["libpq-dev"]), .brew(["libpq"])]
         ),
         // Blocking libpq wrapper: one owner per PGconn / PGresult. Knows nothing of SIP.
-        .target(name: "Postgres", dependencies: ["CLibPQ"], swiftSettings: strict),
+        .target(name: "Postgres", dependencies: ["CLibPQ", "SystemCalls"], swiftSettings: strict),
+        // The one door of every C call to the kernel: EINTR retried, failures as values naming the
+        // call, a bug's errno stops the process; files replaced durably.
+        .target(name: "SystemCalls", swiftSettings: strict),
         // Sockets, pure HTTP/1.1 parser with limits, form decoding, event loops. Knows nothing of FreeSWITCH.
         .target(name: "CSystemShims"),
         // A pthread-mutex-guarded value (ThreadSanitizer sees pthread mutexes).
@@ -33,7 +36,7 @@ let package = Package(
         .target(name: "FormEncoding", dependencies: ["CByteScan"], swiftSettings: strict),
         // Where two bytes occur in a buffer, as bitmaps (SSE2): the form index's one pass over a body.
         .target(name: "CByteScan"),
-        .target(name: "HTTPServer", dependencies: ["CSystemShims", "Locking", "FormEncoding"], swiftSettings: strict),
+        .target(name: "HTTPServer", dependencies: ["CSystemShims", "SystemCalls", "Locking", "FormEncoding"], swiftSettings: strict),
         // Pure decisions: no I/O. Requests and database facts in, decisions out.
         .target(name: "Decisions", dependencies: ["FormEncoding", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // Pure rendering of FreeSWITCH XML documents through one escaping writer.
@@ -44,7 +47,7 @@ let package = Package(
         .target(
             name: "SwitchAuthService",
             dependencies: [
-                "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres", "Locking", "CSystemShims",
+                "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres", "Locking", "CSystemShims", "SystemCalls",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -60,7 +63,7 @@ let package = Package(
         .target(
             name: "SwitchAuthCLI",
             dependencies: [
-                "SwitchAuthService", "Store", "Postgres", "Decisions", "FreeSWITCHXML", "Locking", "HTTPServer",
+                "SwitchAuthService", "Store", "Postgres", "Decisions", "FreeSWITCHXML", "Locking", "HTTPServer", "SystemCalls",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -70,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "SwitchAuthBench",
             dependencies: [
-                "Postgres", "Store", "Decisions", "Locking", "HTTPServer",
+                "Postgres", "Store", "Decisions", "Locking", "HTTPServer", "SystemCalls",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -90,6 +93,7 @@ let package = Package(
         .target(name: "DatabaseTestSupport", dependencies: ["Postgres", "Store", "Locking"], path: "Tests/DatabaseTestSupport", swiftSettings: strict),
         // One test target per module; SwitchAuthTests holds what needs PostgreSQL (Postgres, Store,
         // the service, the CLI) and the end-to-end replays over real sockets.
+        .testTarget(name: "SystemCallsTests", dependencies: ["SystemCalls"], swiftSettings: strict),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Locking", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "DecisionsTests", dependencies: ["Decisions", "HTTPServer", "Store"], swiftSettings: strict),
         .testTarget(name: "FreeSWITCHXMLTests", dependencies: ["FreeSWITCHXML", "Decisions", "TestSupport"], swiftSettings: strict),

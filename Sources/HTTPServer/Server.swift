@@ -3,6 +3,7 @@ import Foundation
 import Dispatch
 import Locking
 import Synchronization
+import SystemCalls
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -131,7 +132,7 @@ final class LoopMailbox: Sendable {
     func wake() {
         var one: UInt64 = 1
         // eventfd writes only fail when the counter would overflow (it cannot: the loop reads it).
-        _ = write(wakeFD, &one, 8)
+        Syscall.bestEffort("write(eventfd)") { Int32(truncatingIfNeeded: write(wakeFD, &one, 8)) }
     }
 
     func take() -> [(ticket: UInt64, response: HTTPResponse)] {
@@ -316,9 +317,7 @@ public final class HTTPServer: Sendable {
         if config.sendBufferBytes > 0 { try listener.setSendBuffer(bytes: config.sendBufferBytes) }
         var fds: [Int32] = []
         for _ in 0..<config.loopCount {
-            let fd = sa_eventfd()
-            if fd < 0 { throw SocketError(call: "eventfd", errno: errno) }
-            fds.append(fd)
+            fds.append(try Syscall.call("eventfd") { sa_eventfd() })
         }
         self.wakeFDs = fds
         self.mailboxes = fds.map(LoopMailbox.init(wakeFD:))
@@ -327,7 +326,7 @@ public final class HTTPServer: Sendable {
     }
 
     deinit {
-        for fd in wakeFDs { close(fd) }
+        for fd in wakeFDs { Syscall.close(fd) }
     }
 
     /// Starts the loops. `makeHandler(i)` runs on loop i's thread. Returns once every loop has its
@@ -397,7 +396,7 @@ public final class HTTPServer: Sendable {
         // of waiting in a backlog nobody reads.
         let deadline = Clock.now() + 2_000_000_000
         while loopsDrained.load(ordering: .acquiring) < started && Clock.now() < deadline {
-            usleep(1_000)
+            Syscall.sleep(nanoseconds: 1_000_000)
         }
         if !handingOverListener { listener.shutdownBoth() }
         running.wait()
@@ -535,6 +534,8 @@ final class EventLoop {
     let handler: any RequestHandler
     let admit: (@Sendable (String) -> Bool)?
     let epfd: Int32
+    /// Why epoll_create1 failed, if it did (`register` throws it).
+    let epollFailure: SystemError?
     var connections = ConnectionTable()
     /// Deferred requests by ticket.
     var awaiting: [UInt64: ClientConnection] = [:]
@@ -557,20 +558,26 @@ final class EventLoop {
         self.mailbox = mailbox
         self.handler = handler
         self.config = server.config
-        self.epfd = sa_epoll_create()
+        do throws(SystemError) {
+            self.epfd = try Syscall.call("epoll_create1") { sa_epoll_create() }
+            self.epollFailure = nil
+        } catch {
+            self.epfd = -1
+            self.epollFailure = error
+        }
     }
 
     /// Adds the listener and the wake-up eventfd to this loop's epoll set. A loop that cannot watch
     /// its listener would never accept: that fails the server's start.
-    func register() throws(SocketError) {
-        if epfd < 0 { throw SocketError(call: "epoll_create1", errno: errno) }
-        try syscall("epoll_ctl(ADD listener)") { sa_epoll_ctl(epfd, CTL_ADD, listenFD, EV_IN | EV_EXCLUSIVE) }
-        try syscall("epoll_ctl(ADD eventfd)") { sa_epoll_ctl(epfd, CTL_ADD, mailbox.wakeFD, EV_IN) }
+    func register() throws(SystemError) {
+        if let epollFailure { throw epollFailure }
+        try Syscall.call("epoll_ctl(ADD listener)") { sa_epoll_ctl(epfd, CTL_ADD, listenFD, EV_IN | EV_EXCLUSIVE) }
+        try Syscall.call("epoll_ctl(ADD eventfd)") { sa_epoll_ctl(epfd, CTL_ADD, mailbox.wakeFD, EV_IN) }
     }
 
     /// A loop that failed to register: release what it holds and count it as drained.
     func abandon() {
-        if epfd >= 0 { close(epfd) }
+        if epfd >= 0 { Syscall.close(epfd) }
         handler.shutdown()
         server.loopsDrained.wrappingAdd(1, ordering: .releasing)
     }
@@ -581,7 +588,15 @@ final class EventLoop {
         var drainDeadline: UInt64?
         var lastSweep: UInt64 = 0
         while true {
-            let n = sa_epoll_wait(epfd, &fds, &events, 256, waitMilliseconds())
+            let n: Int32
+            do throws(SystemError) {
+                let timeout = waitMilliseconds()
+                n = try Syscall.call("epoll_wait") { sa_epoll_wait(epfd, &fds, &events, 256, timeout) }
+            } catch {
+                // EBADF/EINVAL cannot happen with our own descriptors; do not spin if they do.
+                n = 0
+                Syscall.sleep(nanoseconds: 1_000_000)
+            }
             if n > 0 {
                 for i in 0..<Int(n) {
                     let fd = fds[i]
@@ -591,16 +606,14 @@ final class EventLoop {
                         var value: UInt64 = 0
                         // Read before the answers are taken: an answer posted after this read
                         // either is taken below or wakes the loop again (`LoopMailbox.post`).
-                        _ = read(mailbox.wakeFD, &value, 8) // EAGAIN when already read: nothing to do
+                        // EAGAIN when already read: nothing to do.
+                        _ = try? Syscall.nonBlocking("read(eventfd)") { read(mailbox.wakeFD, &value, 8) }
                         deliverAnswers()
                         adoptHandedOver()
                     } else if let c = connections[fd] {
                         service(c, events: events[i])
                     }
                 }
-            } else if n < 0 && errno != EINTR {
-                // EBADF/EINVAL cannot happen with our own descriptors; do not spin if they do.
-                usleep(1_000)
             }
             let now = Clock.now()
             server.heartbeats[index].at.store(now, ordering: .relaxed)
@@ -616,7 +629,8 @@ final class EventLoop {
                     drainDeadline = now + UInt64(config.drainTimeoutMilliseconds) * 1_000_000
                     if listening {
                         if !server.handingOver.load(ordering: .acquiring) { accept(limit: .max) }
-                        _ = sa_epoll_ctl(epfd, CTL_DEL, listenFD, 0) // the listener is shut next anyway
+                        // Best effort: the listener is shut next anyway.
+                        Syscall.bestEffort("epoll_ctl(DEL listener)") { sa_epoll_ctl(epfd, CTL_DEL, listenFD, 0) }
                         listening = false
                         server.loopsDrained.wrappingAdd(1, ordering: .releasing)
                     }
@@ -639,7 +653,7 @@ final class EventLoop {
             h.socket.close()
         }
         handler.shutdown()
-        close(epfd)
+        Syscall.close(epfd)
     }
 
     /// epoll_wait's timeout: the nearest answer deadline, at most 50 ms.
@@ -994,7 +1008,7 @@ final class EventLoop {
             // read or write) needs TCP_NODELAY (a multi-segment answer's tail must not wait for an
             // ACK): inherited from the listener, else set now. Failing only costs latency (Nagle).
             if !server.noDelayAccepts { try? c.socket.setNoDelay() }
-            if sa_epoll_ctl(epfd, CTL_ADD, c.fd, want) < 0 {
+            if Syscall.bestEffort("epoll_ctl(ADD)", { sa_epoll_ctl(epfd, CTL_ADD, c.fd, want) }) != nil {
                 // Without epoll this connection could never be served or timed out: refuse it now.
                 if c.pendingOutput == 0 && c.served == 0 {
                     overloadResponse.withUnsafeBytes { _ = c.socket.write($0) }
@@ -1005,7 +1019,7 @@ final class EventLoop {
             }
         } else if want != c.interest {
             c.interest = want
-            if sa_epoll_ctl(epfd, CTL_MOD, c.fd, want) < 0 {
+            if Syscall.bestEffort("epoll_ctl(MOD)", { sa_epoll_ctl(epfd, CTL_MOD, c.fd, want) }) != nil {
                 // The connection can no longer be watched: close it rather than leave it unserved.
                 closeConnection(c)
                 return

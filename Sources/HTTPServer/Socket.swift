@@ -1,40 +1,8 @@
 import FormEncoding
+import SystemCalls
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// A failed system call: its name, errno and strerror. All Glibc calls of this module go through
-/// `syscall(_:_:)`, which retries EINTR.
-public struct SocketError: Error, CustomStringConvertible, Sendable, Equatable {
-    public var call: String
-    public var errno: Int32
-    public init(call: String, errno: Int32) {
-        self.call = call
-        self.errno = errno
-    }
-    public var description: String { "\(call) failed: \(String(cString: strerror(errno))) (errno \(errno))" }
-}
-
-@discardableResult
-func syscall(_ name: String, _ body: () -> Int32) throws(SocketError) -> Int32 {
-    while true {
-        let r = body()
-        if r >= 0 { return r }
-        let e = errno
-        if e == EINTR { continue }
-        throw SocketError(call: name, errno: e)
-    }
-}
-
-func syscallSize(_ name: String, _ body: () -> Int) throws(SocketError) -> Int {
-    while true {
-        let r = body()
-        if r >= 0 { return r }
-        let e = errno
-        if e == EINTR { continue }
-        throw SocketError(call: name, errno: e)
-    }
-}
 
 /// Where a connection comes from, for the per-source connection cap: an IPv4 address (`bits`, the
 /// address) or an IPv6 /64 (`bits`, the prefix; `v6`).

@@ -1,4 +1,5 @@
 import CLibPQ
+import SystemCalls
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -323,12 +324,11 @@ public final class Connection {
                 if dropOnTimeout { close() }
                 throw PostgresError(kind: .timeout, operation: operation, message: "client-side deadline passed")
             }
-            var p = pollfd(fd: fd, events: events, revents: 0)
             let ms = Int32(min(UInt64(Int32.max), (deadline - now) / 1_000_000 + 1))
-            let r = poll(&p, 1, ms)
-            if r > 0 { return }
-            if r < 0 && errno != EINTR {
-                throw PostgresError(kind: .connection, operation: operation, message: "poll failed: errno \(errno)")
+            do {
+                if try Syscall.poll(fd, events: events, milliseconds: ms) { return }
+            } catch {
+                throw PostgresError(kind: .connection, operation: operation, message: "\(error)")
             }
         }
     }
@@ -499,9 +499,13 @@ public final class Connection {
         guard let conn else { return [] }
         var out = drainNotifications(conn)
         if !out.isEmpty { return out }
-        var p = pollfd(fd: PQsocket(conn), events: Int16(POLLIN), revents: 0)
-        let r = poll(&p, 1, Int32(timeoutMilliseconds))
-        if r > 0 {
+        let ready: Bool
+        do {
+            ready = try Syscall.poll(PQsocket(conn), events: Int16(POLLIN), milliseconds: Int32(clamping: timeoutMilliseconds))
+        } catch {
+            throw PostgresError(kind: .connection, operation: "listen", message: "\(error)")
+        }
+        if ready {
             if PQconsumeInput(conn) == 0 { throw brokenOrError("listen") }
             out = drainNotifications(conn)
         }

@@ -1,10 +1,7 @@
+import SystemCalls
 #if canImport(Glibc)
 import Glibc
 #endif
-
-public struct SpawnError: Error, CustomStringConvertible {
-    public var description: String
-}
 
 /// Starts `exe` with posix_spawn: standard input from /dev/null, standard output and error to
 /// `outputPath` (a file, never a pipe that a daemonizing child would hold open). `environment`
@@ -27,14 +24,12 @@ public func spawnProcess(_ exe: String, _ arguments: [String], outputPath: Strin
     let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + arguments).map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     var pid: pid_t = 0
-    let rc: Int32
     if let environment {
         let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { envp.forEach { free($0) } }
-        rc = posix_spawn(&pid, exe, &actions, &attributes, argv, envp)
+        try Syscall.returningErrorNumber("posix_spawn(\(exe))") { posix_spawn(&pid, exe, &actions, &attributes, argv, envp) }
     } else {
-        rc = posix_spawn(&pid, exe, &actions, &attributes, argv, environ)
+        try Syscall.returningErrorNumber("posix_spawn(\(exe))") { posix_spawn(&pid, exe, &actions, &attributes, argv, environ) }
     }
-    guard rc == 0 else { throw SpawnError(description: "posix_spawn \(exe) failed: errno \(rc)") }
     return pid
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SystemCalls
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -51,20 +52,24 @@ public final class TemporaryCluster: Sendable {
         }
         binDirectory = bin
         var template = Array("/tmp/switchauth-pg-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else {
-            throw ClusterError(description: "mkdtemp failed: errno \(errno)")
+        let made: String
+        do {
+            try Syscall.call("mkdtemp") { mkdtemp(&template) == nil ? -1 : 0 }
+            made = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        } catch {
+            throw ClusterError(description: "\(error)")
         }
-        directory = String(cString: made)
+        directory = made
         if geteuid() == 0 {
             guard let pw = getpwnam("postgres") else {
                 throw ClusterError(description: "running as root, and PostgreSQL refuses root: create a 'postgres' system user (the Debian package does)")
             }
-            chown(directory, pw.pointee.pw_uid, pw.pointee.pw_gid)
+            try Syscall.call("chown(\(made))") { chown(made, pw.pointee.pw_uid, pw.pointee.pw_gid) }
             runAs = "postgres"
         } else {
             runAs = nil
         }
-        chmod(directory, 0o700)
+        try Syscall.call("chmod(\(made))") { chmod(made, 0o700) }
         if let primary {
             log("pg_basebackup of \(primary.directory) into \(directory)/data")
             try run("pg_basebackup", ["-h", primary.directory, "-p", "5432", "-U", "postgres", "-D", "\(directory)/data",
@@ -127,11 +132,11 @@ public final class TemporaryCluster: Sendable {
     /// Hangs the server as a stalled host would: SIGSTOP to the postmaster and its children.
     /// Connections stay open and every statement waits. `thaw()` resumes it.
     public func freeze() {
-        for pid in serverProcesses() { kill(pid, SIGSTOP) }
+        for pid in serverProcesses() { Syscall.bestEffort("kill(SIGSTOP)") { kill(pid, SIGSTOP) } }
     }
 
     public func thaw() {
-        for pid in serverProcesses() { kill(pid, SIGCONT) }
+        for pid in serverProcesses() { Syscall.bestEffort("kill(SIGCONT)") { kill(pid, SIGCONT) } }
     }
 
     private func command(_ tool: String, _ args: [String]) -> (String, [String]) {
@@ -147,11 +152,8 @@ public final class TemporaryCluster: Sendable {
         // termination-monitoring socket) open for its whole life.
         let outputPath = "\(directory)/\(tool).out"
         let pid = try spawn(exe, arguments, outputPath: outputPath)
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let exited = (status & 0x7f) == 0
-        let code = (status >> 8) & 0xff
-        if !exited || code != 0 {
+        let status = try Syscall.waitForExit(pid)
+        if Syscall.exitCode(status) != 0 {
             let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
             throw ClusterError(description: "\(tool) failed (status \(status)): \(text)")
         }

@@ -4,6 +4,7 @@ import HTTPServer
 import Postgres
 import Store
 import Synchronization
+import SystemCalls
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -44,15 +45,14 @@ final class ChildProcess {
 
     func stop() -> Int32 {
         if let status { return status }
-        kill(pid, SIGTERM)
+        Syscall.bestEffort("kill(SIGTERM)") { kill(pid, SIGTERM) }
         return wait()
     }
 
     /// Waits for the child to end by itself; its wait status.
     func wait() -> Int32 {
         if let status { return status }
-        var s: Int32 = 0
-        while waitpid(pid, &s, 0) < 0 && errno == EINTR {}
+        let s = (try? Syscall.waitForExit(pid)) ?? -1
         status = s
         return s
     }
@@ -69,7 +69,7 @@ func waitForPort(_ port: UInt16, seconds: Double = 10) -> Bool {
     let end = Date().addingTimeInterval(seconds)
     while Date() < end {
         if let s = try? TCPSocket.connect(host: "127.0.0.1", port: port, timeoutMilliseconds: 500) { s.close(); return true }
-        usleep(50_000)
+        Syscall.sleep(nanoseconds: 50_000_000)
     }
     return false
 }
@@ -144,7 +144,7 @@ struct Compare: ParsableCommand {
             let t0 = now()
             while now() - t0 < 300_000_000_000, (try? metricValue(port, "switchauth_replica_current")) == 0,
                   (try? metricHelp(port, "switchauth_replica_current")) == true {
-                usleep(50_000)
+                Syscall.sleep(nanoseconds: 50_000_000)
             }
             replicaLoadSeconds[database] = Double(now() - t0) / 1e9
             return (p, port)
@@ -248,7 +248,7 @@ struct Compare: ParsableCommand {
             while sampling.load(ordering: .relaxed) {
                 let n = descriptorCount(of: servicePID)
                 if n > maxFDs.load(ordering: .relaxed) { maxFDs.store(n, ordering: .relaxed) }
-                usleep(20_000)
+                Syscall.sleep(nanoseconds: 20_000_000)
             }
         }
         sampler.start()
@@ -293,9 +293,9 @@ struct Compare: ParsableCommand {
         // The main instance's copy reloads the accounts (a statement over 10,000 rows): not beside
         // the measurement.
         func mainCopyCurrent() {
-            usleep(500_000)
+            Syscall.sleep(nanoseconds: 500_000_000)
             let start = now()
-            while now() - start < 60_000_000_000, (try? metricValue(port, "switchauth_replica_current")) == 0 { usleep(50_000) }
+            while now() - start < 60_000_000_000, (try? metricValue(port, "switchauth_replica_current")) == 0 { Syscall.sleep(nanoseconds: 50_000_000) }
         }
         mainCopyCurrent()
         let limits = try startService("bench", eventSockets: "127.0.0.1:\(freePort())")
@@ -308,7 +308,7 @@ struct Compare: ParsableCommand {
                     SELECT switchauth_release_slots(array(SELECT unique_id FROM call_slots
                                                            WHERE reserved_at < clock_timestamp() - interval '1 second'))
                     """)
-                usleep(100_000)
+                Syscall.sleep(nanoseconds: 100_000_000)
             }
         }
         releaser.start()
@@ -373,9 +373,9 @@ struct Compare: ParsableCommand {
             attackStop.store(true, ordering: .relaxed)
         }
         attackThread.start()
-        usleep(200_000)
+        Syscall.sleep(nanoseconds: 200_000_000)
         let dirUnderAttack = directoryGen(false, port).openLoop(rate: openRate, seconds: secs, threads: 4)
-        while !attackStop.load(ordering: .relaxed) { usleep(50_000) }
+        while !attackStop.load(ordering: .relaxed) { Syscall.sleep(nanoseconds: 50_000_000) }
 
         // Why lookups left the copy during the load rows, if they did: a heartbeat back late (a
         // lapse) or a lost feed. Read before the hang below, which lapses the proof for 2 s on purpose.
@@ -477,11 +477,11 @@ struct Compare: ParsableCommand {
         }
         let root = "\(workDir)/nginx"
         try FileManager.default.createDirectory(atPath: "\(root)/www", withIntermediateDirectories: true)
-        chmod(workDir, 0o755)
-        chmod(root, 0o755)
-        chmod("\(root)/www", 0o755)
+        Syscall.bestEffort("chmod") { chmod(workDir, 0o755) }
+        Syscall.bestEffort("chmod") { chmod(root, 0o755) }
+        Syscall.bestEffort("chmod") { chmod("\(root)/www", 0o755) }
         _ = FileManager.default.createFile(atPath: "\(root)/www/freeswitch", contents: Data(repeating: UInt8(ascii: "x"), count: max(1, answerBytes)))
-        chmod("\(root)/www/freeswitch", 0o644)
+        Syscall.bestEffort("chmod") { chmod("\(root)/www/freeswitch", 0o644) }
         let port = freePort()
         try """
             worker_processes 2;
@@ -574,7 +574,7 @@ struct Compare: ParsableCommand {
             let (h, th) = timed(health)
             f.healthMax = max(f.healthMax, th)
             if h.hasPrefix("HTTP/1.1 503"), f.unhealthyAfter.isNaN { f.unhealthyAfter = Double(now() - frozeAt) / 1e6 }
-            usleep(20_000)
+            Syscall.sleep(nanoseconds: 20_000_000)
         }
         cluster.thaw()
         let back = now()
@@ -584,7 +584,7 @@ struct Compare: ParsableCommand {
                 f.recovery = Double(now() - back) / 1e6
                 break
             }
-            usleep(10_000)
+            Syscall.sleep(nanoseconds: 10_000_000)
         }
         return f
     }
@@ -613,7 +613,7 @@ struct Compare: ParsableCommand {
     func runPgbench(_ pgbench: String, cluster: TemporaryCluster, script: String, seconds: Double) throws -> Double {
         let file = "\(cluster.directory)/bench-\(UUID().uuidString).sql"
         try script.write(toFile: file, atomically: true, encoding: .utf8)
-        chmod(file, 0o644)
+        Syscall.bestEffort("chmod") { chmod(file, 0o644) }
         let log = "\(cluster.directory)/pgbench.out"
         let p = try ChildProcess(pgbench, ["-n", "-h", cluster.directory, "-U", "postgres", "-M", "prepared", "-c", "4", "-j", "2",
                                            "-T", String(max(1, Int(seconds))), "-f", file, "bench"], log: log)

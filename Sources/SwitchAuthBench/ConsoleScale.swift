@@ -5,6 +5,7 @@ import Locking
 import Postgres
 import Store
 import Synchronization
+import SystemCalls
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -143,7 +144,7 @@ struct ConsoleScale: ParsableCommand {
                     }
                 }.start()
             }
-            usleep(300_000)
+            Syscall.sleep(nanoseconds: 300_000_000)
             let before = done.load(ordering: .relaxed)
             let r = gen.openLoop(rate: rate, seconds: secs, threads: 4)
             let count = done.load(ordering: .relaxed) - before
@@ -167,8 +168,7 @@ struct ConsoleScale: ParsableCommand {
 /// Runs a child to completion; its exit status.
 func runChild(_ exe: String, _ args: [String], log: String) -> Int32 {
     guard let pid = try? spawnProcess(exe, args, outputPath: log) else { return -1 }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    guard let status = try? Syscall.waitForExit(pid) else { return -1 }
     return (status >> 8) & 0xff
 }
 

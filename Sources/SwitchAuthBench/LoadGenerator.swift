@@ -2,6 +2,7 @@ import Foundation
 import HTTPServer
 import Locking
 import Synchronization
+import SystemCalls
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -220,6 +221,6 @@ func sleepUntil(_ t: UInt64) {
         if d < 50_000 { continue } // spin the last 50 µs
         var ts = timespec(tv_sec: Int(d / 1_000_000_000), tv_nsec: Int(d % 1_000_000_000) - 40_000)
         if ts.tv_nsec < 0 { ts.tv_nsec = 0 }
-        nanosleep(&ts, nil)
+        Syscall.sleep(nanoseconds: UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec))
     }
 }

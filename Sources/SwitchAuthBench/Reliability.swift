@@ -4,6 +4,7 @@ import HTTPServer
 import Postgres
 import Store
 import Synchronization
+import SystemCalls
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -62,13 +63,13 @@ struct Reliability: ParsableCommand {
                 let deadline = now() + 20_000_000_000
                 while !stop.load(ordering: .relaxed) && now() < deadline {
                     let connectedAt = now()
-                    guard let fd = gen.connectSocket() else { refused.wrappingAdd(1, ordering: .relaxed); usleep(1000); continue }
+                    guard let fd = gen.connectSocket() else { refused.wrappingAdd(1, ordering: .relaxed); Syscall.sleep(nanoseconds: 1_000_000); continue }
                     var reader = ResponseReader()
                     // Send in two parts, so that many requests are mid-flight when the signal lands.
                     let request = shapes.wrap(shapes.directory(data.device(&rng), rng: &rng))
                     let half = request.count / 2
                     _ = try? fd.sendAll(Array(request[..<half]))
-                    usleep(200)
+                    Syscall.sleep(nanoseconds: 200_000)
                     let ok = gen.roundTrip(fd, Array(request[half...]), &reader)
                     if ok {
                         completed.wrappingAdd(1, ordering: .relaxed)
@@ -85,7 +86,7 @@ struct Reliability: ParsableCommand {
                 group.leave()
             }.start()
         }
-        usleep(smoke ? 500_000 : 2_000_000)
+        Syscall.sleep(nanoseconds: UInt64(smoke ? 500_000 : 2_000_000) * 1_000)
         let beforeSignal = completed.load(ordering: .relaxed)
         signalAt.store(now(), ordering: .relaxed)
         let status = service.stop() // SIGTERM, then wait for exit
@@ -114,7 +115,7 @@ struct Reliability: ParsableCommand {
             done += r.requests
             errors += r.errors
         }
-        usleep(300_000)
+        Syscall.sleep(nanoseconds: 300_000_000)
         let fds1 = fdCount(service.pid), rss1 = service.rssKiB
         print("soak: \(done) requests, \(errors) errors; open descriptors \(fds0) -> \(fds1); RSS \(rss0 / 1024) -> \(rss1 / 1024) MiB")
         _ = service.stop()

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SwitchAuthService
+import SystemCalls
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -81,22 +82,30 @@ struct GatewaySecret: ParsableCommand {
         // Both files are written beside themselves first, then renamed: a failure leaves both as they were.
         // Each file keeps its owner and mode (a packaged configuration is root:switchauth 0640, so
         // that the service may read it); a new configuration file is 0600.
-        let xmlTemp = try Self.writeTemporary(newXML, beside: xmlPath, like: Self.ownership(of: xmlPath) ?? (0o640, nil, nil))
-        let configTemp: String
+        let xmlFile: DurableFile, configFile: DurableFile
         do {
-            configTemp = try Self.writeTemporary(newConfig, beside: config, like: Self.ownership(of: config) ?? (0o600, nil, nil))
+            xmlFile = try DurableFile.prepare(Array(newXML.utf8), for: xmlPath, suffix: ".switchauth-tmp",
+                                              attributes: DurableFile.Attributes.of(xmlPath) ?? .init(mode: 0o640))
         } catch {
-            unlink(xmlTemp)
-            throw error
+            throw CLIError("cannot write \(xmlPath): \(error)")
         }
-        guard rename(configTemp, config) == 0 else {
-            unlink(xmlTemp)
-            unlink(configTemp)
-            throw CLIError("cannot replace \(config): \(String(cString: strerror(errno)))")
+        do {
+            configFile = try DurableFile.prepare(Array(newConfig.utf8), for: config, suffix: ".switchauth-tmp",
+                                                 attributes: DurableFile.Attributes.of(config) ?? .init(mode: 0o600))
+        } catch {
+            xmlFile.abandon()
+            throw CLIError("cannot write \(config): \(error)")
         }
-        guard rename(xmlTemp, xmlPath) == 0 else {
-            unlink(xmlTemp)
-            throw CLIError("wrote \(config) but cannot replace \(xmlPath): \(String(cString: strerror(errno))); run again")
+        do {
+            try configFile.commit()
+        } catch {
+            xmlFile.abandon()
+            throw CLIError("cannot replace \(config): \(error)")
+        }
+        do {
+            try xmlFile.commit()
+        } catch {
+            throw CLIError("wrote \(config) but cannot replace \(xmlPath): \(error); run again")
         }
         Console.out("""
             wrote basic_auth to \(config) and gateway-credentials to \(xmlPath) (user \(user), a new 256-bit secret; not shown)
@@ -124,38 +133,5 @@ struct GatewaySecret: ParsableCommand {
         let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &g) }
         return Data(bytes).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
-
-    static func ownership(of path: String) -> (mode: mode_t, uid: uid_t?, gid: gid_t?)? {
-        var st = stat()
-        return stat(path, &st) == 0 ? (st.st_mode & 0o7777, st.st_uid, st.st_gid) : nil
-    }
-
-    static func writeTemporary(_ text: String, beside path: String, like o: (mode: mode_t, uid: uid_t?, gid: gid_t?)) throws -> String {
-        let temp = path + ".switchauth-tmp"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw CLIError("cannot write \(temp): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        if let uid = o.uid, let gid = o.gid, fchown(fd, uid, gid) != 0 {
-            unlink(temp)
-            throw CLIError("cannot give \(temp) the owner of \(path): \(String(cString: strerror(errno)))")
-        }
-        fchmod(fd, o.mode)
-        let bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                unlink(temp)
-                throw CLIError("cannot write \(temp): \(String(cString: strerror(errno)))")
-            }
-            offset += n
-        }
-        guard fsync(fd) == 0 else {
-            unlink(temp)
-            throw CLIError("cannot write \(temp): \(String(cString: strerror(errno)))")
-        }
-        return temp
     }
 }

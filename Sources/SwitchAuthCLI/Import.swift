@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Postgres
 import Store
+import SystemCalls
 
 // MARK: import
 
@@ -47,10 +48,14 @@ struct ImportCommand: ParsableCommand {
                 reader = CSVReader(fileDescriptor: 0)
             }
         } else {
-            let fd = open(file, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw CLIError("cannot read \(file)") }
+            let fd: Int32
+            do {
+                fd = try Syscall.call("open(\(file))") { open(file, O_RDONLY | O_CLOEXEC) }
+            } catch {
+                throw CLIError("cannot read \(file): \(error)")
+            }
             var st = stat()
-            if fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG { totalBytes = Int(st.st_size) }
+            if Syscall.bestEffort("fstat(\(file))", { fstat(fd, &st) }) == nil, (st.st_mode & S_IFMT) == S_IFREG { totalBytes = Int(st.st_size) }
             reader = CSVReader(fileDescriptor: fd, closeWhenDone: true)
         }
         let header: CSVReader.Row?
@@ -221,7 +226,7 @@ public final class CSVReader {
     }
 
     deinit {
-        if closeWhenDone && fd >= 0 { Foundation.close(fd) }
+        if closeWhenDone && fd >= 0 { Syscall.close(fd) }
     }
 
     /// All rows at once (tests, small files).
@@ -247,12 +252,14 @@ public final class CSVReader {
             end = n
             return true
         }
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress, chunkSize) }
-            if n > 0 { end = n; return true }
-            if n == 0 { return false }
-            if errno != EINTR { throw ParseError(line: line, "read failed: errno \(errno)") }
+        let n: Int
+        do {
+            n = try buffer.withUnsafeMutableBytes { b in try Syscall.size("read") { Foundation.read(fd, b.baseAddress, chunkSize) } }
+        } catch {
+            throw ParseError(line: line, "\(error)")
         }
+        if n > 0 { end = n; return true }
+        return false
     }
 
     private func takeField() throws {

@@ -5,6 +5,7 @@ import Locking
 import Logging
 import Postgres
 import Store
+import SystemCalls
 
 /// Keeps the shared call slots (migration 0009) true to one switch: holds an event socket to it,
 /// subscribed to the hangups of inbound channels, and releases each hung-up call's slot. Each time
@@ -195,7 +196,7 @@ struct ESLStream {
         while true {
             let now = MonotonicClock.now()
             guard now < deadline else { return nil }
-            let result = Result { () throws(SocketError) -> [UInt8] in
+            let result = Result { () throws(SystemError) -> [UInt8] in
                 try socket.receive(max: 65_536, timeoutMilliseconds: Int((deadline - now) / 1_000_000) + 1)
             }
             let chunk: [UInt8]

@@ -7,6 +7,7 @@ import Logging
 import Postgres
 import Store
 import Synchronization
+import SystemCalls
 
 /// LISTENs on `switchauth_changes` with its own connection and, debounced, pushes to every
 /// configured FreeSWITCH: `reloadacl` when IP settings or accounts change, `xml_flush_cache id
@@ -256,7 +257,5 @@ final class SwitchPusher: Sendable {
 }
 
 func sleepMilliseconds(_ ms: Int) {
-    var request = timespec(tv_sec: ms / 1000, tv_nsec: (ms % 1000) * 1_000_000)
-    var remaining = timespec()
-    while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+    Syscall.sleep(nanoseconds: UInt64(max(0, ms)) * 1_000_000)
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Locking
 import Synchronization
+import SystemCalls
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -132,22 +133,9 @@ public final class LogSink: Sendable {
         Self.writeAll(descriptor, chunk)
     }
 
-    /// write(2) until done; EINTR and EAGAIN are retried (the latter after a short poll), any other
-    /// error drops the chunk: there is nowhere else to report it.
+    /// write(2) until done (EAGAIN waited out with a short poll); any other error drops the chunk:
+    /// there is nowhere else to report it.
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n > 0 { offset += n; continue }
-                if n < 0 && errno == EINTR { continue }
-                if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                    _ = poll(&p, 1, 100)
-                    continue
-                }
-                return
-            }
-        }
+        _ = try? Syscall.writeAll(fd, bytes)
     }
 }

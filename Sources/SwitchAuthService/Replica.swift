@@ -7,6 +7,7 @@ import Logging
 import Postgres
 import Store
 import Synchronization
+import SystemCalls
 
 /// The lookups' in-memory copy of the database (README, "Answering from memory"), and the proof of
 /// how current it is. The feed thread loads it in one snapshot, applies the `switchauth_rows`
@@ -151,7 +152,7 @@ public final class Replica: Sendable {
         let deadline = MonotonicClock.now() + UInt64(timeoutMilliseconds) * 1_000_000
         while MonotonicClock.now() < deadline {
             if currentAsOf.load(ordering: .acquiring) >= since && isCurrent() { return true }
-            usleep(1_000)
+            Syscall.sleep(nanoseconds: 1_000_000)
         }
         return false
     }
@@ -294,7 +295,7 @@ final class ReplicaFeed: Sendable {
         var pending: [ReplicaChange] = []
         while !t.isStopping {
             if replica.feedPausedForTests.load(ordering: .relaxed) {
-                usleep(1_000)
+                Syscall.sleep(nanoseconds: 1_000_000)
                 continue
             }
             let now = MonotonicClock.now()

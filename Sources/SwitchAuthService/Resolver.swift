@@ -6,6 +6,7 @@ import Postgres
 import Store
 import Locking
 import Synchronization
+import SystemCalls
 
 /// The last acl.conf answer built from a complete read of the database. Served when PostgreSQL is
 /// unavailable, because a failed acl.conf answer makes FreeSWITCH delete the list (freeswitch-conf/PROTOCOL.md §6).
@@ -37,7 +38,9 @@ public final class ACLCache: Sendable {
         }
         guard changed, let file else { return }
         do {
-            try Self.writeDurably(bytes, to: file)
+            // A crash or power loss at any moment leaves the old list or the new one, whole. The
+            // file keeps its mode; its owner is the service's.
+            try DurableFile.write(bytes, to: file, attributes: .init(mode: DurableFile.Attributes.of(file)?.mode ?? 0o644))
             if fileWriteFailed.exchange(false, ordering: .relaxed) {
                 logger?.notice("acl_cache_file written again", metadata: ["file": .string(file)])
             }
@@ -46,53 +49,8 @@ public final class ACLCache: Sendable {
             // file's older one.
             fileWriteFailed.store(true, ordering: .relaxed)
             logger?.error("acl_cache_file not written: a restart while PostgreSQL is down would serve an older list",
-                          metadata: ["file": .string(file), "error": .string(error.message)])
+                          metadata: ["file": .string(file), "error": .string(error.description)])
         }
-    }
-
-    struct WriteError: Error {
-        let message: String
-    }
-
-    /// A crash or power loss at any moment leaves the old list or the new one, whole: the bytes go
-    /// to a temporary file beside it, which is flushed to disk (fsync) before it is renamed over
-    /// the old one, and the directory is flushed after (only then is the rename itself durable).
-    static func writeDurably(_ bytes: [UInt8], to file: String) throws(WriteError) {
-        func failure(_ call: String, _ path: String) -> WriteError {
-            WriteError(message: "\(call)(\(path)): \(String(cString: strerror(errno))) (errno \(errno))")
-        }
-        func retrying(_ body: () -> Int32) -> Int32 {
-            var r: Int32
-            repeat { r = body() } while r < 0 && errno == EINTR
-            return r
-        }
-        let tmp = file + ".tmp"
-        var fd = retrying { open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
-        guard fd >= 0 else { throw failure("open", tmp) }
-        /// The error of `call` (errno read first), with the temporary file closed and removed.
-        func abandoned(_ call: String) -> WriteError {
-            let e = failure(call, tmp)
-            if fd >= 0 { close(fd) }
-            unlink(tmp)
-            return e
-        }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw abandoned("write") }
-            written += n
-        }
-        guard retrying({ fsync(fd) }) == 0 else { throw abandoned("fsync") }
-        let closed = close(fd)
-        fd = -1
-        guard closed == 0 else { throw abandoned("close") }
-        guard rename(tmp, file) == 0 else { throw abandoned("rename") }
-        let directory = (file as NSString).deletingLastPathComponent
-        let dirFD = retrying { open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        guard dirFD >= 0 else { throw failure("open", directory) }
-        defer { close(dirFD) }
-        guard retrying({ fsync(dirFD) }) == 0 else { throw failure("fsync", directory) }
     }
 }
 

@@ -3,6 +3,7 @@ import HTTPServer
 import Locking
 import Logging
 import Synchronization
+import SystemCalls
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -32,9 +33,10 @@ public struct SystemdNotifier: Sendable {
     @discardableResult
     public func send(_ message: String) -> Bool {
         guard let path else { return false }
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
+        guard let fd = try? Syscall.call("socket(AF_UNIX)", { socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }) else {
+            return false
+        }
+        defer { Syscall.close(fd) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         var bytes = Array(path.utf8)
@@ -48,7 +50,7 @@ public struct SystemdNotifier: Sendable {
         let payload = Array(message.utf8)
         let sent = withUnsafePointer(to: &address) { a in
             a.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                payload.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL), sa, length) }
+                payload.withUnsafeBytes { p in try? Syscall.size("sendto(NOTIFY_SOCKET)") { sendto(fd, p.baseAddress, p.count, Int32(MSG_NOSIGNAL), sa, length) } }
             }
         }
         return sent == payload.count

@@ -1,6 +1,7 @@
 #ifndef SWITCHAUTH_CSYSTEMSHIMS_H
 #define SWITCHAUTH_CSYSTEMSHIMS_H
 #include <stdint.h>
+#include <netinet/in.h>
 
 /* struct epoll_event is packed on x86_64, which Swift cannot import faithfully; these wrappers take
    and return plain integers instead. */
@@ -12,7 +13,9 @@ enum {
     SA_EPOLLEXCLUSIVE = 1u << 28,
     SA_EPOLL_CTL_ADD = 1,
     SA_EPOLL_CTL_DEL = 2,
-    SA_EPOLL_CTL_MOD = 3
+    SA_EPOLL_CTL_MOD = 3,
+    /* Linux's option name, which Glibc's Swift module does not export: bind now, choose the port at connect. */
+    SA_IP_BIND_ADDRESS_NO_PORT = IP_BIND_ADDRESS_NO_PORT
 };
 int sa_epoll_create(void);
 int sa_epoll_ctl(int epfd, int op, int fd, uint32_t events);
