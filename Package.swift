@@ -91,15 +91,27 @@ let package = Package(
         // The throwaway PostgreSQL of the test targets that need one: a cluster, a migrated
         // template, a fresh copy per test.
         .target(name: "DatabaseTestSupport", dependencies: ["Postgres", "Store", "Locking"], path: "Tests/DatabaseTestSupport", swiftSettings: strict),
-        // One test target per module; SwitchAuthTests holds what needs PostgreSQL (Postgres, Store,
-        // the service, the CLI) and the end-to-end replays over real sockets.
+        // One test target per module. Those that need PostgreSQL start the throwaway cluster of
+        // DatabaseTestSupport; SwitchAuthTests is the service's (the request path, the copy, pushes,
+        // faults) with the end-to-end replays of the captured requests (its Fixtures/).
         .testTarget(name: "SystemCallsTests", dependencies: ["SystemCalls"], swiftSettings: strict),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Locking", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "DecisionsTests", dependencies: ["Decisions", "HTTPServer", "Store"], swiftSettings: strict),
         .testTarget(name: "FreeSWITCHXMLTests", dependencies: ["FreeSWITCHXML", "Decisions", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "DatabaseTestSupport"], swiftSettings: strict),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Postgres", "Decisions", "TestSupport", "DatabaseTestSupport"], swiftSettings: strict),
+        // `cli(...)`: a switchauth command run in-process with its output captured.
+        .target(name: "CLITestSupport", dependencies: ["SwitchAuthCLI", "Postgres"], path: "Tests/CLITestSupport", swiftSettings: strict),
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["SwitchAuthCLI", "SwitchAuthService", "Store", "Postgres", "Decisions", "TestSupport", "DatabaseTestSupport", "CLITestSupport",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "SwitchAuthTests",
-            dependencies: ["SwitchAuthService", "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres", "SwitchAuthCLI", "Locking", "TestSupport", "DatabaseTestSupport"],
+            dependencies: ["SwitchAuthService", "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres", "Locking", "TestSupport",
+                           "DatabaseTestSupport", "CLITestSupport"],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),

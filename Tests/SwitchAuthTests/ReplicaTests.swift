@@ -1,4 +1,5 @@
 import Decisions
+import CLITestSupport
 import DatabaseTestSupport
 import Foundation
 import TestSupport

@@ -1,5 +1,6 @@
 import Decisions
 @testable import Store
+import TestSupport
 import Testing
 
 /// The copy finds an address's IP settings by masking it to each prefix length in use and hashing
