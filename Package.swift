@@ -95,6 +95,7 @@ let package = Package(
         // DatabaseTestSupport; SwitchAuthTests is the service's (the request path, the copy, pushes,
         // faults) with the end-to-end replays of the captured requests (its Fixtures/).
         .testTarget(name: "SystemCallsTests", dependencies: ["SystemCalls"], swiftSettings: strict),
+        .testTarget(name: "LockingTests", dependencies: ["Locking"], swiftSettings: strict),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Locking", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "DecisionsTests", dependencies: ["Decisions", "HTTPServer", "Store"], swiftSettings: strict),
         .testTarget(name: "FreeSWITCHXMLTests", dependencies: ["FreeSWITCHXML", "Decisions", "TestSupport"], swiftSettings: strict),

@@ -13,13 +13,12 @@ struct ConsoleJob: Sendable {
 }
 
 /// The console's listener: our HTTP server's event loops (socket I/O only) in front of a small
-/// pool of database threads, each owning one PostgreSQL connection. The loops answer `.later`;
+/// pool of database threads (a `WorkerPool`), each owning one PostgreSQL connection. The loops answer `.later`;
 /// a thread runs the application and answers through the responder. A full queue is a fast 503.
 public final class ConsoleServer: Sendable {
     public let app: ConsoleApp
     let http: HTTPServer
-    let queue: BoundedQueue<ConsoleJob>
-    let threads: [BackgroundThread]
+    let pool: WorkerPool<ConsoleJob>
     let logger: Logger
 
     public var port: UInt16 { http.port }
@@ -32,65 +31,63 @@ public final class ConsoleServer: Sendable {
                                                    limits: HTTPLimits(maxHeaderBytes: 16 * 1024, maxHeaderCount: 64, maxBodyBytes: 64 * 1024),
                                                    requestTimeoutMilliseconds: 10_000, idleTimeoutMilliseconds: 30_000,
                                                    maxConnections: 256))
-        let queue = BoundedQueue<ConsoleJob>(capacity: s.maxQueued)
-        self.queue = queue
         var db = s.database
         db.reconnectBackoffMilliseconds = 200
         let config = db
         let inForceAfter = s.changeInForceAfterMilliseconds
-        threads = (0..<max(1, s.databaseThreads)).map { i in
-            BackgroundThread(name: "console-db-\(i)") { _ in
-                let connection = Connection(lazy: config)
-                defer { connection.close() }
-                while let job = queue.take() {
-                    guard MonotonicClock.now() < job.deadline else { continue }
-                    // Around a request that may change something, the session listens on the feed's
-                    // channel to hear its own changes to the copies' data. Only then: an idle
-                    // session left listening would not read the services' heartbeats, and
-                    // PostgreSQL's notification queue could not be trimmed past it.
-                    let listening = inForceAfter != nil && job.request.method != "GET" && job.request.method != "HEAD"
-                        && (try? connection.listen(ReplicaChange.channel)) != nil
-                    // The actor is per request: reset it so a read never inherits a previous writer.
-                    _ = try? connection.execute("SELECT set_config('switchauth.actor', '', false)")
-                    let response = app.handle(job.request, db: connection)
-                    let changed = listening && ReplicaChange.committedBy(connection) == true
-                    if listening { try? connection.unlisten(ReplicaChange.channel) }
-                    if let ms = inForceAfter, changed {
-                        // Answered later from a timer: the thread takes the next request meanwhile.
-                        let responder = job.responder
-                        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(ms)) { responder.respond(response) }
-                    } else {
-                        job.responder.respond(response)
-                    }
-                }
-            }
+        pool = WorkerPool(name: "console-db", threads: s.databaseThreads, capacity: s.maxQueued,
+                          isStale: { MonotonicClock.now() >= $0.deadline },
+                          open: { Connection(lazy: config) }, close: { $0.close() },
+                          perform: { jobs, connection in
+                              for job in jobs { Self.run(job, app: app, connection: connection, inForceAfter: inForceAfter) }
+                          })
+    }
+
+    /// One request on a database thread's connection.
+    private static func run(_ job: ConsoleJob, app: ConsoleApp, connection: Connection, inForceAfter: Int?) {
+        // Around a request that may change something, the session listens on the feed's channel to
+        // hear its own changes to the copies' data. Only then: an idle session left listening would
+        // not read the services' heartbeats, and PostgreSQL's notification queue could not be
+        // trimmed past it.
+        let listening = inForceAfter != nil && job.request.method != "GET" && job.request.method != "HEAD"
+            && (try? connection.listen(ReplicaChange.channel)) != nil
+        // The actor is per request: reset it so a read never inherits a previous writer.
+        _ = try? connection.execute("SELECT set_config('switchauth.actor', '', false)")
+        let response = app.handle(job.request, db: connection)
+        let changed = listening && ReplicaChange.committedBy(connection) == true
+        if listening { try? connection.unlisten(ReplicaChange.channel) }
+        if let ms = inForceAfter, changed {
+            // Answered later from a timer: the thread takes the next request meanwhile.
+            let responder = job.responder
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(ms)) { responder.respond(response) }
+        } else {
+            job.responder.respond(response)
         }
     }
 
     public func start() throws {
-        for t in threads { t.start() }
-        let app = self.app, queue = self.queue
+        pool.start()
+        let app = self.app, pool = self.pool
         let timeout = UInt64(app.settings.answerTimeoutMilliseconds) * 1_000_000
-        try http.start { _ in ConsoleHandler(app: app, queue: queue, timeout: timeout) }
+        try http.start { _ in ConsoleHandler(app: app, pool: pool, timeout: timeout) }
         logger.notice("console listening", metadata: ["address": "\(app.settings.host):\(http.port)"])
     }
 
     /// Stops accepting, lets in-flight requests finish, then ends the database threads.
     public func stop() {
         http.stop()
-        queue.close()
-        for t in threads { t.stop() }
+        pool.stop()
     }
 }
 
 final class ConsoleHandler: RequestHandler {
     let app: ConsoleApp
-    let queue: BoundedQueue<ConsoleJob>
+    let pool: WorkerPool<ConsoleJob>
     let timeout: UInt64
 
-    init(app: ConsoleApp, queue: BoundedQueue<ConsoleJob>, timeout: UInt64) {
+    init(app: ConsoleApp, pool: WorkerPool<ConsoleJob>, timeout: UInt64) {
         self.app = app
-        self.queue = queue
+        self.pool = pool
         self.timeout = timeout
     }
 
@@ -99,7 +96,7 @@ final class ConsoleHandler: RequestHandler {
         if let s = app.staticResponse(r) { return .now(s) }
         let deadline = MonotonicClock.now() + timeout
         let busy = Problem(status: 503, title: "Service Unavailable", detail: "the console is busy; retry").response
-        guard queue.offer(ConsoleJob(deadline: deadline, request: r, responder: responder)) else { return .now(busy) }
+        guard pool.submit(ConsoleJob(deadline: deadline, request: r, responder: responder)) else { return .now(busy) }
         return .later(deadline: deadline, fallback: { Problem(status: 503, title: "Service Unavailable", detail: "the database did not answer in time").response })
     }
 

@@ -153,36 +153,26 @@ struct AdmissionWork: Sendable {
     let finish: @Sendable (Result<CallSlots.Admission, any Error>, DatabaseSession) -> Void
 }
 
-/// A bounded pool of database threads fed by a queue. Each thread owns one connection, created
+/// The service's database threads (a `WorkerPool`): each owns one session, its connections created
 /// lazily and reconnected with back-off by `Connection`. The event loops only `submit`; a full queue
 /// refuses at once, which the handler turns into a deliberate, counted shed.
 final class DatabasePool: Sendable {
-    let queue: BoundedQueue<DatabaseJob>
-    private let threads: [BackgroundThread]
+    private let pool: WorkerPool<DatabaseJob>
     let metrics: Metrics
 
     init(config: ServiceConfig, metrics: Metrics) {
         self.metrics = metrics
-        let queue = BoundedQueue<DatabaseJob>(capacity: config.maxQueuedLookups)
-        self.queue = queue
-        threads = (0..<max(1, config.databaseConnections)).map { i in
-            BackgroundThread(name: "db-\(i)") { _ in
-                let session = DatabaseSession(config: config)
-                defer { session.close() }
-                while let jobs = queue.take(upTo: Self.admissionBatch, joining: { $0.admission != nil }) {
-                    let now = MonotonicClock.now()
-                    var live: [DatabaseJob] = []
-                    for job in jobs {
-                        if now >= job.deadline { metrics.lookupExpiredInQueue() } else { live.append(job) }
-                    }
-                    if live.count > 1 {
-                        Self.admitTogether(live, session, metrics)
-                    } else {
-                        for job in live { job.run(session) }
-                    }
-                }
-            }
-        }
+        pool = WorkerPool(name: "db", threads: config.databaseConnections, capacity: config.maxQueuedLookups,
+                          batch: Self.admissionBatch, joins: { $0.admission != nil },
+                          isStale: { MonotonicClock.now() >= $0.deadline }, skipped: { _ in metrics.lookupExpiredInQueue() },
+                          open: { DatabaseSession(config: config) }, close: { $0.close() },
+                          perform: { jobs, session in
+                              if jobs.count > 1 {
+                                  Self.admitTogether(jobs, session, metrics)
+                              } else {
+                                  for job in jobs { job.run(session) }
+                              }
+                          })
     }
 
     /// Admissions admitted in one statement at most.
@@ -202,16 +192,13 @@ final class DatabasePool: Sendable {
         for (work, answer) in zip(works, answers) { work.finish(.success(answer), session) }
     }
 
-    func start() { for t in threads { t.start() } }
+    func start() { pool.start() }
 
     /// Offers a job; false when the queue is full (or the pool stopped).
-    func submit(_ job: DatabaseJob) -> Bool { queue.offer(job) }
+    func submit(_ job: DatabaseJob) -> Bool { pool.submit(job) }
 
-    var queued: Int { queue.count }
+    var queued: Int { pool.queued }
 
     /// Lets the queued jobs finish (or expire), then ends the threads and closes their connections.
-    func stop() {
-        queue.close()
-        for t in threads { t.stop() }
-    }
+    func stop() { pool.stop() }
 }
