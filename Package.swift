@@ -136,7 +136,7 @@ package.targets += [
     ),
     .testTarget(
         name: "AdminConsoleTests",
-        dependencies: ["AdminConsole", "HTTPServer", "Store", "Postgres", "SwitchAuthCLI", "Locking", "DatabaseTestSupport"],
+        dependencies: ["AdminConsole", "HTTPServer", "Store", "Postgres", "SwitchAuthCLI", "Locking", "DatabaseTestSupport", "CLITestSupport"],
         swiftSettings: strict
     ),
 ]

@@ -25,14 +25,7 @@ public enum Syscall {
     /// A call that returns an `Int32`, negative with errno on failure.
     @discardableResult @inline(__always)
     public static func call(_ name: @autoclosure () -> String, _ body: () -> Int32) throws(SystemError) -> Int32 {
-        while true {
-            let r = body()
-            if r >= 0 { return r }
-            let e = errno
-            if e == EINTR { continue }
-            unacceptable(e, name())
-            throw SystemError(call: name(), errno: e)
-        }
+        Int32(truncatingIfNeeded: try size(name(), { Int(body()) }))
     }
 
     /// A call that returns a size (`ssize_t`), negative with errno on failure.

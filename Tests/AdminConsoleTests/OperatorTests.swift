@@ -1,5 +1,5 @@
 @testable import AdminConsole
-import ArgumentParser
+import CLITestSupport
 import DatabaseTestSupport
 import Foundation
 import Postgres
@@ -11,22 +11,8 @@ import Testing
 let testCost = Secrets.ScryptCost(logN: 10, r: 8, p: 1)
 
 func consoleCLI(_ args: [String], db: ConnectionConfig, input: [String] = []) -> (code: Int32, out: String, err: String) {
-    let url = db.parameters.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-    let buffer = OutputBuffer()
-    var code: Int32 = 0
-    var err = ""
-    Console.$capture.withValue(buffer) {
-        Console.$input.withValue(InputLines(input)) {
-            do {
-                var command = try SwitchAuthCommand.parseAsRoot(args + ["--database-url", url])
-                try command.run()
-            } catch {
-                code = SwitchAuthCommand.exitCode(for: error).rawValue
-                err = SwitchAuthCommand.message(for: error)
-            }
-        }
-    }
-    return (code, buffer.value, err)
+    let r = cli(args, db: db, input: input, wait: true)
+    return (r.code, r.out, r.err)
 }
 
 @Suite("console operators, passwords, tokens, sessions")
