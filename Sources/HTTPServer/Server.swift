@@ -287,9 +287,11 @@ public final class HTTPServer: Sendable {
 
     /// Loops started; `stop()` before any started returns at once.
     private let loopsStarted = Atomic<Int>(0)
-    /// Loops that have taken their last connections from the backlog and left the listener.
-    let loopsDrained = Atomic<Int>(0)
-    private let running = DispatchGroup()
+    /// Loops that have taken their last connections from the backlog and left the listener
+    /// (`stop` waits on it rather than polling).
+    let loopsDrained = Monitor<Int>(0)
+    /// The loops' threads: `stop` returns once each has ended.
+    private let loopThreads = Locked<[BackgroundThread]>([])
     private let startErrors = Locked<[String]>([])
 
 
@@ -336,19 +338,19 @@ public final class HTTPServer: Sendable {
     /// before it is read from or takes one of the `maxConnections` slots.
     public func start(admit: (@Sendable (String) -> Bool)? = nil,
                       makeHandler: @escaping @Sendable (Int) throws -> any RequestHandler) throws {
-        let ready = DispatchGroup()
+        // Loops that have their handler and their epoll set (or failed to get them).
+        let ready = Monitor<Int>(0)
         for i in 0..<wakeFDs.count {
             loopsStarted.wrappingAdd(1, ordering: .releasing)
-            running.enter()
-            ready.enter()
-            let thread = Thread { [self] in
-                defer { running.leave() }
+            // The loop's own stop is `stopping` and its mailbox's wake; the thread's stop only waits
+            // for the loop to end.
+            let thread = BackgroundThread(name: "http-\(i)") { [self] _ in
                 let handler: any RequestHandler
                 do {
                     handler = try makeHandler(i)
                 } catch {
                     startErrors.withLock { $0.append("\(error)") }
-                    ready.leave()
+                    ready.withLock { $0 += 1 }
                     return
                 }
                 let loop = EventLoop(server: self, index: i, listener: listener, mailbox: mailboxes[i], handler: handler, admit: admit)
@@ -356,17 +358,18 @@ public final class HTTPServer: Sendable {
                     try loop.register()
                 } catch {
                     startErrors.withLock { $0.append("\(error)") }
-                    ready.leave()
+                    ready.withLock { $0 += 1 }
                     loop.abandon()
                     return
                 }
-                ready.leave()
+                ready.withLock { $0 += 1 }
                 loop.run()
             }
-            thread.name = "http-\(i)"
+            loopThreads.withLock { $0.append(thread) }
             thread.start()
         }
-        ready.wait()
+        let count = wakeFDs.count
+        _ = ready.wait(until: { $0 >= count }) { _ in () }
         let errors = startErrors.withLock { $0 }
         if !errors.isEmpty {
             stop()
@@ -394,12 +397,9 @@ public final class HTTPServer: Sendable {
         // Each loop accepts what is already in the backlog (those clients are in flight), then
         // leaves the listener; then it is shut, so later connections are refused at once instead
         // of waiting in a backlog nobody reads.
-        let deadline = Clock.now() + 2_000_000_000
-        while loopsDrained.load(ordering: .acquiring) < started && Clock.now() < deadline {
-            Syscall.sleep(nanoseconds: 1_000_000)
-        }
+        _ = loopsDrained.wait(until: { $0 >= started }, timeoutNanoseconds: 2_000_000_000) { _ in () }
         if !handingOverListener { listener.shutdownBoth() }
-        running.wait()
+        for t in loopThreads.withLock({ $0 }) { t.stop() }
     }
 }
 
@@ -579,7 +579,7 @@ final class EventLoop {
     func abandon() {
         if epfd >= 0 { Syscall.close(epfd) }
         handler.shutdown()
-        server.loopsDrained.wrappingAdd(1, ordering: .releasing)
+        server.loopsDrained.withLock { $0 += 1 }
     }
 
     func run() {
@@ -632,7 +632,7 @@ final class EventLoop {
                         // Best effort: the listener is shut next anyway.
                         Syscall.bestEffort("epoll_ctl(DEL listener)") { sa_epoll_ctl(epfd, CTL_DEL, listenFD, 0) }
                         listening = false
-                        server.loopsDrained.wrappingAdd(1, ordering: .releasing)
+                        server.loopsDrained.withLock { $0 += 1 }
                     }
                 }
                 // Idle between requests: closed. A connection that has not sent its first request

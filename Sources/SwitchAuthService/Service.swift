@@ -1,6 +1,7 @@
 import Foundation
 import Decisions
 import HTTPServer
+import Locking
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -8,8 +9,8 @@ import Glibc
 
 /// A running SwitchAuth: the HTTP server (event loops doing socket I/O only), the database threads
 /// its lookups are handed to, the prober that keeps the database's health, the failure recorder and
-/// the change watcher. `stop()` drains in-flight requests, then closes everything in reverse order
-/// of start.
+/// the change watcher, all parts of one `ServiceGroup`: started in order, stopped in reverse (the
+/// server first drains its in-flight requests).
 public final class Service: Sendable {
     public let config: ServiceConfig
     public let metrics = Metrics()
@@ -30,6 +31,10 @@ public final class Service: Sendable {
     public let replica: Replica?
     let feed: ReplicaFeed?
     let trust: TrustRecorder?
+    /// Every part with a lifecycle, in the order they start.
+    private let group = ServiceGroup()
+    /// Whether the running stop hands the listener to a new generation (a reload).
+    private let handingOver = Locked(false)
 
     public var port: UInt16 { server.port }
 
@@ -62,68 +67,68 @@ public final class Service: Sendable {
             trust = nil
         }
         watcher = ChangeWatcher(config: config, acl: acl, metrics: metrics, logger: logger, replica: replica)
+        group.set(Self.parts(self))
     }
 
+    /// Starts the parts in order (`group`): the fraud webhook, the prober (after one probe, so that
+    /// the first lookups know the database's state), the database threads, the lockout statistics,
+    /// the memory copy's feed and trust writer, the change watcher, the hangup listeners (before any
+    /// call is admitted), and last the HTTP server. A part that fails stops those before it.
     public func start() throws {
-        let resolver = Resolver(config: config, metrics: metrics, acl: acl, logger: logger, statistics: statistics, fraudAlerts: fraudAlerts)
-        fraudAlerts?.start()
-        let counters = server.counters
-        let (pool, health) = (self.pool, self.health)
-        prober.probeOnce(config: config)
-        if !health.isUp {
-            logger.warning("database unavailable at start; answering fail-closed until it is back")
-        }
-        prober.start()
-        pool.start()
-        statistics.start()
-        // Loads in the background: until it is current, lookups read PostgreSQL.
-        feed?.start()
-        trust?.start()
-        let (replica, trust) = (self.replica, self.trust)
-        do {
-            // allow_clients is enforced at accept: a peer outside it never holds a connection slot.
-            let allow = config.allowClients
-            var admit: (@Sendable (String) -> Bool)?
-            if !allow.isEmpty {
-                admit = { (host: String) -> Bool in Service.admits(allow, host) }
-            }
-            let throttle = basicAuthThrottle
-            let listeners = callListeners
-            let makeHandler: @Sendable (Int) throws -> any RequestHandler = { _ in
-                LookupHandler(resolver: resolver, counters: counters, pool: pool, health: health, replica: replica, trust: trust, throttle: throttle,
-                              callListeners: listeners)
-            }
-            try server.start(admit: admit, makeHandler: makeHandler)
-        } catch {
-            feed?.stop()
-            trust?.stop()
-            statistics.stop()
-            pool.stop()
-            prober.stop()
-            throw error
-        }
-        watcher.start()
-        for l in callListeners { l.start() }
+        try group.start()
         logger.notice("serving", metadata: [
             "listen": .string("\(config.server.host):\(server.port)"), "path": .string(config.path),
             "workers": .stringConvertible(config.server.loopCount),
             "database_connections": .stringConvertible(config.databaseConnections)])
     }
 
+    /// Stops the parts in the reverse order of their start: first the server, which stops taking
+    /// connections and drains its in-flight requests while the database threads and the copy they
+    /// wait on still run.
     /// `handingOverListener`: a new generation has taken the listener (a reload); this one only
     /// drains its own connections.
     public func stop(handingOverListener: Bool = false) {
         logger.notice(handingOverListener ? "previous generation draining its connections" : "stopping: draining in-flight requests")
-        server.stop(handingOverListener: handingOverListener)
-        feed?.stop()
-        trust?.stop()
-        pool.stop()
-        prober.stop()
-        statistics.stop()
-        watcher.stop()
-        for l in callListeners { l.stop() }
-        fraudAlerts?.stop()
+        handingOver.withLock { $0 = handingOverListener }
+        group.stop()
         logger.notice("stopped", metadata: ["aborted_in_flight": .stringConvertible(server.counters.abortedOnStop.load(ordering: .relaxed))])
+    }
+
+    /// The parts, in the order they start (they stop in reverse).
+    private static func parts(_ s: Service) -> [(name: String, part: any Lifecycle)] {
+        let (config, logger, server, pool, prober, health, replica, trust) = (s.config, s.logger, s.server, s.pool, s.prober, s.health, s.replica, s.trust)
+        let resolver = Resolver(config: config, metrics: s.metrics, acl: s.acl, logger: logger, statistics: s.statistics, fraudAlerts: s.fraudAlerts)
+        let (counters, throttle, listeners, handingOver) = (server.counters, s.basicAuthThrottle, s.callListeners, s.handingOver)
+        var parts: [(name: String, part: any Lifecycle)] = []
+        if let alerts = s.fraudAlerts { parts.append(("fraud webhook", LifecyclePart(start: { alerts.start() }, stop: { alerts.stop() }))) }
+        parts.append(("database prober", LifecyclePart(start: {
+            prober.probeOnce(config: config)
+            if !health.isUp { logger.warning("database unavailable at start; answering fail-closed until it is back") }
+            prober.start()
+        }, stop: { prober.stop() })))
+        parts.append(("database threads", LifecyclePart(start: { pool.start() }, stop: { pool.stop() })))
+        let statistics = s.statistics
+        parts.append(("lockout statistics", LifecyclePart(start: { statistics.start() }, stop: { statistics.stop() })))
+        // Loads in the background: until it is current, lookups read PostgreSQL.
+        if let feed = s.feed { parts.append(("memory copy feed", LifecyclePart(start: { feed.start() }, stop: { feed.stop() }))) }
+        if let trust { parts.append(("trust records", LifecyclePart(start: { trust.start() }, stop: { trust.stop() }))) }
+        let watcher = s.watcher
+        parts.append(("change watcher", LifecyclePart(start: { watcher.start() }, stop: { watcher.stop() })))
+        for l in listeners {
+            parts.append(("hangup listener \(l.endpoint)", LifecyclePart(start: { l.start() }, stop: { l.stop() })))
+        }
+        // Last: the front door opens once everything behind it runs, and is the first to close
+        // (a stop drains its in-flight requests while the rest still serves them). allow_clients is
+        // enforced at accept: a peer outside it never holds a connection slot.
+        let allow = config.allowClients
+        let admit: (@Sendable (String) -> Bool)? = allow.isEmpty ? nil : { @Sendable (host: String) -> Bool in Service.admits(allow, host) }
+        parts.append(("http server", LifecyclePart(start: {
+            try server.start(admit: admit) { _ in
+                LookupHandler(resolver: resolver, counters: counters, pool: pool, health: health, replica: replica, trust: trust,
+                              throttle: throttle, callListeners: listeners)
+            }
+        }, stop: { server.stop(handingOverListener: handingOver.withLock { $0 }) })))
+        return parts
     }
 
     /// Whether a peer address is inside one of the allowed networks (an unparsable address is not).

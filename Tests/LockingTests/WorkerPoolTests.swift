@@ -82,3 +82,4 @@ import Testing
         #expect(log.all.filter { !$0.hasPrefix("open") && !$0.hasPrefix("close") } == ["run 0", "run 1,2,3", "run 4", "skipped 5", "run 6"])
     }
 }
+
