@@ -51,7 +51,7 @@ extension Resolver {
             ("hostname", "explain"), ("section", "dialplan"), ("tag_name", ""), ("key_name", ""), ("key_value", ""),
             ("Hunt-Context", context), ("Hunt-Destination-Number", destination), ("Caller-Network-Addr", ip),
             ("variable_sip_network_ip", ip), ("variable_sip_acl_authed_by", config.aclListName)]))
-        let facts = try self.facts(lookup, db: db)
+        let facts = try DatabaseFacts(db).facts(for: lookup) ?? LookupFacts.none
         if case .ipCandidates(let candidates) = facts, let address = IPAddress(ip) {
             e.steps.append("IP settings whose network contains \(address): \(candidates.count)")
             for c in candidates.sorted(by: { $0.id < $1.id }) {
@@ -76,7 +76,7 @@ extension Resolver {
         let lookup = classify(FormFields([
             ("hostname", "explain"), ("section", "directory"), ("tag_name", "domain"), ("key_name", "name"), ("key_value", domain),
             ("user", user), ("domain", domain)]))
-        let facts = try self.facts(lookup, db: db)
+        let facts = try DatabaseFacts(db).facts(for: lookup) ?? LookupFacts.none
         guard case .directory(_, let query) = lookup, case .directory(let f) = facts else {
             e.steps.append("\(user)@\(domain): not a directory lookup")
             return e
@@ -100,7 +100,7 @@ extension Resolver {
                 ("hostname", "explain"), ("section", "dialplan"), ("tag_name", ""), ("key_name", ""), ("key_value", ""),
                 ("Hunt-Context", explainContext), ("Hunt-Destination-Number", destination), ("variable_sip_authorized", "true"),
                 ("variable_user_name", user), ("variable_domain_name", domain)]))
-            finishCall(&e, call, try self.facts(call, db: db), db: db)
+            finishCall(&e, call, try DatabaseFacts(db).facts(for: call) ?? LookupFacts.none, db: db)
         }
         return e
     }

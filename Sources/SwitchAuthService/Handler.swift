@@ -125,7 +125,7 @@ public final class LookupHandler: RequestHandler, Sendable {
         // From the memory copy while it is provably current: decided here, no thread hop. A failure
         // to count goes to the database path below (counted before the answer leaves); a success's
         // trust record is written in the background.
-        if let replica, let facts = replica.facts(lookup) {
+        if let replica, let facts = replica.facts(for: lookup) {
             let (outcome, effect) = resolver.decide(lookup, facts)
             switch effect {
             case .none:

@@ -17,7 +17,7 @@ import SystemCalls
 /// ReadyForQuery). The copy answers only while its last returned heartbeat was sent at most
 /// `replica_staleness_ms` ago; otherwise (loading, feed lost, database hung or gone) `facts` returns
 /// nil and the lookup goes to the database threads exactly as without a copy, failing closed there.
-public final class Replica: Sendable {
+public final class Replica: FactsSource, Sendable {
     let stalenessNanoseconds: UInt64
     /// Read by both event loops at once on every lookup; written by the feed (and a success's trust).
     private let tables = ReadWriteLocked(ReplicaTables())
@@ -210,7 +210,7 @@ public final class Replica: Sendable {
 
     /// The facts the lookup needs, from the copy; nil when the copy is not provably current or cannot
     /// give them (acl.conf is always read from the database: it is fetched only on `reloadacl`).
-    public func facts(_ lookup: Lookup) -> LookupFacts? {
+    public func facts(for lookup: Lookup) -> LookupFacts? {
         guard isCurrent() else { return nil }
         let now = Self.wallMilliseconds()
         let facts: LookupFacts?

@@ -83,6 +83,42 @@ public enum Lookup: Sendable {
     case dialplan(XMLCurlRequest, DialplanQuery)
 }
 
+/// Where a lookup's facts come from. Two sources: PostgreSQL (`DatabaseFacts`: one statement, on a
+/// database thread) and the memory copy (`Replica`: no statement, only while provably current).
+/// nil: this source cannot give them now (the copy is not current, or never holds them: acl.conf);
+/// the service then asks the database.
+public protocol FactsSource {
+    func facts(for lookup: Lookup) throws -> LookupFacts?
+}
+
+/// PostgreSQL as a facts source: what the lookup needs, in one statement over the caller's
+/// connection (it never answers nil: a failure throws).
+public struct DatabaseFacts: FactsSource {
+    public let db: Connection
+    public init(_ db: Connection) { self.db = db }
+
+    public func facts(for lookup: Lookup) throws -> LookupFacts? {
+        switch lookup {
+        case .answered:
+            return LookupFacts.none
+        case .directory(_, let query):
+            return .directory(try DirectoryLookup.run(db, domain: query.domain, user: query.user, source: LockoutKeys.countedSource(query.sourceIP)))
+        case .acl:
+            return .acl(try ACLNetworksLookup.run(db))
+        case .dialplan(_, let query):
+            switch query {
+            case .ip(_, let source, _):
+                guard let address = IPAddress(source) else { return .ipCandidates([]) }
+                return .ipCandidates(try IPCandidatesLookup.run(db, source: address))
+            case let .digest(_, user, domain, _):
+                return .device(try DirectoryLookup.run(db, domain: domain, user: user, source: nil).device)
+            case .notOwned, .unauthenticated:
+                return LookupFacts.none
+            }
+        }
+    }
+}
+
 /// The request path after HTTP, in one place for the service, `switchauth explain` and the fuzz
 /// target: form -> request -> `classify` -> facts from the store -> decision -> XML (`resolve`), and
 /// the answer when the facts cannot be had (`fallback`). Owns no connection: the caller's is passed in.
@@ -188,7 +224,7 @@ public struct Resolver: Sendable {
         let facts: LookupFacts
         do {
             guard let db else { throw PostgresError(kind: .connection, operation: "connect", message: "no connection") }
-            facts = try self.facts(lookup, db: db)
+            facts = try DatabaseFacts(db).facts(for: lookup) ?? LookupFacts.none
         } catch {
             metrics.databaseError()
             var outcome = fallback(lookup)
@@ -206,28 +242,6 @@ public struct Resolver: Sendable {
             apply(effect, db: target, meta: &outcome.metadata)
         }
         return outcome
-    }
-
-    /// What the lookup needs from the database, in one statement.
-    public func facts(_ lookup: Lookup, db: Connection) throws -> LookupFacts {
-        switch lookup {
-        case .answered:
-            return .none
-        case .directory(_, let query):
-            return .directory(try DirectoryLookup.run(db, domain: query.domain, user: query.user, source: LockoutKeys.countedSource(query.sourceIP)))
-        case .acl:
-            return .acl(try ACLNetworksLookup.run(db))
-        case .dialplan(_, let query):
-            switch query {
-            case .ip(_, let source, _):
-                guard let address = IPAddress(source) else { return .ipCandidates([]) }
-                return .ipCandidates(try IPCandidatesLookup.run(db, source: address))
-            case let .digest(_, user, domain, _):
-                return .device(try DirectoryLookup.run(db, domain: domain, user: user, source: nil).device)
-            case .notOwned, .unauthenticated:
-                return .none
-            }
-        }
     }
 
     /// The decision over the facts and its XML, and what it asks to be recorded. Pure: the fuzz

@@ -217,7 +217,7 @@ struct ReplicaTests {
         try db.execute("DELETE FROM auth_trusted_sources WHERE subject = 'alice@example.org'"); try settle("trust removed")
         try db.execute("DELETE FROM accounts WHERE number = '3002'"); try settle("account deleted (cascade)")
         try db.execute("TRUNCATE auth_failures"); try settle("truncate")
-        #expect(replica.isCurrent() && replica.facts(.acl) == nil, "acl.conf is always read from PostgreSQL")
+        #expect(replica.isCurrent() && replica.facts(for: .acl) == nil, "acl.conf is always read from PostgreSQL")
 
         // Lookups are answered from the copy, with the same XML the database path gives.
         let register = try Fixtures.bytes("directory-sip_auth-register-udp-ok.http")
