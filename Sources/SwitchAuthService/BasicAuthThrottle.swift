@@ -4,7 +4,8 @@ import Locking
 /// Throttling of HTTP basic auth per source (README, "Basic auth"): after `maxFailures` wrong or
 /// missing credentials within `windowSeconds`, a source gets 429 without its credentials being
 /// checked (the right password included, or guessing would not be bounded) until the window ends.
-/// A source is an IPv4 address or an IPv6 /64. Pure: the state is a value, time is passed in.
+/// A source is an IPv4 address or an IPv6 /64. Pure: the state is a value (a `FailureThrottle`),
+/// time is passed in.
 public struct BasicAuthThrottle: Sendable, Equatable {
     public struct Policy: Sendable, Equatable {
         public var maxFailures: Int
@@ -25,41 +26,23 @@ public struct BasicAuthThrottle: Sendable, Equatable {
         case throttled(retryAfterSeconds: Int)
     }
 
-    struct Entry: Sendable, Equatable {
-        var windowStart: UInt64
-        var failures: Int
+    public let policy: Policy
+    private var failures: FailureThrottle
+
+    public init(policy: Policy = Policy()) {
+        self.policy = policy
+        failures = FailureThrottle(limit: policy.maxFailures, windowSeconds: policy.windowSeconds, maxKeys: policy.maxSources)
     }
 
-    public let policy: Policy
-    private(set) var entries: [String: Entry] = [:]
-
-    public init(policy: Policy = Policy()) { self.policy = policy }
-
-    public var sourceCount: Int { entries.count }
-
-    private var window: UInt64 { UInt64(policy.windowSeconds) * 1_000_000_000 }
+    public var sourceCount: Int { failures.keyCount }
 
     /// `now` in monotonic nanoseconds.
     public func verdict(source: String, now: UInt64) -> Verdict {
-        guard let e = entries[source], now - e.windowStart < window, e.failures >= policy.maxFailures else { return .check }
-        let left = (e.windowStart + window - now + 999_999_999) / 1_000_000_000
-        return .throttled(retryAfterSeconds: Int(left))
+        failures.retryAfter(source, now: now).map { .throttled(retryAfterSeconds: $0) } ?? .check
     }
 
     public mutating func recordFailure(source: String, now: UInt64) {
-        if var e = entries[source] {
-            if now - e.windowStart >= window { e = Entry(windowStart: now, failures: 0) }
-            e.failures += 1
-            entries[source] = e
-            return
-        }
-        if entries.count >= policy.maxSources {
-            entries = entries.filter { now - $0.value.windowStart < window }
-            if entries.count >= policy.maxSources, let oldest = entries.min(by: { $0.value.windowStart < $1.value.windowStart }) {
-                entries.removeValue(forKey: oldest.key)
-            }
-        }
-        entries[source] = Entry(windowStart: now, failures: 1)
+        failures.recordFailure(source, now: now)
     }
 
     /// The source key of a peer address (the address itself if it does not parse).
