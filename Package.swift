@@ -31,7 +31,7 @@ let package = Package(
         // Sockets, pure HTTP/1.1 parser with limits, form decoding, event loops. Knows nothing of FreeSWITCH.
         .target(name: "CSystemShims"),
         // A pthread-mutex-guarded value (ThreadSanitizer sees pthread mutexes).
-        .target(name: "Locking", swiftSettings: strict),
+        .target(name: "Locking", dependencies: ["SystemCalls"], swiftSettings: strict),
         // application/x-www-form-urlencoded: eager decoding and the lazy form mod_xml_curl lookups read. Pure (no I/O).
         .target(name: "FormEncoding", dependencies: ["CByteScan"], swiftSettings: strict),
         // Where two bytes occur in a buffer, as bitmaps (SSE2): the form index's one pass over a body.
@@ -96,7 +96,7 @@ let package = Package(
         // faults) with the end-to-end replays of the captured requests (its Fixtures/).
         .testTarget(name: "SystemCallsTests", dependencies: ["SystemCalls"], swiftSettings: strict),
         .testTarget(name: "LockingTests", dependencies: ["Locking"], swiftSettings: strict),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Locking", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Locking", "SystemCalls", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "DecisionsTests", dependencies: ["Decisions", "HTTPServer", "Store"], swiftSettings: strict),
         .testTarget(name: "FreeSWITCHXMLTests", dependencies: ["FreeSWITCHXML", "Decisions", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "DatabaseTestSupport"], swiftSettings: strict),
@@ -111,8 +111,8 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchAuthTests",
-            dependencies: ["SwitchAuthService", "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres", "Locking", "TestSupport",
-                           "DatabaseTestSupport", "CLITestSupport"],
+            dependencies: ["SwitchAuthService", "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres", "Locking", "SystemCalls",
+                           "TestSupport", "DatabaseTestSupport", "CLITestSupport"],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),
@@ -127,7 +127,7 @@ package.targets += [
     .target(
         name: "AdminConsole",
         dependencies: [
-            "HTTPServer", "Store", "Postgres", "Decisions", "FreeSWITCHXML", "Locking", "SwitchAuthService",
+            "HTTPServer", "Store", "Postgres", "Decisions", "FreeSWITCHXML", "Locking", "SwitchAuthService", "SystemCalls",
             .product(name: "_CryptoExtras", package: "swift-crypto"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
@@ -136,7 +136,7 @@ package.targets += [
     ),
     .testTarget(
         name: "AdminConsoleTests",
-        dependencies: ["AdminConsole", "HTTPServer", "Store", "Postgres", "SwitchAuthCLI", "Locking", "DatabaseTestSupport", "CLITestSupport"],
+        dependencies: ["AdminConsole", "HTTPServer", "Store", "Postgres", "SwitchAuthCLI", "Locking", "SystemCalls", "DatabaseTestSupport", "CLITestSupport"],
         swiftSettings: strict
     ),
 ]

@@ -6,6 +6,7 @@ import Logging
 import Postgres
 import Store
 import SwitchAuthService
+import SystemCalls
 
 /// What the console is told: its listener, its database threads, and the decision policies that
 /// "explain" must share with `serve` (read from the same configuration file).
@@ -62,7 +63,7 @@ public final class ConsoleApp: Sendable {
 
     /// The dashboard's counts and their age in seconds.
     func dashboard(_ db: Connection, fresh: Bool = false) throws -> (ConsoleStore.Dashboard, age: Int) {
-        let now = Date().timeIntervalSince1970
+        let now = WallClock.seconds()
         if !fresh, let c = dashboardCache.withLock({ $0 }), now - c.at < Self.dashboardSeconds { return (c.value, Int(now - c.at)) }
         let d = try ConsoleStore(db: db).dashboard()
         dashboardCache.withLock { $0 = (now, d) }
@@ -83,7 +84,7 @@ public final class ConsoleApp: Sendable {
     }
 
     func setFlash(_ session: String, notice: String, secret: String? = nil, secretOf: String? = nil) {
-        let now = Date().timeIntervalSince1970
+        let now = WallClock.seconds()
         flashes.withLock { f in
             f = f.filter { $0.value.expires > now }
             f[session] = Flash(notice: notice, secret: secret, secretOf: secretOf, expires: now + 300)
@@ -91,7 +92,7 @@ public final class ConsoleApp: Sendable {
     }
 
     func takeFlash(_ session: String) -> Flash? {
-        let now = Date().timeIntervalSince1970
+        let now = WallClock.seconds()
         return flashes.withLock { f in
             guard let v = f.removeValue(forKey: session), v.expires > now else { return nil }
             return v

@@ -4,6 +4,7 @@ import Locking
 import Logging
 import Postgres
 import Store
+import SystemCalls
 
 /// A console request handed to the database threads.
 struct ConsoleJob: Sendable {

@@ -1,6 +1,7 @@
 import Decisions
 import HTTPServer
 import Locking
+import SystemCalls
 
 /// Login throttling, in memory, per (operator name, source address): after `limit` failed logins
 /// for one name from one address within `windowSeconds`, further attempts for that name from that

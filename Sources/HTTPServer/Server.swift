@@ -175,11 +175,6 @@ public protocol RequestHandler: AnyObject {
     func shutdown()
 }
 
-/// The monotonic clock deadlines are expressed in.
-public enum MonotonicClock {
-    public static func now() -> UInt64 { Clock.now() }
-}
-
 /// Counters the server keeps for /metrics.
 public final class ServerCounters: Sendable {
     public let open = Atomic<Int>(0)
@@ -268,7 +263,7 @@ public final class HTTPServer: Sendable {
     public var listeningSocket: TCPSocket { listener }
     /// When each loop last went round (MonotonicClock ns): the watchdog's evidence that no loop is stuck.
     final class Heartbeat: Sendable {
-        let at = Atomic<UInt64>(Clock.now())
+        let at = Atomic<UInt64>(MonotonicClock.now())
     }
     let heartbeats: [Heartbeat]
     /// Each loop's idle connections (its eviction candidates), for handing a newcomer over.
@@ -279,7 +274,7 @@ public final class HTTPServer: Sendable {
 
     /// Whether every loop went round within `nanoseconds` (a loop goes round at least every 50 ms).
     public func loopsAlive(within nanoseconds: UInt64) -> Bool {
-        let now = Clock.now()
+        let now = MonotonicClock.now()
         let started = loopsStarted.load(ordering: .acquiring)
         guard started > 0 else { return false }
         return heartbeats.prefix(started).allSatisfy { now &- $0.at.load(ordering: .relaxed) <= nanoseconds }
@@ -406,14 +401,6 @@ public final class HTTPServer: Sendable {
 public struct ServerStartError: Error, CustomStringConvertible {
     public var messages: [String]
     public var description: String { "server start failed: " + messages.joined(separator: "; ") }
-}
-
-enum Clock {
-    static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
 }
 
 private let EV_IN = UInt32(SA_EPOLLIN)
@@ -615,7 +602,7 @@ final class EventLoop {
                     }
                 }
             }
-            let now = Clock.now()
+            let now = MonotonicClock.now()
             server.heartbeats[index].at.store(now, ordering: .relaxed)
             if !awaiting.isEmpty { expireAnswers(now) }
             if now - lastSweep > 20_000_000 {
@@ -659,7 +646,7 @@ final class EventLoop {
     /// epoll_wait's timeout: the nearest answer deadline, at most 50 ms.
     private func waitMilliseconds() -> Int32 {
         guard !awaiting.isEmpty else { return 50 }
-        let now = Clock.now()
+        let now = MonotonicClock.now()
         var nearest = UInt64.max
         for c in awaiting.values { if let p = c.pending, p.deadline < nearest { nearest = p.deadline } }
         if nearest <= now { return 0 }
@@ -741,7 +728,7 @@ final class EventLoop {
     /// idle connection of this loop, or (`mayHandOver`) of the loop with the most idle ones.
     private func admit(_ new: HandedOver, mayHandOver: Bool) {
         let (socket, host, port, source) = (new.socket, new.host, new.port, new.source)
-        let now = Clock.now()
+        let now = MonotonicClock.now()
         if server.counters.open.load(ordering: .relaxed) >= config.maxConnections && !evictForNewcomer(from: source, now: now) {
             if mayHandOver, let other = loopWithMostIdle() {
                 server.mailboxes[other].handOver(new)
@@ -836,7 +823,7 @@ final class EventLoop {
                 return
             }
             if c.lingering { return } // discarding until the peer closes
-            let now = Clock.now()
+            let now = MonotonicClock.now()
             let parsed = c.parser.feed(readBuffer[0..<r])
             // Only request bytes are activity: empty lines between requests (which the parser skips)
             // neither reset the idle timeout nor start the request deadline.
@@ -893,7 +880,7 @@ final class EventLoop {
         c.served += 1
         let keepAlive = requested && !response.close && !server.isStopping
         response.serialize(keepAlive: keepAlive, headOnly: headOnly, into: &c.output)
-        c.requestStarted = c.parser.hasPartialRequest ? Clock.now() : nil
+        c.requestStarted = c.parser.hasPartialRequest ? MonotonicClock.now() : nil
         if !keepAlive {
             c.closeAfterWrite = true
             c.clientCloses = clientAskedClose && !c.parser.hasPartialRequest && c.queued.isEmpty
@@ -945,7 +932,7 @@ final class EventLoop {
                 case .wouldBlock:
                     // The write deadline runs from the first write that could not complete until
                     // all of the output is written (a partial write does not restart it).
-                    if c.writeStarted == nil { c.writeStarted = Clock.now() }
+                    if c.writeStarted == nil { c.writeStarted = MonotonicClock.now() }
                     let held = c.pendingOutput
                     server.counters.unsentBytes.wrappingAdd(held - c.countedUnsent, ordering: .relaxed)
                     c.countedUnsent = held
@@ -984,7 +971,7 @@ final class EventLoop {
             c.socket.shutdownWrite()   // pushes the corked answer with the FIN
             c.corked = false
             c.lingering = true
-            c.deadline = Clock.now() + 1_000_000_000
+            c.deadline = MonotonicClock.now() + 1_000_000_000
         } else if c.corked && wrote {
             // The connection stays open: the answer must leave now, and so must later ones.
             c.corked = false
@@ -1028,13 +1015,13 @@ final class EventLoop {
         // The idle list follows the connection's state (every change of it ends here or in a close).
         let isIdle = c.isIdle
         if isIdle != c.inIdleList {
-            if isIdle { idle.append(c, since: Clock.now()) } else { idle.remove(c) }
+            if isIdle { idle.append(c, since: MonotonicClock.now()) } else { idle.remove(c) }
             server.idleCounts[index].value.store(idle.count, ordering: .relaxed)
         }
         // Recompute the deadline from the connection's state (an awaited answer has its own).
         if c.lingering { return }
         if let p = c.pending {
-            c.deadline = max(p.deadline, Clock.now()) + UInt64(config.writeTimeoutMilliseconds) * 1_000_000
+            c.deadline = max(p.deadline, MonotonicClock.now()) + UInt64(config.writeTimeoutMilliseconds) * 1_000_000
         } else if let w = c.writeStarted {
             c.deadline = w + UInt64(config.writeTimeoutMilliseconds) * 1_000_000
         } else if let r = c.requestStarted, c.parser.hasPartialRequest || c.served == 0 {

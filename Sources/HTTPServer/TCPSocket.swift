@@ -80,7 +80,7 @@ public final class TCPSocket: Sendable {
                 if let failure = Syscall.bestEffort("connect(\(host):\(port))", { Glibc.connect(s.fd, a.pointee.ai_addr, a.pointee.ai_addrlen) }),
                    failure.errno != EISCONN {
                     guard failure.errno == EINPROGRESS || failure.errno == EALREADY else { throw failure }
-                    try s.wait(for: Int16(POLLOUT), deadline: Clock.now() + UInt64(timeoutMilliseconds) * 1_000_000, call: "connect(\(host):\(port))")
+                    try s.wait(for: Int16(POLLOUT), deadline: MonotonicClock.now() + UInt64(timeoutMilliseconds) * 1_000_000, call: "connect(\(host):\(port))")
                     var err: Int32 = 0
                     var len = socklen_t(MemoryLayout<Int32>.size)
                     try Syscall.call("getsockopt(SO_ERROR)") { getsockopt(s.fd, SOL_SOCKET, SO_ERROR, &err, &len) }
@@ -220,7 +220,7 @@ public final class TCPSocket: Sendable {
 
     /// Sends all of `bytes` before `timeoutMilliseconds` pass.
     public func sendAll(_ bytes: [UInt8], timeoutMilliseconds: Int = 5_000) throws(SystemError) {
-        let deadline = Clock.now() + UInt64(timeoutMilliseconds) * 1_000_000
+        let deadline = MonotonicClock.now() + UInt64(timeoutMilliseconds) * 1_000_000
         var offset = 0
         while offset < bytes.count {
             let r = bytes.withUnsafeBytes { p in write(UnsafeRawBufferPointer(rebasing: p[offset...])) }
@@ -239,7 +239,7 @@ public final class TCPSocket: Sendable {
 
     /// Up to `max` bytes, waiting until `timeoutMilliseconds`; empty at end of file.
     public func receive(max: Int = 65_536, timeoutMilliseconds: Int = 5_000) throws(SystemError) -> [UInt8] {
-        let deadline = Clock.now() + UInt64(timeoutMilliseconds) * 1_000_000
+        let deadline = MonotonicClock.now() + UInt64(timeoutMilliseconds) * 1_000_000
         var buffer = [UInt8](repeating: 0, count: max)
         while true {
             let r = buffer.withUnsafeMutableBytes { read(into: $0, flags: Int32(MSG_DONTWAIT)) }
@@ -254,10 +254,10 @@ public final class TCPSocket: Sendable {
 
     /// Everything until the peer closes (or the deadline passes: then an error).
     public func receiveToEnd(timeoutMilliseconds: Int = 5_000, limit: Int = 16 << 20) throws(SystemError) -> [UInt8] {
-        let deadline = Clock.now() + UInt64(timeoutMilliseconds) * 1_000_000
+        let deadline = MonotonicClock.now() + UInt64(timeoutMilliseconds) * 1_000_000
         var out: [UInt8] = []
         while out.count < limit {
-            let left = deadline > Clock.now() ? Int((deadline - Clock.now()) / 1_000_000) + 1 : 0
+            let left = deadline > MonotonicClock.now() ? Int((deadline - MonotonicClock.now()) / 1_000_000) + 1 : 0
             let chunk = try receive(timeoutMilliseconds: left)
             if chunk.isEmpty { return out }
             out += chunk
@@ -267,7 +267,7 @@ public final class TCPSocket: Sendable {
 
     private func wait(for events: Int16, deadline: UInt64, call: String) throws(SystemError) {
         while true {
-            let now = Clock.now()
+            let now = MonotonicClock.now()
             guard now < deadline else { throw SystemError(call: call, errno: ETIMEDOUT) }
             if try Syscall.poll(fd, events: events, milliseconds: Int32(min(UInt64(Int32.max), (deadline - now) / 1_000_000 + 1))) { return }
         }

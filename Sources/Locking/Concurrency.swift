@@ -1,4 +1,5 @@
 import Foundation
+import SystemCalls
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -62,10 +63,10 @@ public final class Monitor<Value>: @unchecked Sendable {
         defer { pthread_mutex_unlock(mutex) }
         var deadline = timespec()
         if let t = timeoutNanoseconds {
-            clock_gettime(CLOCK_MONOTONIC, &deadline)
-            let total = UInt64(deadline.tv_nsec) + t % 1_000_000_000
-            deadline.tv_sec += Int(t / 1_000_000_000) + Int(total / 1_000_000_000)
-            deadline.tv_nsec = Int(total % 1_000_000_000)
+            // The condition variable waits on CLOCK_MONOTONIC (set at init): MonotonicClock's.
+            let at = MonotonicClock.now() &+ t
+            deadline.tv_sec = Int(at / 1_000_000_000)
+            deadline.tv_nsec = Int(at % 1_000_000_000)
         }
         while !ready(value) {
             if timeoutNanoseconds == nil {

@@ -120,7 +120,7 @@ public final class Connection {
             keys.append(kv.key)
             values.append(kv.value)
         }
-        let deadline = Clock.now() + UInt64(config.connectTimeoutMilliseconds) * 1_000_000
+        let deadline = MonotonicClock.now() + UInt64(config.connectTimeoutMilliseconds) * 1_000_000
         let newConn: OpaquePointer? = withCStringArray(keys) { k in
             withCStringArray(values) { v in
                 PQconnectStartParams(k, v, expand ? 1 : 0)
@@ -134,7 +134,7 @@ public final class Connection {
             let message = currentMessage()
             PQfinish(newConn)
             conn = nil
-            lastFailedConnect = Clock.now()
+            lastFailedConnect = MonotonicClock.now()
             throw PostgresError(kind: .connection, operation: "connect", message: message)
         }
         var status = PGRES_POLLING_WRITING
@@ -154,7 +154,7 @@ public final class Connection {
                 let message = currentMessage()
                 PQfinish(newConn)
                 conn = nil
-                lastFailedConnect = Clock.now()
+                lastFailedConnect = MonotonicClock.now()
                 throw PostgresError(kind: .connection, operation: "connect", message: message)
             case PGRES_POLLING_READING:
                 try waitSocket(newConn, events: Int16(POLLIN), deadline: deadline, operation: "connect", dropOnTimeout: true)
@@ -169,7 +169,7 @@ public final class Connection {
     private func ensureConnected() throws {
         if let conn, PQstatus(conn) == CONNECTION_OK { return }
         if lastFailedConnect != 0,
-           Clock.now() - lastFailedConnect < UInt64(config.reconnectBackoffMilliseconds) * 1_000_000 {
+           MonotonicClock.now() - lastFailedConnect < UInt64(config.reconnectBackoffMilliseconds) * 1_000_000 {
             throw PostgresError(kind: .connection, operation: "connect", message: "database unavailable (backing off)")
         }
         try connect()
@@ -271,7 +271,7 @@ public final class Connection {
     private func awaitResult(_ sent: Int32, operation: String) throws -> QueryResult {
         guard let conn else { throw PostgresError(kind: .connection, operation: operation, message: "not connected") }
         guard sent == 1 else { throw brokenOrError(operation) }
-        let deadline = Clock.now() + UInt64(max(1, config.queryTimeoutMilliseconds) + max(0, config.clientSlackMilliseconds)) * 1_000_000
+        let deadline = MonotonicClock.now() + UInt64(max(1, config.queryTimeoutMilliseconds) + max(0, config.clientSlackMilliseconds)) * 1_000_000
         // Push out what libpq buffered.
         while true {
             let f = PQflush(conn)
@@ -319,7 +319,7 @@ public final class Connection {
         let fd = PQsocket(c)
         guard fd >= 0 else { throw PostgresError(kind: .connection, operation: operation, message: "no socket") }
         while true {
-            let now = Clock.now()
+            let now = MonotonicClock.now()
             if now >= deadline {
                 if dropOnTimeout { close() }
                 throw PostgresError(kind: .timeout, operation: operation, message: "client-side deadline passed")
@@ -432,7 +432,7 @@ public final class Connection {
     }
 
     private func copyDeadline() -> UInt64 {
-        Clock.now() + UInt64(max(1, config.queryTimeoutMilliseconds) + max(0, config.clientSlackMilliseconds)) * 1_000_000
+        MonotonicClock.now() + UInt64(max(1, config.queryTimeoutMilliseconds) + max(0, config.clientSlackMilliseconds)) * 1_000_000
     }
 
     /// Sends what libpq buffered, keeping its buffer (and this process's memory) small.
@@ -532,14 +532,6 @@ public final class Connection {
 
 // MARK: helpers
 
-enum Clock {
-    /// Monotonic nanoseconds.
-    static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
-}
 
 extension String {
     func trimmingTrailingNewlines() -> String {

@@ -207,11 +207,7 @@ struct Xoshiro: RandomNumberGenerator {
     }
 }
 
-func now() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
+func now() -> UInt64 { MonotonicClock.now() }
 
 func sleepUntil(_ t: UInt64) {
     while true {

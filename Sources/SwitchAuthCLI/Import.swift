@@ -124,7 +124,7 @@ struct ImportCommand: ParsableCommand {
 final class ImportProgress {
     let enabled: Bool
     let totalBytes: Int?
-    let start = DispatchTime.now().uptimeNanoseconds
+    let start = MonotonicClock.now()
     var lastDraw: UInt64 = 0
     var drew = false
     var sent = 0
@@ -150,7 +150,7 @@ final class ImportProgress {
 
     private func draw(force: Bool) {
         guard enabled else { return }
-        let now = DispatchTime.now().uptimeNanoseconds
+        let now = MonotonicClock.now()
         guard force || now - lastDraw >= 100_000_000 else { return }
         lastDraw = now
         let elapsed = Double(now - start) / 1e9

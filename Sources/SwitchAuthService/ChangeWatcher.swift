@@ -59,7 +59,7 @@ public final class ChangeWatcher: Sendable {
         for p in pushers { p.stop() }
     }
 
-    private func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+    private func now() -> UInt64 { MonotonicClock.now() }
 
     private func run(_ t: BackgroundThread) {
         var db: Connection?

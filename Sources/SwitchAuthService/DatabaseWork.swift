@@ -6,6 +6,7 @@ import Logging
 import Postgres
 import Store
 import Synchronization
+import SystemCalls
 
 /// What the service knows of PostgreSQL right now, without asking it: kept by the prober and by
 /// every lookup's outcome, read by the event loops (which never wait for the database).

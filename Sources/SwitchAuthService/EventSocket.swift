@@ -1,5 +1,6 @@
 import Foundation
 import HTTPServer
+import SystemCalls
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -76,7 +77,7 @@ public struct EventSocketClient {
         var buffer: [UInt8] = []
 
         mutating func fill(_ deadline: UInt64) throws {
-            let now = DispatchTime.now().uptimeNanoseconds
+            let now = MonotonicClock.now()
             guard now < deadline else { throw Failure(description: "read timed out") }
             let chunk: [UInt8]
             do {
@@ -89,7 +90,7 @@ public struct EventSocketClient {
         }
 
         mutating func message() throws -> Message {
-            let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(timeout) * 1_000_000
+            let deadline = MonotonicClock.now() + UInt64(timeout) * 1_000_000
             var end: Int?
             while end == nil {
                 if let i = (0..<max(0, buffer.count - 1)).first(where: { buffer[$0] == 10 && buffer[$0 + 1] == 10 }) {

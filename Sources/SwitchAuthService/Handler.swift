@@ -5,6 +5,7 @@ import Locking
 import Logging
 import Postgres
 import Store
+import SystemCalls
 
 /// HTTP in front of the resolver, one per event loop. It never waits: a lookup is classified on the
 /// loop, then handed to the database threads with a deadline the loop keeps; past it (or at once,
@@ -303,7 +304,7 @@ public final class LookupHandler: RequestHandler, Sendable {
                 if Hashing.constantTimeEquals(given, current.decoded) || accepts(nil, decoded: given, context) { return nil }
             }
         }
-        let now = DispatchTime.now().uptimeNanoseconds
+        let now = MonotonicClock.now()
         if case .throttled(let seconds) = throttle.verdict(peer: context.peerHost, now: now) {
             resolver.metrics.basicAuth("throttled")
             resolver.metrics.observe(section: "http", outcome: "throttled", seconds: 0)
@@ -322,11 +323,11 @@ public final class LookupHandler: RequestHandler, Sendable {
     /// The previous secret, while it is still accepted (a header as sent, or decoded credentials).
     private func accepts(_ header: [UInt8]?, decoded: [UInt8]?, _ context: RequestContext) -> Bool {
         guard credentials.count > 1 else { return false }
-        let wall = Date().timeIntervalSince1970
+        let wall = WallClock.seconds()
         for c in credentials.dropFirst() where c.until.map({ wall < $0 }) ?? true {
             let match = header.map { Hashing.constantTimeEquals($0, c.header) } ?? decoded.map { Hashing.constantTimeEquals($0, c.decoded) } ?? false
             if match {
-                if previousSecretLines.withLock({ $0.admit(now: DispatchTime.now().uptimeNanoseconds) }) != nil {
+                if previousSecretLines.withLock({ $0.admit(now: MonotonicClock.now()) }) != nil {
                     logger.notice("a lookup used the previous basic_auth secret; reload every switch's mod_xml_curl before it ends",
                                   metadata: ["peer": .string(context.peerHost),
                                              "until": .string(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: c.until ?? wall)))])
@@ -339,7 +340,7 @@ public final class LookupHandler: RequestHandler, Sendable {
 
     /// Refusals are logged one line per 10 s at most, saying how many were not logged since the last.
     private func logRefusal(_ message: Logger.Message, peer: String) {
-        guard let unlogged = refusalLines.withLock({ $0.admit(now: DispatchTime.now().uptimeNanoseconds) }) else { return }
+        guard let unlogged = refusalLines.withLock({ $0.admit(now: MonotonicClock.now()) }) else { return }
         logger.warning(message, metadata: ["peer": .string(peer), "refusals_not_logged": .stringConvertible(unlogged),
                                            "window_s": "10"])
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SystemCalls
 
 /// How a log line is written: `<time> <level> <label>: <message> key=value key=value`, keys in
 /// order. Values often come from a request (a user name, a domain, a header) and can hold anything:
@@ -192,9 +193,8 @@ public enum LogTimestamp {
 
     /// The current time appended to `out`.
     public static func append(into out: inout [UInt8]) {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        append(seconds: ts.tv_sec, milliseconds: ts.tv_nsec / 1_000_000, into: &out)
+        let t = WallClock.now()
+        append(seconds: t.seconds, milliseconds: t.nanoseconds / 1_000_000, into: &out)
     }
 
     public static func format(seconds: Int, milliseconds: Int) -> [UInt8] {

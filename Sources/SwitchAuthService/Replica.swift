@@ -189,11 +189,7 @@ public final class Replica: FactsSource, Sendable {
 
     public var deviceCount: Int { tables.read { $0.devices.count } }
 
-    static func wallMilliseconds() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-    }
+    static func wallMilliseconds() -> Int64 { WallClock.milliseconds() }
 
     /// The lookups the copy can answer at all (`facts` returns nil for the others).
     static func answers(_ lookup: Lookup) -> Bool {

@@ -2,6 +2,7 @@ import Foundation
 import HTTPServer
 import Locking
 import Synchronization
+import SystemCalls
 import TestSupport
 import Testing
 #if canImport(Glibc)

@@ -6,6 +6,7 @@ import Locking
 import Postgres
 import Store
 @testable import SwitchAuthService
+import SystemCalls
 import TestSupport
 import Testing
 

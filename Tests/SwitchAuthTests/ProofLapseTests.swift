@@ -1,5 +1,6 @@
 import HTTPServer
 @testable import SwitchAuthService
+import SystemCalls
 import Testing
 
 /// The copy's proof lapses are counted where they happen (the feed thread), so that an operator

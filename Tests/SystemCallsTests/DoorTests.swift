@@ -5,10 +5,11 @@ import Testing
 /// or retries EINTR, and the calls below appear only inside a door closure (on the line of a
 /// `Syscall.` call or the two after it). Methods that share a name with a call (`write(into:)`,
 /// `accept(limit:)`) are not calls: only names without such homonyms are matched bare, and
-/// close/read/write only with a descriptor as their first argument.
+/// close/read/write only with a descriptor as their first argument. Clocks are read through
+/// `MonotonicClock` and `WallClock` only.
 @Suite struct DoorTests {
     static let raw = try! NSRegularExpression(pattern: #"""
-        (?<![\w.])(fsync|rename|unlink|waitpid|fchmod|fchown|chmod|chown|shutdown|setsockopt|getsockopt|getsockname|fcntl|poll|recv|sendto|mkdtemp|kill|usleep|nanosleep|posix_spawn|sa_eventfd|sa_epoll_create|sa_epoll_ctl|sa_epoll_wait|sa_accept|eventfd)\(|(?<![\w.])(close|read|write)\((fd|\w+FD|\w*fd)\b|\b(Glibc|Foundation|Darwin)\.(close|read|write|send|recv|connect|listen|accept|open|poll)\(|(?<![.\w])errno\b(?!\s*:)
+        (?<![\w.])(fsync|rename|unlink|waitpid|fchmod|fchown|chmod|chown|shutdown|setsockopt|getsockopt|getsockname|fcntl|poll|recv|sendto|mkdtemp|kill|usleep|nanosleep|posix_spawn|sa_eventfd|sa_epoll_create|sa_epoll_ctl|sa_epoll_wait|sa_accept|eventfd)\(|(?<![\w.])(close|read|write)\((fd|\w+FD|\w*fd)\b|\b(Glibc|Foundation|Darwin)\.(close|read|write|send|recv|connect|listen|accept|open|poll)\(|(?<![.\w])errno\b(?!\s*:)|clock_gettime\(|DispatchTime\.now\(\)|Date\(\)\.timeIntervalSince1970
         """#)
 
     @Test func everyKernelCallGoesThroughTheDoor() throws {
