@@ -3,6 +3,7 @@ import Foundation
 import HTTPServer
 import Postgres
 import Store
+import SystemCalls
 
 /// A JSON API operation (`API.routes` is the list the router and the OpenAPI test read).
 typealias APIRoute = Route<APIContext>
@@ -290,7 +291,7 @@ enum API {
             let generate = try b.bool("generate_password") ?? false
             let given = try b.string("password")
             guard generate != (given != nil) else { throw Problem.invalid("give password, or generate_password: true (not both)") }
-            let password = given ?? generatePassword()
+            let password = given ?? RandomSecrets.password()
             var d = Admin.DeviceInput(account: c.param("number"), domain: try b.requiredString("domain"),
                                       username: try b.requiredString("username"), password: password)
             d.callerIDName = try b.string("caller_id_name") ?? ""
@@ -344,13 +345,6 @@ enum API {
                                      cursor: c.query("cursor"), limit: try c.limit()).json)
         },
     ]
-
-    /// 20 characters from an alphabet without look-alikes (~116 bits), as the CLI generates.
-    static func generatePassword() -> String {
-        let alphabet = Array("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
-        var rng = SystemRandomNumberGenerator()
-        return String((0..<20).map { _ in alphabet[Int(rng.next(upperBound: UInt64(alphabet.count)))] })
-    }
 
     static func handle(_ request: ConsoleRequest, db: Connection, app: ConsoleApp) -> HTTPResponse {
         do {

@@ -1,6 +1,7 @@
 import Foundation
 import Postgres
 import Store
+import SystemCalls
 
 /// What an operator may do. Read-only sees everything but secrets; operator also changes accounts,
 /// IP settings, devices, domains and lockouts; admin also manages operators and tokens.
@@ -113,7 +114,7 @@ public struct OperatorStore {
     /// A new token for the operator; the plaintext is returned once and never stored.
     public func createToken(operatorName: String, tokenName: String) throws -> String {
         guard !tokenName.isEmpty, tokenName.count <= 100 else { throw AdminError("token name must be 1-100 characters") }
-        let token = Secrets.newToken(prefix: "sat_")
+        let token = RandomSecrets.token(prefix: "sat_")
         let r = try db.execute("""
             INSERT INTO console_tokens (operator_id, name, token_sha256, hint)
             SELECT id, $2, $3, $4 FROM console_operators WHERE lower(name) = lower($1) RETURNING id
@@ -144,8 +145,8 @@ public struct OperatorStore {
 
     /// A new session: the cookie value (returned once, stored as its hash) and its CSRF token.
     public func createSession(for who: Operator, ttlSeconds: Int = 8 * 3600) throws -> (cookie: String, csrf: String) {
-        let cookie = Secrets.newToken(prefix: "")
-        let csrf = Secrets.newToken(prefix: "")
+        let cookie = RandomSecrets.token()
+        let csrf = RandomSecrets.token()
         try db.execute("DELETE FROM console_sessions WHERE expires_at < now()")
         try db.execute("""
             INSERT INTO console_sessions (id_sha256, operator_id, csrf_token, expires_at)

@@ -3,6 +3,7 @@ import Foundation
 import HTTPServer
 import Postgres
 import Store
+import SystemCalls
 
 /// The server-rendered console. Every page but the login needs a session (cookie `sa_session`:
 /// HttpOnly, SameSite=Strict); every POST carries the session's CSRF token and needs its route's
@@ -200,7 +201,7 @@ enum Pages {
             ctx = c
             if method == "POST" {
                 // CSRF: the session's token must come back in the form (SameSite=Strict is the second lock).
-                guard let token = request.form["csrf"], Secrets.constantTimeEqual(Array(token.utf8), Array(session.csrfToken.utf8)) else {
+                guard let token = request.form["csrf"], Hashing.constantTimeEquals(Array(token.utf8), Array(session.csrfToken.utf8)) else {
                     return refused(c, "This form's CSRF token is missing or wrong: nothing was changed. Reload the page and try again.", status: 403)
                 }
             }
@@ -325,7 +326,7 @@ enum Pages {
         form.values["password"] = nil   // a typed password is never sent back
         let fields: Set = ["username", "domain", "password", "caller_id_name", "caller_id_number"]
         let generate = c.form["generate"] == "1"
-        let password = generate ? API.generatePassword() : (c.form["password"] ?? "")
+        let password = generate ? RandomSecrets.password() : (c.form["password"] ?? "")
         var d = Admin.DeviceInput(account: n, domain: c.v("domain"), username: c.v("username"), password: password)
         d.callerIDName = c.v("caller_id_name")
         d.callerIDNumber = c.v("caller_id_number")
@@ -381,7 +382,7 @@ enum Pages {
         // Kept while it lasts: a second GET /login (another tab, a redirected favicon fetch) must
         // not invalidate the form already shown.
         let existing = r.cookie(loginCookie).flatMap { $0.utf8.count == 43 && $0.utf8.allSatisfy { b in b != 59 && b != 32 } ? $0 : nil }
-        let token = existing ?? Secrets.newToken(prefix: "")
+        let token = existing ?? RandomSecrets.token()
         let notice = r.query["notice"].flatMap { notices[$0] }
         let body: Markup = """
             <div class="login"><h1>SwitchAuth console</h1>
@@ -398,7 +399,7 @@ enum Pages {
     static func login(_ r: ConsoleRequest, db: Connection, app: ConsoleApp) throws -> HTTPResponse {
         let f = r.form
         guard let token = f["login_csrf"], let cookieToken = r.cookie(loginCookie), !token.isEmpty,
-              Secrets.constantTimeEqual(Array(token.utf8), Array(cookieToken.utf8)) else {
+              Hashing.constantTimeEquals(Array(token.utf8), Array(cookieToken.utf8)) else {
             return loginPage(r, app: app, error: "This form's CSRF token is missing or wrong; try again.", status: 403)
         }
         let name = f["name"] ?? "", password = f["password"] ?? ""
@@ -611,7 +612,7 @@ enum Pages {
             let fb = form?.id == "balance" ? form : nil
             // A fresh key per rendered form: the same form sent twice moves the balance once.
             body += "<form method=\"post\" action=\"\(base)/balance\" class=\"stack\" id=\"balance\" novalidate>" + HTML.csrfField(c.csrf) + HTML.formSummary(fb)
-                + "<input type=\"hidden\" name=\"idempotency_key\" value=\"console-\(Secrets.newToken(prefix: ""))\">"
+                + "<input type=\"hidden\" name=\"idempotency_key\" value=\"console-\(RandomSecrets.token())\">"
                 + HTML.input("amount", "Adjust balance by (\(cur); negative to debit)", value: fb?.values["amount"] ?? "", required: true, extra: " inputmode=\"decimal\"", error: fb?.errors["amount"])
                 + "<button type=\"submit\">Adjust balance</button></form><br>"
             let fe = form?.id == "edit-account" ? form : nil

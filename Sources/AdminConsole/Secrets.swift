@@ -1,6 +1,8 @@
 import _CryptoExtras
 import Crypto
+import Decisions
 import Foundation
+import SystemCalls
 
 /// Operators' passwords, API tokens and session identifiers. Passwords are hashed with scrypt from
 /// swift-crypto (BoringSSL's implementation: memory-hard, not written here); tokens and session ids
@@ -27,7 +29,7 @@ public enum Secrets {
 
     /// `scrypt$<logN>$<r>$<p>$<salt b64>$<key b64>`.
     public static func hashPassword(_ password: String, cost: ScryptCost = .standard) throws -> String {
-        let salt = randomBytes(16)
+        let salt = RandomSecrets.bytes(16)
         let key = try derive(password, salt: salt, cost: cost)
         return "scrypt$\(cost.logN)$\(cost.r)$\(cost.p)$\(Data(salt).base64EncodedString())$\(Data(key).base64EncodedString())"
     }
@@ -42,7 +44,7 @@ public enum Secrets {
               !expected.isEmpty
         else { return false }
         guard let key = try? derive(password, salt: [UInt8](salt), cost: ScryptCost(logN: logN, r: r, p: p), length: expected.count) else { return false }
-        return constantTimeEqual(key, [UInt8](expected))
+        return Hashing.constantTimeEquals(key, [UInt8](expected))
     }
 
     /// A hash to verify against when the operator does not exist, so that a login for an unknown
@@ -53,24 +55,6 @@ public enum Secrets {
         let key = try KDF.Scrypt.deriveKey(from: Array(password.utf8), salt: salt, outputByteCount: length,
                                            rounds: 1 << cost.logN, blockSize: cost.r, parallelism: cost.p, maxMemory: cost.memory)
         return key.withUnsafeBytes { Array($0) }
-    }
-
-    public static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var diff: UInt8 = 0
-        for i in 0..<a.count { diff |= a[i] ^ b[i] }
-        return diff == 0
-    }
-
-    public static func randomBytes(_ n: Int) -> [UInt8] {
-        var rng = SystemRandomNumberGenerator()
-        return (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
-    }
-
-    /// A URL-safe random token of 32 bytes (43 characters), with a prefix naming its kind.
-    public static func newToken(prefix: String) -> String {
-        prefix + Data(randomBytes(32)).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 
     public static func sha256Hex(_ s: String) -> String {

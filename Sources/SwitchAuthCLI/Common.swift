@@ -3,6 +3,7 @@ import Foundation
 import Postgres
 import Store
 import SwitchAuthService
+import SystemCalls
 
 /// Where the database is: `--database-url`, else `database_url` of `--config`, else
 /// `$SWITCHAUTH_DATABASE_URL`, else the local socket database `switchauth`.
@@ -148,7 +149,7 @@ enum PasswordInput {
             FileHandle.standardError.write(Data("warning: a password given as an argument can land in shell history and the process list; prefer --password-stdin or the prompt\n".utf8))
             return (argument, false)
         }
-        if generate { return (generatePassword(), true) }
+        if generate { return (RandomSecrets.password(), true) }
         if let file {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw CLIError("cannot read password file \(file)") }
             return (text.trimmingCharacters(in: .newlines), false)
@@ -178,10 +179,4 @@ enum PasswordInput {
         return line
     }
 
-    /// 20 characters from a 56-character alphabet without look-alikes (~116 bits).
-    static func generatePassword() -> String {
-        let alphabet = Array("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
-        var rng = SystemRandomNumberGenerator()
-        return String((0..<20).map { _ in alphabet[Int(rng.next(upperBound: UInt64(alphabet.count)))] })
-    }
 }

@@ -128,10 +128,5 @@ struct GatewaySecret: ParsableCommand {
     }
 
     /// 32 random bytes, base64url without padding: no ':' (the user separator) and nothing XML escapes.
-    static func generateSecret() -> String {
-        var g = SystemRandomNumberGenerator()
-        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &g) }
-        return Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
+    static func generateSecret() -> String { RandomSecrets.token() }
 }

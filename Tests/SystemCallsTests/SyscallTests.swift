@@ -114,3 +114,23 @@ import Glibc
         #expect(try FileManager.default.contentsOfDirectory(atPath: d + "/target") == ["inside"])
     }
 }
+
+@Suite struct RandomSecretsTests {
+    @Test(arguments: [
+        ("", ""), ("f", "Zg"), ("fo", "Zm8"), ("foo", "Zm9v"), ("foob", "Zm9vYg"), ("fooba", "Zm9vYmE"), ("foobar", "Zm9vYmFy"),
+    ])
+    func base64URLIsRFC4648WithoutPadding(input: String, expected: String) {
+        #expect(RandomSecrets.base64URL(Array(input.utf8)) == expected)
+    }
+
+    @Test func urlSafeAlphabetAndLengths() {
+        #expect(RandomSecrets.base64URL([0xfb, 0xff, 0xbf]) == "-_-_")
+        let t = RandomSecrets.token(prefix: "sat_")
+        #expect(t.hasPrefix("sat_") && t.count == 4 + 43)
+        #expect(t.dropFirst(4).allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
+        #expect(RandomSecrets.token() != RandomSecrets.token())
+        let p = RandomSecrets.password()
+        #expect(p.count == 20 && !p.contains("0") && !p.contains("O") && !p.contains("l") && !p.contains("1"))
+        #expect(RandomSecrets.bytes(16).count == 16)
+    }
+}
