@@ -75,7 +75,7 @@ enum API {
     }
 
     static func accountJSON(_ c: APIContext, _ number: String, status: Int = 200) throws -> HTTPResponse {
-        guard let a = try c.queries.account(number) else { throw Problem.from(AdminError("unknown account \(number)")) }
+        guard let a = try c.queries.account(number) else { throw Problem.from(AdminError.notFound("unknown account \(number)")) }
         return json(a, status: status)
     }
 
@@ -223,7 +223,7 @@ enum API {
             return json(try c.queries.ipSetting(id) ?? .null, status: 201)
         },
         APIRoute("GET", "/api/v1/ip-settings/{id}", role: .readOnly) { c in
-            guard let s = try c.queries.ipSetting(try c.id("id")) else { throw Problem.from(AdminError("unknown IP setting \(c.param("id"))")) }
+            guard let s = try c.queries.ipSetting(try c.id("id")) else { throw Problem.from(AdminError.notFound("unknown IP setting \(c.param("id"))")) }
             return json(s)
         },
         APIRoute("PATCH", "/api/v1/ip-settings/{id}", role: .operator) { c in
@@ -329,7 +329,7 @@ enum API {
         },
         APIRoute("DELETE", "/api/v1/lockouts/{subject}", role: .operator) { c in
             let n = try AuthFailures.clear(c.db, subject: c.param("subject"))
-            guard n > 0 else { throw Problem.from(AdminError("unknown lockout \(c.param("subject"))")) }
+            guard n > 0 else { throw Problem.from(AdminError.notFound("unknown lockout \(c.param("subject"))")) }
             return json(.object([("cleared", .int(n))]))
         },
 

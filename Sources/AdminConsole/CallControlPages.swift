@@ -65,7 +65,7 @@ extension Pages {
     static func removeDestinationRule(_ c: Ctx) throws -> HTTPResponse {
         let rule: DestinationRuleRow
         do {
-            guard let id = Int64(c.param("id")) else { throw AdminError("unknown destination rule \(c.param("id"))") }
+            guard let id = Int64(c.param("id")) else { throw AdminError.notFound("unknown destination rule \(c.param("id"))") }
             rule = try c.admin.destinationRule(id: id)
         } catch let e as AdminError {
             return html(layout("Not found", c, error: e.message, .empty), status: 404)

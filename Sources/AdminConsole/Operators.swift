@@ -58,7 +58,7 @@ public struct OperatorStore {
             return try db.execute("INSERT INTO console_operators (name, role, password_hash) VALUES ($1, $2, $3) RETURNING id",
                                   [name, role.rawValue, hash]).decode(0, 0)
         } catch let e as PostgresError where e.isUniqueViolation {
-            throw AdminError("operator \(name) already exists")
+            throw AdminError.conflict("operator \(name) already exists")
         }
     }
 
@@ -66,19 +66,19 @@ public struct OperatorStore {
         do { try Secrets.checkOperatorPassword(password) } catch let e as Secrets.PasswordError { throw AdminError(e.description) }
         let hash = try Secrets.hashPassword(password, cost: cost)
         let r = try db.execute("UPDATE console_operators SET password_hash = $2 WHERE lower(name) = lower($1)", [name, hash])
-        guard r.affectedRows == 1 else { throw AdminError("unknown operator \(name)") }
+        guard r.affectedRows == 1 else { throw AdminError.notFound("unknown operator \(name)") }
         // A new password ends the operator's browser sessions.
         try db.execute("DELETE FROM console_sessions WHERE operator_id = (SELECT id FROM console_operators WHERE lower(name) = lower($1))", [name])
     }
 
     public func setRole(name: String, role: Role) throws {
         let r = try db.execute("UPDATE console_operators SET role = $2 WHERE lower(name) = lower($1)", [name, role.rawValue])
-        guard r.affectedRows == 1 else { throw AdminError("unknown operator \(name)") }
+        guard r.affectedRows == 1 else { throw AdminError.notFound("unknown operator \(name)") }
     }
 
     public func setDisabled(name: String, _ disabled: Bool) throws {
         let r = try db.execute("UPDATE console_operators SET disabled = $2::bool WHERE lower(name) = lower($1)", [name, disabled ? "true" : "false"])
-        guard r.affectedRows == 1 else { throw AdminError("unknown operator \(name)") }
+        guard r.affectedRows == 1 else { throw AdminError.notFound("unknown operator \(name)") }
         if disabled {
             try db.execute("DELETE FROM console_sessions WHERE operator_id = (SELECT id FROM console_operators WHERE lower(name) = lower($1))", [name])
         }
@@ -119,13 +119,13 @@ public struct OperatorStore {
             INSERT INTO console_tokens (operator_id, name, token_sha256, hint)
             SELECT id, $2, $3, $4 FROM console_operators WHERE lower(name) = lower($1) RETURNING id
             """, [operatorName, tokenName, Secrets.sha256Hex(token), String(token.prefix(8))])
-        guard r.rowCount == 1 else { throw AdminError("unknown operator \(operatorName)") }
+        guard r.rowCount == 1 else { throw AdminError.notFound("unknown operator \(operatorName)") }
         return token
     }
 
     public func revokeToken(id: Int64) throws {
         let r = try db.execute("UPDATE console_tokens SET revoked_at = now() WHERE id = $1::bigint AND revoked_at IS NULL", [String(id)])
-        guard r.affectedRows == 1 else { throw AdminError("unknown or already revoked token \(id)") }
+        guard r.affectedRows == 1 else { throw AdminError.notFound("unknown or already revoked token \(id)") }
     }
 
     /// The token's operator, if the token is valid (not revoked, operator enabled).

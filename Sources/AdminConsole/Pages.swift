@@ -119,7 +119,7 @@ enum Pages {
         Route("POST", "/fraud-thresholds/{id}/delete", role: .operator) { c in
             let t: FraudThresholdRow
             do {
-                guard let id = Int64(c.param("id")) else { throw AdminError("unknown fraud threshold \(c.param("id"))") }
+                guard let id = Int64(c.param("id")) else { throw AdminError.notFound("unknown fraud threshold \(c.param("id"))") }
                 t = try c.admin.fraudThreshold(id: id)
             } catch let e as AdminError {
                 return html(layout("Not found", c, error: e.message, .empty), status: 404)
@@ -371,7 +371,7 @@ enum Pages {
 
     static func deviceAccount(_ c: Ctx, _ address: String) throws -> String {
         let id = try c.admin.deviceID(address)
-        guard case .string(let a)? = try c.queries.device(id: id)?["account"] else { throw AdminError("unknown device \(address)") }
+        guard case .string(let a)? = try c.queries.device(id: id)?["account"] else { throw AdminError.notFound("unknown device \(address)") }
         return a
     }
 

@@ -28,15 +28,14 @@ public struct Problem: Error, Sendable, Equatable {
     }
     static let notFound = Problem(status: 404, title: "Not Found", detail: "no such resource")
 
-    /// An operator's refusal from the shared validation path (Store.Admin), as the CLI words it:
-    /// unknown objects are 404, duplicates and reused keys 409, everything else 422.
+    /// An operator's refusal from the shared validation path (Store.Admin), in the CLI's words, by
+    /// its kind: unknown objects are 404, duplicates and reused keys 409, everything else 422.
     static func from(_ e: AdminError) -> Problem {
-        let m = e.message
-        if m.hasPrefix("unknown ") { return Problem(status: 404, title: "Not Found", detail: m) }
-        if m.contains("already exists") || m.contains("already used") || m.contains(" is already ") {
-            return Problem(status: 409, title: "Conflict", detail: m)
+        switch e.kind {
+        case .notFound: return Problem(status: 404, title: "Not Found", detail: e.message)
+        case .conflict: return Problem(status: 409, title: "Conflict", detail: e.message)
+        case .invalid: return invalid(e.message)
         }
-        return invalid(m)
     }
 
     static func from(_ e: PostgresError) -> Problem {

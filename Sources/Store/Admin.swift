@@ -4,8 +4,24 @@ import Postgres
 
 /// A refusal of an operator's command, in words an operator can act on. Nothing was changed.
 public struct AdminError: Error, CustomStringConvertible, Equatable {
+    /// What kind of refusal it is: the console answers 422, 404 or 409 by it (never by the words).
+    public enum Kind: Sendable, Equatable {
+        /// Bad input: a value out of range, a malformed name, a rule broken.
+        case invalid
+        /// The object named does not exist.
+        case notFound
+        /// It exists already, or the key was used for something else.
+        case conflict
+    }
+
+    public var kind: Kind
     public var message: String
-    public init(_ message: String) { self.message = message }
+    public init(_ message: String, kind: Kind = .invalid) {
+        self.message = message
+        self.kind = kind
+    }
+    public static func notFound(_ message: String) -> AdminError { AdminError(message, kind: .notFound) }
+    public static func conflict(_ message: String) -> AdminError { AdminError(message, kind: .conflict) }
     public var description: String { message }
 }
 
@@ -72,7 +88,7 @@ public struct Admin {
         do {
             return try body()
         } catch let e as PostgresError where e.isUniqueViolation {
-            throw AdminError(unique)
+            throw AdminError.conflict(unique)
         } catch let e as PostgresError where e.sqlState == "23514" || e.sqlState == "22P02" || e.sqlState == "22003" {
             throw AdminError("invalid value: \(e.message)")
         }
@@ -124,7 +140,7 @@ public struct Admin {
     /// The account's id; throws a clear error when there is none.
     public func accountID(_ number: String) throws -> Int64 {
         let r = try db.execute("SELECT id FROM accounts WHERE number = $1", [number])
-        guard r.rowCount == 1 else { throw AdminError("unknown account \(number)") }
+        guard r.rowCount == 1 else { throw AdminError.notFound("unknown account \(number)") }
         return try r.decode(0, 0)
     }
 
@@ -147,13 +163,13 @@ public struct Admin {
                    to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS updated_at
               FROM accounts WHERE number = $1
             """, [number]))
-        guard !t.rows.isEmpty else { throw AdminError("unknown account \(number)") }
+        guard !t.rows.isEmpty else { throw AdminError.notFound("unknown account \(number)") }
         return t
     }
 
     public func setStatus(_ number: String, _ status: AccountStatus) throws {
         let r = try db.execute("UPDATE accounts SET status = $2 WHERE number = $1", [number, status.rawValue])
-        guard r.affectedRows == 1 else { throw AdminError("unknown account \(number)") }
+        guard r.affectedRows == 1 else { throw AdminError.notFound("unknown account \(number)") }
     }
 
     public struct AccountUpdate: Sendable {
@@ -182,7 +198,7 @@ public struct Admin {
                 """, [number, u.name, u.billing?.rawValue, u.creditLimit, u.maxChannels.map(String.init), u.expiresAt, u.clearExpiry ? "true" : "false",
                       u.maxCPS.map(String.init)])
         }, unique: "conflict")
-        guard r.affectedRows == 1 else { throw AdminError("unknown account \(number)") }
+        guard r.affectedRows == 1 else { throw AdminError.notFound("unknown account \(number)") }
     }
 
     /// Sets (`=`) or adjusts (`+`/`-`) the balance; returns the new balance.
@@ -199,7 +215,7 @@ public struct Admin {
         } else {
             r = try db.execute("SELECT balance::text FROM accounts WHERE number = $1", [number])
         }
-        guard r.rowCount == 1 else { throw AdminError("unknown account \(number)") }
+        guard r.rowCount == 1 else { throw AdminError.notFound("unknown account \(number)") }
         return try r.decode(0, 0)
     }
 
@@ -231,7 +247,7 @@ public struct Admin {
             """, [idempotencyKey, String(accountID), v])
         guard prior.rowCount == 1 else { throw AdminError("balance adjustment with key \(idempotencyKey) could not be recorded; retry") }
         guard try prior.decode(0, 0) as Bool else {
-            throw AdminError("idempotency key \(idempotencyKey) was already used for a different adjustment")
+            throw AdminError.conflict("idempotency key \(idempotencyKey) was already used for a different adjustment")
         }
         return (try prior.decode(0, 1), true)
     }
@@ -285,7 +301,7 @@ public struct Admin {
                 """, [String(id), u.name, net?.description, u.prefix, u.strip.map { $0 ? "true" : "false" }, u.enabled.map { $0 ? "true" : "false" },
                       u.maxCPS.map(String.init)])
         }, unique: "an IP setting for \(net?.description ?? "that network") with prefix '\(u.prefix ?? "")' already exists")
-        guard r.affectedRows == 1 else { throw AdminError("unknown IP setting \(id)") }
+        guard r.affectedRows == 1 else { throw AdminError.notFound("unknown IP setting \(id)") }
     }
 
     public func listIP(account: String?) throws -> Table {
@@ -300,12 +316,12 @@ public struct Admin {
 
     public func setIPEnabled(id: Int64, _ enabled: Bool) throws {
         let r = try db.execute("UPDATE ip_settings SET enabled = $2::bool WHERE id = $1::bigint", [String(id), enabled ? "true" : "false"])
-        guard r.affectedRows == 1 else { throw AdminError("unknown IP setting \(id)") }
+        guard r.affectedRows == 1 else { throw AdminError.notFound("unknown IP setting \(id)") }
     }
 
     public func removeIP(id: Int64) throws {
         let r = try db.execute("DELETE FROM ip_settings WHERE id = $1::bigint", [String(id)])
-        guard r.affectedRows == 1 else { throw AdminError("unknown IP setting \(id)") }
+        guard r.affectedRows == 1 else { throw AdminError.notFound("unknown IP setting \(id)") }
     }
 
     // MARK: domains
@@ -328,7 +344,7 @@ public struct Admin {
 
     public func domainID(_ name: String) throws -> Int64 {
         let r = try db.execute("SELECT id FROM sip_domains WHERE lower(name) = lower($1)", [name])
-        guard r.rowCount == 1 else { throw AdminError("unknown domain \(name) (aliases are not accepted here: name the domain)") }
+        guard r.rowCount == 1 else { throw AdminError.notFound("unknown domain \(name) (aliases are not accepted here: name the domain)") }
         return try r.decode(0, 0)
     }
 
@@ -403,7 +419,7 @@ public struct Admin {
              WHERE v.username = $1 AND (lower(d.name) = lower($2)
                 OR d.id IN (SELECT domain_id FROM sip_domain_aliases WHERE lower(alias) = lower($2)))
             """, [user, domain])
-        guard r.rowCount == 1 else { throw AdminError("unknown device \(address)") }
+        guard r.rowCount == 1 else { throw AdminError.notFound("unknown device \(address)") }
         return try r.decode(0, 0)
     }
 

@@ -236,7 +236,7 @@ public final class BulkImport {
                     input.maxChannels = n
                 }
                 try Admin.checkAccount(input)
-                guard accounts.insert(input.number).inserted else { throw AdminError("account \(input.number) already exists") }
+                guard accounts.insert(input.number).inserted else { throw AdminError.conflict("account \(input.number) already exists") }
                 row(line, "c", [input.number, input.name, nil, input.kind.rawValue, input.billing.rawValue, input.balance,
                                 input.creditLimit, String(input.maxChannels)])
                 counts.account += 1
@@ -245,9 +245,9 @@ public final class BulkImport {
                 let account = try need(.account), name = try need(.name), network = try need(.ip)
                 let prefix = v[Field.prefix.rawValue] ?? ""
                 let net = try Admin.checkIP(name: name, network: network, prefix: prefix)
-                guard accounts.contains(account) else { throw AdminError("unknown account \(account)") }
+                guard accounts.contains(account) else { throw AdminError.notFound("unknown account \(account)") }
                 guard ipKeys.insert(IPKey(network: net.description, prefix: prefix)).inserted else {
-                    throw AdminError("an IP setting for \(net) with prefix '\(prefix)' already exists")
+                    throw AdminError.conflict("an IP setting for \(net) with prefix '\(prefix)' already exists")
                 }
                 row(line, "i", [account, name, nil, nil, nil, nil, nil, nil, net.description, prefix, strip ? "t" : "f"])
                 counts.ip += 1
@@ -257,13 +257,13 @@ public final class BulkImport {
                 input.callerIDName = v[Field.callerIDName.rawValue] ?? ""
                 input.callerIDNumber = v[Field.callerIDNumber.rawValue] ?? ""
                 try Admin.checkDeviceFields(input)
-                guard accounts.contains(input.account) else { throw AdminError("unknown account \(input.account)") }
+                guard accounts.contains(input.account) else { throw AdminError.notFound("unknown account \(input.account)") }
                 let key = input.domain.lowercased()
-                guard let domain = domainKeys[key] else { throw AdminError("unknown domain \(input.domain)") }
+                guard let domain = domainKeys[key] else { throw AdminError.notFound("unknown domain \(input.domain)") }
                 try Admin.checkPassword(input.password)
                 let realm = primaryNames[domain.primary]
                 guard deviceKeys.insert(DeviceKey(domain: Int32(domain.primary), username: input.username)).inserted else {
-                    throw AdminError("device \(input.username)@\(input.domain) already exists")
+                    throw AdminError.conflict("device \(input.username)@\(input.domain) already exists")
                 }
                 if input.domain != realm { writtenDomains[line] = input.domain }
                 devices.append(PendingDevice(line: line, account: input.account, domainKey: realm.lowercased(), realm: realm,
@@ -272,7 +272,7 @@ public final class BulkImport {
                 counts.device += 1
                 if devices.count >= Self.deviceBatch { try flushDevices(copy) }
             case let other:
-                throw AdminError("unknown record type '\(other)' (domain, account, ip, device)")
+                throw AdminError.notFound("unknown record type '\(other)' (domain, account, ip, device)")
             }
         } catch let e as AdminError {
             throw LineError(line: line, e.message)
@@ -286,7 +286,7 @@ public final class BulkImport {
     private func addDomain(line: Int, _ name: String) throws {
         guard Admin.validDomainName(name) else { throw AdminError("invalid domain name: \(name)") }
         let key = name.lowercased()
-        guard domainKeys[key] == nil else { throw AdminError("domain or alias \(name) already exists") }
+        guard domainKeys[key] == nil else { throw AdminError.conflict("domain or alias \(name) already exists") }
         domainKeys[key] = (primaryNames.count, false)
         primaryNames.append(name)
         row(line, "d", [nil, name])
@@ -295,10 +295,10 @@ public final class BulkImport {
     private func addAlias(line: Int, domain: String, alias: String) throws {
         guard Admin.validDomainName(alias) else { throw AdminError("invalid alias: \(alias)") }
         guard let d = domainKeys[domain.lowercased()], !d.isAlias else {
-            throw AdminError("unknown domain \(domain) (aliases are not accepted here: name the domain)")
+            throw AdminError.notFound("unknown domain \(domain) (aliases are not accepted here: name the domain)")
         }
         let key = alias.lowercased()
-        guard domainKeys[key] == nil else { throw AdminError("domain or alias \(alias) already exists") }
+        guard domainKeys[key] == nil else { throw AdminError.conflict("domain or alias \(alias) already exists") }
         domainKeys[key] = (d.primary, true)
         row(line, "a", [nil, alias, primaryNames[d.primary].lowercased()])
     }

@@ -19,7 +19,7 @@ extension Admin {
 
     public func removeDestinationRule(id: Int64) throws {
         let r = try db.execute("DELETE FROM destination_rules WHERE id = $1::bigint", [String(id)])
-        guard r.affectedRows == 1 else { throw AdminError("unknown destination rule \(id)") }
+        guard r.affectedRows == 1 else { throw AdminError.notFound("unknown destination rule \(id)") }
     }
 
     /// The global rules and every account's (`account` nil), or the rules that apply to one account
@@ -52,7 +52,7 @@ extension Admin {
 
     public func removeFraudThreshold(id: Int64) throws {
         let r = try db.execute("DELETE FROM fraud_thresholds WHERE id = $1::bigint", [String(id)])
-        guard r.affectedRows == 1 else { throw AdminError("unknown fraud threshold \(id)") }
+        guard r.affectedRows == 1 else { throw AdminError.notFound("unknown fraud threshold \(id)") }
     }
 
     /// The CLI's table of the typed rows the console and the API use.
@@ -163,7 +163,7 @@ extension Admin {
             SELECT r.id, a.number, r.action, r.prefix, r.note, to_char(r.created_at AT TIME ZONE 'UTC', \(Self.utc))
               FROM destination_rules r LEFT JOIN accounts a ON a.id = r.account_id WHERE r.id = $1::bigint
             """, [String(id)])
-        guard r.rowCount == 1 else { throw AdminError("unknown destination rule \(id)") }
+        guard r.rowCount == 1 else { throw AdminError.notFound("unknown destination rule \(id)") }
         return DestinationRuleRow(id: try r.decode(0, 0), account: r.string(0, 1), action: try r.decode(0, 2), prefix: try r.decode(0, 3),
                                   note: try r.decode(0, 4), createdAt: try r.decode(0, 5))
     }
@@ -189,7 +189,7 @@ extension Admin {
 
     public func fraudThreshold(id: Int64) throws -> FraudThresholdRow {
         guard let t = try thresholdRows(try db.execute(Self.thresholdSelect + " WHERE f.id = $1::bigint", [String(id)])).first else {
-            throw AdminError("unknown fraud threshold \(id)")
+            throw AdminError.notFound("unknown fraud threshold \(id)")
         }
         return t
     }

@@ -78,7 +78,7 @@ public struct ConsoleStore {
     }
 
     public func operatorRow(_ name: String) throws -> OperatorRow {
-        guard let o = try operators().first(where: { $0.name.lowercased() == name.lowercased() }) else { throw AdminError("unknown operator \(name)") }
+        guard let o = try operators().first(where: { $0.name.lowercased() == name.lowercased() }) else { throw AdminError.notFound("unknown operator \(name)") }
         return o
     }
 
@@ -90,7 +90,7 @@ public struct ConsoleStore {
         // cannot leave no enabled admin.
         try db.transaction { db in
             let r = try db.execute("SELECT id, role, disabled FROM console_operators WHERE lower(name) = lower($1)", [name])
-            guard r.rowCount == 1 else { throw AdminError("unknown operator \(name)") }
+            guard r.rowCount == 1 else { throw AdminError.notFound("unknown operator \(name)") }
             let id = String(try r.decode(0, 0) as Int64)
             if disabled {
                 if let by, by.lowercased() == name.lowercased() { throw AdminError("you cannot disable yourself (ask another admin)") }
@@ -100,7 +100,7 @@ public struct ConsoleStore {
                     guard (0..<admins.rowCount).contains(where: { admins.string($0, 0) != id }) else { throw AdminError("operator \(name) is the last enabled admin") }
                 }
             }
-            guard try r.decode(0, 2) as Bool != disabled else { throw AdminError("operator \(name) is already \(disabled ? "disabled" : "enabled")") }
+            guard try r.decode(0, 2) as Bool != disabled else { throw AdminError.conflict("operator \(name) is already \(disabled ? "disabled" : "enabled")") }
             try db.execute("UPDATE console_operators SET disabled = $2::bool WHERE id = $1::bigint", [id, disabled ? "true" : "false"])
             if disabled { try db.execute("DELETE FROM console_sessions WHERE operator_id = $1::bigint", [id]) }
         }
@@ -150,7 +150,7 @@ public struct ConsoleStore {
     }
 
     public func token(_ id: Int64) throws -> TokenRow {
-        guard let t = try tokens().first(where: { $0.id == id }) else { throw AdminError("unknown token \(id)") }
+        guard let t = try tokens().first(where: { $0.id == id }) else { throw AdminError.notFound("unknown token \(id)") }
         return t
     }
 
@@ -158,7 +158,7 @@ public struct ConsoleStore {
     @discardableResult
     public func revokeToken(_ id: Int64) throws -> TokenRow {
         let t = try token(id)
-        guard t.revokedAt == nil else { throw AdminError("token \(id) is already revoked") }
+        guard t.revokedAt == nil else { throw AdminError.conflict("token \(id) is already revoked") }
         try db.execute("UPDATE console_tokens SET revoked_at = now() WHERE id = $1::bigint AND revoked_at IS NULL", [String(id)])
         return try token(id)
     }
@@ -177,7 +177,7 @@ public struct ConsoleStore {
     public func removeAlias(domain: String, alias: String) throws {
         let id = try Admin(db: db).domainID(domain)
         let r = try db.execute("DELETE FROM sip_domain_aliases WHERE domain_id = $1::bigint AND lower(alias) = lower($2)", [String(id), alias])
-        guard r.affectedRows == 1 else { throw AdminError("unknown alias \(alias) of \(domain)") }
+        guard r.affectedRows == 1 else { throw AdminError.notFound("unknown alias \(alias) of \(domain)") }
     }
 
     // MARK: names for ids

@@ -38,7 +38,7 @@ struct OperatorTests {
         let db = try Connection(config)
         let store = OperatorStore(db: db)
         try store.create(name: "alice", role: .admin, password: "alice-password-1", cost: testCost)
-        #expect(throws: AdminError("operator ALICE already exists")) { try store.create(name: "ALICE", role: .admin, password: "alice-password-1", cost: testCost) }
+        #expect(throws: AdminError.conflict("operator ALICE already exists")) { try store.create(name: "ALICE", role: .admin, password: "alice-password-1", cost: testCost) }
         #expect(throws: AdminError("operator password must be at least 10 characters")) { try store.create(name: "bob", role: .admin, password: "short", cost: testCost) }
         #expect(throws: AdminError.self) { try store.create(name: "bad name", role: .admin, password: "long enough password", cost: testCost) }
 
