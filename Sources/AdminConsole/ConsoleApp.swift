@@ -11,12 +11,20 @@ import SystemCalls
 /// What the console is told: its listener, its database threads, and the decision policies that
 /// "explain" must share with `serve` (read from the same configuration file).
 public struct ConsoleSettings: Sendable {
-    public var host = "127.0.0.1"
-    public var port: UInt16 = 8089
+    /// The defaults, in one place: `switchauth console serve`'s options take theirs from here.
+    public enum Defaults {
+        public static let host = "127.0.0.1"
+        public static let port: UInt16 = 8089
+        public static let workers = 2
+        public static let databaseThreads = 2
+    }
+
+    public var host = Defaults.host
+    public var port = Defaults.port
     /// Event-loop threads: socket I/O only.
-    public var workers = 2
+    public var workers = Defaults.workers
     /// Database threads, each with its own connection; requests queue for them.
-    public var databaseThreads = 2
+    public var databaseThreads = Defaults.databaseThreads
     public var maxQueued = 64
     /// A request's answer deadline (a login spends ~0.1 s in scrypt).
     public var answerTimeoutMilliseconds = 10_000

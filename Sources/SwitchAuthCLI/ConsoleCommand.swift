@@ -180,10 +180,10 @@ struct ConsoleServe: ParsableCommand {
             """)
 
     @OptionGroup var options: DatabaseOptions
-    @Option(help: "Address to listen on.") var host = "127.0.0.1"
-    @Option(help: "TCP port.") var port: UInt16 = 8089
-    @Option(help: "Event-loop threads (socket I/O only).") var workers = 2
-    @Option(help: "Database threads, each with its own connection.") var databaseThreads = 2
+    @Option(help: "Address to listen on.") var host = ConsoleSettings.Defaults.host
+    @Option(help: "TCP port.") var port = ConsoleSettings.Defaults.port
+    @Option(help: "Event-loop threads (socket I/O only).") var workers = ConsoleSettings.Defaults.workers
+    @Option(help: "Database threads, each with its own connection.") var databaseThreads = ConsoleSettings.Defaults.databaseThreads
     @Flag(help: "Mark cookies Secure (when a TLS proxy is in front).") var secureCookies = false
     @Flag(help: "Listen on a non-loopback address (put TLS in front of it).") var forcePublic = false
     @Option(name: .customLong("allowed-host"), help: "A Host name the console answers to besides loopback and --host (repeatable; e.g. the TLS proxy's name).")
