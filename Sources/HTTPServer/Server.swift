@@ -532,6 +532,7 @@ final class EventLoop {
     var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
     var listening = true
     let config: ServerConfig
+    let timeouts: ConnectionTimeouts
     /// Connections taken from the backlog per readiness of the listener, so that a steady stream of
     /// new connections never starves the ones already open (their requests, closes and deadlines).
     let acceptBatch = 16
@@ -545,6 +546,7 @@ final class EventLoop {
         self.mailbox = mailbox
         self.handler = handler
         self.config = server.config
+        timeouts = ConnectionTimeouts(server.config)
         do throws(SystemError) {
             self.epfd = try Syscall.call("epoll_create1") { sa_epoll_create() }
             self.epollFailure = nil
@@ -1018,32 +1020,17 @@ final class EventLoop {
             if isIdle { idle.append(c, since: MonotonicClock.now()) } else { idle.remove(c) }
             server.idleCounts[index].value.store(idle.count, ordering: .relaxed)
         }
-        // Recompute the deadline from the connection's state (an awaited answer has its own).
-        if c.lingering { return }
-        if let p = c.pending {
-            c.deadline = max(p.deadline, MonotonicClock.now()) + UInt64(config.writeTimeoutMilliseconds) * 1_000_000
-        } else if let w = c.writeStarted {
-            c.deadline = w + UInt64(config.writeTimeoutMilliseconds) * 1_000_000
-        } else if let r = c.requestStarted, c.parser.hasPartialRequest || c.served == 0 {
-            // Nothing of a request since accept: the (shorter) first-byte deadline.
-            let ms = c.parser.hasPartialRequest || c.served > 0 ? config.requestTimeoutMilliseconds
-                : min(config.requestTimeoutMilliseconds, config.firstByteTimeoutMilliseconds)
-            c.deadline = r + UInt64(ms) * 1_000_000
-        } else {
-            c.deadline = c.lastActivity + UInt64(config.idleTimeoutMilliseconds) * 1_000_000
-        }
+        // The deadline of the connection's phase (`ConnectionPhase`: an awaited answer has its own).
+        c.deadline = c.phase.deadline(timeouts, now: MonotonicClock.now())
     }
 
     private func expire(_ now: UInt64) {
         for c in connections.values where now >= c.deadline && c.pending == nil {
-            if !c.lingering {
-                if c.writeStarted != nil {
-                    server.counters.writeTimeouts.wrappingAdd(1, ordering: .relaxed)
-                } else if c.parser.hasPartialRequest {
-                    server.counters.timedOut.wrappingAdd(1, ordering: .relaxed)
-                } else if c.served == 0 && c.isIdle {
-                    server.counters.firstByteTimeouts.wrappingAdd(1, ordering: .relaxed)
-                }
+            switch c.phase.timeoutCause {
+            case .write?: server.counters.writeTimeouts.wrappingAdd(1, ordering: .relaxed)
+            case .request?: server.counters.timedOut.wrappingAdd(1, ordering: .relaxed)
+            case .firstByte?: server.counters.firstByteTimeouts.wrappingAdd(1, ordering: .relaxed)
+            case nil: break
             }
             closeConnection(c)
         }
