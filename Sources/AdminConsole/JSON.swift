@@ -74,29 +74,71 @@ public indirect enum JSON: Sendable, Equatable {
     }
 }
 
+/// JSON text read into the value type (request bodies, the audit log's rows): numbers keep their
+/// exact decimal text (read as `Decimal`, never through a binary floating point), objects their
+/// keys in byte order. No `Any`, no `NSNumber` to tell a boolean from a number.
+extension JSON: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() {
+            self = .null
+        } else if let b = try? c.decode(Bool.self) {
+            self = .bool(b)
+        } else if let i = try? c.decode(Int64.self) {
+            self = .number(String(i))
+        } else if let d = try? c.decode(Decimal.self) {
+            self = .number(d.description)
+        } else if let s = try? c.decode(String.self) {
+            self = .string(s)
+        } else if let a = try? c.decode([JSON].self) {
+            self = .array(a)
+        } else {
+            let o = try c.decode([String: JSON].self)
+            self = .object(o.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        }
+    }
+
+    /// A JSON object's fields; nil when `bytes` are not one.
+    static func object(_ bytes: [UInt8]) -> [String: JSON]? {
+        try? JSONDecoder().decode([String: JSON].self, from: Data(bytes))
+    }
+
+    /// The value as an operator reads it: text as it is, numbers in their text, true/false as
+    /// yes/no, null as "none", arrays and objects as JSON.
+    var plain: String {
+        switch self {
+        case .null: return "none"
+        case .bool(let b): return b ? "yes" : "no"
+        case .string(let s): return s
+        case .number(let n), .raw(let n): return n
+        case .array, .object: return text
+        }
+    }
+}
+
 /// A request body's JSON object, read with type checks that become 400/422 problems.
 public struct JSONBody {
-    let fields: [String: Any]
+    let fields: [String: JSON]
 
     init(_ bytes: [UInt8]) throws {
         if bytes.isEmpty { fields = [:]; return }
-        guard let any = try? JSONSerialization.jsonObject(with: Data(bytes)), let dict = any as? [String: Any] else {
+        guard let object = JSON.object(bytes) else {
             throw Problem(status: 400, title: "Bad Request", detail: "the body must be a JSON object")
         }
-        fields = dict
+        fields = object
     }
 
-    /// JSON true/false (Foundation hands them over as NSNumber of a char, or as Bool).
-    static func isBool(_ v: Any) -> Bool {
-        if let n = v as? NSNumber, type(of: v) != Bool.self { return n.objCType.pointee == CChar(UInt8(ascii: "c")) }
-        return v is Bool
+    /// The field's value, nil when absent or null.
+    private func value(_ key: String) -> JSON? {
+        guard let v = fields[key], v != .null else { return nil }
+        return v
     }
 
-    func has(_ key: String) -> Bool { fields[key] != nil && !(fields[key] is NSNull) }
+    func has(_ key: String) -> Bool { value(key) != nil }
 
     func string(_ key: String) throws -> String? {
-        guard let v = fields[key], !(v is NSNull) else { return nil }
-        guard let s = v as? String else { throw Problem.invalid("\(key) must be a string") }
+        guard let v = value(key) else { return nil }
+        guard case .string(let s) = v else { throw Problem.invalid("\(key) must be a string") }
         return s
     }
 
@@ -107,23 +149,23 @@ public struct JSONBody {
 
     /// A decimal given as a string or a JSON number.
     func decimal(_ key: String) throws -> String? {
-        guard let v = fields[key], !(v is NSNull) else { return nil }
-        if let s = v as? String { return s }
-        if !Self.isBool(v), let n = v as? NSNumber { return n.stringValue }
-        throw Problem.invalid("\(key) must be a decimal number (as a string, e.g. \"12.50\")")
+        switch value(key) {
+        case nil: return nil
+        case .string(let s)?, .number(let s)?: return s
+        default: throw Problem.invalid("\(key) must be a decimal number (as a string, e.g. \"12.50\")")
+        }
     }
 
     func bool(_ key: String) throws -> Bool? {
-        guard let v = fields[key], !(v is NSNull) else { return nil }
-        guard Self.isBool(v), let b = v as? Bool else { throw Problem.invalid("\(key) must be true or false") }
+        guard let v = value(key) else { return nil }
+        guard case .bool(let b) = v else { throw Problem.invalid("\(key) must be true or false") }
         return b
     }
 
     func int(_ key: String) throws -> Int? {
-        guard let v = fields[key], !(v is NSNull) else { return nil }
-        guard !Self.isBool(v), let n = v as? NSNumber, let i = Int(exactly: n.doubleValue) else {
-            throw Problem.invalid("\(key) must be a whole number")
-        }
+        guard let v = value(key) else { return nil }
+        // A whole number, also when written with a fraction of zero (5.0: its text is "5").
+        guard case .number(let n) = v, let i = Int(n) else { throw Problem.invalid("\(key) must be a whole number") }
         return i
     }
 }

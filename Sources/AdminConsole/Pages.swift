@@ -747,18 +747,13 @@ enum Pages {
     static func auditTable(_ c: Ctx, _ items: [JSON]) throws -> Markup {
         var domainNames: [String: String]?, operatorNames: [String: String]?
         let money: Set<String> = ["balance", "credit_limit", "amount", "balance_after"]
-        func object(_ j: JSON?) -> [String: Any]? {
+        func object(_ j: JSON?) -> [String: JSON]? {
             guard case .raw(let t)? = j else { return nil }
-            return try? JSONSerialization.jsonObject(with: Data(t.utf8)) as? [String: Any]
+            return JSON.object(Array(t.utf8))
         }
-        func fmt(_ v: Any?) -> String {
-            guard let v else { return "∅" }
-            if v is NSNull { return "none" }
-            if JSONBody.isBool(v), let b = v as? Bool { return b ? "yes" : "no" }
-            return "\(v)"
-        }
+        func fmt(_ v: JSON?) -> String { v?.plain ?? "∅" }
         /// A row's fields with names for ids; the ids themselves are left out.
-        func readable(_ row: [String: Any], table: String) throws -> [(String, String)] {
+        func readable(_ row: [String: JSON], table: String) throws -> [(String, String)] {
             var out: [(String, String)] = []
             for k in row.keys.sorted() {
                 let v = fmt(row[k])

@@ -279,3 +279,22 @@ struct APITests {
         }
     }
 }
+
+@Suite("JSON bodies read without Foundation's Any")
+struct JSONBodyTests {
+    @Test func typesAreTold() throws {
+        let b = try JSONBody(Array(#"{"s": "x", "t": true, "n": 5, "w": 5.0, "d": 10.50, "ds": "12.50", "big": 12345678901234567890.123, "z": null}"#.utf8))
+        #expect(try b.string("s") == "x")
+        #expect(try b.bool("t") == true)
+        #expect(try b.int("n") == 5 && b.int("w") == 5)
+        #expect(try b.decimal("d") == "10.5" && b.decimal("ds") == "12.50")
+        #expect(try b.decimal("big") == "12345678901234567890.123", "no binary floating point on the way")
+        #expect(try b.string("z") == nil && !b.has("z") && !b.has("missing"))
+        #expect(throws: Problem.self) { try b.bool("n") }          // 1/0 are not booleans
+        #expect(throws: Problem.self) { try b.int("t") }           // nor are booleans numbers
+        #expect(throws: Problem.self) { try b.int("d") }           // 10.5 is not whole
+        #expect(throws: Problem.self) { try b.string("n") }
+        #expect(throws: Problem.self) { try JSONBody(Array("[1]".utf8)) }
+        #expect(throws: Problem.self) { try JSONBody(Array("{".utf8)) }
+    }
+}
