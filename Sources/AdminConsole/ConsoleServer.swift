@@ -53,7 +53,7 @@ public final class ConsoleServer: Sendable {
         let listening = inForceAfter != nil && job.request.method != "GET" && job.request.method != "HEAD"
             && (try? connection.listen(ReplicaChange.channel)) != nil
         // The actor is per request: reset it so a read never inherits a previous writer.
-        _ = try? connection.execute("SELECT set_config('switchauth.actor', '', false)")
+        _ = try? ConsoleStore(db: connection).setActor("")
         let response = app.handle(job.request, db: connection)
         let changed = listening && ReplicaChange.committedBy(connection) == true
         if listening { try? connection.unlisten(ReplicaChange.channel) }

@@ -1,4 +1,5 @@
 import HTTPServer
+import Store
 
 /// One route of the console, a JSON API operation or a page: method, path template (`{name}`
 /// matches one segment, percent-decoded), the least role that may call it (nil: no session or

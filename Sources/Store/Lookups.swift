@@ -392,3 +392,29 @@ public enum AuthFailures {
                        [String(policy.trustSeconds)], retry: .idempotent)
     }
 }
+
+/// Every name of a SIP domain: its own and its aliases (the switch caches a user under each).
+public enum DomainNamesLookup {
+    public static func run(_ db: Connection, domain: String) throws -> [String] {
+        let r = try db.execute("""
+            SELECT name FROM sip_domains WHERE lower(name) = lower($1)
+            UNION SELECT al.alias FROM sip_domain_aliases al JOIN sip_domains sd ON sd.id = al.domain_id WHERE lower(sd.name) = lower($1)
+            """, [domain])
+        return (0..<r.rowCount).compactMap { r.string($0, 0) }
+    }
+}
+
+/// Where a standby stands against its primary: a change is pushed to the switches only once the
+/// standby lookups read from has replayed it.
+public enum StandbyReplay {
+    /// The primary's WAL position now.
+    public static func primaryPosition(_ db: Connection) throws -> String {
+        try db.execute("SELECT pg_current_wal_lsn()::text").decode(0, 0)
+    }
+
+    /// Whether `db` has replayed the WAL up to `position` (a promoted server, no longer in
+    /// recovery, has everything).
+    public static func hasReplayed(_ db: Connection, position: String) throws -> Bool {
+        try db.execute("SELECT NOT pg_is_in_recovery() OR coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)", [position]).decode(0, 0)
+    }
+}

@@ -465,6 +465,11 @@ public enum ReplicaChange: Sendable, Equatable {
         return (try? db.notifications(timeoutMilliseconds: 0)).map { $0.contains { $0.processID == me } }
     }
 
+    /// Sends heartbeat `n` on the feed's channel (the copy's proof of being current comes back with it).
+    public static func sendHeartbeat(_ db: Connection, _ n: UInt64) throws {
+        try db.execute("SELECT pg_notify($1, $2)", [channel, "h\(n)"])
+    }
+
     /// nil: not a payload of this feed (ignored, and counted by the caller).
     public init?(payload: String) {
         guard let tag = payload.first else { return nil }

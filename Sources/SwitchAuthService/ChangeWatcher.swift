@@ -143,13 +143,12 @@ public final class ChangeWatcher: Sendable {
     /// Waits (up to 2 s) until the standby lookups read from has replayed the primary's WAL as of
     /// now. A standby that was promoted, or is unreachable, does not hold the push up.
     private func waitForStandby(primary: Connection, _ standby: inout Connection?) {
-        guard let lsn = try? primary.execute("SELECT pg_current_wal_lsn()::text").string(0, 0) else { return }
+        guard let lsn = try? StandbyReplay.primaryPosition(primary) else { return }
         if standby == nil { standby = Connection(lazy: config.readDatabaseConfig) }
         let deadline = now() + 2_000_000_000
         while now() < deadline {
-            guard let r = try? standby?.execute(
-                "SELECT NOT pg_is_in_recovery() OR coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)", [lsn]) else { return }
-            if r.string(0, 0) == "t" { return }
+            guard let s = standby, let replayed = try? StandbyReplay.hasReplayed(s, position: lsn) else { return }
+            if replayed { return }
             sleepMilliseconds(5)
         }
         logger.warning("standby did not replay the change within 2 s; pushing anyway", metadata: ["lsn": .string(lsn)])
@@ -165,11 +164,7 @@ public final class ChangeWatcher: Sendable {
         }
         // The names of each domain once (a batch of 10,000 devices in 100 domains: 100 statements).
         for (domain, users) in usersByDomain {
-            let r = try db.execute("""
-                SELECT name FROM sip_domains WHERE lower(name) = lower($1)
-                UNION SELECT al.alias FROM sip_domain_aliases al JOIN sip_domains sd ON sd.id = al.domain_id WHERE lower(sd.name) = lower($1)
-                """, [domain])
-            var names = (0..<r.rowCount).compactMap { r.string($0, 0) }
+            var names = try DomainNamesLookup.run(db, domain: domain)
             if names.isEmpty { names = [domain] }
             for user in users {
                 for name in names { out.insert("\(user) \(name)") }

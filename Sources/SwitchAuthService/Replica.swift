@@ -299,7 +299,7 @@ final class ReplicaFeed: Sendable {
                 next += 1
                 sent[next] = now
                 lastBeat = now
-                try c.execute("SELECT pg_notify($1, $2)", [ReplicaChange.channel, "h\(next)"])
+                try ReplicaChange.sendHeartbeat(c, next)
             }
             let wait = Int((heartbeat - min(heartbeat, MonotonicClock.now() - lastBeat)) / 1_000_000)
             for n in try c.notifications(timeoutMilliseconds: max(1, wait)) {

@@ -1,5 +1,6 @@
 @testable import AdminConsole
 import Foundation
+import Store
 import Testing
 
 /// The OpenAPI document is the API's contract: every route is documented with its method and role,

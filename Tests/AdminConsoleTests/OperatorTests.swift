@@ -56,7 +56,7 @@ struct OperatorTests {
         let tokenRows: String = try db.execute("SELECT string_agg(token_sha256 || hint, ',') FROM console_tokens").decode(0, 0)
         #expect(!tokenRows.contains(token))
         let id: Int64 = try db.execute("SELECT id FROM console_tokens").decode(0, 0)
-        try store.revokeToken(id: id)
+        _ = try ConsoleStore(db: db).revokeToken(id)
         #expect(try store.operatorFor(token: token) == nil)
 
         let who = try #require(try store.authenticate(name: "alice", password: "alice-password-1"))
@@ -64,7 +64,9 @@ struct OperatorTests {
         #expect(try store.session(cookie: cookie) == Session(who: who, csrfToken: csrf))
         let sessionRow: String = try db.execute("SELECT id_sha256 FROM console_sessions").decode(0, 0)
         #expect(sessionRow != cookie)
-        try store.setDisabled(name: "alice", true)
+        // Disabled (another admin is left) ends alice's sessions and logins.
+        try store.create(name: "carol", role: .admin, password: "carol-password-1", cost: testCost)
+        try ConsoleStore(db: db).setOperatorDisabled("alice", true)
         #expect(try store.session(cookie: cookie) == nil)
         #expect(try store.authenticate(name: "alice", password: "alice-password-1") == nil)
 
