@@ -18,25 +18,17 @@ public enum Role: String, Sendable, CaseIterable, Comparable {
     public static func < (a: Role, b: Role) -> Bool { a.rank < b.rank }
 }
 
+/// An operator as found by a login, a token or a session (only the store makes them).
 public struct Operator: Sendable, Equatable {
     public var id: Int64
     public var name: String
     public var role: Role
-    public init(id: Int64, name: String, role: Role) {
-        self.id = id
-        self.name = name
-        self.role = role
-    }
 }
 
 /// A browser session as found from its cookie.
 public struct Session: Sendable, Equatable {
     public var who: Operator
     public var csrfToken: String
-    public init(who: Operator, csrfToken: String) {
-        self.who = who
-        self.csrfToken = csrfToken
-    }
 }
 
 /// The console's operators, API tokens and sessions: the statements. Secrets arrive hashed (the
