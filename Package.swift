@@ -43,11 +43,15 @@ let package = Package(
         .target(name: "FreeSWITCHXML", dependencies: ["Decisions"], swiftSettings: strict),
         // One type per SQL statement over the wrapper; the migrations runner.
         .target(name: "Store", dependencies: ["Postgres", "Decisions"], swiftSettings: strict),
+        // The log line format (keys in order, values escaped) and its writer thread.
+        .target(name: "LogLines", dependencies: ["Locking", "SystemCalls", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        // Pure: a lookup as classified, its facts, its outcome, and the FactsSource protocol.
+        .target(name: "Lookups", dependencies: ["Decisions", "LogLines"], swiftSettings: strict),
         // Wiring: request -> facts -> decision -> XML; configuration; event-socket push.
         .target(
             name: "SwitchAuthService",
             dependencies: [
-                "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres", "Locking", "CSystemShims", "SystemCalls",
+                "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres", "Locking", "CSystemShims", "SystemCalls", "LogLines", "Lookups",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -63,7 +67,7 @@ let package = Package(
         .target(
             name: "SwitchAuthCLI",
             dependencies: [
-                "SwitchAuthService", "Store", "Postgres", "Decisions", "FreeSWITCHXML", "Locking", "HTTPServer", "SystemCalls",
+                "SwitchAuthService", "Store", "Postgres", "Decisions", "FreeSWITCHXML", "Locking", "HTTPServer", "SystemCalls", "LogLines", "Lookups",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -81,7 +85,7 @@ let package = Package(
         // libFuzzer target (Tests/fuzz/run.sh builds it with -sanitize=fuzzer); a corpus replay driver otherwise.
         .executableTarget(
             name: "SwitchAuthFuzz",
-            dependencies: ["HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "SwitchAuthService", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "SwitchAuthService", "Lookups", .product(name: "Logging", package: "swift-log")],
             path: "Tests/fuzz/SwitchAuthFuzz",
             swiftSettings: strict
         ),
@@ -112,7 +116,7 @@ let package = Package(
         .testTarget(
             name: "SwitchAuthTests",
             dependencies: ["SwitchAuthService", "HTTPServer", "Decisions", "FreeSWITCHXML", "Store", "Postgres", "Locking", "SystemCalls",
-                           "TestSupport", "DatabaseTestSupport", "CLITestSupport"],
+                           "LogLines", "Lookups", "TestSupport", "DatabaseTestSupport", "CLITestSupport"],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),
@@ -127,7 +131,7 @@ package.targets += [
     .target(
         name: "AdminConsole",
         dependencies: [
-            "HTTPServer", "Store", "Postgres", "Decisions", "FreeSWITCHXML", "Locking", "SwitchAuthService", "SystemCalls",
+            "HTTPServer", "Store", "Postgres", "Decisions", "FreeSWITCHXML", "Locking", "SwitchAuthService", "SystemCalls", "Lookups",
             .product(name: "_CryptoExtras", package: "swift-crypto"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),

@@ -97,3 +97,16 @@ public struct IPSettingFacts: Sendable, Equatable {
         self.account = account
     }
 }
+
+/// What the facts source (the database or the memory copy) says about user@domain, and the lockout state of the source, the user and the pair.
+public struct DirectoryFactsResult: Sendable, Equatable {
+    public var domainKnown: Bool
+    public var device: DeviceFacts?
+    public var lockout: LockoutFacts
+
+    public init(domainKnown: Bool, device: DeviceFacts?, lockout: LockoutFacts) {
+        self.domainKnown = domainKnown
+        self.device = device
+        self.lockout = lockout
+    }
+}

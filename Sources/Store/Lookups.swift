@@ -98,19 +98,6 @@ func parseNumeric(_ text: String) -> Decimal? {
     return Decimal(sign: negative ? .minus : .plus, exponent: exponent, significand: Decimal(mantissa))
 }
 
-/// What the database says about user@domain, and the lockout state of the source, the user and the pair.
-public struct DirectoryFactsResult: Sendable, Equatable {
-    public var domainKnown: Bool
-    public var device: DeviceFacts?
-    public var lockout: LockoutFacts
-
-    public init(domainKnown: Bool, device: DeviceFacts?, lockout: LockoutFacts) {
-        self.domainKnown = domainKnown
-        self.device = device
-        self.lockout = lockout
-    }
-}
-
 /// Domain resolution (primary name or alias, case-insensitive), the device and its account, and
 /// lockouts, in one round trip.
 public enum DirectoryLookup {

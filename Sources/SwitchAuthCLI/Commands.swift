@@ -4,6 +4,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import LogLines
 import Logging
 import Postgres
 import Store

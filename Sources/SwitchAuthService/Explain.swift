@@ -1,5 +1,6 @@
 import Decisions
 import FreeSWITCHXML
+import Lookups
 import Postgres
 import Store
 

@@ -2,7 +2,9 @@ import Decisions
 import Foundation
 import HTTPServer
 import Locking
+import LogLines
 import Logging
+import Lookups
 import Postgres
 import Store
 import SystemCalls

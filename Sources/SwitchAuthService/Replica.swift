@@ -4,6 +4,7 @@ import Foundation
 import HTTPServer
 import Locking
 import Logging
+import Lookups
 import Postgres
 import Store
 import Synchronization

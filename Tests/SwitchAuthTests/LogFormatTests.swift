@@ -1,5 +1,6 @@
 import DatabaseTestSupport
 import Foundation
+import LogLines
 import TestSupport
 import Locking
 import Logging

@@ -2,6 +2,7 @@ import Decisions
 import FreeSWITCHXML
 import HTTPServer
 import Logging
+import Lookups
 import Store
 import SwitchAuthService
 

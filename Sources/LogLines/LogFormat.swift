@@ -14,22 +14,20 @@ public enum LogFormat {
         if !s.isEmpty && s.utf8.allSatisfy(isBare) { return s }
         var out = "\""
         for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value >= 0x20 && scalar.value < 0x7f {
-                    out.unicodeScalars.append(scalar)
-                } else {
-                    out += "\\u{" + String(scalar.value, radix: 16) + "}"
-                }
+            if let escaped = twoCharacterEscapes[scalar] {
+                out += escaped
+            } else if scalar.value >= 0x20 && scalar.value < 0x7f {
+                out.unicodeScalars.append(scalar)
+            } else {
+                out += "\\u{" + String(scalar.value, radix: 16) + "}"
             }
         }
         return out + "\""
     }
+
+    /// What a quoted value writes for a backslash, a quote, and the three control characters that
+    /// have a letter (every other one is written `\u{XXXX}`).
+    static let twoCharacterEscapes: [Unicode.Scalar: String] = ["\\": "\\\\", "\"": "\\\"", "\n": "\\n", "\r": "\\r", "\t": "\\t"]
 
     /// Letters, digits and `._:/@+-|[]%`: written without quotes. One bit per ASCII byte.
     @inline(__always)
