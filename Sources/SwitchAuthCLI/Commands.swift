@@ -1,14 +1,15 @@
 import ArgumentParser
 import Decisions
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import LogLines
 import Logging
 import Postgres
 import Store
 import SwitchAuthService
+import SystemCalls
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public struct SwitchAuthCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
@@ -48,7 +49,7 @@ struct Serve: ParsableCommand {
         let config = try options.serviceConfig()
         do { try config.validate() } catch let e as ConfigError { throw ValidationError(e.message) }
         let logger = makeLogger(config.logLevel)
-        Service.blockTerminationSignals()
+        Signals.blockTermination()
         // Under systemd (Type=notify): READY=1 once listening and PostgreSQL answered, the watchdog,
         // and SIGHUP (systemctl reload) re-reads the configuration without dropping a request.
         let host = ServiceHost(logger: logger)
@@ -57,10 +58,8 @@ struct Serve: ParsableCommand {
         } catch {
             throw CLIError("cannot start: \(error)")
         }
-        while true {
-            let sig = Service.waitForSignal(reload: true)
-            logger.notice("signal received", metadata: ["signal": .stringConvertible(sig)])
-            guard sig == SIGHUP else { break }
+        let sig = Signals.waitForTermination(onReload: {
+            logger.notice("signal received", metadata: ["signal": .stringConvertible(SIGHUP)])
             do {
                 let next = try options.serviceConfig()
                 try next.validate()
@@ -72,7 +71,8 @@ struct Serve: ParsableCommand {
             } catch {
                 logger.error("reload failed; the running configuration stays", metadata: ["error": .string("\(error)")])
             }
-        }
+        })
+        logger.notice("signal received", metadata: ["signal": .stringConvertible(sig)])
         host.stop()
     }
 }

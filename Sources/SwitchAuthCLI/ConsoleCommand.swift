@@ -4,6 +4,7 @@ import Foundation
 import Postgres
 import Store
 import SwitchAuthService
+import SystemCalls
 
 /// `switchauth console`: the operators' console and its operators.
 struct ConsoleCommand: ParsableCommand {
@@ -218,7 +219,7 @@ struct ConsoleServe: ParsableCommand {
         settings.allowedHosts = allowedHosts
         settings.trustedProxies = trustedProxies
         if config.replica { settings.changeInForceAfterMilliseconds = config.replicaStalenessMilliseconds + 5 }
-        Service.blockTerminationSignals()
+        Signals.blockTermination()
         // Before any thread starts, so that every thread of the console inherits it (Linux nice
         // values are per thread). The service's own threads, in its own process, are not touched.
         if nice > 0 { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice) }
@@ -230,7 +231,7 @@ struct ConsoleServe: ParsableCommand {
             throw CLIError("cannot start the console: \(error)")
         }
         Console.out("console on http://\(host.contains(":") ? "[\(host)]" : host):\(server.port)/")
-        let sig = Service.waitForSignal()
+        let sig = Signals.waitForTermination()
         logger.notice("signal received", metadata: ["signal": .stringConvertible(sig)])
         server.stop()
     }

@@ -6,6 +6,7 @@ import Logging
 import Postgres
 import Store
 import SwitchAuthService
+import SystemCalls
 
 /// `switchauth demo`: a throwaway PostgreSQL, the seed's examples, the service on loopback, and
 /// curl commands that replay real FreeSWITCH request shapes.
@@ -129,7 +130,7 @@ struct Demo: ParsableCommand {
         config.basicAuthPassword = secret
         try config.validate()
         let logger = makeLogger(logLevel)
-        Service.blockTerminationSignals()
+        Signals.blockTermination()
         let service = try Service(config: config, logger: logger)
         try service.start()
         let url = "http://127.0.0.1:\(service.port)\(config.path)"
@@ -155,7 +156,7 @@ struct Demo: ParsableCommand {
         }
         Console.out("Try 'switchauth explain --ip 203.0.113.10 --destination 9112345 --database-url \"\(config.databaseURL)\"' in another shell.")
         Console.out("Press Ctrl-C to stop; the database is removed.")
-        _ = Service.waitForSignal()
+        _ = Signals.waitForTermination()
         service.stop()
     }
 }

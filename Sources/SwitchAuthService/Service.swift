@@ -136,28 +136,4 @@ public final class Service: Sendable {
         guard let peer = IPAddress(host) else { return false }
         return allow.contains { $0.contains(peer) }
     }
-
-    /// Blocks SIGTERM, SIGINT and SIGHUP in every thread (call before `start`), so that
-    /// `waitForSignal` can take them.
-    public static func blockTerminationSignals() {
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGTERM)
-        sigaddset(&set, SIGINT)
-        sigaddset(&set, SIGHUP)
-        pthread_sigmask(SIG_BLOCK, &set, nil)
-        signal(SIGPIPE, SIG_IGN)
-    }
-
-    /// Waits for SIGTERM, SIGINT or (with `reload`) SIGHUP; returns the signal number.
-    public static func waitForSignal(reload: Bool = false) -> Int32 {
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGTERM)
-        sigaddset(&set, SIGINT)
-        if reload { sigaddset(&set, SIGHUP) }
-        var sig: Int32 = 0
-        sigwait(&set, &sig)
-        return sig
-    }
 }
