@@ -1,6 +1,5 @@
 import CSystemShims
 import Foundation
-import Dispatch
 import Locking
 import Synchronization
 import SystemCalls

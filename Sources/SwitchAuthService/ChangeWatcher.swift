@@ -59,7 +59,6 @@ public final class ChangeWatcher: Sendable {
         for p in pushers { p.stop() }
     }
 
-    private func now() -> UInt64 { MonotonicClock.now() }
 
     private func run(_ t: BackgroundThread) {
         var db: Connection?
@@ -95,7 +94,7 @@ public final class ChangeWatcher: Sendable {
             do {
                 let waitMs = batchStarted == nil ? 250 : 20
                 for n in try c.notifications(timeoutMilliseconds: waitMs) {
-                    if batchStarted == nil { batchStarted = now() }
+                    if batchStarted == nil { batchStarted = MonotonicClock.now() }
                     if batchSeen == nil { batchSeen = MonotonicClock.now() }
                     if n.payload == "acl" || n.payload.hasPrefix("account:") {
                         aclChanged = true
@@ -107,7 +106,7 @@ public final class ChangeWatcher: Sendable {
                                       metadata: ["cacheable_ms": .stringConvertible(ms)])
                     }
                 }
-                if let started = batchStarted, now() - started >= UInt64(debounceMilliseconds) * 1_000_000 {
+                if let started = batchStarted, MonotonicClock.now() - started >= UInt64(debounceMilliseconds) * 1_000_000 {
                     // With lookups read from a standby, a switch is told to fetch only once the
                     // standby has replayed the change (LISTEN works on the primary only).
                     if config.hasStandby { waitForStandby(primary: c, &standby) }
@@ -126,8 +125,8 @@ public final class ChangeWatcher: Sendable {
                     batchStarted = nil
                     batchSeen = nil
                 }
-                if now() - lastPrune > 60_000_000_000 {
-                    lastPrune = now()
+                if MonotonicClock.now() - lastPrune > 60_000_000_000 {
+                    lastPrune = MonotonicClock.now()
                     try? AuthFailures.prune(c, policy: config.lockout)
                 }
             } catch {
@@ -145,11 +144,11 @@ public final class ChangeWatcher: Sendable {
     private func waitForStandby(primary: Connection, _ standby: inout Connection?) {
         guard let lsn = try? StandbyReplay.primaryPosition(primary) else { return }
         if standby == nil { standby = Connection(lazy: config.readDatabaseConfig) }
-        let deadline = now() + 2_000_000_000
-        while now() < deadline {
+        let deadline = MonotonicClock.now() + 2_000_000_000
+        while MonotonicClock.now() < deadline {
             guard let s = standby, let replayed = try? StandbyReplay.hasReplayed(s, position: lsn) else { return }
             if replayed { return }
-            sleepMilliseconds(5)
+            Syscall.sleep(nanoseconds: 5_000_000)
         }
         logger.warning("standby did not replay the change within 2 s; pushing anyway", metadata: ["lsn": .string(lsn)])
     }
@@ -249,8 +248,4 @@ final class SwitchPusher: Sendable {
 
     func start() { thread.start() }
     func stop() { thread.stop() }
-}
-
-func sleepMilliseconds(_ ms: Int) {
-    Syscall.sleep(nanoseconds: UInt64(max(0, ms)) * 1_000_000)
 }

@@ -190,8 +190,6 @@ public final class Replica: FactsSource, Sendable {
 
     public var deviceCount: Int { tables.read { $0.devices.count } }
 
-    static func wallMilliseconds() -> Int64 { WallClock.milliseconds() }
-
     /// The lookups the copy can answer at all (`facts` returns nil for the others).
     static func answers(_ lookup: Lookup) -> Bool {
         switch lookup {
@@ -209,7 +207,7 @@ public final class Replica: FactsSource, Sendable {
     /// give them (acl.conf is always read from the database: it is fetched only on `reloadacl`).
     public func facts(for lookup: Lookup) -> LookupFacts? {
         guard isCurrent() else { return nil }
-        let now = Self.wallMilliseconds()
+        let now = WallClock.milliseconds()
         let facts: LookupFacts?
         switch lookup {
         case .answered, .acl:
@@ -237,7 +235,7 @@ public final class Replica: FactsSource, Sendable {
     /// A success answered from the copy: its trust record is written in the background
     /// (`TrustRecorder`); the copy holds it at once so that the next success does not queue it again.
     func noteSuccess(source: String, user: String) {
-        let now = Self.wallMilliseconds()
+        let now = WallClock.milliseconds()
         tables.write { $0.setTrust(subject: user, source: source, lastSuccess: now) }
     }
 }
