@@ -16,6 +16,31 @@ import Testing
 struct ReplicaTests {
 
     /// The service on `cluster` with its memory copy on, once the copy is proven current.
+    /// A seeded cluster, a service whose memory copy is current, and the captured REGISTER: the
+    /// setup of the tests that stall or age the copy.
+    struct CurrentCopy {
+        let cluster: TemporaryCluster
+        let service: RunningService
+        let replica: Replica
+        let register: [UInt8]
+        func stop() {
+            service.stop()
+            cluster.stop()
+        }
+    }
+
+    static func currentCopy() throws -> CurrentCopy {
+        let register = try Fixtures.bytes("directory-sip_auth-register-udp-ok.http")
+        let cluster = try seededCluster()
+        do {
+            let (s, replica) = try serviceWithCurrentReplica(cluster)
+            return CurrentCopy(cluster: cluster, service: s, replica: replica, register: register)
+        } catch {
+            cluster.stop()
+            throw error
+        }
+    }
+
     static func serviceWithCurrentReplica(_ cluster: TemporaryCluster) throws -> (RunningService, Replica) {
         var config = fixtureConfig(database: cluster.config())
         config.replica = true
@@ -334,11 +359,9 @@ struct ReplicaTests {
     /// it has lost its proof. Without that wait the lookup below is answered from the stalled copy,
     /// with the suspended account's device and its HA1.
     @Test func aChangeIsInForceWhenTheCLIReturns() throws {
-        let cluster = try seededCluster()
-        defer { cluster.stop() }
-        let (s, replica) = try Self.serviceWithCurrentReplica(cluster)
-        defer { s.stop() }
-        let register = try Fixtures.bytes("directory-sip_auth-register-udp-ok.http")
+        let copy = try Self.currentCopy()
+        defer { copy.stop() }
+        let (cluster, s, replica, register) = (copy.cluster, copy.service, copy.replica, copy.register)
         #expect(try exchange(s.port, register).text == FixtureReplayTests.user1001)
         replica.feedPausedForTests.store(true, ordering: .relaxed) // its thread not scheduled
         let suspended = cli(["account", "suspend", "1000042"], db: cluster.config(), wait: true)
@@ -362,11 +385,9 @@ struct ReplicaTests {
     /// A heartbeat back late (the proof lapsed, the feed alive): a lookup waits for it instead of
     /// reading PostgreSQL, and is answered from the copy once it is back, within its deadline.
     @Test func aLateHeartbeatParksLookupsUntilItIsBack() throws {
-        let cluster = try seededCluster()
-        defer { cluster.stop() }
-        let (s, replica) = try Self.serviceWithCurrentReplica(cluster)
-        defer { s.stop() }
-        let register = try Fixtures.bytes("directory-sip_auth-register-udp-ok.http")
+        let copy = try Self.currentCopy()
+        defer { copy.stop() }
+        let (s, replica, register) = (copy.service, copy.replica, copy.register)
         let answeredBefore = replica.answeredCount
         replica.proofHeldForTests.store(true, ordering: .relaxed)
         replica.ageProofForTests(nanoseconds: replica.stalenessNanoseconds + 1_000_000)
