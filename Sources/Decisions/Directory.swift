@@ -196,13 +196,13 @@ public enum DirectoryDecider {
     }
 
     static func publish(_ device: DeviceFacts, a1: String, policy: DirectoryPolicy) -> PublishedUser {
-        var variables: [PublishedUser.Variable] = [
-            .init("accountcode", device.account.number),
-            .init("user_context", policy.userContext),
-            .init("switchauth_account_id", String(device.account.id)),
-            .init("switchauth_device_id", String(device.id)),
-            .init("switchauth_auth_method", "digest"),
-        ]
+        var variables: [PublishedUser.Variable] = []
+        variables.reserveCapacity(7)  // one allocation, caller ID or not
+        variables.append(.init("accountcode", device.account.number))
+        variables.append(.init("user_context", policy.userContext))
+        variables.append(.init("switchauth_account_id", String(device.account.id)))
+        variables.append(.init("switchauth_device_id", String(device.id)))
+        variables.append(.init("switchauth_auth_method", "digest"))
         if !device.callerIDName.isEmpty {
             variables.append(.init("effective_caller_id_name", device.callerIDName))
         }

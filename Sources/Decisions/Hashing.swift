@@ -34,16 +34,16 @@ public enum Hashing {
         nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
     }
 
-    /// Compares two strings in time that depends only on their lengths.
-    public static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    /// Compares two byte sequences in time that depends only on their lengths.
+    public static func constantTimeEquals<A: Collection, B: Collection>(_ a: A, _ b: B) -> Bool
+    where A.Element == UInt8, B.Element == UInt8 {
         var diff = UInt8(a.count == b.count ? 0 : 1)
-        let n = max(a.count, b.count)
-        for i in 0..<n {
-            let x = i < a.count ? a[i] : 0
-            let y = i < b.count ? b[i] : 0
-            diff |= x ^ y
+        var x = a.makeIterator(), y = b.makeIterator()
+        while true {
+            let p = x.next(), q = y.next()
+            if p == nil && q == nil { return diff == 0 }
+            diff |= (p ?? 0) ^ (q ?? 0)
         }
-        return diff == 0
     }
 }
 
@@ -70,11 +70,11 @@ public enum DigestAlgorithm: String, Sendable, Equatable {
         }
     }
 
-    /// H(bytes) as lower-case hex bytes.
-    func hexDigest(_ bytes: [UInt8]) -> [UInt8] {
+    /// H(bytes), held by value: its hex is written where it is needed (no array per digest).
+    func digest(_ bytes: [UInt8]) -> DigestValue {
         switch self {
-        case .md5: return Hashing.hexBytes(Insecure.MD5.hash(data: bytes))
-        case .sha256: return Hashing.hexBytes(SHA256.hash(data: bytes))
+        case .md5: return DigestValue(Insecure.MD5.hash(data: bytes))
+        case .sha256: return DigestValue(SHA256.hash(data: bytes))
         }
     }
 
@@ -82,6 +82,56 @@ public enum DigestAlgorithm: String, Sendable, Equatable {
     public func ha1(username: String, realm: String, password: String) -> String {
         hash("\(username):\(realm):\(password)")
     }
+}
+
+/// A digest of either algorithm (16 or 32 bytes) in fixed storage.
+struct DigestValue {
+    private var storage: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    private let count: Int
+
+    init<D: Digest>(_ digest: D) {
+        var storage: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        count = digest.withUnsafeBytes { raw in
+            withUnsafeMutableBytes(of: &storage) { out in
+                let n = min(raw.count, out.count)
+                out.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[..<n]))
+                return n
+            }
+        }
+        self.storage = storage
+    }
+
+    private func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        withUnsafeBytes(of: storage) { body(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+    }
+
+    /// Appends the lower-case hex of the digest.
+    func appendHex(to out: inout [UInt8]) {
+        withBytes { raw in
+            for byte in raw {
+                out.append(Hashing.hexDigit(byte >> 4))
+                out.append(Hashing.hexDigit(byte & 0x0f))
+            }
+        }
+    }
+
+    /// Whether `hex` spells this digest, in either case, compared in time that depends only on
+    /// the lengths.
+    func equalsHex(_ hex: String) -> Bool {
+        withBytes { raw in
+            guard hex.utf8.count == raw.count * 2 else { return false }
+            var diff: UInt8 = 0
+            var given = hex.utf8.makeIterator()
+            for byte in raw {
+                guard let high = given.next(), let low = given.next() else { return false }
+                diff |= Self.lowered(high) ^ Hashing.hexDigit(byte >> 4)
+                diff |= Self.lowered(low) ^ Hashing.hexDigit(byte & 0x0f)
+            }
+            return diff == 0
+        }
+    }
+
+    private static func lowered(_ b: UInt8) -> UInt8 { b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z") ? b | 0x20 : b }
 }
 
 /// The digest fields FreeSWITCH forwards in a sip_auth lookup.
@@ -119,7 +169,7 @@ public struct DigestCredentials: Sendable, Equatable {
         text += method.utf8
         text.append(UInt8(ascii: ":"))
         text += uri.utf8
-        let ha2 = algorithm.hexDigest(text)
+        let ha2 = algorithm.digest(text)
         text.removeAll(keepingCapacity: true)
         text += ha1.utf8
         text.append(UInt8(ascii: ":"))
@@ -134,10 +184,8 @@ public struct DigestCredentials: Sendable, Equatable {
             text += qop.utf8
             text.append(UInt8(ascii: ":"))
         }
-        text += ha2
-        let expected = algorithm.hexDigest(text)
+        ha2.appendHex(to: &text)
         // Hex digits in either case; anything else cannot match a lower-case digest anyway.
-        let given = response.utf8.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 | 0x20 : $0 }
-        return Hashing.constantTimeEquals(expected, given)
+        return algorithm.digest(text).equalsHex(response)
     }
 }

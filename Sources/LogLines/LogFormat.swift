@@ -247,6 +247,9 @@ public struct LogFields: Sendable, ExpressibleByDictionaryLiteral {
 
     public init() {}
 
+    /// Empty, with room for `capacity` fields (one allocation for a whole decision's fields).
+    public init(capacity: Int) { pairs.reserveCapacity(capacity) }
+
     public init(dictionaryLiteral elements: (String, Logger.Metadata.Value)...) {
         pairs.reserveCapacity(elements.count + 4)
         for (k, v) in elements { self[k] = v }

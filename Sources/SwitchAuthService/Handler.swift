@@ -295,10 +295,9 @@ public final class LookupHandler: RequestHandler, Sendable {
         guard let current = credentials.first else { return nil }
         let header = request.head.header("Authorization")
         if let header {
-            let bytes = Array(header.utf8)
-            // What libcurl sends for gateway-credentials, byte for byte: no base64 decoding per request.
-            if Hashing.constantTimeEquals(bytes, current.header) { return nil }
-            if accepts(bytes, decoded: nil, context) { return nil }
+            // What libcurl sends for gateway-credentials, byte for byte: no base64 decoding, no copy.
+            if Hashing.constantTimeEquals(header.utf8, current.header) { return nil }
+            if accepts(Array(header.utf8), decoded: nil, context) { return nil }
             let parts = header.split(separator: " ", maxSplits: 1)
             if parts.count == 2, parts[0].lowercased() == "basic",
                let data = Data(base64Encoded: String(parts[1]).trimmingCharacters(in: .whitespaces)) {

@@ -396,8 +396,7 @@ public struct Resolver: Sendable {
     // MARK: Directory
 
     func directoryMetadata(_ request: XMLCurlRequest, _ query: DirectoryQuery, account: String? = nil) -> LogFields {
-        var meta: LogFields = [:]
-        meta.reserveCapacity(10) // these, the account, and what the handler adds
+        var meta = LogFields(capacity: 10) // these, the account, and what the handler adds
         // First: "account" sorts before every other key here.
         if let account { meta.set("account", account) }
         switch query {
@@ -452,8 +451,7 @@ public struct Resolver: Sendable {
     // MARK: Dialplan
 
     func dialplanMetadata(_ request: XMLCurlRequest, _ query: DialplanQuery) -> LogFields {
-        var meta: LogFields = [:]
-        meta.reserveCapacity(9) // these, and what the handler adds (section, reason, peer, served)
+        var meta = LogFields(capacity: 9) // these, and what the handler adds (section, reason, peer, served)
         switch query {
         case let .ip(_, source, destination):
             meta.set("auth", "ip")
