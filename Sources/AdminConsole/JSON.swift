@@ -68,6 +68,59 @@ public indirect enum JSON: Sendable, Equatable {
         out += "\""
     }
 
+    /// Indented two spaces a level, `"key" : value` as the CLI has always printed it.
+    public var pretty: String {
+        var out = ""
+        writePretty(into: &out, indent: "")
+        return out
+    }
+
+    private func writePretty(into out: inout String, indent: String) {
+        let inner = indent + "  "
+        switch self {
+        case .array(let items) where !items.isEmpty:
+            out += "[\n"
+            for (i, v) in items.enumerated() {
+                out += inner
+                v.writePretty(into: &out, indent: inner)
+                out += i + 1 < items.count ? ",\n" : "\n"
+            }
+            out += indent + "]"
+        case .object(let fields) where !fields.isEmpty:
+            out += "{\n"
+            for (i, (k, v)) in fields.enumerated() {
+                out += inner
+                JSON.quote(k, into: &out)
+                out += " : "
+                v.writePretty(into: &out, indent: inner)
+                out += i + 1 < fields.count ? ",\n" : "\n"
+            }
+            out += indent + "}"
+        default:
+            write(into: &out)
+        }
+    }
+
+    /// An object's keys in order (none for anything else).
+    public var keys: [String] {
+        if case .object(let f) = self { return f.map(\.0) }
+        return []
+    }
+
+    /// The value in a table's cell: text as it is, numbers in their text, true/false, nothing for
+    /// null, a list's items joined by commas, anything else as JSON.
+    public var cell: String {
+        switch self {
+        case .null: return ""
+        case .bool(let b): return b ? "true" : "false"
+        case .string(let s): return s
+        case .number(let n), .raw(let n): return n
+        case .array(let items) where items.allSatisfy({ if case .string = $0 { return true } else { return false } }):
+            return items.map(\.cell).joined(separator: ",")
+        case .array, .object: return text
+        }
+    }
+
     public subscript(key: String) -> JSON? {
         if case .object(let f) = self { return f.first { $0.0 == key }?.1 }
         return nil

@@ -144,29 +144,6 @@ public struct Admin {
         return try r.decode(0, 0)
     }
 
-    public func listAccounts() throws -> Table {
-        Table.from(try db.execute("""
-            SELECT number, name, kind, status, billing, balance::text AS balance, credit_limit::text AS credit_limit,
-                   max_channels, max_cps, coalesce(to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), '') AS expires_at,
-                   (SELECT count(*) FROM ip_settings s WHERE s.account_id = a.id) AS ip_settings,
-                   (SELECT count(*) FROM sip_devices d WHERE d.account_id = a.id) AS devices
-              FROM accounts a ORDER BY number
-            """))
-    }
-
-    public func showAccount(_ number: String) throws -> Table {
-        let t = Table.from(try db.execute("""
-            SELECT number, name, kind, status, billing, balance::text AS balance, credit_limit::text AS credit_limit,
-                   max_channels, max_cps, (SELECT count(*) FROM call_slots c WHERE c.account_id = accounts.id) AS calls_up,
-                   coalesce(to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), '') AS expires_at,
-                   to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS created_at,
-                   to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS updated_at
-              FROM accounts WHERE number = $1
-            """, [number]))
-        guard !t.rows.isEmpty else { throw AdminError.notFound("unknown account \(number)") }
-        return t
-    }
-
     public func setStatus(_ number: String, _ status: AccountStatus) throws {
         let r = try db.execute("UPDATE accounts SET status = $2 WHERE number = $1", [number, status.rawValue])
         guard r.affectedRows == 1 else { throw AdminError.notFound("unknown account \(number)") }
@@ -304,16 +281,6 @@ public struct Admin {
         guard r.affectedRows == 1 else { throw AdminError.notFound("unknown IP setting \(id)") }
     }
 
-    public func listIP(account: String?) throws -> Table {
-        if let account { _ = try accountID(account) }
-        return Table.from(try db.execute("""
-            SELECT s.id, a.number AS account, s.name, s.network::text AS network, s.prefix, s.strip_prefix, s.enabled, s.max_cps
-              FROM ip_settings s JOIN accounts a ON a.id = s.account_id
-             WHERE $1::text IS NULL OR a.number = $1
-             ORDER BY s.network, s.prefix
-            """, [account]))
-    }
-
     public func setIPEnabled(id: Int64, _ enabled: Bool) throws {
         let r = try db.execute("UPDATE ip_settings SET enabled = $2::bool WHERE id = $1::bigint", [String(id), enabled ? "true" : "false"])
         guard r.affectedRows == 1 else { throw AdminError.notFound("unknown IP setting \(id)") }
@@ -441,19 +408,31 @@ public struct Admin {
         try db.execute("DELETE FROM sip_devices WHERE id = $1::bigint", [String(id)])
     }
 
-    static let deviceColumns = """
-        SELECT v.username || '@' || d.name AS device, a.number AS account, v.enabled, v.caller_id_name, v.caller_id_number,
-               to_char(v.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS updated_at
-          FROM sip_devices v JOIN sip_domains d ON d.id = v.domain_id JOIN accounts a ON a.id = v.account_id
-        """
+    // MARK: typed reads (the console's statements and rows, every page)
 
-    public func listDevices(account: String?) throws -> Table {
-        if let account { _ = try accountID(account) }
-        return Table.from(try db.execute(Self.deviceColumns + " WHERE $1::text IS NULL OR a.number = $1 ORDER BY d.name, v.username", [account]))
+    public func accounts() throws -> [AccountListRow] {
+        try ConsoleQueries.all { try ConsoleQueries(db: db).accounts(q: nil, status: nil, kind: nil, cursor: $0, limit: ConsoleQueries.maxLimit) }
     }
 
-    public func showDevice(_ address: String) throws -> Table {
+    public func account(_ number: String) throws -> AccountListRow {
+        guard let row = try ConsoleQueries(db: db).account(number) else { throw AdminError.notFound("unknown account \(number)") }
+        return row
+    }
+
+    public func ipSettings(account: String?) throws -> [IPSettingListRow] {
+        if let account { _ = try accountID(account) }
+        return try ConsoleQueries.all { try ConsoleQueries(db: db).ipSettings(account: account, contains: nil, cursor: $0, limit: ConsoleQueries.maxLimit) }
+    }
+
+    public func devices(account: String?) throws -> [DeviceListRow] {
+        if let account { _ = try accountID(account) }
+        return try ConsoleQueries.all { try ConsoleQueries(db: db).devices(account: account, domain: nil, q: nil, cursor: $0, limit: ConsoleQueries.maxLimit) }
+    }
+
+    /// A device named `user@domain`.
+    public func device(_ address: String) throws -> DeviceListRow {
         let id = try deviceID(address)
-        return Table.from(try db.execute(Self.deviceColumns + " WHERE v.id = $1::bigint", [String(id)]))
+        guard let row = try ConsoleQueries(db: db).device(id: id) else { throw AdminError.notFound("unknown device \(address)") }
+        return row
     }
 }

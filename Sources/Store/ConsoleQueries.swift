@@ -14,52 +14,93 @@ public struct ListPage<Row: Sendable>: Sendable {
     public var limit = ConsoleQueries.defaultLimit
 }
 
-/// The rows of the console's lists, as typed values (the console writes them as JSON, the pages
-/// as HTML). Times are UTC, `YYYY-MM-DDTHH:MM:SSZ`; money is decimal text.
-public struct AccountListRow: Sendable, Equatable {
+/// The rows of the console's lists and the CLI's, as typed values. Their `Encodable` form is the
+/// JSON the API documents (the keys below, in this order; see `openapi.json`): the console answers
+/// with it, the CLI prints it under `--json` and as its columns. Times are UTC,
+/// `YYYY-MM-DDTHH:MM:SSZ`; money is decimal text.
+public struct AccountListRow: Sendable, Equatable, Encodable {
     public var number, name, kind, status, billing, balance, creditLimit: String
     public var maxChannels: Int
     public var expiresAt: String?
     public var createdAt, updatedAt: String
     public var ipSettings, devices, maxCPS, callsUp: Int
+
+    enum CodingKeys: String, CodingKey {
+        case number, name, kind, status, billing, balance, creditLimit = "credit_limit", maxChannels = "max_channels"
+        case expiresAt = "expires_at", createdAt = "created_at", updatedAt = "updated_at", ipSettings = "ip_settings", devices
+        case maxCPS = "max_cps", callsUp = "calls_up"
+    }
 }
 
-public struct IPSettingListRow: Sendable, Equatable {
+public struct IPSettingListRow: Sendable, Equatable, Encodable {
     public var id: Int64
     public var account, name, network, prefix: String
     public var stripPrefix, enabled: Bool
     public var createdAt, updatedAt: String
     public var maxCPS: Int
+
+    enum CodingKeys: String, CodingKey {
+        case id, account, name, network, prefix, stripPrefix = "strip_prefix", enabled, createdAt = "created_at", updatedAt = "updated_at"
+        case maxCPS = "max_cps"
+    }
 }
 
-public struct DeviceListRow: Sendable, Equatable {
+public struct DeviceListRow: Sendable, Equatable, Encodable {
     public var id: Int64
     /// `username@domain`.
     public var device, username, domain, account: String
     public var enabled: Bool
     public var callerIDName, callerIDNumber, createdAt, updatedAt: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, device, username, domain, account, enabled, callerIDName = "caller_id_name", callerIDNumber = "caller_id_number"
+        case createdAt = "created_at", updatedAt = "updated_at"
+    }
 }
 
-public struct DomainListRow: Sendable, Equatable {
+public struct DomainListRow: Sendable, Equatable, Encodable {
     public var name: String
     public var enabled: Bool
     public var aliases: [String]
     public var createdAt: String
+
+    enum CodingKeys: String, CodingKey {
+        case name, enabled, aliases, createdAt = "created_at"
+    }
 }
 
-public struct LockoutListRow: Sendable, Equatable {
+public struct LockoutListRow: Sendable, Equatable, Encodable {
     /// As the CLI names it: source, user, source_user.
     public var scope, subject: String
     public var failures: Int
     public var lockedUntil: String
+
+    enum CodingKeys: String, CodingKey {
+        case scope, subject, failures, lockedUntil = "locked_until"
+    }
 }
 
-public struct AuditListRow: Sendable, Equatable {
+public struct AuditListRow: Sendable, Equatable, Encodable {
     public var id: Int64
     public var at, actor, action, objectType, objectID, object: String
     public var account: String?
-    /// The row before and after the change, as PostgreSQL wrote it (jsonb as text).
-    public var before, after: String?
+    /// The row before and after the change, as PostgreSQL wrote it.
+    public var before, after: RawJSON?
+
+    enum CodingKeys: String, CodingKey {
+        case id, at, actor, action, objectType = "object_type", objectID = "object_id", object, account, before, after
+    }
+}
+
+/// JSON text as PostgreSQL wrote it (a `jsonb` column read as text). The console's and the CLI's
+/// JSON writer inserts it as it is; another encoder gets it as a string.
+public struct RawJSON: Sendable, Equatable, Encodable {
+    public var text: String
+    public init(_ text: String) { self.text = text }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(text)
+    }
 }
 
 /// A list cursor that is not one a list gave out (a 400).
@@ -76,6 +117,18 @@ public struct ConsoleQueries {
     public init(db: Connection) { self.db = db }
 
     public static let defaultLimit = 50
+
+    /// Every row of a list, page after page (the CLI's lists: the console's statements and rows).
+    public static func all<Row>(_ page: (_ cursor: String?) throws -> ListPage<Row>) throws -> [Row] {
+        var rows: [Row] = []
+        var cursor: String?
+        repeat {
+            let p = try page(cursor)
+            rows += p.items
+            cursor = p.nextCursor
+        } while cursor != nil
+        return rows
+    }
     public static let maxLimit = 200
     /// Totals are exact up to this many matches ("10,000+" past it): a count stays cheap at 1,000,000 rows.
     public static let countCap = 10_000
@@ -308,7 +361,7 @@ public struct ConsoleQueries {
             cursor: try Cursor.parse(cursor, valid: Cursor.id), limit: limit, keyColumn: 0) { r, i in
             AuditListRow(id: id(r, i, 0), at: str(r, i, 1), actor: str(r, i, 2), action: str(r, i, 3),
                          objectType: str(r, i, 4), objectID: str(r, i, 5), object: str(r, i, 6),
-                         account: r.string(i, 7), before: r.string(i, 8), after: r.string(i, 9))
+                         account: r.string(i, 7), before: r.string(i, 8).map(RawJSON.init), after: r.string(i, 9).map(RawJSON.init))
         }
     }
 }

@@ -48,14 +48,14 @@ struct AccountCommand: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List accounts.")
         @OptionGroup var options: DatabaseOptions
-        func run() throws { Output.print(try admin(options) { try $0.listAccounts() }, json: options.json) }
+        func run() throws { try Output.print(rows: try admin(options) { try $0.accounts() }, json: options.json) }
     }
 
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show one account.")
         @OptionGroup var options: DatabaseOptions
         @Argument var number: String
-        func run() throws { Output.print(try admin(options) { try $0.showAccount(number) }, json: options.json) }
+        func run() throws { try Output.print(row: try admin(options) { try $0.account(number) }, json: options.json) }
     }
 
     struct Update: ParsableCommand {
@@ -163,7 +163,7 @@ struct IPCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List IP settings (of one account with --account).")
         @OptionGroup var options: DatabaseOptions
         @Option var account: String?
-        func run() throws { Output.print(try admin(options) { try $0.listIP(account: account) }, json: options.json) }
+        func run() throws { try Output.print(rows: try admin(options) { try $0.ipSettings(account: account) }, json: options.json) }
     }
 
     struct Remove: ParsableCommand {
@@ -368,14 +368,14 @@ struct DeviceCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List devices (of one account with --account).")
         @OptionGroup var options: DatabaseOptions
         @Option var account: String?
-        func run() throws { Output.print(try admin(options) { try $0.listDevices(account: account) }, json: options.json) }
+        func run() throws { try Output.print(rows: try admin(options) { try $0.devices(account: account) }, json: options.json) }
     }
 
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a device (user@domain).")
         @OptionGroup var options: DatabaseOptions
         @Argument var device: String
-        func run() throws { Output.print(try admin(options) { try $0.showDevice(device) }, json: options.json) }
+        func run() throws { try Output.print(row: try admin(options) { try $0.device(device) }, json: options.json) }
     }
 
     struct Passwd: ParsableCommand {

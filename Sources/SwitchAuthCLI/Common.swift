@@ -1,3 +1,4 @@
+import AdminConsole
 import ArgumentParser
 import Foundation
 import Postgres
@@ -108,6 +109,27 @@ func waitUntilEveryCopyHolds(_ db: Connection, stalenessMilliseconds: Int) {
 }
 
 enum Output {
+    /// Typed rows (the console's): under `--json` the JSON the console's API answers with, else a
+    /// table whose columns are the JSON's keys.
+    static func print<Row: Encodable>(rows: [Row], json: Bool) throws {
+        let values = try rows.map { try JSON(encoding: $0) }
+        if json {
+            Console.out(JSON.array(values).pretty)
+            return
+        }
+        let columns = values.first?.keys ?? []
+        print(Table(columns: columns, rows: values.map { v in columns.map { v[$0]?.cell ?? "" } }), json: false)
+    }
+
+    /// One typed row: under `--json` one object, else a one-row table.
+    static func print<Row: Encodable>(row: Row, json: Bool) throws {
+        if json {
+            Console.out(try JSON(encoding: row).pretty)
+            return
+        }
+        try print(rows: [row], json: false)
+    }
+
     static func print(_ table: Table, json: Bool) {
         if json {
             let objects = table.rows.map { row in

@@ -37,13 +37,17 @@ struct CLITests {
         #expect(list.code == 0)
         #expect(list.out.contains("PBX1 ") && list.out.contains("203.0.113.10/32  91"))
         let json = cli(["ip", "list", "--json"], db: config)
-        let parsed = try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [[String: String]]
+        // The console's rows as its API writes them: typed values, not text.
+        let parsed = try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [[String: Any]]
         #expect(parsed?.count == 2)
-        #expect(parsed?.map { $0["prefix"] ?? "" }.sorted() == ["91", "92"])
+        #expect(parsed?.map { $0["prefix"] as? String ?? "" }.sorted() == ["91", "92"])
+        #expect(parsed?.allSatisfy { $0["enabled"] as? Bool == true && $0["id"] is Int } == true)
+        #expect(cli(["ip", "list", "--account", "9999"], db: config).err.contains("unknown account 9999"))
         let accounts = cli(["account", "list"], db: config).out
         #expect(accounts.split(separator: "\n").first?.hasPrefix("NUMBER") == true)
         #expect(cli(["account", "suspend", "1001"], db: config).code == 0)
         #expect(cli(["account", "show", "1001", "--json"], db: config).out.contains(#""status" : "suspended""#))
+        #expect(cli(["account", "show", "nobody"], db: config).err.contains("unknown account nobody"))
         #expect(cli(["account", "balance", "1012", "--add=-12.50"], db: config).out == "-12.500000\n")
         let explain = cli(["explain", "--ip", "203.0.113.10", "--destination", "9212345"], db: config).out
         #expect(explain.contains("=> allowed (ok): accountcode 1012"))
