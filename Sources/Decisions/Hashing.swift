@@ -34,7 +34,9 @@ public enum Hashing {
         nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
     }
 
-    /// Compares two byte sequences in time that depends only on their lengths.
+    /// Compares two byte sequences in time that depends only on their lengths. Inlinable: called
+    /// from another module it is specialized there (unspecialized, it costs a witness call a byte).
+    @inlinable
     public static func constantTimeEquals<A: Collection, B: Collection>(_ a: A, _ b: B) -> Bool
     where A.Element == UInt8, B.Element == UInt8 {
         var diff = UInt8(a.count == b.count ? 0 : 1)
