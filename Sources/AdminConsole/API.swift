@@ -34,12 +34,6 @@ struct APIContext {
 }
 
 /// A typed model (the ones the CLI prints too) as JSON.
-func encoded<T: Encodable>(_ value: T) throws -> JSON {
-    let e = JSONEncoder()
-    e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    return .raw(String(decoding: try e.encode(value), as: UTF8.self))
-}
-
 func json(_ value: JSON, status: Int = 200, headers: [(String, String)] = []) -> HTTPResponse {
     let reason = [200: "OK", 201: "Created", 204: "No Content"][status] ?? "OK"
     return HTTPResponse(status: HTTPStatus(code: status, reason: reason), contentType: "application/json",
@@ -76,7 +70,7 @@ enum API {
 
     static func accountJSON(_ c: APIContext, _ number: String, status: Int = 200) throws -> HTTPResponse {
         guard let a = try c.queries.account(number) else { throw Problem.from(AdminError.notFound("unknown account \(number)")) }
-        return json(a, status: status)
+        return json(try JSON(encoding: a), status: status)
     }
 
     static let routes: [APIRoute] = [
@@ -90,7 +84,7 @@ enum API {
 
         // domains
         APIRoute("GET", "/api/v1/domains", role: .readOnly) { c in
-            json(try c.queries.domains(cursor: c.query("cursor"), limit: try c.limit()).json)
+            json(try Page(c.queries.domains(cursor: c.query("cursor"), limit: try c.limit())).json)
         },
         APIRoute("POST", "/api/v1/domains", role: .operator) { c in
             let name = try c.body().requiredString("name")
@@ -114,36 +108,36 @@ enum API {
         // the dashboard
         APIRoute("GET", "/api/v1/dashboard", role: .readOnly) { c in
             let (d, age) = try c.app.dashboard(c.db, fresh: c.query("refresh") != nil)
-            return json(try encoded(d), headers: [("Age", String(age))])
+            return json(try JSON(encoding: d), headers: [("Age", String(age))])
         },
 
         // operators and API tokens (admins)
         APIRoute("GET", "/api/v1/operators", role: .admin) { c in
-            json(.object([("items", try encoded(try ConsoleStore(db: c.db).operators()))]))
+            json(.object([("items", try JSON(encoding: try ConsoleStore(db: c.db).operators()))]))
         },
         APIRoute("POST", "/api/v1/operators/{name}/disable", role: .admin) { c in
             let s = ConsoleStore(db: c.db)
             try s.setOperatorDisabled(c.param("name"), true, by: c.who?.name)
-            return json(try encoded(try s.operatorRow(c.param("name"))))
+            return json(try JSON(encoding: try s.operatorRow(c.param("name"))))
         },
         APIRoute("POST", "/api/v1/operators/{name}/enable", role: .admin) { c in
             let s = ConsoleStore(db: c.db)
             try s.setOperatorDisabled(c.param("name"), false, by: c.who?.name)
-            return json(try encoded(try s.operatorRow(c.param("name"))))
+            return json(try JSON(encoding: try s.operatorRow(c.param("name"))))
         },
         APIRoute("GET", "/api/v1/tokens", role: .admin) { c in
-            json(.object([("items", try encoded(try ConsoleStore(db: c.db).tokens(operator: c.query("operator"))))]))
+            json(.object([("items", try JSON(encoding: try ConsoleStore(db: c.db).tokens(operator: c.query("operator"))))]))
         },
         APIRoute("DELETE", "/api/v1/tokens/{id}", role: .admin) { c in
-            json(try encoded(try ConsoleStore(db: c.db).revokeToken(try c.id("id"))))
+            json(try JSON(encoding: try ConsoleStore(db: c.db).revokeToken(try c.id("id"))))
         },
 
         // accounts
         APIRoute("GET", "/api/v1/accounts", role: .readOnly) { c in
             let kind = c.query("kind")
             if let kind, AccountKind(rawValue: kind) == nil { throw Problem(status: 400, title: "Bad Request", detail: "kind must be customer or carrier") }
-            return json(try c.queries.accounts(q: c.query("q"), status: try status(c.query("status")), kind: kind,
-                                               cursor: c.query("cursor"), limit: try c.limit()).json)
+            return json(try Page(c.queries.accounts(q: c.query("q"), status: try status(c.query("status")), kind: kind,
+                                                    cursor: c.query("cursor"), limit: try c.limit())).json)
         },
         APIRoute("POST", "/api/v1/accounts", role: .operator) { c in
             let b = try c.body()
@@ -213,18 +207,18 @@ enum API {
         APIRoute("GET", "/api/v1/ip-settings", role: .readOnly) { c in
             let contains = c.query("contains")
             if let contains, IPAddress(contains) == nil { throw Problem(status: 400, title: "Bad Request", detail: "contains must be an IP address") }
-            return json(try c.queries.ipSettings(account: c.query("account"), contains: contains, cursor: c.query("cursor"), limit: try c.limit()).json)
+            return json(try Page(c.queries.ipSettings(account: c.query("account"), contains: contains, cursor: c.query("cursor"), limit: try c.limit())).json)
         },
         APIRoute("POST", "/api/v1/accounts/{number}/ip-settings", role: .operator) { c in
             let b = try c.body()
             let id = try c.admin.addIP(account: c.param("number"), name: try b.requiredString("name"), network: try b.requiredString("network"),
                                        prefix: try b.string("prefix") ?? "", strip: try b.bool("strip_prefix") ?? false,
                                        maxCPS: try b.int("max_cps") ?? 0)
-            return json(try c.queries.ipSetting(id) ?? .null, status: 201)
+            return json(try c.queries.ipSetting(id).map { try JSON(encoding: $0) } ?? .null, status: 201)
         },
         APIRoute("GET", "/api/v1/ip-settings/{id}", role: .readOnly) { c in
             guard let s = try c.queries.ipSetting(try c.id("id")) else { throw Problem.from(AdminError.notFound("unknown IP setting \(c.param("id"))")) }
-            return json(s)
+            return json(try JSON(encoding: s))
         },
         APIRoute("PATCH", "/api/v1/ip-settings/{id}", role: .operator) { c in
             let b = try c.body()
@@ -238,7 +232,7 @@ enum API {
             if let m = u.maxCPS, m < 0 { throw Problem.invalid("max calls per second must be 0 (unlimited) or more") }
             let id = try c.id("id")
             try c.admin.updateIP(id: id, u)
-            return json(try c.queries.ipSetting(id) ?? .null)
+            return json(try c.queries.ipSetting(id).map { try JSON(encoding: $0) } ?? .null)
         },
         APIRoute("DELETE", "/api/v1/ip-settings/{id}", role: .operator) { c in
             try c.admin.removeIP(id: try c.id("id"))
@@ -247,21 +241,21 @@ enum API {
 
         // call controls: destination rules, fraud thresholds and events
         APIRoute("GET", "/api/v1/destination-rules", role: .readOnly) { c in
-            json(.object([("items", try encoded(try c.admin.destinationRules(account: c.query("account"))))]))
+            json(.object([("items", try JSON(encoding: try c.admin.destinationRules(account: c.query("account"))))]))
         },
         APIRoute("POST", "/api/v1/destination-rules", role: .operator) { c in
             let b = try c.body()
             guard let action = DestinationRule.Action(rawValue: try b.requiredString("action")) else { throw Problem.invalid("action must be deny or allow") }
             let id = try c.admin.addDestinationRule(account: try b.string("account"), action: action, prefix: try b.requiredString("prefix"),
                                                     note: try b.string("note") ?? "")
-            return json(try encoded(try c.admin.destinationRule(id: id)), status: 201)
+            return json(try JSON(encoding: try c.admin.destinationRule(id: id)), status: 201)
         },
         APIRoute("DELETE", "/api/v1/destination-rules/{id}", role: .operator) { c in
             try c.admin.removeDestinationRule(id: try c.id("id"))
             return noContent
         },
         APIRoute("GET", "/api/v1/accounts/{number}/fraud-thresholds", role: .readOnly) { c in
-            json(.object([("items", try encoded(try c.admin.fraudThresholds(account: c.param("number"))))]))
+            json(.object([("items", try JSON(encoding: try c.admin.fraudThresholds(account: c.param("number"))))]))
         },
         APIRoute("PUT", "/api/v1/accounts/{number}/fraud-thresholds", role: .operator) { c in
             let b = try c.body()
@@ -271,20 +265,20 @@ enum API {
             let prefix = try b.string("prefix") ?? "", warning = try b.int("warning"), critical = try b.int("critical")
             if let p = Admin.fraudThresholdProblems(prefix: prefix, warning: warning, critical: critical).first { throw Problem.invalid(p.message) }
             let id = try c.admin.setFraudThreshold(account: c.param("number"), metric: metric, prefix: prefix, warning: warning, critical: critical)
-            return json(try encoded(try c.admin.fraudThreshold(id: id)))
+            return json(try JSON(encoding: try c.admin.fraudThreshold(id: id)))
         },
         APIRoute("DELETE", "/api/v1/fraud-thresholds/{id}", role: .operator) { c in
             try c.admin.removeFraudThreshold(id: try c.id("id"))
             return noContent
         },
         APIRoute("GET", "/api/v1/fraud-events", role: .readOnly) { c in
-            json(.object([("items", try encoded(try c.admin.fraudEvents(account: c.query("account"), limit: try c.limit())))]))
+            json(.object([("items", try JSON(encoding: try c.admin.fraudEvents(account: c.query("account"), limit: try c.limit())))]))
         },
 
         // devices
         APIRoute("GET", "/api/v1/devices", role: .readOnly) { c in
-            json(try c.queries.devices(account: c.query("account"), domain: c.query("domain"), q: c.query("q"),
-                                       cursor: c.query("cursor"), limit: try c.limit()).json)
+            json(try Page(c.queries.devices(account: c.query("account"), domain: c.query("domain"), q: c.query("q"),
+                                            cursor: c.query("cursor"), limit: try c.limit())).json)
         },
         APIRoute("POST", "/api/v1/accounts/{number}/devices", role: .operator) { c in
             let b = try c.body()
@@ -297,7 +291,7 @@ enum API {
             d.callerIDName = try b.string("caller_id_name") ?? ""
             d.callerIDNumber = try b.string("caller_id_number") ?? ""
             let id = try c.admin.addDevice(d)
-            var out = try c.queries.device(id: id) ?? .object([])
+            var out = try c.queries.device(id: id).map { try JSON(encoding: $0) } ?? .object([])
             // The password goes back once, in this answer, and only when generated here.
             if generate, case .object(var f) = out {
                 f.append(("password", .string(password)))
@@ -307,14 +301,14 @@ enum API {
         },
         APIRoute("GET", "/api/v1/devices/{device}", role: .readOnly) { c in
             let id = try c.admin.deviceID(c.param("device"))
-            return json(try c.queries.device(id: id) ?? .null)
+            return json(try c.queries.device(id: id).map { try JSON(encoding: $0) } ?? .null)
         },
         APIRoute("PATCH", "/api/v1/devices/{device}", role: .operator) { c in
             let b = try c.body()
             if let p = try b.string("password") { try c.admin.setPassword(c.param("device"), password: p) }
             if let e = try b.bool("enabled") { try c.admin.setDeviceEnabled(c.param("device"), e) }
             let id = try c.admin.deviceID(c.param("device"))
-            return json(try c.queries.device(id: id) ?? .null)
+            return json(try c.queries.device(id: id).map { try JSON(encoding: $0) } ?? .null)
         },
         APIRoute("DELETE", "/api/v1/devices/{device}", role: .operator) { c in
             try c.admin.removeDevice(c.param("device"))
@@ -325,7 +319,7 @@ enum API {
         APIRoute("GET", "/api/v1/lockouts", role: .readOnly) { c in
             let scope = c.query("scope")
             if let scope, Queries.scope(named: scope) == nil { throw Problem(status: 400, title: "Bad Request", detail: "scope must be source, user or source_user") }
-            return json(try c.queries.lockouts(scope: scope, cursor: c.query("cursor"), limit: try c.limit()).json)
+            return json(try Page(c.queries.lockouts(scope: scope, cursor: c.query("cursor"), limit: try c.limit())).json)
         },
         APIRoute("DELETE", "/api/v1/lockouts/{subject}", role: .operator) { c in
             let n = try AuthFailures.clear(c.db, subject: c.param("subject"))
@@ -341,8 +335,8 @@ enum API {
             return json(e.json)
         },
         APIRoute("GET", "/api/v1/audit", role: .readOnly) { c in
-            json(try c.queries.audit(account: c.query("account"), objectType: c.query("object_type"), actor: c.query("actor"),
-                                     cursor: c.query("cursor"), limit: try c.limit()).json)
+            json(try Page(c.queries.audit(account: c.query("account"), objectType: c.query("object_type"), actor: c.query("actor"),
+                                          cursor: c.query("cursor"), limit: try c.limit())).json)
         },
     ]
 

@@ -41,7 +41,7 @@ enum Pages {
         var form: [String: String] { request.form }
         func param(_ k: String) -> String { params[k] ?? "" }
         func q(_ k: String) -> String? { request.query[k].flatMap { $0.isEmpty ? nil : $0 } }
-        func money(_ j: JSON?) -> String { Money.format(str(j), currency: app.settings.currency) }
+        func money(_ amount: String) -> String { Money.format(amount, currency: app.settings.currency) }
         /// The page size asked for (`limit`, 1-200), else the default.
         var limit: Int { q("limit").flatMap(Int.init).flatMap { (1...Queries.maxLimit).contains($0) ? $0 : nil } ?? Queries.defaultLimit }
         /// The notice after a redirect: the flash the POST left, else a known `notice` code.
@@ -354,14 +354,14 @@ enum Pages {
         record(&form, Admin.ipProblems(name: u.name, network: u.network, prefix: u.prefix, maxCPS: u.maxCPS), fields: fields)
         if !form.failed { try attempt(&form, fields: fields) { try c.admin.updateIP(id: i, u) } }
         if form.failed { return try ipEditPage(c, id, form: form, status: 422) }
-        return redirect("/accounts/\(HTML.seg(str(s["account"])))?notice=ip-saved")
+        return redirect("/accounts/\(HTML.seg(s.account))?notice=ip-saved")
     }
 
     static func removeIP(_ c: Ctx) throws -> HTTPResponse {
         let id = c.param("id")
         guard let i = Int64(id), let s = try c.queries.ipSetting(i) else { return html(layout("Not found", c, error: "unknown IP setting \(id)", .empty), status: 404) }
         try c.admin.removeIP(id: i)
-        return redirect("/accounts/\(HTML.seg(str(s["account"])))?notice=ip-removed")
+        return redirect("/accounts/\(HTML.seg(s.account))?notice=ip-removed")
     }
 
     static func setOperatorDisabled(_ c: Ctx, _ disable: Bool) throws -> HTTPResponse {
@@ -371,8 +371,8 @@ enum Pages {
 
     static func deviceAccount(_ c: Ctx, _ address: String) throws -> String {
         let id = try c.admin.deviceID(address)
-        guard case .string(let a)? = try c.queries.device(id: id)?["account"] else { throw AdminError.notFound("unknown device \(address)") }
-        return a
+        guard let d = try c.queries.device(id: id) else { throw AdminError.notFound("unknown device \(address)") }
+        return d.account
     }
 
     // MARK: login
@@ -425,24 +425,17 @@ enum Pages {
 
     // MARK: pages
 
-    static func str(_ j: JSON?) -> String {
-        switch j {
-        case .string(let s)?: return s
-        case .number(let n)?: return n
-        case .bool(let b)?: return b ? "yes" : "no"
-        default: return ""
-        }
-    }
-
     /// A calls-per-second limit as read: 0 is unlimited.
-    static func cps(_ j: JSON?) -> String { str(j) == "0" ? "unlimited" : str(j) }
+    static func cps(_ n: Int) -> String { n == 0 ? "unlimited" : String(n) }
+
+    static func yesNo(_ b: Bool) -> String { b ? "yes" : "no" }
 
     static func badge(_ s: String) -> Markup { "<span class=\"badge \(s)\">\(s)</span>" }
 
     static func accountLink(_ number: String) -> Markup { HTML.link("/accounts/" + HTML.seg(number), number) }
 
     /// Previous and next page, the total and the page size; `cursorName` for a second list on a page.
-    static func pager(_ base: String, _ params: [(String, String?)], _ page: Page, cursorName: String = "cursor", noun: String = "in all") -> Markup {
+    static func pager<Row>(_ base: String, _ params: [(String, String?)], _ page: ListPage<Row>, cursorName: String = "cursor", noun: String = "in all") -> Markup {
         var s: Markup = "<div class=\"pager\">"
         let size = page.limit == Queries.defaultLimit ? nil : String(page.limit)
         if let prev = page.prevCursor { s += HTML.link(base + HTML.query(params + [("limit", size), (cursorName, prev)]), "← Previous page", id: "prev-page") }
@@ -493,8 +486,8 @@ enum Pages {
             + "<button type=\"submit\">Search</button></form>"
             + "<p class=\"muted\">Looking for a device or an address? <a href=\"/devices\">Search devices</a> · <a href=\"/ip-settings\">search IP settings</a></p></section><section>"
         let rows = page.items.map { a -> [Markup] in
-            ["\(accountLink(str(a["number"])))", "\(str(a["name"]))", "\(str(a["kind"]))", badge(str(a["status"])),
-             "<span class=\"money\">\(c.money(a["balance"]))</span>", "\(str(a["ip_settings"]))", "\(str(a["devices"]))"]
+            ["\(accountLink(a.number))", "\(a.name)", "\(a.kind)", badge(a.status),
+             "<span class=\"money\">\(c.money(a.balance))</span>", "\(a.ipSettings)", "\(a.devices)"]
         }
         body += HTML.table(["Number", "Name", "Kind", "Status", "Balance", "IP settings", "Devices"], rows, id: "accounts")
         body += pager("/accounts", [("q", q), ("status", status)], page) + "</section>"
@@ -534,23 +527,25 @@ enum Pages {
         let ips = try c.queries.ipSettings(account: number, contains: nil, cursor: nil, limit: Queries.maxLimit)
         let devices = try c.queries.devices(account: number, domain: nil, q: nil, cursor: c.q("devices_cursor"), limit: Queries.defaultLimit)
         let history = try c.queries.audit(account: number, objectType: nil, actor: nil, cursor: nil, limit: 10)
-        var body: Markup = "<h1>Account \(number) · \(str(a["name"])) \(badge(str(a["status"])))</h1>"
+        var body: Markup = "<h1>Account \(number) · \(a.name) \(badge(a.status))</h1>"
         if let secret = flash?.secret {
             body += "<p>Password of <strong>\(flash?.secretOf ?? "")</strong>, shown once: <span class=\"secret\" id=\"generated-password\">\(secret)</span></p>"
         }
         body += "<section><dl id=\"account-facts\">"
-        for (k, label) in [("kind", "Kind"), ("billing", "Billing"), ("balance", "Balance"), ("credit_limit", "Credit limit"),
-                           ("max_channels", "Max channels"), ("max_cps", "Max calls per second"), ("calls_up", "Calls up now"), ("expires_at", "Expires"), ("created_at", "Created"), ("updated_at", "Updated")] {
-            var value = str(a[k])
-            if (k == "max_channels" || k == "max_cps") && value == "0" { value = "unlimited" }
-            if k == "expires_at" && value.isEmpty { value = "never" }
-            if k == "balance" || k == "credit_limit" { value = c.money(a[k]) }
+        let facts: [(key: String, label: String, value: String)] = [
+            ("kind", "Kind", a.kind), ("billing", "Billing", a.billing), ("balance", "Balance", c.money(a.balance)),
+            ("credit_limit", "Credit limit", c.money(a.creditLimit)), ("max_channels", "Max channels", cps(a.maxChannels)),
+            ("max_cps", "Max calls per second", cps(a.maxCPS)), ("calls_up", "Calls up now", String(a.callsUp)),
+            ("expires_at", "Expires", a.expiresAt.flatMap { $0.isEmpty ? nil : $0 } ?? "never"), ("created_at", "Created", a.createdAt),
+            ("updated_at", "Updated", a.updatedAt),
+        ]
+        for (k, label, value) in facts {
             body += "<dt>\(label)</dt><dd id=\"account-\(k)\">\(value)</dd>"
         }
         body += "</dl>"
         if c.canWrite {
             body += "<p>"
-            let st = str(a["status"])
+            let st = a.status
             if st != "suspended" { body += HTML.button(base + "/status", "Suspend", csrf: c.csrf, fields: [("status", "suspended")], cls: "plain") + " " }
             if st != "active" { body += HTML.button(base + "/status", "Resume", csrf: c.csrf, fields: [("status", "active")], cls: "plain") + " " }
             if st != "closed" { body += HTML.button(base + "/status", "Close", csrf: c.csrf, fields: [("status", "closed")], confirm: "Close account \(number)?", cls: "danger") }
@@ -558,21 +553,21 @@ enum Pages {
         }
         body += "</section><h2>IP settings</h2><section>"
         let ipRows = ips.items.map { s -> [Markup] in
-            let id = str(s["id"])
+            let id = String(s.id)
             var actions = Markup.empty
             if c.canWrite {
                 actions = HTML.link("/ip-settings/\(id)/edit", "Edit") + " "
-                    + HTML.button("/ip-settings/\(id)/delete", "Remove", csrf: c.csrf, confirm: "Remove IP setting \(str(s["network"]))?", cls: "plain")
+                    + HTML.button("/ip-settings/\(id)/delete", "Remove", csrf: c.csrf, confirm: "Remove IP setting \(s.network)?", cls: "plain")
             }
-            return ["\(str(s["name"]))", "\(str(s["network"]))", "\(str(s["prefix"]).isEmpty ? "(any)" : str(s["prefix"]))",
-                    "\(str(s["strip_prefix"]))", "\(str(s["enabled"]))", "\(cps(s["max_cps"]))", actions]
+            return ["\(s.name)", "\(s.network)", "\(s.prefix.isEmpty ? "(any)" : s.prefix)",
+                    "\(yesNo(s.stripPrefix))", "\(yesNo(s.enabled))", "\(cps(s.maxCPS))", actions]
         }
         body += HTML.table(["Name", "IP or network", "Prefix", "Strip", "Enabled", "Max calls/s", ""], ipRows, id: "ip-settings")
         if c.canWrite {
             let f = form?.id == "add-ip" ? form : nil
             body += "<h2>Add IP setting</h2><form method=\"post\" action=\"\(base)/ip-settings\" class=\"stack\" id=\"add-ip\" novalidate>"
                 + HTML.csrfField(c.csrf) + HTML.formSummary(f)
-                + HTML.input("name", "Name (customer or carrier)", value: f?.values["name"] ?? str(a["name"]), required: true, error: f?.errors["name"])
+                + HTML.input("name", "Name (customer or carrier)", value: f?.values["name"] ?? a.name, required: true, error: f?.errors["name"])
                 + HTML.input("network", "IP or CIDR", value: f?.values["network"] ?? "", required: true, placeholder: "203.0.113.10 or 203.0.113.0/24", error: f?.errors["network"])
                 + HTML.input("prefix", "Destination prefix (empty = any)", value: f?.values["prefix"] ?? "", extra: " inputmode=\"numeric\"", error: f?.errors["prefix"])
                 + HTML.checkbox("strip_prefix", "Strip the prefix", checked: f?.values["strip_prefix"] == "1")
@@ -581,20 +576,20 @@ enum Pages {
         }
         body += "</section><h2>SIP devices</h2><section>"
         let devRows = devices.items.map { d -> [Markup] in
-            let addr = str(d["device"])
+            let addr = d.device
             var actions = Markup.empty
             if c.canWrite {
-                let enabled = str(d["enabled"]) == "yes"
+                let enabled = d.enabled
                 actions = HTML.button("/devices/\(HTML.seg(addr))/enabled", enabled ? "Disable" : "Enable", csrf: c.csrf, fields: [("enabled", enabled ? "0" : "1")], cls: "plain")
                     + " " + HTML.button("/devices/\(HTML.seg(addr))/delete", "Remove", csrf: c.csrf, confirm: "Remove device \(addr)?", cls: "plain")
             }
-            return ["\(addr)", "\(str(d["enabled"]))", "\(str(d["caller_id_name"]))", "\(str(d["caller_id_number"]))", actions]
+            return ["\(addr)", "\(yesNo(d.enabled))", "\(d.callerIDName)", "\(d.callerIDNumber)", actions]
         }
         body += HTML.table(["Device", "Enabled", "Caller ID name", "Caller ID number", ""], devRows, id: "devices")
         body += pager(base, [], devices, cursorName: "devices_cursor", noun: "devices")
         if c.canWrite {
             let f = form?.id == "add-device" ? form : nil
-            let domains = try c.queries.domains(cursor: nil, limit: Queries.maxLimit).items.map { str($0["name"]) }
+            let domains = try c.queries.domains(cursor: nil, limit: Queries.maxLimit).items.map(\.name)
             let generate = f.map { $0.values["generate"] == "1" } ?? true
             body += "<h2>Add device</h2><form method=\"post\" action=\"\(base)/devices\" class=\"stack\" id=\"add-device\" novalidate>"
                 + HTML.csrfField(c.csrf) + HTML.formSummary(f)
@@ -617,12 +612,12 @@ enum Pages {
                 + "<button type=\"submit\">Adjust balance</button></form><br>"
             let fe = form?.id == "edit-account" ? form : nil
             body += "<form method=\"post\" action=\"\(base)/edit\" class=\"stack\" id=\"edit-account\" novalidate>" + HTML.csrfField(c.csrf) + HTML.formSummary(fe)
-                + HTML.input("name", "Name", value: fe?.values["name"] ?? str(a["name"]), required: true, error: fe?.errors["name"])
-                + HTML.select("billing", "Billing", ["prepaid", "postpaid"], selected: fe?.values["billing"] ?? str(a["billing"]), error: fe?.errors["billing"])
-                + HTML.input("credit_limit", "Credit limit (\(cur))", value: fe?.values["credit_limit"] ?? plainDecimal(str(a["credit_limit"])), error: fe?.errors["credit_limit"])
-                + HTML.input("max_channels", "Max channels (0 = unlimited)", value: fe?.values["max_channels"] ?? str(a["max_channels"]), type: "number", error: fe?.errors["max_channels"])
-                + HTML.input("max_cps", "Max calls per second (0 = unlimited)", value: fe?.values["max_cps"] ?? str(a["max_cps"]), type: "number", error: fe?.errors["max_cps"])
-                + HTML.input("expires_at", "Expires (empty = never)", value: fe?.values["expires_at"] ?? str(a["expires_at"]), placeholder: "2027-01-31T00:00:00Z", error: fe?.errors["expires_at"])
+                + HTML.input("name", "Name", value: fe?.values["name"] ?? a.name, required: true, error: fe?.errors["name"])
+                + HTML.select("billing", "Billing", ["prepaid", "postpaid"], selected: fe?.values["billing"] ?? a.billing, error: fe?.errors["billing"])
+                + HTML.input("credit_limit", "Credit limit (\(cur))", value: fe?.values["credit_limit"] ?? plainDecimal(a.creditLimit), error: fe?.errors["credit_limit"])
+                + HTML.input("max_channels", "Max channels (0 = unlimited)", value: fe?.values["max_channels"] ?? String(a.maxChannels), type: "number", error: fe?.errors["max_channels"])
+                + HTML.input("max_cps", "Max calls per second (0 = unlimited)", value: fe?.values["max_cps"] ?? String(a.maxCPS), type: "number", error: fe?.errors["max_cps"])
+                + HTML.input("expires_at", "Expires (empty = never)", value: fe?.values["expires_at"] ?? a.expiresAt ?? "", placeholder: "2027-01-31T00:00:00Z", error: fe?.errors["expires_at"])
                 + "<button type=\"submit\">Save</button></form></section>"
         }
         body += "<h2>Recent changes</h2><section>" + (try auditTable(c, history.items))
@@ -633,15 +628,15 @@ enum Pages {
     static func ipEditPage(_ c: Ctx, _ id: String, form: FormState? = nil, status: Int = 200) throws -> HTTPResponse {
         guard let i = Int64(id), let s = try c.queries.ipSetting(i) else { return html(layout("Not found", c, error: "unknown IP setting \(id)", .empty), status: 404) }
         let f = form?.values ?? [:]
-        let account = str(s["account"])
+        let account = s.account
         let body: Markup = "<h1>IP setting \(id) of account \(accountLink(account))</h1><section>"
             + "<form method=\"post\" action=\"/ip-settings/\(id)\" class=\"stack\" id=\"edit-ip\" novalidate>" + HTML.csrfField(c.csrf) + HTML.formSummary(form)
-            + HTML.input("name", "Name", value: f["name"] ?? str(s["name"]), required: true, error: form?.errors["name"])
-            + HTML.input("network", "IP or CIDR", value: f["network"] ?? str(s["network"]), required: true, error: form?.errors["network"])
-            + HTML.input("prefix", "Destination prefix (empty = any)", value: f["prefix"] ?? str(s["prefix"]), error: form?.errors["prefix"])
-            + HTML.checkbox("strip_prefix", "Strip the prefix", checked: form == nil ? str(s["strip_prefix"]) == "yes" : f["strip_prefix"] == "1")
-            + HTML.checkbox("enabled", "Enabled", checked: form == nil ? str(s["enabled"]) == "yes" : f["enabled"] == "1")
-            + HTML.input("max_cps", "Max calls per second (0 = unlimited)", value: f["max_cps"] ?? str(s["max_cps"]), type: "number", error: form?.errors["max_cps"])
+            + HTML.input("name", "Name", value: f["name"] ?? s.name, required: true, error: form?.errors["name"])
+            + HTML.input("network", "IP or CIDR", value: f["network"] ?? s.network, required: true, error: form?.errors["network"])
+            + HTML.input("prefix", "Destination prefix (empty = any)", value: f["prefix"] ?? s.prefix, error: form?.errors["prefix"])
+            + HTML.checkbox("strip_prefix", "Strip the prefix", checked: form == nil ? s.stripPrefix : f["strip_prefix"] == "1")
+            + HTML.checkbox("enabled", "Enabled", checked: form == nil ? s.enabled : f["enabled"] == "1")
+            + HTML.input("max_cps", "Max calls per second (0 = unlimited)", value: f["max_cps"] ?? String(s.maxCPS), type: "number", error: form?.errors["max_cps"])
             + "<button type=\"submit\">Save</button></form></section>"
         return html(layout("IP setting \(id)", c, current: "/accounts", body), status: status)
     }
@@ -650,15 +645,15 @@ enum Pages {
     static func devices(_ c: Ctx) throws -> HTTPResponse {
         let q = c.q("q"), domain = c.q("domain"), account = c.q("account")
         let page = try c.queries.devices(account: account, domain: domain, q: q, cursor: c.q("cursor"), limit: c.limit)
-        let domains = try c.queries.domains(cursor: nil, limit: Queries.maxLimit).items.map { str($0["name"]) }
+        let domains = try c.queries.domains(cursor: nil, limit: Queries.maxLimit).items.map(\.name)
         var body: Markup = "<h1>SIP devices</h1><section><form method=\"get\" action=\"/devices\" class=\"stack\" id=\"device-search\">"
             + HTML.input("q", "Username contains", value: q ?? "", type: "search")
             + HTML.select("domain", "Domain", [""] + domains, selected: domain ?? "")
             + HTML.input("account", "Account", value: account ?? "")
             + "<button type=\"submit\">Search</button></form></section><section>"
         let rows = page.items.map { d -> [Markup] in
-            ["\(str(d["device"]))", accountLink(str(d["account"])), "\(str(d["enabled"]))",
-             "\(str(d["caller_id_name"]))", "\(str(d["caller_id_number"]))", "\(str(d["updated_at"]))"]
+            ["\(d.device)", accountLink(d.account), "\(yesNo(d.enabled))",
+             "\(d.callerIDName)", "\(d.callerIDNumber)", "\(d.updatedAt)"]
         }
         body += HTML.table(["Device", "Account", "Enabled", "Caller ID name", "Caller ID number", "Updated (UTC)"], rows, id: "device-results")
             + pager("/devices", [("q", q), ("domain", domain), ("account", account)], page) + "</section>"
@@ -677,8 +672,8 @@ enum Pages {
         if containsError == nil {
             let page = try c.queries.ipSettings(account: account, contains: contains, cursor: c.q("cursor"), limit: c.limit)
             let rows = page.items.map { s -> [Markup] in
-                [accountLink(str(s["account"])), "\(str(s["name"]))", "\(str(s["network"]))",
-                 "\(str(s["prefix"]).isEmpty ? "(any)" : str(s["prefix"]))", "\(str(s["strip_prefix"]))", "\(str(s["enabled"]))", "\(cps(s["max_cps"]))"]
+                [accountLink(s.account), "\(s.name)", "\(s.network)",
+                 "\(s.prefix.isEmpty ? "(any)" : s.prefix)", "\(yesNo(s.stripPrefix))", "\(yesNo(s.enabled))", "\(cps(s.maxCPS))"]
             }
             body += HTML.table(["Account", "Name", "IP or network", "Prefix", "Strip", "Enabled", "Max calls/s"], rows, id: "ip-results")
                 + pager("/ip-settings", [("contains", contains), ("account", account)], page)
@@ -690,9 +685,8 @@ enum Pages {
     static func domains(_ c: Ctx, form: FormState? = nil, error: String? = nil) throws -> Markup {
         let page = try c.queries.domains(cursor: c.q("cursor"), limit: c.limit)
         let rows = page.items.map { d -> [Markup] in
-            let name = str(d["name"])
-            let aliases: [String]
-            if case .array(let a)? = d["aliases"] { aliases = a.map { str($0) } } else { aliases = [] }
+            let name = d.name
+            let aliases = d.aliases
             var aliasCell = Markup.empty
             for al in aliases {
                 aliasCell += "<span class=\"alias\">\(al)"
@@ -710,7 +704,7 @@ enum Pages {
                     + "<button type=\"submit\" class=\"plain\">Add alias</button></form>"
             }
             let remove = c.canWrite ? HTML.button("/domains/\(HTML.seg(name))/delete", "Remove domain", csrf: c.csrf, confirm: "Remove domain \(name) and its aliases?", cls: "plain") : .empty
-            return ["\(name)", "\(str(d["enabled"]))", aliasCell, remove]
+            return ["\(name)", "\(yesNo(d.enabled))", aliasCell, remove]
         }
         var body: Markup = "<h1>Domains and aliases</h1><section>" + HTML.table(["Domain (digest realm)", "Enabled", "Aliases", ""], rows, id: "domains")
             + pager("/domains", [], page) + "</section>"
@@ -726,8 +720,8 @@ enum Pages {
     static func lockouts(_ c: Ctx, error: String? = nil) throws -> Markup {
         let page = try c.queries.lockouts(scope: nil, cursor: c.q("cursor"), limit: c.limit)
         let rows = page.items.map { l -> [Markup] in
-            ["\(str(l["scope"]))", "\(str(l["subject"]))", "\(str(l["failures"]))", "\(str(l["locked_until"]))",
-             c.canWrite ? HTML.button("/lockouts/clear", "Clear", csrf: c.csrf, fields: [("subject", str(l["subject"]))], cls: "plain") : .empty]
+            ["\(l.scope)", "\(l.subject)", "\(l.failures)", "\(l.lockedUntil)",
+             c.canWrite ? HTML.button("/lockouts/clear", "Clear", csrf: c.csrf, fields: [("subject", l.subject)], cls: "plain") : .empty]
         }
         let body: Markup = "<h1>Lockouts</h1><p class=\"muted\">Scopes as <code>switchauth lockouts</code> names them: <strong>source</strong> (an IP address or IPv6 /64), "
             + "<strong>user</strong> (user@domain from every source), <strong>source_user</strong> (one source against one user). They get 403 until the time shown.</p><section>"
@@ -744,13 +738,10 @@ enum Pages {
 
     /// The audit log as operators read it: what kind of object, its name, and each change with
     /// names in place of internal ids (domain, operator, account) and money in the platform's currency.
-    static func auditTable(_ c: Ctx, _ items: [JSON]) throws -> Markup {
+    static func auditTable(_ c: Ctx, _ items: [AuditListRow]) throws -> Markup {
         var domainNames: [String: String]?, operatorNames: [String: String]?
         let money: Set<String> = ["balance", "credit_limit", "amount", "balance_after"]
-        func object(_ j: JSON?) -> [String: JSON]? {
-            guard case .raw(let t)? = j else { return nil }
-            return JSON.object(Array(t.utf8))
-        }
+        func object(_ raw: RawJSON?) -> [String: JSON]? { raw.flatMap { JSON.object(Array($0.text.utf8)) } }
         func fmt(_ v: JSON?) -> String { v?.plain ?? "∅" }
         /// A row's fields with names for ids; the ids themselves are left out.
         func readable(_ row: [String: JSON], table: String) throws -> [(String, String)] {
@@ -777,10 +768,10 @@ enum Pages {
             return out
         }
         let rows = try items.map { e -> [Markup] in
-            let table = str(e["object_type"])
+            let table = e.objectType
             var lines: [Markup] = []
-            let before = try object(e["before"]).map { try readable($0, table: table) }
-            let after = try object(e["after"]).map { try readable($0, table: table) }
+            let before = try object(e.before).map { try readable($0, table: table) }
+            let after = try object(e.after).map { try readable($0, table: table) }
             switch (before, after) {
             case (nil, let a?), (let a?, nil):
                 lines = a.map { "\($0.0): \($0.1)" }
@@ -789,10 +780,10 @@ enum Pages {
                 lines = a.filter { old[$0.0] != $0.1 }.map { "\($0.0): \(old[$0.0] ?? "∅") → \($0.1)" }
             default: break
             }
-            let account = str(e["account"])
+            let account = e.account ?? ""
             let kind = objectNames.first { $0.0 == table }?.1 ?? table
-            let action = actionNames[str(e["action"])] ?? str(e["action"])
-            return ["\(str(e["at"]))", "\(str(e["actor"]))", "\(action)", "\(kind)", "\(str(e["object"]))",
+            let action = actionNames[e.action] ?? e.action
+            return ["\(e.at)", "\(e.actor)", "\(action)", "\(kind)", "\(e.object)",
                     account.isEmpty ? .empty : accountLink(account), "<span class=\"wrap\">\(Markup("<br>").joined(lines))</span>"]
         }
         return HTML.table(["When (UTC)", "Who", "Action", "What", "Which", "Account", "Change"], rows, id: "audit")

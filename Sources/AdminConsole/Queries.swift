@@ -2,8 +2,7 @@ import Decisions
 import Postgres
 import Store
 
-/// One page of a list as the console answers it: the store's typed rows (`ListPage`) as JSON
-/// values, which the API writes as they are and the pages read.
+/// One page of a list as the API answers it: the store's typed rows (`ListPage`) written as JSON.
 public struct Page: Sendable {
     public var items: [JSON]
     public var nextCursor: String?
@@ -29,8 +28,8 @@ public struct Page: Sendable {
 }
 
 /// The console's reads: the statements are the store's (`ConsoleQueries`, keyset-paginated, every
-/// value a parameter), their typed rows written as JSON by their `Encodable` form (the API's keys),
-/// and a cursor that is not one a list gave out becomes a 400.
+/// value a parameter), answered as its typed rows (the API writes them with `Page`, the pages read
+/// their fields); a cursor that is not one a list gave out becomes a 400.
 public struct Queries {
     let store: ConsoleQueries
     public init(db: Connection) { store = ConsoleQueries(db: db) }
@@ -41,41 +40,41 @@ public struct Queries {
 
     static func scope(named s: String) -> LockoutScope? { ConsoleQueries.scope(named: s) }
 
-    private func page<Row: Encodable>(_ read: () throws -> ListPage<Row>) throws -> Page {
+    private func page<Row>(_ read: () throws -> ListPage<Row>) throws -> ListPage<Row> {
         do {
-            return try Page(try read())
+            return try read()
         } catch let e as BadCursor {
             throw Problem(status: 400, title: "Bad Request", detail: e.message, type: "/problems/bad-cursor")
         }
     }
 
-    public func accounts(q: String?, status: String?, kind: String?, cursor: String?, limit: Int) throws -> Page {
-        try page({ try store.accounts(q: q, status: status, kind: kind, cursor: cursor, limit: limit) })
+    public func accounts(q: String?, status: String?, kind: String?, cursor: String?, limit: Int) throws -> ListPage<AccountListRow> {
+        try page { try store.accounts(q: q, status: status, kind: kind, cursor: cursor, limit: limit) }
     }
 
-    public func account(_ number: String) throws -> JSON? { try store.account(number).map(JSON.init(encoding:)) }
+    public func account(_ number: String) throws -> AccountListRow? { try store.account(number) }
 
-    public func ipSettings(account: String?, contains: String?, cursor: String?, limit: Int) throws -> Page {
-        try page({ try store.ipSettings(account: account, contains: contains, cursor: cursor, limit: limit) })
+    public func ipSettings(account: String?, contains: String?, cursor: String?, limit: Int) throws -> ListPage<IPSettingListRow> {
+        try page { try store.ipSettings(account: account, contains: contains, cursor: cursor, limit: limit) }
     }
 
-    public func ipSetting(_ id: Int64) throws -> JSON? { try store.ipSetting(id).map(JSON.init(encoding:)) }
+    public func ipSetting(_ id: Int64) throws -> IPSettingListRow? { try store.ipSetting(id) }
 
-    public func devices(account: String?, domain: String?, q: String?, cursor: String?, limit: Int) throws -> Page {
-        try page({ try store.devices(account: account, domain: domain, q: q, cursor: cursor, limit: limit) })
+    public func devices(account: String?, domain: String?, q: String?, cursor: String?, limit: Int) throws -> ListPage<DeviceListRow> {
+        try page { try store.devices(account: account, domain: domain, q: q, cursor: cursor, limit: limit) }
     }
 
-    public func device(id: Int64) throws -> JSON? { try store.device(id: id).map(JSON.init(encoding:)) }
+    public func device(id: Int64) throws -> DeviceListRow? { try store.device(id: id) }
 
-    public func domains(cursor: String?, limit: Int) throws -> Page {
-        try page({ try store.domains(cursor: cursor, limit: limit) })
+    public func domains(cursor: String?, limit: Int) throws -> ListPage<DomainListRow> {
+        try page { try store.domains(cursor: cursor, limit: limit) }
     }
 
-    public func lockouts(scope: String?, cursor: String?, limit: Int) throws -> Page {
-        try page({ try store.lockouts(scope: scope, cursor: cursor, limit: limit) })
+    public func lockouts(scope: String?, cursor: String?, limit: Int) throws -> ListPage<LockoutListRow> {
+        try page { try store.lockouts(scope: scope, cursor: cursor, limit: limit) }
     }
 
-    public func audit(account: String?, objectType: String?, actor: String?, cursor: String?, limit: Int) throws -> Page {
-        try page({ try store.audit(account: account, objectType: objectType, actor: actor, cursor: cursor, limit: limit) })
+    public func audit(account: String?, objectType: String?, actor: String?, cursor: String?, limit: Int) throws -> ListPage<AuditListRow> {
+        try page { try store.audit(account: account, objectType: objectType, actor: actor, cursor: cursor, limit: limit) }
     }
 }
