@@ -11,20 +11,15 @@ import SystemCalls
 /// What the console is told: its listener, its database threads, and the decision policies that
 /// "explain" must share with `serve` (read from the same configuration file).
 public struct ConsoleSettings: Sendable {
-    /// The defaults, in one place: `switchauth console serve`'s options take theirs from here.
-    public enum Defaults {
-        public static let host = "127.0.0.1"
-        public static let port: UInt16 = 8089
-        public static let workers = 2
-        public static let databaseThreads = 2
-    }
+    /// The defaults are the settings table's (`ConsoleConfig`, keys `console_*`): one place.
+    private static let defaults = ConsoleConfig()
 
-    public var host = Defaults.host
-    public var port = Defaults.port
+    public var host = defaults.host
+    public var port = defaults.port
     /// Event-loop threads: socket I/O only.
-    public var workers = Defaults.workers
+    public var workers = defaults.workers
     /// Database threads, each with its own connection; requests queue for them.
-    public var databaseThreads = Defaults.databaseThreads
+    public var databaseThreads = defaults.databaseConnections
     public var maxQueued = 64
     /// A request's answer deadline (a login spends ~0.1 s in scrypt).
     public var answerTimeoutMilliseconds = 10_000
@@ -32,7 +27,7 @@ public struct ConsoleSettings: Sendable {
     /// The services' configuration (the file `switchauth serve` reads): "Explain a call" decides
     /// with it, as they do.
     public var service = ServiceConfig()
-    public var sessionSeconds = 8 * 3600
+    public var sessionSeconds = defaults.sessionSeconds
     /// Mark cookies Secure (set when the console is served behind TLS).
     public var secureCookies = false
     /// Host names (without port) the console answers to besides loopback names and `host`. Anything

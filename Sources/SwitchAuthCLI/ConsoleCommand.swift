@@ -181,48 +181,66 @@ struct ConsoleServe: ParsableCommand {
             """)
 
     @OptionGroup var options: DatabaseOptions
-    @Option(help: "Address to listen on.") var host = ConsoleSettings.Defaults.host
-    @Option(help: "TCP port.") var port = ConsoleSettings.Defaults.port
-    @Option(help: "Event-loop threads (socket I/O only).") var workers = ConsoleSettings.Defaults.workers
-    @Option(help: "Database threads, each with its own connection.") var databaseThreads = ConsoleSettings.Defaults.databaseThreads
-    @Flag(help: "Mark cookies Secure (when a TLS proxy is in front).") var secureCookies = false
-    @Flag(help: "Listen on a non-loopback address (put TLS in front of it).") var forcePublic = false
-    @Option(name: .customLong("allowed-host"), help: "A Host name the console answers to besides loopback and --host (repeatable; e.g. the TLS proxy's name).")
+    // Each flag overrides its row of the configuration (`console_*`, see `serve --help-config`).
+    @Option(help: "Address to listen on (console_listen_host; default 127.0.0.1).") var host: String?
+    @Option(help: "TCP port (console_listen_port; default 8089).") var port: UInt16?
+    @Option(help: "Event-loop threads, socket I/O only (console_workers; default 2).") var workers: Int?
+    @Option(help: "Database threads, each with its own connection (console_database_connections; default 2).") var databaseThreads: Int?
+    @Flag(help: "Mark cookies Secure, when a TLS proxy is in front (console_secure_cookies).") var secureCookies = false
+    @Flag(help: "Listen on a non-loopback address; put TLS in front of it (console_force_public).") var forcePublic = false
+    @Option(name: .customLong("allowed-host"), help: "A Host name the console answers to besides loopback and --host (repeatable; e.g. the TLS proxy's name; console_allowed_hosts).")
     var allowedHosts: [String] = []
-    @Option(name: .customLong("trusted-proxy"), help: "Address of a TLS proxy in front (repeatable): from it, the client's address is the last X-Forwarded-For entry (for the login throttle and the audit log).")
+    @Option(name: .customLong("trusted-proxy"), help: "Address of a TLS proxy in front (repeatable): from it, the client's address is the last X-Forwarded-For entry (for the login throttle and the audit log; console_trusted_proxies).")
     var trustedProxies: [String] = []
-    @Option(help: "Scheduling niceness of the console's threads (0-19): the mod_xml_curl listener keeps the CPU first.") var nice: Int32 = 10
+    @Option(help: "Scheduling niceness of the console's threads, 0-19: the mod_xml_curl listener keeps the CPU first (console_nice; default 10).") var nice: Int?
 
     func validate() throws {
-        let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
-        if !loopback && !forcePublic {
-            throw ValidationError("--host \(host) is not loopback: the console would take passwords in clear text; put a TLS proxy in front and add --force-public")
+        if let workers, !(1...64).contains(workers) { throw ValidationError("--workers must be 1-64") }
+        if let databaseThreads, !(1...64).contains(databaseThreads) { throw ValidationError("--database-threads must be 1-64") }
+        if let nice, !(0...19).contains(nice) { throw ValidationError("--nice must be 0-19") }
+    }
+
+    /// The configuration's console rows with the flags given applied over them.
+    func consoleConfig(_ config: ServiceConfig) throws -> ConsoleConfig {
+        var c = config.console
+        if let host { c.host = host }
+        if let port { c.port = port }
+        if let workers { c.workers = workers }
+        if let databaseThreads { c.databaseConnections = databaseThreads }
+        if let nice { c.nice = nice }
+        if secureCookies { c.secureCookies = true }
+        if forcePublic { c.forcePublic = true }
+        if !allowedHosts.isEmpty { c.allowedHosts = allowedHosts }
+        if !trustedProxies.isEmpty { c.trustedProxies = trustedProxies }
+        if !c.isLoopback && !c.forcePublic {
+            throw CLIError("the console's address \(c.host) is not loopback: it would take passwords in clear text; put a TLS proxy in front and add --force-public (console_force_public = true)")
         }
-        guard (1...64).contains(workers), (1...64).contains(databaseThreads) else { throw ValidationError("--workers and --database-threads must be 1-64") }
-        guard (0...19).contains(nice) else { throw ValidationError("--nice must be 0-19") }
+        return c
     }
 
     func run() throws {
         let config = try options.serviceConfig()
+        let console = try consoleConfig(config)
         let logger = makeLogger(config.logLevel)
         var db = config.databaseConfig
         db.sessionSettings = []          // the console's lists plan for themselves (no enable_seqscan=off)
         db.queryTimeoutMilliseconds = 5_000
         db.applicationName = "switchauth-console"
         var settings = ConsoleSettings(database: db)
-        settings.host = host
-        settings.port = port
-        settings.workers = workers
-        settings.databaseThreads = databaseThreads
+        settings.host = console.host
+        settings.port = console.port
+        settings.workers = console.workers
+        settings.databaseThreads = console.databaseConnections
+        settings.sessionSeconds = console.sessionSeconds
         settings.service = config
-        settings.secureCookies = secureCookies
-        settings.allowedHosts = allowedHosts
-        settings.trustedProxies = trustedProxies
+        settings.secureCookies = console.secureCookies
+        settings.allowedHosts = console.allowedHosts
+        settings.trustedProxies = console.trustedProxies
         if config.replica { settings.changeInForceAfterMilliseconds = config.replicaStalenessMilliseconds + 5 }
         Signals.blockTermination()
         // Before any thread starts, so that every thread of the console inherits it (Linux nice
         // values are per thread). The service's own threads, in its own process, are not touched.
-        if nice > 0 { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice) }
+        if console.nice > 0 { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, Int32(console.nice)) }
         let server: ConsoleServer
         do {
             server = try ConsoleServer(app: ConsoleApp(settings: settings, logger: logger), logger: logger)
@@ -230,7 +248,7 @@ struct ConsoleServe: ParsableCommand {
         } catch {
             throw CLIError("cannot start the console: \(error)")
         }
-        Console.out("console on http://\(host.contains(":") ? "[\(host)]" : host):\(server.port)/")
+        Console.out("console on http://\(console.host.contains(":") ? "[\(console.host)]" : console.host):\(server.port)/")
         let sig = Signals.waitForTermination()
         logger.notice("signal received", metadata: ["signal": .stringConvertible(sig)])
         server.stop()

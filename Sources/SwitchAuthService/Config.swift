@@ -18,6 +18,33 @@ public struct EventSocketEndpoint: Sendable, Equatable, CustomStringConvertible 
     public var description: String { "\(host):\(port)" }
 }
 
+/// The operators' console (`switchauth console`): its listener, threads and sessions. Rows of the
+/// one settings table (`console_*` keys) so that one file configures both commands; the console's
+/// flags override them.
+public struct ConsoleConfig: Sendable, Equatable {
+    public var host = "127.0.0.1"
+    public var port: UInt16 = 8089
+    /// Event-loop threads: socket I/O only.
+    public var workers = 2
+    /// Database threads, each with its own connection; requests queue for them.
+    public var databaseConnections = 2
+    public var sessionSeconds = 8 * 3600
+    /// Mark cookies Secure (a TLS proxy in front).
+    public var secureCookies = false
+    /// Host names (without port) answered besides loopback names and `host` (else 421).
+    public var allowedHosts: [String] = []
+    /// TLS proxies in front: from them the client's address is the last X-Forwarded-For entry.
+    public var trustedProxies: [String] = []
+    /// Scheduling niceness of the console's threads: the lookups keep the CPU first.
+    public var nice = 10
+    /// Listen on a non-loopback address (passwords cross it: TLS must be in front).
+    public var forcePublic = false
+
+    public init() {}
+
+    public var isLoopback: Bool { host == "localhost" || host == "::1" || host.hasPrefix("127.") }
+}
+
 /// Everything `serve` can be told. Every setting has a documented default (README, "Configuration").
 public struct ServiceConfig: Sendable, Equatable {
     public var databaseURL = "postgresql:///switchauth"
@@ -72,6 +99,8 @@ public struct ServiceConfig: Sendable, Equatable {
     public var logLevel = "info"
     /// The platform's currency (ISO 4217 code): the operators' console shows balances in it.
     public var currency = "USD"
+    /// The operators' console's own settings (`console_*`); `serve` does not use them.
+    public var console = ConsoleConfig()
     /// Serve on a non-loopback address without basic auth or an allowlist.
     public var forcePublic = false
     /// Serve without `basic_auth`: an explicit choice (directory answers carry password hashes, and
@@ -194,6 +223,23 @@ public struct ServiceConfig: Sendable, Equatable {
             guard v.text.count == 3, v.text.allSatisfy({ $0.isASCII && $0.isUppercase }) else { throw ConfigError(message: "\(v.origin): currency must be an ISO 4217 code such as USD or EUR") }
             c.currency = v.text
         }, show: { $0.currency }),
+        stringSetting("console_listen_host", "address the operators' console listens on (switchauth console; --host); not loopback only with console_force_public", \.console.host),
+        Setting(key: "console_listen_port", meaning: "the console's TCP port (--port)",
+                apply: { c, v in c.console.port = UInt16(try v.int(0...65535)) }, show: { String($0.console.port) }),
+        intSetting("console_workers", 1...64, "the console's event-loop threads (--workers)", \.console.workers),
+        intSetting("console_database_connections", 1...64, "the console's database threads, each with one connection (--database-threads)", \.console.databaseConnections),
+        intSetting("console_session_s", 300...(86_400 * 7), "how long an operator's console session lasts", \.console.sessionSeconds),
+        Setting(key: "console_secure_cookies", meaning: "mark the console's cookies Secure (a TLS proxy in front; --secure-cookies)",
+                apply: { c, v in c.console.secureCookies = try v.bool() }, show: { String($0.console.secureCookies) }),
+        Setting(key: "console_allowed_hosts", meaning: "comma-separated Host names the console answers to besides loopback names and its address (--allowed-host), e.g. the TLS proxy's name",
+                apply: { c, v in c.console.allowedHosts = v.list }, show: { $0.console.allowedHosts.isEmpty ? "(none)" : $0.console.allowedHosts.joined(separator: ",") }),
+        Setting(key: "console_trusted_proxies", meaning: "comma-separated addresses of TLS proxies in front of the console (--trusted-proxy): from them the client is the last X-Forwarded-For entry", apply: { c, v in
+            for p in v.list where IPAddress(p) == nil { throw ConfigError(message: "\(v.origin): console_trusted_proxies: \(p) is not an address") }
+            c.console.trustedProxies = v.list
+        }, show: { $0.console.trustedProxies.isEmpty ? "(none)" : $0.console.trustedProxies.joined(separator: ",") }),
+        intSetting("console_nice", 0...19, "scheduling niceness of the console's threads (--nice): the lookups keep the CPU first", \.console.nice),
+        Setting(key: "console_force_public", meaning: "let the console listen on a non-loopback address (--force-public; put TLS in front)",
+                apply: { c, v in c.console.forcePublic = try v.bool() }, show: { String($0.console.forcePublic) }),
         stringSetting("user_context", "user_context given to SIP devices", \.directory.userContext),
         Setting(key: "owned_contexts", meaning: "dialplan contexts answered (comma-separated)",
                 apply: { c, v in c.dialplan.ownedContexts = Set(v.list) }, show: { $0.dialplan.ownedContexts.sorted().joined(separator: ",") }),
