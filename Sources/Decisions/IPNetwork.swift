@@ -5,58 +5,96 @@ import Glibc
 import Darwin
 #endif
 
-/// An IPv4 or IPv6 address as bytes (4 or 16). IPv4-mapped IPv6 addresses are folded to IPv4.
+/// An IPv4 or IPv6 address, held in two big-endian words (an IPv4 address in the low 32 bits of
+/// `low`): no array per address, since one is parsed for every lookup. IPv4-mapped IPv6 addresses
+/// are folded to IPv4. `bytes` gives the 4 or 16 bytes.
 public struct IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible {
-    public let bytes: [UInt8]
+    /// The first 64 bits of an IPv6 address; 0 for IPv4.
+    public let high: UInt64
+    /// The last 64 bits of an IPv6 address, or the IPv4 address in the low 32 bits.
+    public let low: UInt64
+    public let isIPv4: Bool
 
-    public var isIPv4: Bool { bytes.count == 4 }
+    /// The address's bytes: 4 for IPv4, 16 for IPv6.
+    public var bytes: [UInt8] {
+        if isIPv4 { return (0..<4).map { UInt8(truncatingIfNeeded: low >> (24 - 8 * UInt64($0))) } }
+        return (0..<16).map { i in UInt8(truncatingIfNeeded: (i < 8 ? high : low) >> (56 - 8 * UInt64(i % 8))) }
+    }
+
+    /// The bit length of the family: 32 or 128.
+    public var bitCount: Int { isIPv4 ? 32 : 128 }
 
     public init?(_ text: String) {
         guard !text.isEmpty, text.utf8.count <= 64 else { return nil }
         if let v4 = Self.parseIPv4(text) {
-            bytes = v4
+            self.init(ipv4: v4)
             return
         }
         // Strip an IPv6 zone ("%eth0") and brackets, which never name a configured network.
         var t = Substring(text)
         if t.hasPrefix("["), t.hasSuffix("]") { t = t.dropFirst().dropLast() }
         guard t.contains(":"), !t.contains("%") else { return nil }
-        var buffer = [UInt8](repeating: 0, count: 16)
-        let ok = String(t).withCString { p in inet_pton(AF_INET6, p, &buffer) }
+        var raw: (UInt64, UInt64) = (0, 0)
+        let ok = String(t).withCString { p in withUnsafeMutableBytes(of: &raw) { inet_pton(AF_INET6, p, $0.baseAddress) } }
         guard ok == 1 else { return nil }
-        if buffer[0..<10].allSatisfy({ $0 == 0 }) && buffer[10] == 0xff && buffer[11] == 0xff {
-            bytes = Array(buffer[12..<16])
+        let h = UInt64(bigEndian: raw.0), l = UInt64(bigEndian: raw.1)
+        if h == 0 && l >> 32 == 0xffff {
+            self.init(ipv4: UInt32(truncatingIfNeeded: l))
         } else {
-            bytes = buffer
+            self.init(high: h, low: l)
         }
+    }
+
+    public init(ipv4: UInt32) {
+        high = 0
+        low = UInt64(ipv4)
+        isIPv4 = true
+    }
+
+    /// An IPv6 address from its two big-endian halves (not folded: the caller's family is kept).
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+        isIPv4 = false
     }
 
     public init(bytes: [UInt8]) {
         precondition(bytes.count == 4 || bytes.count == 16)
-        self.bytes = bytes
+        if bytes.count == 4 {
+            self.init(ipv4: bytes.reduce(0) { $0 << 8 | UInt32($1) })
+        } else {
+            self.init(high: bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) }, low: bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) })
+        }
     }
 
     /// The network of this address with the first `length` bits kept (host bits cleared).
     public func masked(to length: Int) -> IPAddress {
-        var out = bytes
-        for i in out.indices {
-            let kept = max(0, min(8, length - i * 8))
-            out[i] &= kept == 0 ? 0 : UInt8(truncatingIfNeeded: 0xff << (8 - kept))
-        }
-        return IPAddress(bytes: out)
+        if isIPv4 { return IPAddress(ipv4: UInt32(truncatingIfNeeded: low & Self.mask(length, of: 32))) }
+        return IPAddress(high: high & Self.mask(length, of: 64), low: low & Self.mask(length - 64, of: 64))
+    }
+
+    /// The first `length` bits of a `width`-bit field (32 or 64) set, right-aligned in a word.
+    @inline(__always)
+    static func mask(_ length: Int, of width: Int) -> UInt64 {
+        let kept = max(0, min(width, length))
+        guard kept > 0 else { return 0 }
+        let field: UInt64 = width == 64 ? ~0 : (1 << UInt64(width)) - 1
+        let hostBits: UInt64 = kept == width ? 0 : (1 << UInt64(width - kept)) - 1
+        return field & ~hostBits
     }
 
     /// Strict dotted quad: four decimal parts 0-255, no leading zeros (which some parsers read as octal).
     /// Read as bytes: it runs for every lookup (the peer, the `ip` field), and Character's digit
     /// test looks up Unicode properties.
-    static func parseIPv4(_ text: String) -> [UInt8]? {
-        var out: [UInt8] = []
-        out.reserveCapacity(4)
+    static func parseIPv4(_ text: String) -> UInt32? {
+        var out: UInt32 = 0
+        var parts = 0
         var value = 0, digits = 0
         for byte in text.utf8 {
             if byte == UInt8(ascii: ".") {
-                guard digits > 0, out.count < 3 else { return nil }
-                out.append(UInt8(value))
+                guard digits > 0, parts < 3 else { return nil }
+                out = out << 8 | UInt32(value)
+                parts += 1
                 value = 0
                 digits = 0
                 continue
@@ -68,22 +106,22 @@ public struct IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible
             digits += 1
             guard value <= 255 else { return nil }
         }
-        guard digits > 0, out.count == 3 else { return nil }
-        out.append(UInt8(value))
-        return out
+        guard digits > 0, parts == 3 else { return nil }
+        return out << 8 | UInt32(value)
     }
 
     public var description: String {
-        if isIPv4 { return DottedQuad.string(UInt32(bytes[0]) << 24 | UInt32(bytes[1]) << 16 | UInt32(bytes[2]) << 8 | UInt32(bytes[3])) }
+        if isIPv4 { return DottedQuad.string(UInt32(truncatingIfNeeded: low)) }
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        var raw = bytes
-        _ = inet_ntop(AF_INET6, &raw, &buffer, socklen_t(buffer.count))
+        var raw = (high.bigEndian, low.bigEndian)
+        _ = withUnsafeBytes(of: &raw) { inet_ntop(AF_INET6, $0.baseAddress, &buffer, socklen_t(buffer.count)) }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// IPv4 before IPv6, then by address.
     public static func < (lhs: IPAddress, rhs: IPAddress) -> Bool {
-        if lhs.bytes.count != rhs.bytes.count { return lhs.bytes.count < rhs.bytes.count }
-        return lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
+        if lhs.isIPv4 != rhs.isIPv4 { return lhs.isIPv4 }
+        return (lhs.high, lhs.low) < (rhs.high, rhs.low)
     }
 }
 
@@ -96,7 +134,7 @@ public struct IPNetwork: Sendable, Hashable, Comparable, CustomStringConvertible
     public init?(_ text: String) {
         let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         guard let address = IPAddress(String(parts[0])) else { return nil }
-        let maxLength = address.bytes.count * 8
+        let maxLength = address.bitCount
         var length = maxLength
         if parts.count == 2 {
             guard !parts[1].isEmpty, parts[1].utf8.count <= 3,
@@ -110,38 +148,19 @@ public struct IPNetwork: Sendable, Hashable, Comparable, CustomStringConvertible
                 length = l
             }
         }
-        guard IPNetwork.hostBitsZero(address.bytes, length) else { return nil }
+        guard address.masked(to: length) == address else { return nil }
         self.address = address
         self.prefixLength = length
     }
 
     public init?(address: IPAddress, prefixLength: Int) {
-        guard prefixLength >= 0, prefixLength <= address.bytes.count * 8,
-              IPNetwork.hostBitsZero(address.bytes, prefixLength) else { return nil }
+        guard prefixLength >= 0, prefixLength <= address.bitCount, address.masked(to: prefixLength) == address else { return nil }
         self.address = address
         self.prefixLength = prefixLength
     }
 
-    static func hostBitsZero(_ bytes: [UInt8], _ length: Int) -> Bool {
-        for (i, byte) in bytes.enumerated() {
-            let bitsKept = max(0, min(8, length - i * 8))
-            let mask: UInt8 = bitsKept == 0 ? 0 : UInt8(truncatingIfNeeded: 0xff << (8 - bitsKept))
-            if byte & ~mask != 0 { return false }
-        }
-        return true
-    }
-
     public func contains(_ ip: IPAddress) -> Bool {
-        guard ip.bytes.count == address.bytes.count else { return false }
-        var remaining = prefixLength
-        for i in 0..<ip.bytes.count {
-            if remaining <= 0 { return true }
-            let bits = min(8, remaining)
-            let mask = UInt8(truncatingIfNeeded: 0xff << (8 - bits))
-            if (ip.bytes[i] & mask) != (address.bytes[i] & mask) { return false }
-            remaining -= bits
-        }
-        return true
+        ip.isIPv4 == address.isIPv4 && ip.masked(to: prefixLength) == address
     }
 
     /// Always with the length, as PostgreSQL's `cidr` prints it and FreeSWITCH's ACL nodes expect.

@@ -75,7 +75,7 @@ public enum LockoutKeys {
     /// (an attacker with one /64 has 2^64 addresses; a customer's LAN is one /64).
     public static func source(_ ip: IPAddress) -> String {
         guard !ip.isIPv4 else { return ip.description }
-        let network = IPAddress(bytes: Array(ip.bytes[0..<8]) + [UInt8](repeating: 0, count: 8))
+        let network = IPAddress(high: ip.high, low: 0)
         return "\(network)/64"
     }
 

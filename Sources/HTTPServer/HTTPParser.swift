@@ -220,26 +220,31 @@ public struct HTTPRequestParser: Sendable {
     }
 
     private func parseHead(_ bytes: ArraySlice<UInt8>) -> Result<HTTPRequestHead, HTTPParseError> {
-        // Split into lines on CRLF; a CR or LF anywhere else is refused.
-        var lines: [ArraySlice<UInt8>] = []
-        lines.reserveCapacity(16)
-        var lineStart = bytes.startIndex
+        // Lines end in CRLF; a CR or LF anywhere else is refused. Checked and counted in one pass
+        // first (no array of lines), then read line by line below.
+        var lineCount = 1
         var i = bytes.startIndex
         while i < bytes.endIndex {
             let b = bytes[i]
             if b == 13 {
                 guard i + 1 < bytes.endIndex, bytes[i + 1] == 10 else { return .failure(.badRequest("bare CR")) }
-                lines.append(bytes[lineStart..<i])
+                lineCount += 1
                 i += 2
-                lineStart = i
                 continue
             }
             if b == 10 { return .failure(.badRequest("bare LF")) }
             i += 1
         }
-        lines.append(bytes[lineStart..<bytes.endIndex])
-        guard let requestLine = lines.first else { return .failure(.badRequest("empty")) }
-        guard lines.count - 1 <= limits.maxHeaderCount else { return .failure(.headerTooLarge) }
+        guard lineCount - 1 <= limits.maxHeaderCount else { return .failure(.headerTooLarge) }
+        var lineStart = bytes.startIndex
+        /// The next line (without its CRLF); nil past the last.
+        func nextLine() -> ArraySlice<UInt8>? {
+            guard lineStart <= bytes.endIndex else { return nil }
+            let end = bytes[lineStart...].firstIndex(of: 13) ?? bytes.endIndex
+            defer { lineStart = end + 2 }
+            return bytes[lineStart..<end]
+        }
+        guard let requestLine = nextLine() else { return .failure(.badRequest("empty")) }
 
         // request-line = method SP request-target SP HTTP-version
         // Exactly two single spaces (no array of parts made for it).
@@ -263,14 +268,14 @@ public struct HTTPRequestParser: Sendable {
         }
 
         var headers: [(name: String, value: String)] = []
-        headers.reserveCapacity(lines.count - 1)
+        headers.reserveCapacity(lineCount - 1)
         var contentLength: Int?
         var hasTransferEncoding = false
         var hostCount = 0
         var connectionClose = false
         var connectionKeepAlive = false
         var expectContinue = false
-        for line in lines.dropFirst() {
+        while let line = nextLine() {
             guard let first = line.first else { return .failure(.badRequest("empty header line")) }
             if first == 32 || first == 9 { return .failure(.badRequest("obs-fold")) }
             guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return .failure(.badRequest("header without colon")) }
@@ -296,13 +301,19 @@ public struct HTTPRequestParser: Sendable {
             case .host:
                 hostCount += 1
             case .connection:
-                for token in value.lowercased().split(separator: ",") {
-                    let t = token.trimmingSpaces()
-                    if t == "close" { connectionClose = true }
-                    if t == "keep-alive" { connectionKeepAlive = true }
+                // Comma-separated tokens, compared as bytes ignoring case (no lowered copy, no array).
+                var tokenStart = valueBytes.startIndex
+                while tokenStart <= valueBytes.endIndex {
+                    let comma = valueBytes[tokenStart...].firstIndex(of: UInt8(ascii: ",")) ?? valueBytes.endIndex
+                    var token = valueBytes[tokenStart..<comma]
+                    while let f = token.first, f == 32 || f == 9 { token = token.dropFirst() }
+                    while let l = token.last, l == 32 || l == 9 { token = token.dropLast() }
+                    if asciiCaseInsensitiveEquals(token, "close") { connectionClose = true }
+                    if asciiCaseInsensitiveEquals(token, "keep-alive") { connectionKeepAlive = true }
+                    tokenStart = comma + 1
                 }
             case .expect:
-                guard value.lowercased() == "100-continue" else { return .failure(.expectationFailed) }
+                guard asciiCaseInsensitiveEquals(valueBytes, "100-continue") else { return .failure(.expectationFailed) }
                 expectContinue = true
             case nil:
                 break
@@ -359,13 +370,4 @@ func asciiCaseInsensitiveEquals(_ a: String, _ b: String) -> Bool {
 func asciiCaseInsensitiveEquals(_ a: ArraySlice<UInt8>, _ b: StaticString) -> Bool {
     guard a.count == b.utf8CodeUnitCount else { return false }
     return a.withUnsafeBufferPointer { x in b.withUTF8Buffer { y in asciiCaseInsensitiveEquals(x, y) } }
-}
-
-extension Substring {
-    func trimmingSpaces() -> Substring {
-        var s = self
-        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
-        return s
-    }
 }

@@ -350,21 +350,10 @@ struct NetworkKey: Hashable {
 
     /// The host route of `address` (/32 or /128).
     init(_ address: IPAddress) {
-        let b = address.bytes
-        if b.count == 4 {
-            hi = 0
-            lo = UInt64(b[0]) << 24 | UInt64(b[1]) << 16 | UInt64(b[2]) << 8 | UInt64(b[3])
-            length = 32
-            v6 = false
-        } else {
-            var h: UInt64 = 0, l: UInt64 = 0
-            for i in 0..<8 { h = h << 8 | UInt64(b[i]) }
-            for i in 8..<16 { l = l << 8 | UInt64(b[i]) }
-            hi = h
-            lo = l
-            length = 128
-            v6 = true
-        }
+        hi = address.high
+        lo = address.low
+        length = address.isIPv4 ? 32 : 128
+        v6 = !address.isIPv4
     }
 
     init(_ network: IPNetwork) {

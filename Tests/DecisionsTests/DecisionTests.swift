@@ -116,6 +116,42 @@ struct IPNetworkTests {
         #expect(try #require(IPNetwork("0.0.0.0/0")).contains(try #require(IPAddress("198.51.100.7"))))
     }
 
+    /// The two-word address against the byte-wise rules it replaced (bytes round trip, the mask of
+    /// every length, containment, order), over random addresses of both families.
+    @Test func wordsAgreeWithBytes() throws {
+        func maskedBytes(_ b: [UInt8], _ length: Int) -> [UInt8] {
+            b.enumerated().map { i, byte in
+                let kept = max(0, min(8, length - i * 8))
+                return byte & (kept == 0 ? 0 : UInt8(truncatingIfNeeded: 0xff << (8 - kept)))
+            }
+        }
+        var rng = SystemRandomNumberGenerator()
+        for round in 0..<2_000 {
+            let count = round % 2 == 0 ? 4 : 16
+            var b = (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            if count == 16 && b[0..<12].elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]) { b[0] = 0x20 }
+            let ip = IPAddress(bytes: b)
+            #expect(ip.bytes == b && ip.isIPv4 == (count == 4))
+            #expect(IPAddress(ip.description) == ip, "\(ip)")
+            let length = Int.random(in: 0...(count * 8), using: &rng)
+            #expect(ip.masked(to: length).bytes == maskedBytes(b, length), "\(ip)/\(length)")
+            let network = try #require(IPNetwork(address: ip.masked(to: length), prefixLength: length))
+            #expect(network.contains(ip))
+            var other = b
+            if length > 0 {
+                let bit = Int.random(in: 0..<length, using: &rng)
+                other[bit / 8] ^= 0x80 >> UInt8(bit % 8)
+                #expect(!network.contains(IPAddress(bytes: other)), "\(IPAddress(bytes: other)) in \(network)")
+            }
+            let peer = IPAddress(bytes: (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            #expect((ip < peer) == b.lexicographicallyPrecedes(peer.bytes) || ip == peer)
+        }
+        let v4 = try #require(IPAddress("203.0.113.10")), v6 = try #require(IPAddress("2001:db8::1"))
+        #expect(v4 < v6 && !(v6 < v4), "IPv4 sorts first")
+        #expect(IPAddress("::ffff:203.0.113.10") == v4, "a mapped address is folded")
+        #expect(IPNetwork(address: v4, prefixLength: 24) == nil, "host bits set")
+        #expect(LockoutKeys.source(try #require(IPAddress("2001:db8:1:2:3:4:5:6"))) == "2001:db8:1:2::/64")
+    }
 }
 
 // MARK: Dialplan decision
