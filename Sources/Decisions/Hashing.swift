@@ -88,7 +88,7 @@ public enum DigestAlgorithm: String, Sendable, Equatable {
 
 /// A digest of either algorithm (16 or 32 bytes) in fixed storage.
 struct DigestValue {
-    private var storage: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    private let storage: (UInt64, UInt64, UInt64, UInt64)
     private let count: Int
 
     init<D: Digest>(_ digest: D) {

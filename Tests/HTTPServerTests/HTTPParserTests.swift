@@ -136,6 +136,32 @@ struct HTTPParserTests {
         #expect(Self.requests(p.feed(Array("abcd".utf8))).first?.body == Array("abcd".utf8))
     }
 
+    /// `Connection` is a comma-separated list of tokens in any case, with optional whitespace;
+    /// `Expect` accepts 100-continue in any case and nothing else (read as bytes, no copies).
+    @Test(arguments: [
+        ("HTTP/1.1", "Connection: close", false), ("HTTP/1.1", "Connection: CLOSE", false),
+        ("HTTP/1.1", "Connection: keep-alive , close", false), ("HTTP/1.1", "Connection: te,\tclose\t", false),
+        ("HTTP/1.1", "Connection: closed", true), ("HTTP/1.1", "Connection: ,,", true), ("HTTP/1.1", "Connection:", true),
+        ("HTTP/1.1", "Connection: keep-alive", true), ("HTTP/1.0", "Connection: Keep-Alive", true),
+        ("HTTP/1.0", "Connection: upgrade, keep-alive", true), ("HTTP/1.0", "Connection: keep-alive, close", false),
+        ("HTTP/1.0", "Connection: keep-alives", false), ("HTTP/1.0", "X-A: b", false),
+    ])
+    func connectionTokens(version: String, header: String, keepAlive: Bool) {
+        let r = Self.requests(Self.parseAll([Self.req("GET / \(version)\nHost: x\n\(header)\n")[...]])).first
+        #expect(r?.head.keepAlive == keepAlive, "\(version) \(header)")
+    }
+
+    @Test(arguments: [("100-Continue", true), ("100-CONTINUE", true), ("100-continue ", true), ("100-continues", false), ("200-ok", false)])
+    func expectValues(value: String, accepted: Bool) {
+        var p = HTTPRequestParser()
+        let events = p.feed(Self.req("POST / HTTP/1.1\nHost: x\nExpect: \(value)\nContent-Length: 4\n"))
+        switch events.first {
+        case .head(let h)?: #expect(accepted && h.expectContinue, "\(value)")
+        case .error(let e)?: #expect(!accepted && e == .expectationFailed, "\(value)")
+        default: Issue.record("\(value): \(events)")
+        }
+    }
+
     /// Random mutations of the fixtures never trap, and the parser never returns more than it got.
     @Test func randomMutationsNeverCrash() throws {
         var rng = SeededGenerator(seed: 0x5eed)
