@@ -11,31 +11,30 @@ import SystemCalls
 /// What the console is told: its listener, its database threads, and the decision policies that
 /// "explain" must share with `serve` (read from the same configuration file).
 public struct ConsoleSettings: Sendable {
-    /// The defaults are the settings table's (`ConsoleConfig`, keys `console_*`): one place.
-    private static let defaults = ConsoleConfig()
-
-    public var host = defaults.host
-    public var port = defaults.port
-    /// Event-loop threads: socket I/O only.
-    public var workers = defaults.workers
-    /// Database threads, each with its own connection; requests queue for them.
-    public var databaseThreads = defaults.databaseConnections
     public var maxQueued = 64
     /// A request's answer deadline (a login spends ~0.1 s in scrypt).
     public var answerTimeoutMilliseconds = 10_000
     public var database: ConnectionConfig
     /// The services' configuration (the file `switchauth serve` reads): "Explain a call" decides
-    /// with it, as they do.
+    /// with it, as they do; its `console` rows (`console_*`, flags applied) are the console's own
+    /// listener, threads and sessions, read through the properties below.
     public var service = ServiceConfig()
-    public var sessionSeconds = defaults.sessionSeconds
+
+    public var host: String { get { service.console.host } set { service.console.host = newValue } }
+    public var port: UInt16 { get { service.console.port } set { service.console.port = newValue } }
+    /// Event-loop threads: socket I/O only.
+    public var workers: Int { get { service.console.workers } set { service.console.workers = newValue } }
+    /// Database threads, each with its own connection; requests queue for them.
+    public var databaseThreads: Int { get { service.console.databaseConnections } set { service.console.databaseConnections = newValue } }
+    public var sessionSeconds: Int { get { service.console.sessionSeconds } set { service.console.sessionSeconds = newValue } }
     /// Mark cookies Secure (set when the console is served behind TLS).
-    public var secureCookies = false
+    public var secureCookies: Bool { get { service.console.secureCookies } set { service.console.secureCookies = newValue } }
     /// Host names (without port) the console answers to besides loopback names and `host`. Anything
     /// else gets 421: a page that rebinds its own name to 127.0.0.1 (DNS rebinding) is not served.
-    public var allowedHosts: [String] = []
+    public var allowedHosts: [String] { get { service.console.allowedHosts } set { service.console.allowedHosts = newValue } }
     /// Addresses of the TLS proxies in front (`--trusted-proxy`): from them, the login throttle
     /// and the audit log take the client's address from the last `X-Forwarded-For` entry.
-    public var trustedProxies: [String] = []
+    public var trustedProxies: [String] { get { service.console.trustedProxies } set { service.console.trustedProxies = newValue } }
     /// The platform's currency (`currency` in the configuration file): balances are shown in it.
     public var currency: String { service.currency }
     /// A request that changed what the memory copies hold is answered this long after its commit

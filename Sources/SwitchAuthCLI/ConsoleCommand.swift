@@ -227,15 +227,8 @@ struct ConsoleServe: ParsableCommand {
         db.queryTimeoutMilliseconds = 5_000
         db.applicationName = "switchauth-console"
         var settings = ConsoleSettings(database: db)
-        settings.host = console.host
-        settings.port = console.port
-        settings.workers = console.workers
-        settings.databaseThreads = console.databaseConnections
-        settings.sessionSeconds = console.sessionSeconds
         settings.service = config
-        settings.secureCookies = console.secureCookies
-        settings.allowedHosts = console.allowedHosts
-        settings.trustedProxies = console.trustedProxies
+        settings.service.console = console   // the file's rows with the flags applied
         if config.replica { settings.changeInForceAfterMilliseconds = config.replicaStalenessMilliseconds + 5 }
         Signals.blockTermination()
         // Before any thread starts, so that every thread of the console inherits it (Linux nice
