@@ -18,12 +18,12 @@ struct APIContext {
     func param(_ k: String) -> String { params[k] ?? "" }
     func query(_ k: String) -> String? { request.query[k].flatMap { $0.isEmpty ? nil : $0 } }
     var admin: Admin { Admin(db: db) }
-    var queries: Queries { Queries(db: db) }
+    var queries: ConsoleQueries { ConsoleQueries(db: db) }
     func body() throws -> JSONBody { try JSONBody(request.body) }
 
     func limit() throws -> Int {
-        guard let l = query("limit") else { return Queries.defaultLimit }
-        guard let n = Int(l), n >= 1, n <= Queries.maxLimit else { throw Problem(status: 400, title: "Bad Request", detail: "limit must be 1-\(Queries.maxLimit)") }
+        guard let l = query("limit") else { return ConsoleQueries.defaultLimit }
+        guard let n = Int(l), n >= 1, n <= ConsoleQueries.maxLimit else { throw Problem(status: 400, title: "Bad Request", detail: "limit must be 1-\(ConsoleQueries.maxLimit)") }
         return n
     }
 
@@ -84,7 +84,7 @@ enum API {
 
         // domains
         APIRoute("GET", "/api/v1/domains", role: .readOnly) { c in
-            json(try Page(c.queries.domains(cursor: c.query("cursor"), limit: try c.limit())).json)
+            json(try JSON(page: c.queries.domains(cursor: c.query("cursor"), limit: try c.limit())))
         },
         APIRoute("POST", "/api/v1/domains", role: .operator) { c in
             let name = try c.body().requiredString("name")
@@ -136,8 +136,8 @@ enum API {
         APIRoute("GET", "/api/v1/accounts", role: .readOnly) { c in
             let kind = c.query("kind")
             if let kind, AccountKind(rawValue: kind) == nil { throw Problem(status: 400, title: "Bad Request", detail: "kind must be customer or carrier") }
-            return json(try Page(c.queries.accounts(q: c.query("q"), status: try status(c.query("status")), kind: kind,
-                                                    cursor: c.query("cursor"), limit: try c.limit())).json)
+            return json(try JSON(page: c.queries.accounts(q: c.query("q"), status: try status(c.query("status")), kind: kind,
+                                                          cursor: c.query("cursor"), limit: try c.limit())))
         },
         APIRoute("POST", "/api/v1/accounts", role: .operator) { c in
             let b = try c.body()
@@ -207,7 +207,7 @@ enum API {
         APIRoute("GET", "/api/v1/ip-settings", role: .readOnly) { c in
             let contains = c.query("contains")
             if let contains, IPAddress(contains) == nil { throw Problem(status: 400, title: "Bad Request", detail: "contains must be an IP address") }
-            return json(try Page(c.queries.ipSettings(account: c.query("account"), contains: contains, cursor: c.query("cursor"), limit: try c.limit())).json)
+            return json(try JSON(page: c.queries.ipSettings(account: c.query("account"), contains: contains, cursor: c.query("cursor"), limit: try c.limit())))
         },
         APIRoute("POST", "/api/v1/accounts/{number}/ip-settings", role: .operator) { c in
             let b = try c.body()
@@ -277,8 +277,8 @@ enum API {
 
         // devices
         APIRoute("GET", "/api/v1/devices", role: .readOnly) { c in
-            json(try Page(c.queries.devices(account: c.query("account"), domain: c.query("domain"), q: c.query("q"),
-                                            cursor: c.query("cursor"), limit: try c.limit())).json)
+            json(try JSON(page: c.queries.devices(account: c.query("account"), domain: c.query("domain"), q: c.query("q"),
+                                            cursor: c.query("cursor"), limit: try c.limit())))
         },
         APIRoute("POST", "/api/v1/accounts/{number}/devices", role: .operator) { c in
             let b = try c.body()
@@ -318,8 +318,8 @@ enum API {
         // lockouts
         APIRoute("GET", "/api/v1/lockouts", role: .readOnly) { c in
             let scope = c.query("scope")
-            if let scope, Queries.scope(named: scope) == nil { throw Problem(status: 400, title: "Bad Request", detail: "scope must be source, user or source_user") }
-            return json(try Page(c.queries.lockouts(scope: scope, cursor: c.query("cursor"), limit: try c.limit())).json)
+            if let scope, ConsoleQueries.scope(named: scope) == nil { throw Problem(status: 400, title: "Bad Request", detail: "scope must be source, user or source_user") }
+            return json(try JSON(page: c.queries.lockouts(scope: scope, cursor: c.query("cursor"), limit: try c.limit())))
         },
         APIRoute("DELETE", "/api/v1/lockouts/{subject}", role: .operator) { c in
             let n = try AuthFailures.clear(c.db, subject: c.param("subject"))
@@ -335,8 +335,8 @@ enum API {
             return json(e.json)
         },
         APIRoute("GET", "/api/v1/audit", role: .readOnly) { c in
-            json(try Page(c.queries.audit(account: c.query("account"), objectType: c.query("object_type"), actor: c.query("actor"),
-                                          cursor: c.query("cursor"), limit: try c.limit())).json)
+            json(try JSON(page: c.queries.audit(account: c.query("account"), objectType: c.query("object_type"), actor: c.query("actor"),
+                                          cursor: c.query("cursor"), limit: try c.limit())))
         },
     ]
 
@@ -371,6 +371,8 @@ enum API {
             }
         } catch let p as Problem {
             return p.response
+        } catch let e as BadCursor {
+            return Problem.from(e).response
         } catch let e as AdminError {
             return Problem.from(e).response
         } catch let e as PostgresError {

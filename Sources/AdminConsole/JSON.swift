@@ -107,20 +107,6 @@ public indirect enum JSON: Sendable, Equatable {
         return []
     }
 
-    /// The value in a table's cell: text as it is, numbers in their text, true/false, nothing for
-    /// null, a list's items joined by commas, anything else as JSON.
-    public var cell: String {
-        switch self {
-        case .null: return ""
-        case .bool(let b): return b ? "true" : "false"
-        case .string(let s): return s
-        case .number(let n), .raw(let n): return n
-        case .array(let items) where items.allSatisfy({ if case .string = $0 { return true } else { return false } }):
-            return items.map(\.cell).joined(separator: ",")
-        case .array, .object: return text
-        }
-    }
-
     public subscript(key: String) -> JSON? {
         if case .object(let f) = self { return f.first { $0.0 == key }?.1 }
         return nil

@@ -14,6 +14,16 @@ extension JSON {
     }
 }
 
+extension JSON {
+    /// One page of a list as the API answers it: its rows, the cursors of the next and previous
+    /// pages, the total (a lower bound when `total_exact` is false) and the page size.
+    init<Row: Encodable>(page: ListPage<Row>) throws {
+        self = .object([("items", .array(try page.items.map(JSON.init(encoding:)))), ("next_cursor", .optional(page.nextCursor)),
+                         ("prev_cursor", .optional(page.prevCursor)), ("total", .int(page.total)), ("total_exact", .bool(page.totalExact)),
+                         ("limit", .int(page.limit))])
+    }
+}
+
 /// A value being built: a leaf, or an object or array whose members are still being written
 /// (containers hand out child nodes that are filled in later).
 private final class JSONNode {

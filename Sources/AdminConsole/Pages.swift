@@ -34,7 +34,7 @@ enum Pages {
         var params: [String: String] = [:]
         var admin: Admin { Admin(db: db) }
         var store: ConsoleStore { ConsoleStore(db: db) }
-        var queries: Queries { Queries(db: db) }
+        var queries: ConsoleQueries { ConsoleQueries(db: db) }
         var csrf: String { session.csrfToken }
         var canWrite: Bool { session.who.role >= .operator }
         var isAdmin: Bool { session.who.role >= .admin }
@@ -43,7 +43,7 @@ enum Pages {
         func q(_ k: String) -> String? { request.query[k].flatMap { $0.isEmpty ? nil : $0 } }
         func money(_ amount: String) -> String { Money.format(amount, currency: app.settings.currency) }
         /// The page size asked for (`limit`, 1-200), else the default.
-        var limit: Int { q("limit").flatMap(Int.init).flatMap { (1...Queries.maxLimit).contains($0) ? $0 : nil } ?? Queries.defaultLimit }
+        var limit: Int { q("limit").flatMap(Int.init).flatMap { (1...ConsoleQueries.maxLimit).contains($0) ? $0 : nil } ?? ConsoleQueries.defaultLimit }
         /// The notice after a redirect: the flash the POST left, else a known `notice` code.
         func notice(_ flash: ConsoleApp.Flash? = nil) -> String? { flash?.notice ?? q("notice").flatMap { notices[$0] } }
         /// A form field, trimmed.
@@ -223,6 +223,8 @@ enum Pages {
             }
         } catch let p as Problem {
             return refused(ctx, p.detail, status: p.status)
+        } catch let e as BadCursor {
+            return refused(ctx, e.message, status: 400)
         } catch let e as AdminError {
             return refused(ctx, e.message, status: 422)
         } catch let e as PostgresError {
@@ -425,8 +427,8 @@ enum Pages {
 
     // MARK: pages
 
-    /// A calls-per-second limit as read: 0 is unlimited.
-    static func cps(_ n: Int) -> String { n == 0 ? "unlimited" : String(n) }
+    /// A limit (channels, calls per second) as read: 0 is unlimited.
+    static func limitText(_ n: Int) -> String { n == 0 ? "unlimited" : String(n) }
 
     static func yesNo(_ b: Bool) -> String { b ? "yes" : "no" }
 
@@ -437,7 +439,7 @@ enum Pages {
     /// Previous and next page, the total and the page size; `cursorName` for a second list on a page.
     static func pager<Row>(_ base: String, _ params: [(String, String?)], _ page: ListPage<Row>, cursorName: String = "cursor", noun: String = "in all") -> Markup {
         var s: Markup = "<div class=\"pager\">"
-        let size = page.limit == Queries.defaultLimit ? nil : String(page.limit)
+        let size = page.limit == ConsoleQueries.defaultLimit ? nil : String(page.limit)
         if let prev = page.prevCursor { s += HTML.link(base + HTML.query(params + [("limit", size), (cursorName, prev)]), "← Previous page", id: "prev-page") }
         if let next = page.nextCursor { s += HTML.link(base + HTML.query(params + [("limit", size), (cursorName, next)]), "Next page →", id: "next-page") }
         s += "<span class=\"muted\" id=\"page-total\">\(page.items.count) shown · \(Money.group(page.total))\(page.totalExact ? "" : "+") \(noun)</span>"
@@ -524,8 +526,8 @@ enum Pages {
         let flash = c.request.method == "GET" ? c.app.takeFlash(c.csrf) : nil
         let base = "/accounts/" + HTML.seg(number)
         let cur = c.app.settings.currency
-        let ips = try c.queries.ipSettings(account: number, contains: nil, cursor: nil, limit: Queries.maxLimit)
-        let devices = try c.queries.devices(account: number, domain: nil, q: nil, cursor: c.q("devices_cursor"), limit: Queries.defaultLimit)
+        let ips = try c.queries.ipSettings(account: number, contains: nil, cursor: nil, limit: ConsoleQueries.maxLimit)
+        let devices = try c.queries.devices(account: number, domain: nil, q: nil, cursor: c.q("devices_cursor"), limit: ConsoleQueries.defaultLimit)
         let history = try c.queries.audit(account: number, objectType: nil, actor: nil, cursor: nil, limit: 10)
         var body: Markup = "<h1>Account \(number) · \(a.name) \(badge(a.status))</h1>"
         if let secret = flash?.secret {
@@ -534,8 +536,8 @@ enum Pages {
         body += "<section><dl id=\"account-facts\">"
         let facts: [(key: String, label: String, value: String)] = [
             ("kind", "Kind", a.kind), ("billing", "Billing", a.billing), ("balance", "Balance", c.money(a.balance)),
-            ("credit_limit", "Credit limit", c.money(a.creditLimit)), ("max_channels", "Max channels", cps(a.maxChannels)),
-            ("max_cps", "Max calls per second", cps(a.maxCPS)), ("calls_up", "Calls up now", String(a.callsUp)),
+            ("credit_limit", "Credit limit", c.money(a.creditLimit)), ("max_channels", "Max channels", limitText(a.maxChannels)),
+            ("max_cps", "Max calls per second", limitText(a.maxCPS)), ("calls_up", "Calls up now", String(a.callsUp)),
             ("expires_at", "Expires", a.expiresAt.flatMap { $0.isEmpty ? nil : $0 } ?? "never"), ("created_at", "Created", a.createdAt),
             ("updated_at", "Updated", a.updatedAt),
         ]
@@ -560,7 +562,7 @@ enum Pages {
                     + HTML.button("/ip-settings/\(id)/delete", "Remove", csrf: c.csrf, confirm: "Remove IP setting \(s.network)?", cls: "plain")
             }
             return ["\(s.name)", "\(s.network)", "\(s.prefix.isEmpty ? "(any)" : s.prefix)",
-                    "\(yesNo(s.stripPrefix))", "\(yesNo(s.enabled))", "\(cps(s.maxCPS))", actions]
+                    "\(yesNo(s.stripPrefix))", "\(yesNo(s.enabled))", "\(limitText(s.maxCPS))", actions]
         }
         body += HTML.table(["Name", "IP or network", "Prefix", "Strip", "Enabled", "Max calls/s", ""], ipRows, id: "ip-settings")
         if c.canWrite {
@@ -589,7 +591,7 @@ enum Pages {
         body += pager(base, [], devices, cursorName: "devices_cursor", noun: "devices")
         if c.canWrite {
             let f = form?.id == "add-device" ? form : nil
-            let domains = try c.queries.domains(cursor: nil, limit: Queries.maxLimit).items.map(\.name)
+            let domains = try c.queries.domains(cursor: nil, limit: ConsoleQueries.maxLimit).items.map(\.name)
             let generate = f.map { $0.values["generate"] == "1" } ?? true
             body += "<h2>Add device</h2><form method=\"post\" action=\"\(base)/devices\" class=\"stack\" id=\"add-device\" novalidate>"
                 + HTML.csrfField(c.csrf) + HTML.formSummary(f)
@@ -645,7 +647,7 @@ enum Pages {
     static func devices(_ c: Ctx) throws -> HTTPResponse {
         let q = c.q("q"), domain = c.q("domain"), account = c.q("account")
         let page = try c.queries.devices(account: account, domain: domain, q: q, cursor: c.q("cursor"), limit: c.limit)
-        let domains = try c.queries.domains(cursor: nil, limit: Queries.maxLimit).items.map(\.name)
+        let domains = try c.queries.domains(cursor: nil, limit: ConsoleQueries.maxLimit).items.map(\.name)
         var body: Markup = "<h1>SIP devices</h1><section><form method=\"get\" action=\"/devices\" class=\"stack\" id=\"device-search\">"
             + HTML.input("q", "Username contains", value: q ?? "", type: "search")
             + HTML.select("domain", "Domain", [""] + domains, selected: domain ?? "")
@@ -673,7 +675,7 @@ enum Pages {
             let page = try c.queries.ipSettings(account: account, contains: contains, cursor: c.q("cursor"), limit: c.limit)
             let rows = page.items.map { s -> [Markup] in
                 [accountLink(s.account), "\(s.name)", "\(s.network)",
-                 "\(s.prefix.isEmpty ? "(any)" : s.prefix)", "\(yesNo(s.stripPrefix))", "\(yesNo(s.enabled))", "\(cps(s.maxCPS))"]
+                 "\(s.prefix.isEmpty ? "(any)" : s.prefix)", "\(yesNo(s.stripPrefix))", "\(yesNo(s.enabled))", "\(limitText(s.maxCPS))"]
             }
             body += HTML.table(["Account", "Name", "IP or network", "Prefix", "Strip", "Enabled", "Max calls/s"], rows, id: "ip-results")
                 + pager("/ip-settings", [("contains", contains), ("account", account)], page)

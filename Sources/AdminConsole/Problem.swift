@@ -38,6 +38,11 @@ public struct Problem: Error, Sendable, Equatable {
         }
     }
 
+    /// A list cursor that no list gave out.
+    static func from(_ e: BadCursor) -> Problem {
+        Problem(status: 400, title: "Bad Request", detail: e.message, type: "/problems/bad-cursor")
+    }
+
     static func from(_ e: PostgresError) -> Problem {
         if e.isConstraintViolation { return invalid("refused by the database: \(e.message)") }
         // A generic description: connection details and SQL stay in the log.

@@ -118,7 +118,21 @@ enum Output {
             return
         }
         let columns = values.first?.keys ?? []
-        print(Table(columns: columns, rows: values.map { v in columns.map { v[$0]?.cell ?? "" } }), json: false)
+        print(Table(columns: columns, rows: values.map { v in columns.map { v[$0].map(cell) ?? "" } }), json: false)
+    }
+
+    /// A value in a table's cell: text as it is, numbers in their text, true/false, nothing for
+    /// null, a list of strings joined by commas, anything else as JSON.
+    static func cell(_ value: JSON) -> String {
+        switch value {
+        case .null: return ""
+        case .bool(let b): return b ? "true" : "false"
+        case .string(let s): return s
+        case .number(let n), .raw(let n): return n
+        case .array(let items) where items.allSatisfy({ if case .string = $0 { return true } else { return false } }):
+            return items.map(cell).joined(separator: ",")
+        case .array, .object: return value.text
+        }
     }
 
     /// One typed row: under `--json` one object, else a one-row table.
