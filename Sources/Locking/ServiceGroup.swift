@@ -6,7 +6,7 @@ public protocol Lifecycle: Sendable {
     func stop()
 }
 
-/// A part given by two closures (a server whose start takes arguments, a listener per switch).
+/// A part given by two closures (a server whose start takes arguments, a prober that probes once first).
 public struct LifecyclePart: Lifecycle {
     private let starting: @Sendable () throws -> Void
     private let stopping: @Sendable () -> Void

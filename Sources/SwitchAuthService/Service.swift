@@ -100,23 +100,19 @@ public final class Service: Sendable {
         let resolver = Resolver(config: config, metrics: s.metrics, acl: s.acl, logger: logger, statistics: s.statistics, fraudAlerts: s.fraudAlerts)
         let (counters, throttle, listeners, handingOver) = (server.counters, s.basicAuthThrottle, s.callListeners, s.handingOver)
         var parts: [(name: String, part: any Lifecycle)] = []
-        if let alerts = s.fraudAlerts { parts.append(("fraud webhook", LifecyclePart(start: { alerts.start() }, stop: { alerts.stop() }))) }
+        if let alerts = s.fraudAlerts { parts.append(("fraud webhook", alerts)) }
         parts.append(("database prober", LifecyclePart(start: {
             prober.probeOnce(config: config)
             if !health.isUp { logger.warning("database unavailable at start; answering fail-closed until it is back") }
             prober.start()
         }, stop: { prober.stop() })))
-        parts.append(("database threads", LifecyclePart(start: { pool.start() }, stop: { pool.stop() })))
-        let statistics = s.statistics
-        parts.append(("lockout statistics", LifecyclePart(start: { statistics.start() }, stop: { statistics.stop() })))
+        parts.append(("database threads", pool))
+        parts.append(("lockout statistics", s.statistics))
         // Loads in the background: until it is current, lookups read PostgreSQL.
-        if let feed = s.feed { parts.append(("memory copy feed", LifecyclePart(start: { feed.start() }, stop: { feed.stop() }))) }
-        if let trust { parts.append(("trust records", LifecyclePart(start: { trust.start() }, stop: { trust.stop() }))) }
-        let watcher = s.watcher
-        parts.append(("change watcher", LifecyclePart(start: { watcher.start() }, stop: { watcher.stop() })))
-        for l in listeners {
-            parts.append(("hangup listener \(l.endpoint)", LifecyclePart(start: { l.start() }, stop: { l.stop() })))
-        }
+        if let feed = s.feed { parts.append(("memory copy feed", feed)) }
+        if let trust { parts.append(("trust records", trust)) }
+        parts.append(("change watcher", s.watcher))
+        for l in listeners { parts.append(("hangup listener \(l.endpoint)", l)) }
         // Last: the front door opens once everything behind it runs, and is the first to close
         // (a stop drains its in-flight requests while the rest still serves them). allow_clients is
         // enforced at accept: a peer outside it never holds a connection slot.
@@ -137,3 +133,12 @@ public final class Service: Sendable {
         return allow.contains { $0.contains(peer) }
     }
 }
+
+// The parts that start and stop as they are (the prober and the server take arguments: closures above).
+extension FraudAlerts: Lifecycle {}
+extension DatabasePool: Lifecycle {}
+extension LockoutStatistics: Lifecycle {}
+extension ReplicaFeed: Lifecycle {}
+extension TrustRecorder: Lifecycle {}
+extension ChangeWatcher: Lifecycle {}
+extension CallEventListener: Lifecycle {}
