@@ -53,6 +53,12 @@ public final class ChangeWatcher: Sendable {
         thread.start()
     }
 
+    /// Pushes go out only while the service answers (the HTTP server is up): set when it starts
+    /// listening, cleared when it begins to stop.
+    public func setServing(_ on: Bool) {
+        for p in pushers { p.setServing(on) }
+    }
+
     /// Safe before `start()` and twice.
     public func stop() {
         thread.stop()
@@ -188,6 +194,10 @@ final class SwitchPusher: Sendable {
         var reload = false
         var flush: Set<String> = [] // "user domain"
         var isEmpty: Bool { !reload && flush.isEmpty }
+        /// Whether this instance answers lookups: a switch told to reload its ACL asks for acl.conf
+        /// at once, and an instance not serving yet (or no longer) would leave it with its static
+        /// file's list. Owed commands wait meanwhile.
+        var serving = false
     }
 
     let endpoint: EventSocketEndpoint
@@ -205,8 +215,11 @@ final class SwitchPusher: Sendable {
             var failures = 0
             while !t.isStopping {
                 // Wait for something owed (or a stop), then take it all.
-                let batch = owed.wait(until: { !$0.isEmpty }, timeoutNanoseconds: 200_000_000) { o -> Owed in
-                    defer { o = Owed() }
+                let batch = owed.wait(until: { $0.serving && !$0.isEmpty }, timeoutNanoseconds: 200_000_000) { o -> Owed in
+                    defer {
+                        o.reload = false
+                        o.flush = []
+                    }
                     return o
                 }
                 guard let batch, !batch.isEmpty else { continue }
@@ -245,6 +258,8 @@ final class SwitchPusher: Sendable {
             o.flush.formUnion(flush)
         }
     }
+
+    func setServing(_ on: Bool) { owed.withLock(wake: .all) { $0.serving = on } }
 
     func start() { thread.start() }
     func stop() { thread.stop() }

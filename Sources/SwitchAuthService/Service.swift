@@ -118,12 +118,18 @@ public final class Service: Sendable {
         // enforced at accept: a peer outside it never holds a connection slot.
         let allow = config.allowClients
         let admit: (@Sendable (String) -> Bool)? = allow.isEmpty ? nil : { @Sendable (host: String) -> Bool in Service.admits(allow, host) }
+        let watcher = s.watcher
         parts.append(("http server", LifecyclePart(start: {
             try server.start(admit: admit) { _ in
                 LookupHandler(resolver: resolver, counters: counters, pool: pool, health: health, replica: replica, trust: trust,
                               throttle: throttle, callListeners: listeners)
             }
-        }, stop: { server.stop(handingOverListener: handingOver.withLock { $0 }) })))
+            // Switches are told to reload what they fetch from here only while it answers.
+            watcher.setServing(true)
+        }, stop: {
+            watcher.setServing(false)
+            server.stop(handingOverListener: handingOver.withLock { $0 })
+        })))
         return parts
     }
 

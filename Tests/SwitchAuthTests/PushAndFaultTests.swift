@@ -5,7 +5,7 @@ import TestSupport
 import HTTPServer
 import Postgres
 import Store
-import SwitchAuthService
+@testable import SwitchAuthService
 import Locking
 import Synchronization
 import Testing
@@ -175,6 +175,26 @@ struct PushTests {
             // The debounce (200 ms) and the push, not the hung switch's 2 s deadline.
             #expect(Date().timeIntervalSince(t0) < 1.5, "push \(i) to the good switch took \(Date().timeIntervalSince(t0)) s")
         }
+    }
+
+    /// A switch told to reload its ACL fetches acl.conf at once: commands owed while the service
+    /// does not answer (starting, or stopping) wait until it does, and none goes out once it stops.
+    @Test func pushesOnlyWhileServing() throws {
+        let fake = try FakeEventSocket()
+        defer { fake.stop() }
+        let pusher = SwitchPusher(endpoint: EventSocketEndpoint(host: "127.0.0.1", port: fake.port, password: "ClueCon"),
+                                  metrics: Metrics(), logger: quietLogger)
+        pusher.start()
+        defer { pusher.stop() }
+        pusher.owe(reload: true, flush: [])
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(fake.commands == [], "pushed before the service answered")
+        pusher.setServing(true)
+        #expect(waitUntil(seconds: 5) { fake.commands == ["api reloadacl"] }, "\(fake.commands)")
+        pusher.setServing(false)
+        pusher.owe(reload: true, flush: ["1001 voip.example.com"])
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(fake.commands == ["api reloadacl"], "pushed while stopping")
     }
 
     /// The lifecycle: a watcher stopped before it started returns at once.
