@@ -136,7 +136,11 @@ public struct ServiceConfig: Sendable, Equatable {
         // Every statement on the request path is an indexed lookup. A plan cached while a table
         // was small (auth_failures starts empty) must not turn into a sequential scan once it
         // grows under a flood: seen in the benchmark, 1,000 bad digests/s made every lookup scan.
-        c.sessionSettings = ["enable_seqscan=off"]
+        // And no JIT: enable_seqscan=off prices the scan a one-row table still needs at 1e10, over
+        // jit_above_cost, and PostgreSQL then compiled such a statement with LLVM at every
+        // execution (milliseconds each; seen in a profile of the admissions' writes). Every
+        // statement here is short: compiling never pays.
+        c.sessionSettings = ["enable_seqscan=off", "jit=off"]
         return c
     }
 
