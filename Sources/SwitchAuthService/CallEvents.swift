@@ -106,9 +106,8 @@ final class CallEventListener: Sendable {
     }
 
     private func hangupID(_ m: ESLStream.Message) -> String? {
-        guard m.headers["Content-Type"] == "text/event-plain" else { return nil }
-        let event = ESLStream.eventHeaders(m.body)
-        guard event["Event-Name"] == "CHANNEL_HANGUP", let id = event["Unique-ID"], !id.isEmpty else { return nil }
+        guard m.headers["Content-Type"] == "text/event-plain", m.eventHeader("Event-Name") == "CHANNEL_HANGUP",
+              let id = m.eventHeader("Unique-ID"), !id.isEmpty else { return nil }
         return id
     }
 
@@ -180,12 +179,39 @@ struct ESLStream {
     }
 
     struct Message {
+        /// The framing headers (a few: Content-Type, Content-Length, Reply-Text).
         var headers: [String: String]
-        var body: String
+        /// Its own copy (a slice would keep the stream's buffer shared, and the next read copy it whole).
+        var bodyBytes: [UInt8]
+        var body: String { String(decoding: bodyBytes, as: UTF8.self) }
+
+        /// A header of an event-plain body (`Name: value` lines, values percent-encoded), read
+        /// where it is: a switch's event carries some 150 headers and the listener needs two.
+        func eventHeader(_ name: String) -> String? {
+            let key = Array(name.utf8)
+            var line = bodyBytes.startIndex
+            let end = bodyBytes.endIndex
+            while line < end {
+                let next = bodyBytes[line...].firstIndex(of: 10) ?? end
+                if next - line > key.count, bodyBytes[line + key.count] == UInt8(ascii: ":"),
+                   bodyBytes[line..<(line + key.count)].elementsEqual(key) {
+                    var v = line + key.count + 1
+                    while v < next, bodyBytes[v] == UInt8(ascii: " ") { v += 1 }
+                    var e = next
+                    while e > v, bodyBytes[e - 1] == UInt8(ascii: " ") || bodyBytes[e - 1] == 13 { e -= 1 }
+                    let value = String(decoding: bodyBytes[v..<e], as: UTF8.self)
+                    return bodyBytes[v..<e].contains(UInt8(ascii: "%")) ? (value.removingPercentEncoding ?? value) : value
+                }
+                line = next + 1
+            }
+            return nil
+        }
     }
 
     let socket: TCPSocket
+    /// What was received and not taken yet: `buffer[start...]` (compacted when half of it is taken).
     private var buffer: [UInt8] = []
+    private var start = 0
 
     init(socket: TCPSocket) { self.socket = socket }
 
@@ -207,44 +233,57 @@ struct ESLStream {
                 throw Failure("\(e)")
             }
             if chunk.isEmpty { throw Failure("the switch closed the event socket") }
+            if start > 0, start * 2 >= buffer.count {
+                buffer.removeFirst(start)
+                start = 0
+            }
             buffer.append(contentsOf: chunk)
-            if buffer.count > 32 << 20 { throw Failure("event socket message too large") }
+            if buffer.count - start > 32 << 20 { throw Failure("event socket message too large") }
             if let m = try take() { return m }
         }
     }
 
-    var hasCompleteMessage: Bool { Self.frame(buffer) != nil }
+    var hasCompleteMessage: Bool { Self.frame(buffer[start...]) != nil }
 
-    /// (header end, body length) of the first whole message in `buffer`.
-    private static func frame(_ buffer: [UInt8]) -> (headerEnd: Int, length: Int)? {
-        guard buffer.count >= 2 else { return nil }
-        var i = 0
-        while i + 1 < buffer.count {
-            if buffer[i] == 10 && buffer[i + 1] == 10 { break }
+    /// (header end, body length) of the first whole message in `bytes` (indices of `bytes`).
+    private static func frame(_ bytes: ArraySlice<UInt8>) -> (headerEnd: Int, length: Int)? {
+        var i = bytes.startIndex
+        let end = bytes.endIndex
+        while i + 1 < end {
+            if bytes[i] == 10 && bytes[i + 1] == 10 { break }
             i += 1
         }
-        guard i + 1 < buffer.count else { return nil }
+        guard i + 1 < end else { return nil }
         var length = 0
-        let head = String(decoding: buffer[0..<i], as: UTF8.self)
-        for line in head.split(separator: "\n") where line.hasPrefix("Content-Length:") {
-            length = Int(line.dropFirst("Content-Length:".count).trimmingCharacters(in: .whitespaces)) ?? 0
+        let key = Array("Content-Length:".utf8)
+        var line = bytes.startIndex
+        while line < i {
+            let next = bytes[line..<i].firstIndex(of: 10) ?? i
+            if next - line > key.count, bytes[line..<(line + key.count)].elementsEqual(key) {
+                length = 0
+                for b in bytes[(line + key.count)..<next] where b >= 0x30 && b <= 0x39 {
+                    length = length &* 10 &+ Int(b - 0x30)
+                    if length > 1 << 25 { break }
+                }
+            }
+            line = next + 1
         }
-        guard buffer.count >= i + 2 + length else { return nil }
+        guard end - (i + 2) >= length else { return nil }
         return (i, length)
     }
 
     private mutating func take() throws -> Message? {
-        guard let (end, length) = Self.frame(buffer) else { return nil }
+        guard let (end, length) = Self.frame(buffer[start...]) else { return nil }
         guard length < 1 << 24 else { throw Failure("event socket body too large") }
         var headers: [String: String] = [:]
-        for line in String(decoding: buffer[0..<end], as: UTF8.self).split(separator: "\n") {
+        for line in String(decoding: buffer[start..<end], as: UTF8.self).split(separator: "\n") {
             guard let colon = line.firstIndex(of: ":") else { continue }
             headers[String(line[..<colon])] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
-        let body = String(decoding: buffer[(end + 2)..<(end + 2 + length)], as: UTF8.self)
-        buffer.removeFirst(end + 2 + length)
+        let body = buffer[(end + 2)..<(end + 2 + length)]
+        start = end + 2 + length
         if headers["Content-Type"] == "text/disconnect-notice" { throw Failure("the switch disconnected the event socket") }
-        return Message(headers: headers, body: body)
+        return Message(headers: headers, bodyBytes: Array(body))
     }
 
     private func send(_ line: String) throws {
@@ -283,16 +322,5 @@ struct ESLStream {
             onEvent(m)
         }
         throw Failure("\(command): no answer within 5 s")
-    }
-
-    /// An event-plain body: `Name: url-encoded value` lines.
-    static func eventHeaders(_ body: String) -> [String: String] {
-        var out: [String: String] = [:]
-        for line in body.split(separator: "\n") {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            out[String(line[..<colon])] = value.removingPercentEncoding ?? value
-        }
-        return out
     }
 }

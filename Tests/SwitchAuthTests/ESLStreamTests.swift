@@ -1,0 +1,62 @@
+import Foundation
+import HTTPServer
+@testable import SwitchAuthService
+import SystemCalls
+import Testing
+
+/// The hangup listener's framing of mod_event_socket (PROTOCOL.md §8) on a real socket: whole
+/// messages however the bytes arrive, hundreds in one read, and the two headers it needs read out
+/// of an event of a switch's size.
+@Suite("event socket framing")
+struct ESLStreamTests {
+    static func pair() throws -> (client: TCPSocket, server: TCPSocket, listener: TCPSocket) {
+        let listener = try TCPSocket.listen(host: "127.0.0.1", port: 0, backlog: 1)
+        let client = try TCPSocket.connect(host: "127.0.0.1", port: listener.localPort)
+        for _ in 0..<200 {
+            if let accepted = try listener.accept() {
+                try accepted.socket.setBlocking(true)
+                return (client, accepted.socket, listener)
+            }
+            Syscall.sleep(nanoseconds: 5_000_000)
+        }
+        throw ESLStream.Failure("no connection")
+    }
+
+    /// A CHANNEL_HANGUP as a switch sends it: some 150 headers, percent-encoded values.
+    static func hangup(_ id: String) -> String {
+        let body = (0..<150).map { "variable_x\($0): v%20\($0)" }.joined(separator: "\n")
+            + "\nEvent-Name: CHANNEL_HANGUP\nUnique-ID: \(id)\nCaller-Destination-Number: %2B4930\n\n"
+        return "Content-Length: \(body.utf8.count)\nContent-Type: text/event-plain\n\n" + body
+    }
+
+    @Test func manyMessagesInOneReadAndOneAcrossReads() throws {
+        let (client, server, listener) = try Self.pair()
+        defer { client.close(); server.close(); listener.close() }
+        var stream = ESLStream(socket: client)
+        let ids = (0..<300).map { String(format: "%08x-0000-4000-8000-000000000000", $0) }
+        try server.sendAll(ids.map(Self.hangup).joined())
+        for id in ids {
+            let m = try #require(try stream.next(timeoutMilliseconds: 2_000))
+            #expect(m.headers["Content-Type"] == "text/event-plain")
+            #expect(m.eventHeader("Event-Name") == "CHANNEL_HANGUP")
+            #expect(m.eventHeader("Unique-ID") == id)
+        }
+        // Split anywhere, even inside "\n\n" and the Content-Length: taken once whole.
+        let text = Array((Self.hangup("last") + "Content-Type: api/response\nContent-Length: 3\n\n+OK").utf8)
+        for cut in [5, 17, 40, 1_000, text.count - 60, text.count - 2] {
+            var got: [ESLStream.Message] = []
+            try server.sendAll(Array(text[..<cut]))
+            while let m = try stream.next(timeoutMilliseconds: 50) { got.append(m) }
+            #expect(got.count == (cut > text.count - 52 ? 1 : 0), "what was whole at \(cut) is taken, nothing more")
+            try server.sendAll(Array(text[cut...]))
+            while got.count < 2, let m = try stream.next(timeoutMilliseconds: 2_000) { got.append(m) }
+            try #require(got.count == 2)
+            #expect(got[0].eventHeader("Unique-ID") == "last")
+            #expect(got[0].eventHeader("Caller-Destination-Number") == "+4930")
+            #expect(got[0].eventHeader("variable_x7") == "v 7")
+            #expect(got[0].eventHeader("Unique") == nil, "a prefix of a name is not the name")
+            #expect(got[1].headers["Content-Type"] == "api/response")
+            #expect(got[1].body == "+OK")
+        }
+    }
+}
