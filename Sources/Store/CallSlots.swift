@@ -9,6 +9,16 @@ public enum CallSlots {
         public var verdict: AdmissionVerdict
         /// The call's fraud thresholds, counted (including it).
         public var measurements: [FraudMeasurement]
+
+        public init(verdict: AdmissionVerdict, measurements: [FraudMeasurement]) {
+            self.verdict = verdict
+            self.measurements = measurements
+        }
+
+        /// The ledger's answer (admitted in memory, migration 0015).
+        public init(_ answer: AdmissionLedger.Answer) {
+            self.init(verdict: answer.verdict, measurements: answer.measurements)
+        }
     }
 
     /// Admits one call against every limit that applies and counts it for its fraud thresholds,
@@ -19,7 +29,7 @@ public enum CallSlots {
             a.ipSettingID.map(String.init), String(a.ipSettingCPS), a.destination, a.trackChannels ? "true" : "false",
         ])
         let text: String = try r.decode(0, 0)
-        guard let admission = parse(text) else {
+        guard let admission = try parse(text) else {
             throw PostgresError(kind: .decoding, operation: "switchauth_admit_call", message: "unexpected answer \(text)")
         }
         return admission
@@ -49,15 +59,22 @@ public enum CallSlots {
         }
         return try (0..<batch.count).map { i in
             let text: String = try r.decode(i, 0)
-            guard let admission = parse(text) else {
+            guard let admission = try parse(text) else {
                 throw PostgresError(kind: .decoding, operation: "switchauth_admit_calls", message: "unexpected answer \(text)")
             }
             return admission
         }
     }
 
-    /// `<verdict>|<id>=<value>,...|<window ms>,...`.
-    static func parse(_ text: String) -> Admission? {
+    /// The database did not admit the call: an instance holds the admissions in its memory
+    /// (migration 0015). The caller asks for them to come back (or takes the lease) and retries.
+    public struct AdmissionsInMemory: Error, CustomStringConvertible {
+        public var description: String { "the admissions are held in an instance's memory" }
+    }
+
+    /// `<verdict>|<id>=<value>,...|<window ms>,...`; `memory||` throws `AdmissionsInMemory`.
+    static func parse(_ text: String) throws -> Admission? {
+        if text == "memory||" { throw AdmissionsInMemory() }
         let parts = text.split(separator: "|", omittingEmptySubsequences: false)
         guard parts.count == 3, let verdict = AdmissionVerdict(databaseText: String(parts[0])) else { return nil }
         let counts = parts[1].split(separator: ","), windows = parts[2].split(separator: ",")
@@ -108,5 +125,143 @@ public enum CallSlots {
     /// Calls an account has up now, across every switch.
     public static func inUse(_ db: Connection, accountID: Int64) throws -> Int {
         try db.execute("SELECT count(*) FROM call_slots WHERE account_id = $1::bigint", [String(accountID)]).decode(0, 0, as: Int.self)
+    }
+
+    // MARK: Admissions in memory (migration 0015)
+
+    /// The lease of the admissions: a session-level advisory lock, held by the connection that took
+    /// it until it closes. True when this connection holds it now.
+    public static func tryLease(_ db: Connection) throws -> Bool {
+        try db.execute("SELECT pg_try_advisory_lock(1937, 0)").decode(0, 0)
+    }
+
+    /// Gives up the lease. True when it was held.
+    @discardableResult
+    public static func releaseLease(_ db: Connection) throws -> Bool {
+        try db.execute("SELECT pg_advisory_unlock(1937, 0)").decode(0, 0)
+    }
+
+    /// Reads what the switch into memory reads (a new connection's first reads fill its caches).
+    public static func warm(_ db: Connection) throws {
+        try db.execute("""
+            SELECT (SELECT count(*) FROM admission_authority) + (SELECT count(*) FROM call_slots)
+                 + (SELECT count(*) FROM cps_windows) + (SELECT count(*) FROM fraud_counts)
+            """)
+    }
+
+    public struct Authority: Sendable, Equatable {
+        public var mode: String
+        public var epoch: Int64
+        /// Seconds since an instance last asked for the admissions in the database (nil: never).
+        public var wantedSecondsAgo: Double?
+    }
+
+    /// The admissions' row as `holder` sees it (its own asking for them is not counted).
+    public static func authority(_ db: Connection, holder: String) throws -> Authority {
+        let r = try db.execute("""
+            SELECT mode, epoch, CASE WHEN database_wanted_by <> $1 THEN extract(epoch FROM clock_timestamp() - database_wanted_at)::float8 END
+              FROM admission_authority
+            """, [holder], retry: .idempotent)
+        return Authority(mode: try r.decode(0, 0), epoch: try r.decode(0, 1), wantedSecondsAgo: r.string(0, 2).flatMap(Double.init))
+    }
+
+    /// What the database holds of the admissions, read when an instance takes them into memory.
+    public struct Stored: Sendable {
+        public var epoch: Int64
+        public var modeBefore: String
+        public var slots: [String: AdmissionLedger.Slot]
+        public var windows: [AdmissionLedger.Subject: [Int64]]
+        public var counts: [AdmissionLedger.CountKey: Int]
+        /// The database's clock at the read (µs since the epoch).
+        public var now: Int64
+    }
+
+    /// Takes the admissions into memory (the caller holds the lease): one statement that waits for
+    /// the admissions in flight in the database and reads what they left.
+    public static func takeIntoMemory(_ db: Connection, holder: String) throws -> Stored {
+        let r = try db.execute("SELECT kind, key, n1, n2, n3, t1, t2 FROM switchauth_admissions_to_memory($1)", [holder])
+        var stored = Stored(epoch: 0, modeBefore: "", slots: [:], windows: [:], counts: [:], now: 0)
+        stored.slots.reserveCapacity(r.rowCount)
+        for i in 0..<r.rowCount {
+            switch r.string(i, 0) {
+            case "e":
+                stored.modeBefore = try r.decode(i, 1)
+                stored.epoch = try r.decode(i, 2)
+                stored.now = try r.decode(i, 3)
+            case "s":
+                stored.slots[try r.decode(i, 1)] = AdmissionLedger.Slot(accountID: try r.decode(i, 2), coreUUID: try r.decode(i, 5),
+                                                                       destination: try r.decode(i, 6), reservedAt: try r.decode(i, 3))
+            case "w":
+                guard let subject = AdmissionLedger.Subject(text: try r.decode(i, 1)) else { continue }
+                stored.windows[subject, default: []].append(try r.decode(i, 2))
+            case "c":
+                stored.counts[AdmissionLedger.CountKey(thresholdID: try r.decode(i, 2), windowStart: try r.decode(i, 3))] = try r.decode(i, 4)
+            default:
+                throw PostgresError(kind: .decoding, operation: "switchauth_admissions_to_memory", message: "unexpected row")
+            }
+        }
+        guard stored.epoch > 0 else {
+            throw PostgresError(kind: .decoding, operation: "switchauth_admissions_to_memory", message: "no epoch")
+        }
+        return stored
+    }
+
+    /// Every slot the database holds.
+    public static func slots(_ db: Connection) throws -> [String: AdmissionLedger.Slot] {
+        let r = try db.execute("""
+            SELECT unique_id, account_id, core_uuid, destination, (extract(epoch FROM reserved_at) * 1000000)::bigint FROM call_slots
+            """)
+        var out: [String: AdmissionLedger.Slot] = [:]
+        out.reserveCapacity(r.rowCount)
+        for i in 0..<r.rowCount {
+            out[try r.decode(i, 0)] = AdmissionLedger.Slot(accountID: try r.decode(i, 1), coreUUID: try r.decode(i, 2),
+                                                           destination: try r.decode(i, 3), reservedAt: try r.decode(i, 4))
+        }
+        return out
+    }
+
+    /// What a flush answers: the epoch lost the admissions, or an instance wants them in the database.
+    public enum FlushAnswer: String, Sendable { case ok, wanted, lost }
+
+    /// Writes what the holder changed since its last flush (one statement, asynchronous commit).
+    public static func flush(_ db: Connection, epoch: Int64, _ changes: AdmissionLedger.Changes) throws -> FlushAnswer {
+        func ints(_ values: some Sequence<Int64>) -> String { "{" + values.map(String.init).joined(separator: ",") + "}" }
+        let reserved = Array(changes.reservedSlots)
+        let counts = Array(changes.counts)
+        let r = try db.execute("""
+            SELECT switchauth_flush_admissions($1::bigint, $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[],
+                                               $8::bigint[], $9::bigint[], $10::int[])
+            """, [
+                String(epoch), TrustBatch.textArray(reserved.map(\.key)), ints(reserved.map(\.value.accountID)),
+                TrustBatch.textArray(reserved.map(\.value.coreUUID)), TrustBatch.textArray(reserved.map(\.value.destination)),
+                ints(reserved.map(\.value.reservedAt)), TrustBatch.textArray(Array(changes.released)),
+                ints(counts.map(\.key.thresholdID)), ints(counts.map(\.key.windowStart)), ints(counts.map { Int64($0.value) }),
+            ])
+        let text: String = try r.decode(0, 0)
+        guard let answer = FlushAnswer(rawValue: text) else {
+            throw PostgresError(kind: .decoding, operation: "switchauth_flush_admissions", message: "unexpected answer \(text)")
+        }
+        return answer
+    }
+
+    /// Gives the admissions back to the database with the holder's CPS windows. False when the
+    /// epoch no longer held them.
+    public static func giveToDatabase(_ db: Connection, epoch: Int64, windows: [(subject: AdmissionLedger.Subject, times: ArraySlice<Int64>)]) throws -> Bool {
+        var subjects: [String] = [], times: [Int64] = []
+        for w in windows {
+            for t in w.times {
+                subjects.append(w.subject.text)
+                times.append(t)
+            }
+        }
+        return try db.execute("SELECT switchauth_admissions_to_database($1::bigint, $2::text[], $3::bigint[])", [
+            String(epoch), TrustBatch.textArray(subjects), "{" + times.map(String.init).joined(separator: ",") + "}",
+        ]).decode(0, 0)
+    }
+
+    /// This instance must admit calls in the database (it got `AdmissionsInMemory`, or goes on
+    /// admitting there): recorded for the holder.
+    public static func wantDatabase(_ db: Connection, by holder: String) throws {
+        try db.execute("SELECT switchauth_want_database_admissions($1)", [holder], retry: .idempotent)
     }
 }

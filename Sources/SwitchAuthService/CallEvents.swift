@@ -24,8 +24,12 @@ final class CallEventListener: Sendable {
     /// The switch's run as last seen (Core-UUID), and whether the socket is up: for /metrics.
     let state = Locked<(core: String?, connected: Bool)>((nil, false))
 
+    /// Where the slots are while this instance holds the admissions in memory.
+    let admissions: AdmissionAuthority?
+
     init(endpoint: EventSocketEndpoint, databaseConfig: ConnectionConfig, metrics: Metrics, logger: Logger,
-         reconcileSeconds: Int = 30) {
+         reconcileSeconds: Int = 30, admissions: AdmissionAuthority? = nil) {
+        self.admissions = admissions
         self.endpoint = endpoint
         self.databaseConfig = databaseConfig
         self.metrics = metrics
@@ -115,6 +119,11 @@ final class CallEventListener: Sendable {
     /// reconciliation releases them in any case).
     private func flush(_ db: Connection, _ released: inout [String]) {
         guard !released.isEmpty else { return }
+        if let n = admissions?.release(released) {
+            metrics.slotsReleased("hangup", n)
+            released = []
+            return
+        }
         do {
             let n = try CallSlots.release(db, uniqueIDs: released)
             metrics.slotsReleased("hangup", n)
@@ -155,7 +164,12 @@ final class CallEventListener: Sendable {
             return s.core
         }
         do {
-            let n = try CallSlots.reconcile(db, endpoint: identity, coreUUID: core, before: before, live: live)
+            let reconcile: @Sendable (Connection) throws -> Int = { db in
+                try CallSlots.reconcile(db, endpoint: identity, coreUUID: core, before: before, live: live)
+            }
+            // In memory: on the admissions' connection, after their changes are written, and the
+            // ledger's slots are then the database's.
+            let n = try admissions?.reconcile(reconcile) ?? reconcile(db)
             metrics.slotsReleased("reconcile", n)
             if n > 0 || previous != core {
                 logger.notice("call slots reconciled with the switch", metadata: [

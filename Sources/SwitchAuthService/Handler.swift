@@ -218,6 +218,7 @@ public final class LookupHandler: RequestHandler, Sendable {
             return .now(answer(resolver.fallback(lookup), peer: peer, started: started))
         }
         let deadline = started + UInt64(config.answerTimeoutMilliseconds) * 1_000_000
+        let admissions = resolver.admissions
         let complete: @Sendable (Result<CallSlots.Admission, any Error>, DatabaseSession) -> Void = { [self] result, session in
             let outcome = resolver.admitted(lookup, facts, admission, result, db: session.write)
             if outcome.reason == .databaseUnavailable { health.markDown() }
@@ -225,14 +226,32 @@ public final class LookupHandler: RequestHandler, Sendable {
                 logger.warning("call admitted after its deadline; the fail-closed answer was sent", metadata: [
                     "would_be": .string(outcome.reason.rawValue), "uuid": .string(admission.uniqueID), "peer": .string(peer)])
                 // The switch got 503: the call never starts, so its slot (if one was taken) goes now.
-                if outcome.reason == .ok { _ = try? CallSlots.release(session.write, uniqueIDs: [admission.uniqueID]) }
+                if outcome.reason == .ok, admissions?.release([admission.uniqueID]) == nil {
+                    _ = try? CallSlots.release(session.write, uniqueIDs: [admission.uniqueID])
+                }
                 return
             }
             responder.respond(answer(outcome, peer: peer, started: started))
         }
+        // Held in memory (this instance holds the admissions): decided here, no thread hop, unless a
+        // fraud level passed (recorded in the database, on a database thread).
+        if let ledgerAnswer = admissions?.admit(admission) {
+            let result = CallSlots.Admission(ledgerAnswer)
+            if FraudCheck.crossings(admission.fraudThresholds, result.measurements).isEmpty {
+                return .now(answer(resolver.admitted(lookup, facts, admission, .success(result), db: nil), peer: peer, started: started))
+            }
+            guard pool.submit(DatabaseJob(deadline: deadline) { session in complete(.success(result), session) }) else {
+                // Not recorded: fail closed, and the slot it took goes.
+                _ = admissions?.release([admission.uniqueID])
+                resolver.metrics.lookupShed()
+                return .now(finish(HTTPResponse(status: .serviceUnavailable, text: "overloaded: lookup shed\n"),
+                                   section: "dialplan", outcome: "shed", started: started))
+            }
+            return .later(deadline: deadline, fallback: { [self] in answer(resolver.fallback(lookup), peer: peer, started: started) })
+        }
         // Alone, or with the admissions queued beside it (the pool batches them).
-        let job = DatabaseJob(deadline: deadline, admission: AdmissionWork(call: admission, finish: complete)) { session in
-            complete(Result { try CallSlots.admit(session.write, admission) }, session)
+        let job = DatabaseJob(deadline: deadline, admission: AdmissionWork(call: admission, finish: complete)) { [resolver] session in
+            complete(resolver.admitShared(admission, db: session.write, deadline: deadline), session)
         }
         guard pool.submit(job) else {
             resolver.metrics.lookupShed()
@@ -389,6 +408,14 @@ public final class LookupHandler: RequestHandler, Sendable {
             gauges.append(("switchauth_trust_records_written", "Trust records of successes written in batches.", Double(trust.counters.written.load(ordering: .relaxed))))
             gauges.append(("switchauth_trust_records_dropped", "Trust records dropped with the queue full (the next success queues them again).", Double(trust.counters.dropped.load(ordering: .relaxed))))
             gauges.append(("switchauth_trust_records_queued", "Trust records waiting to be written.", Double(trust.queued)))
+        }
+        if let admissions = resolver.admissions {
+            let g = admissions.gauges
+            gauges.append(("switchauth_admissions_in_memory", "1 while this instance holds the call admissions in memory (the lease), else 0 (the database, or another instance, admits).", g.inMemory ? 1 : 0))
+            gauges.append(("switchauth_admissions_slots", "Call slots in this instance's admission ledger (0 unless it holds them).", Double(g.slots)))
+            gauges.append(("switchauth_admissions_unwritten", "Ledger changes not yet written to PostgreSQL (written every 5 ms).", Double(g.unwritten)))
+            gauges.append(("switchauth_admissions_flushes", "Writes of the ledger's changes to PostgreSQL since start.", Double(g.flushes)))
+            gauges.append(("switchauth_admissions_takeovers", "Times this instance took the admissions into memory.", Double(g.takeovers)))
         }
         // Counted by the prober each second: no request waits for the database here.
         gauges += health.lockoutGauges.map { ($0.name, $0.help, $0.value) }

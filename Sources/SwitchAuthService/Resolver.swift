@@ -95,6 +95,9 @@ public struct Resolver: Sendable {
     public let statistics: LockoutStatistics
     /// Where fraud levels passed are posted (nil: `fraud_webhook_url` unset; they are still logged).
     let fraudAlerts: FraudAlerts?
+    /// The admissions in memory while this instance holds them (nil: `call_limits = switch`, or
+    /// outside the service).
+    let admissions: AdmissionAuthority?
 
     public init(config: ServiceConfig, metrics: Metrics, acl: ACLCache, logger: Logger, statistics: LockoutStatistics) {
         self.init(config: config, metrics: metrics, acl: acl, logger: logger, statistics: statistics, fraudAlerts: nil)
@@ -109,7 +112,9 @@ public struct Resolver: Sendable {
                         statistics: LockoutStatistics(config: config, logger: logger))
     }
 
-    init(config: ServiceConfig, metrics: Metrics, acl: ACLCache, logger: Logger, statistics: LockoutStatistics, fraudAlerts: FraudAlerts?) {
+    init(config: ServiceConfig, metrics: Metrics, acl: ACLCache, logger: Logger, statistics: LockoutStatistics, fraudAlerts: FraudAlerts?,
+         admissions: AdmissionAuthority? = nil) {
+        self.admissions = admissions
         self.config = config
         self.metrics = metrics
         self.acl = acl
@@ -244,14 +249,36 @@ public struct Resolver: Sendable {
         }
     }
 
-    /// Admits an allowed call against the shared counters (`CallSlots.admit`, on the primary) and
-    /// answers accordingly; a database failure answers the fail-closed refusal (503).
+    /// Admits an allowed call against the shared counters and answers accordingly; a database
+    /// failure answers the fail-closed refusal (503).
     public func admit(_ lookup: Lookup, _ facts: LookupFacts, _ admission: CallAdmission, db: Connection?) -> LookupOutcome {
-        let result = Result<CallSlots.Admission, any Error> {
-            guard let db else { throw PostgresError(kind: .connection, operation: "connect", message: "no connection") }
-            return try CallSlots.admit(db, admission)
+        let deadline = MonotonicClock.now() + UInt64(config.answerTimeoutMilliseconds) * 1_000_000
+        return admitted(lookup, facts, admission, admitShared(admission, db: db, deadline: deadline), db: db)
+    }
+
+    /// The shared counters' answer: the ledger's while this instance holds the admissions
+    /// (`AdmissionAuthority`), else the database's (`CallSlots.admit`, on the primary); while
+    /// another instance holds them, it is asked for them and the call is tried again every 5 ms
+    /// until `deadline`.
+    func admitShared(_ admission: CallAdmission, db: Connection?, deadline: UInt64) -> Result<CallSlots.Admission, any Error> {
+        while true {
+            if let admissions, let answer = admissions.admit(admission) { return .success(CallSlots.Admission(answer)) }
+            let result = Result<CallSlots.Admission, any Error> {
+                guard let db else { throw PostgresError(kind: .connection, operation: "connect", message: "no connection") }
+                return try CallSlots.admit(db, admission)
+            }
+            guard let admissions, let db else { return result }
+            switch result {
+            case .success:
+                admissions.admittedInDatabase(db)
+                return result
+            case .failure(let error):
+                guard error is CallSlots.AdmissionsInMemory else { return result }
+                admissions.refusedByDatabase(db)
+                guard MonotonicClock.now() + 5_000_000 < deadline else { return result }
+                Syscall.sleep(nanoseconds: 5_000_000)
+            }
         }
-        return admitted(lookup, facts, admission, result, db: db)
     }
 
     /// The answer to a call once the shared counters have answered (`result`: alone, or in a batch
@@ -289,6 +316,8 @@ public struct Resolver: Sendable {
     /// suspension could not be written is not claimed: the call is refused all the same, fail closed).
     private func fraudActions(_ crossings: [FraudCrossing], account: AccountFacts, uniqueID: String, db: Connection) -> [FraudCrossing] {
         for c in crossings {
+            // The suspension frees the call's slot: in the ledger first, when it is held here.
+            if c.level == .critical { _ = admissions?.release([uniqueID]) }
             let first: Bool
             do {
                 first = try CallSlots.recordFraud(db, accountID: account.id, c, uniqueID: uniqueID)

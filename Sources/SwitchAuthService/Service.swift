@@ -20,6 +20,8 @@ public final class Service: Sendable {
     let watcher: ChangeWatcher
     /// One per switch with call_limits = global: releases the call slots of hung-up calls.
     let callListeners: [CallEventListener]
+    /// With call_limits = global: the admissions in memory while this instance holds the lease.
+    let admissions: AdmissionAuthority?
     let fraudAlerts: FraudAlerts?
     let statistics: LockoutStatistics
     /// Wrong basic-auth credentials per source, shared by every event loop.
@@ -50,8 +52,12 @@ public final class Service: Sendable {
         server = try HTTPServer(config: config.server, listener: listener)
         let metrics = self.metrics
         fraudAlerts = config.fraudWebhookURL.flatMap { FraudAlerts(url: $0, logger: logger) }
+        let admissions = config.dialplan.callLimits == .global
+            ? AdmissionAuthority(databaseConfig: config.databaseConfig, metrics: metrics, logger: logger) : nil
+        self.admissions = admissions
         callListeners = config.dialplan.callLimits == .global
-            ? config.eventSockets.map { CallEventListener(endpoint: $0, databaseConfig: config.databaseConfig, metrics: metrics, logger: logger) }
+            ? config.eventSockets.map { CallEventListener(endpoint: $0, databaseConfig: config.databaseConfig, metrics: metrics, logger: logger,
+                                                          admissions: admissions) }
             : []
         statistics = LockoutStatistics(config: config, logger: logger)
         pool = DatabasePool(config: config, metrics: metrics)
@@ -97,7 +103,8 @@ public final class Service: Sendable {
     /// The parts, in the order they start (they stop in reverse).
     private static func parts(_ s: Service) -> [(name: String, part: any Lifecycle)] {
         let (config, logger, server, pool, prober, health, replica, trust) = (s.config, s.logger, s.server, s.pool, s.prober, s.health, s.replica, s.trust)
-        let resolver = Resolver(config: config, metrics: s.metrics, acl: s.acl, logger: logger, statistics: s.statistics, fraudAlerts: s.fraudAlerts)
+        let resolver = Resolver(config: config, metrics: s.metrics, acl: s.acl, logger: logger, statistics: s.statistics, fraudAlerts: s.fraudAlerts,
+                                admissions: s.admissions)
         let (counters, throttle, listeners, handingOver) = (server.counters, s.basicAuthThrottle, s.callListeners, s.handingOver)
         var parts: [(name: String, part: any Lifecycle)] = []
         if let alerts = s.fraudAlerts { parts.append(("fraud webhook", alerts)) }
@@ -112,6 +119,8 @@ public final class Service: Sendable {
         if let feed = s.feed { parts.append(("memory copy feed", feed)) }
         if let trust { parts.append(("trust records", trust)) }
         parts.append(("change watcher", s.watcher))
+        // Before the listeners, which release into it; stopped after them, giving the admissions back.
+        if let admissions = s.admissions { parts.append(("call admissions", admissions)) }
         for l in listeners { parts.append(("hangup listener \(l.endpoint)", l)) }
         // Last: the front door opens once everything behind it runs, and is the first to close
         // (a stop drains its in-flight requests while the rest still serves them). allow_clients is

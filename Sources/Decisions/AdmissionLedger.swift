@@ -1,0 +1,266 @@
+/// The call controls of every switch held in one instance's memory (migration 0015): the slots of
+/// the calls up, the calls admitted in the last second per limited subject and the fraud counts of
+/// the current windows. `admit` decides a call exactly as `switchauth_admit_call` (0009) does in
+/// the database, against the same values; what it changes is kept until `takeChanges` hands it to
+/// the writer that makes the database the ledger's copy. Pure: time is a parameter.
+public struct AdmissionLedger: Sendable {
+    /// A call's slot: what `call_slots` holds of it.
+    public struct Slot: Sendable, Equatable {
+        public var accountID: Int64
+        public var coreUUID: String
+        public var destination: String
+        /// Microseconds since the epoch.
+        public var reservedAt: Int64
+
+        public init(accountID: Int64, coreUUID: String, destination: String, reservedAt: Int64) {
+            self.accountID = accountID
+            self.coreUUID = coreUUID
+            self.destination = destination
+            self.reservedAt = reservedAt
+        }
+    }
+
+    /// What a CPS window counts: `cps_windows.subject` ('a:<account id>', 'i:<ip setting id>').
+    public enum Subject: Hashable, Sendable {
+        case account(Int64)
+        case ipSetting(Int64)
+
+        public var text: String {
+            switch self {
+            case .account(let id): return "a:\(id)"
+            case .ipSetting(let id): return "i:\(id)"
+            }
+        }
+
+        public init?(text: String) {
+            guard text.count > 2, let id = Int64(text.dropFirst(2)) else { return nil }
+            if text.hasPrefix("a:") { self = .account(id) } else if text.hasPrefix("i:") { self = .ipSetting(id) } else { return nil }
+        }
+    }
+
+    /// A windowed fraud count: its threshold and the window's start (µs since the epoch).
+    public struct CountKey: Hashable, Sendable {
+        public var thresholdID: Int64
+        public var windowStart: Int64
+
+        public init(thresholdID: Int64, windowStart: Int64) {
+            self.thresholdID = thresholdID
+            self.windowStart = windowStart
+        }
+    }
+
+    /// A call's verdict and its fraud thresholds as counted (including it).
+    public struct Answer: Sendable, Equatable {
+        public var verdict: AdmissionVerdict
+        public var measurements: [FraudMeasurement]
+
+        public init(verdict: AdmissionVerdict, measurements: [FraudMeasurement]) {
+            self.verdict = verdict
+            self.measurements = measurements
+        }
+    }
+
+    /// What changed since the last `takeChanges`: the database's copy is brought up to date with it.
+    public struct Changes: Sendable, Equatable {
+        /// Slots reserved and still held (a call that ended before the write never reaches it).
+        public var reservedSlots: [String: Slot] = [:]
+        /// Slots released that the copy has (or may have).
+        public var released: Set<String> = []
+        /// Fraud counts added per window.
+        public var counts: [CountKey: Int] = [:]
+
+        public var isEmpty: Bool { reservedSlots.isEmpty && released.isEmpty && counts.isEmpty }
+        public var size: Int { reservedSlots.count + released.count + counts.count }
+        public init() {}
+    }
+
+    /// A ring of admission times, oldest first.
+    struct Window: Sendable {
+        var times: [Int64] = []
+        var head = 0
+
+        var count: Int { times.count - head }
+
+        mutating func prune(after cutoff: Int64) {
+            while head < times.count, times[head] <= cutoff { head += 1 }
+            if head > 64 && head * 2 > times.count {
+                times.removeFirst(head)
+                head = 0
+            }
+        }
+
+        mutating func append(_ t: Int64) {
+            // Times from the same clock only grow; a clock stepped back keeps the order anyway.
+            if let last = times.last, t < last {
+                times.insert(t, at: times[head...].firstIndex { $0 > t } ?? times.count)
+            } else {
+                times.append(t)
+            }
+        }
+
+        var live: ArraySlice<Int64> { times[head...] }
+    }
+
+    public static let second: Int64 = 1_000_000
+
+    public private(set) var slots: [String: Slot] = [:]
+    private var accountSlots: [Int64: Set<String>] = [:]
+    private var windows: [Subject: Window] = [:]
+    private var counts: [CountKey: Int] = [:]
+    private var pending = Changes()
+    /// Until then (µs), the calls of a CPS-limited subject are refused: the windows of the instance
+    /// that held the admissions before were lost with it.
+    public private(set) var cpsUnknownUntil: Int64
+
+    /// The ledger as the database's tables hold it (slots, the CPS windows, the fraud counts of the
+    /// current windows).
+    public init(slots: [String: Slot] = [:], windows: [Subject: [Int64]] = [:], counts: [CountKey: Int] = [:], cpsUnknownUntil: Int64 = 0) {
+        self.cpsUnknownUntil = cpsUnknownUntil
+        self.counts = counts
+        for (subject, times) in windows { self.windows[subject] = Window(times: times.sorted()) }
+        for (id, slot) in slots { insert(id, slot) }
+    }
+
+    private mutating func insert(_ id: String, _ slot: Slot) {
+        slots[id] = slot
+        accountSlots[slot.accountID, default: []].insert(id)
+    }
+
+    private mutating func remove(_ id: String) -> Slot? {
+        guard let slot = slots.removeValue(forKey: id) else { return nil }
+        if accountSlots[slot.accountID]?.remove(id) != nil, accountSlots[slot.accountID]?.isEmpty == true {
+            accountSlots[slot.accountID] = nil
+        }
+        return slot
+    }
+
+    /// The calls an account has up.
+    public func inUse(account: Int64) -> Int { accountSlots[account]?.count ?? 0 }
+
+    /// Admits one call against every limit that applies and counts it for its fraud thresholds
+    /// (`now`: µs since the epoch), as `switchauth_admit_call` does: a call already holding its slot
+    /// is `alreadyHeld` and counted for nothing; a refused call takes no slot and spends no CPS
+    /// allowance, but is an attempt all the same.
+    public mutating func admit(_ a: CallAdmission, now t: Int64) -> Answer {
+        if slots[a.uniqueID] != nil { return Answer(verdict: .alreadyHeld, measurements: []) }
+        var verdict: AdmissionVerdict?
+        let cutoff = t - Self.second
+        let accountSubject = Subject.account(a.accountID)
+        let ipSubject = a.ipSettingID.map(Subject.ipSetting)
+        if t < cpsUnknownUntil, a.accountCPS > 0 || (ipSubject != nil && a.ipSettingCPS > 0) {
+            verdict = .cpsLimit(ipSetting: a.accountCPS == 0)
+        }
+        if verdict == nil, a.accountCPS > 0 {
+            windows[accountSubject, default: Window()].prune(after: cutoff)
+            if windows[accountSubject]!.count >= a.accountCPS { verdict = .cpsLimit(ipSetting: false) }
+        }
+        if verdict == nil, let ipSubject, a.ipSettingCPS > 0 {
+            windows[ipSubject, default: Window()].prune(after: cutoff)
+            if windows[ipSubject]!.count >= a.ipSettingCPS { verdict = .cpsLimit(ipSetting: true) }
+        }
+        var inUse = 0
+        if verdict == nil, a.maxChannels > 0 || a.trackChannels {
+            inUse = self.inUse(account: a.accountID)
+            if a.maxChannels > 0, inUse >= a.maxChannels {
+                verdict = .channelLimit(inUse: inUse)
+            } else {
+                let slot = Slot(accountID: a.accountID, coreUUID: a.coreUUID, destination: a.destination, reservedAt: t)
+                insert(a.uniqueID, slot)
+                pending.reservedSlots[a.uniqueID] = slot
+                inUse += 1
+            }
+        }
+        let admitted = verdict == nil
+        if admitted {
+            verdict = .admitted(inUse: inUse)
+            if a.accountCPS > 0 { windows[accountSubject]!.append(t) }
+            if let ipSubject, a.ipSettingCPS > 0 { windows[ipSubject]!.append(t) }
+        }
+        var measurements: [FraudMeasurement] = []
+        for th in a.fraudThresholds.sorted(by: { $0.id < $1.id }) where a.destination.hasPrefix(th.prefix) {
+            let window: Int64, value: Int
+            switch th.metric {
+            case .concurrentCalls:
+                window = t - Self.floorMod(t, Self.second)
+                value = accountSlots[a.accountID]?.reduce(0) { n, id in n + (slots[id]!.destination.hasPrefix(th.prefix) ? 1 : 0) } ?? 0
+            case .callsPerMinute where !admitted:
+                continue
+            case .callsPerMinute, .attemptsPerDay:
+                let length = th.metric == .callsPerMinute ? 60 * Self.second : 86_400 * Self.second
+                window = t - Self.floorMod(t, length)
+                let key = CountKey(thresholdID: th.id, windowStart: window)
+                counts[key, default: 0] += 1
+                pending.counts[key, default: 0] += 1
+                value = counts[key]!
+            }
+            measurements.append(FraudMeasurement(thresholdID: th.id, value: value, windowMilliseconds: Self.floorDiv(window, 1000)))
+        }
+        return Answer(verdict: verdict!, measurements: measurements)
+    }
+
+    /// Releases the slots of calls that ended. Returns how many there were.
+    @discardableResult
+    public mutating func release(_ ids: some Sequence<String>) -> Int {
+        var n = 0
+        for id in ids {
+            guard remove(id) != nil else { continue }
+            n += 1
+            // Reserved and released between two writes: the copy never needs to know.
+            if pending.reservedSlots.removeValue(forKey: id) == nil { pending.released.insert(id) }
+        }
+        return n
+    }
+
+    /// What changed since the last call, for the copy; cleared.
+    public mutating func takeChanges() -> Changes {
+        defer { pending = Changes() }
+        return pending
+    }
+
+    /// Changes that could not be written go back, under anything changed since (a slot released
+    /// meanwhile stays released; counts add up).
+    public mutating func restore(_ changes: Changes) {
+        for (id, slot) in changes.reservedSlots where slots[id] != nil && pending.reservedSlots[id] == nil {
+            pending.reservedSlots[id] = slot
+        }
+        for id in changes.released where slots[id] == nil && pending.reservedSlots[id] == nil {
+            pending.released.insert(id)
+        }
+        for (key, n) in changes.counts { pending.counts[key, default: 0] += n }
+    }
+
+    /// Whether changes are waiting to be written.
+    public var hasChanges: Bool { !pending.isEmpty }
+    public var changeCount: Int { pending.size }
+
+    /// The slots as the copy holds them after the changes taken so far were written (and it was
+    /// reconciled with the switches): the ledger's slots are those, plus the reservations since,
+    /// minus the releases since.
+    public mutating func replaceSlots(with stored: [String: Slot]) {
+        slots = [:]
+        accountSlots = [:]
+        for (id, slot) in stored where !pending.released.contains(id) { insert(id, slot) }
+        for (id, slot) in pending.reservedSlots { insert(id, slot) }
+    }
+
+    /// The admission times within the last second of `now` per subject: what `cps_windows` gets
+    /// when the admissions go back to the database.
+    public mutating func liveWindows(now: Int64) -> [(subject: Subject, times: ArraySlice<Int64>)] {
+        var out: [(subject: Subject, times: ArraySlice<Int64>)] = []
+        for subject in Array(windows.keys) {
+            windows[subject]!.prune(after: now - Self.second)
+            if windows[subject]!.count == 0 { windows[subject] = nil } else { out.append((subject, windows[subject]!.live)) }
+        }
+        return out
+    }
+
+    /// Forgets counts of windows that can no longer matter (older than two days, as the database's
+    /// housekeeping does) and empty CPS windows.
+    public mutating func prune(now: Int64) {
+        counts = counts.filter { $0.key.windowStart >= now - 2 * 86_400 * Self.second }
+        _ = liveWindows(now: now)
+    }
+
+    static func floorMod(_ a: Int64, _ b: Int64) -> Int64 { let r = a % b; return r < 0 ? r + b : r }
+    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { (a - floorMod(a, b)) / b }
+}

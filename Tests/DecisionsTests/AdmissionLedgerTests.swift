@@ -1,0 +1,163 @@
+import Decisions
+import Testing
+
+/// The admission ledger (migration 0015): the same verdicts as `switchauth_admit_call` (0009), over
+/// plain values and a given time. `AdmissionLedgerAgreementTests` (SwitchAuthTests) compares the
+/// two on random sequences against a real PostgreSQL.
+@Suite("admission ledger")
+struct AdmissionLedgerTests {
+    static let t0: Int64 = 1_800_000_000_000_000 // µs since the epoch, a whole minute
+    static let s = AdmissionLedger.second
+
+    static func call(_ id: String, account: Int64 = 1, channels: Int = 0, cps: Int = 0, ip: Int64? = nil, ipCPS: Int = 0,
+                     destination: String = "4930", track: Bool = false, fraud: [FraudThreshold] = []) -> CallAdmission {
+        CallAdmission(uniqueID: id, coreUUID: "core-1", accountID: account, maxChannels: channels, accountCPS: cps,
+                      ipSettingID: ip, ipSettingCPS: ipCPS, destination: destination, trackChannels: track, fraudThresholds: fraud)
+    }
+
+    /// One step: a call admitted at a time (µs after t0), or calls released; the verdict expected.
+    enum Step {
+        case admit(CallAdmission, at: Int64, AdmissionVerdict)
+        case release([String], expect: Int)
+    }
+
+    static let tables: [(String, [Step])] = [
+        ("max_channels 2: the third waits for a hangup; a second lookup of a call is held", [
+            .admit(call("a", channels: 2), at: 0, .admitted(inUse: 1)),
+            .admit(call("a", channels: 2), at: 1, .alreadyHeld),
+            .admit(call("b", channels: 2), at: 2, .admitted(inUse: 2)),
+            .admit(call("c", channels: 2), at: 3, .channelLimit(inUse: 2)),
+            .release(["a", "zz"], expect: 1),
+            .admit(call("c", channels: 2), at: 4, .admitted(inUse: 2)),
+        ]),
+        ("accounts count apart", [
+            .admit(call("a", account: 1, channels: 1), at: 0, .admitted(inUse: 1)),
+            .admit(call("b", account: 2, channels: 1), at: 0, .admitted(inUse: 1)),
+            .admit(call("c", account: 1, channels: 1), at: 0, .channelLimit(inUse: 1)),
+        ]),
+        ("an untracked account without max_channels takes no slot", [
+            .admit(call("a", cps: 5), at: 0, .admitted(inUse: 0)),
+            .admit(call("a", cps: 5), at: 1, .admitted(inUse: 0)),
+        ]),
+        ("account max_cps 2: exact sliding window; a refused call spends nothing", [
+            .admit(call("a", cps: 2), at: 0, .admitted(inUse: 0)),
+            .admit(call("b", cps: 2), at: 500_000, .admitted(inUse: 0)),
+            .admit(call("c", cps: 2), at: 999_999, .cpsLimit(ipSetting: false)),
+            .admit(call("d", cps: 2), at: s, .admitted(inUse: 0)),
+            .admit(call("e", cps: 2), at: s + 1, .cpsLimit(ipSetting: false)),
+            .admit(call("f", cps: 2), at: s + 499_999, .cpsLimit(ipSetting: false)),
+            // b (at 0.5 s) is out of the window from 1.5 s on: "in the last second" is (t - 1 s, t].
+            .admit(call("g", cps: 2), at: s + 500_000, .admitted(inUse: 0)),
+        ]),
+        ("IP setting max_cps 1 across accounts, after the account's own", [
+            .admit(call("a", account: 1, ip: 7, ipCPS: 1), at: 0, .admitted(inUse: 0)),
+            .admit(call("b", account: 2, ip: 7, ipCPS: 1), at: 10, .cpsLimit(ipSetting: true)),
+            .admit(call("c", account: 2, cps: 1, ip: 8, ipCPS: 1), at: 20, .admitted(inUse: 0)),
+            .admit(call("d", account: 2, cps: 1, ip: 9, ipCPS: 1), at: 30, .cpsLimit(ipSetting: false)),
+        ]),
+        ("a CPS refusal takes no slot; a channel refusal spends no CPS", [
+            .admit(call("a", channels: 1, cps: 1), at: 0, .admitted(inUse: 1)),
+            .admit(call("b", channels: 1, cps: 1), at: 10, .cpsLimit(ipSetting: false)),
+            .admit(call("c", channels: 1, cps: 5), at: s + 20, .channelLimit(inUse: 1)),
+            .release(["a"], expect: 1),
+            .admit(call("d", channels: 1, cps: 1), at: s + 30, .admitted(inUse: 1)),
+        ]),
+    ]
+
+    @Test(arguments: tables)
+    func verdicts(_ name: String, _ steps: [Step]) {
+        var ledger = AdmissionLedger()
+        for (i, step) in steps.enumerated() {
+            switch step {
+            case let .admit(c, at, verdict):
+                #expect(ledger.admit(c, now: Self.t0 + at).verdict == verdict, "\(name), step \(i)")
+            case let .release(ids, n):
+                #expect(ledger.release(ids) == n, "\(name), step \(i)")
+            }
+        }
+    }
+
+    @Test func fraudCountsByWindow() {
+        let perMinute = FraudThreshold(id: 3, metric: .callsPerMinute, warning: 1, critical: nil)
+        let perDay = FraudThreshold(id: 1, metric: .attemptsPerDay, warning: 5, critical: nil)
+        let concurrent49 = FraudThreshold(id: 2, prefix: "49", metric: .concurrentCalls, warning: 1, critical: 2)
+        let fraud = [perMinute, perDay, concurrent49]
+        var ledger = AdmissionLedger()
+        func admit(_ id: String, _ dest: String, at: Int64) -> AdmissionLedger.Answer {
+            ledger.admit(Self.call(id, channels: 2, destination: dest, track: true, fraud: fraud.filter { dest.hasPrefix($0.prefix) }), now: Self.t0 + at)
+        }
+        // In threshold id order; the concurrent count includes the call; windows in epoch ms.
+        let minute = Self.t0 / 1000, second = minute
+        #expect(admit("a", "4930", at: 0).measurements == [
+            FraudMeasurement(thresholdID: 1, value: 1, windowMilliseconds: (Self.t0 - Self.t0 % (86_400 * Self.s)) / 1000),
+            FraudMeasurement(thresholdID: 2, value: 1, windowMilliseconds: second),
+            FraudMeasurement(thresholdID: 3, value: 1, windowMilliseconds: minute),
+        ])
+        // Not to 49...: the concurrent threshold does not apply.
+        #expect(admit("b", "3312", at: 1).measurements.map(\.value) == [2, 2])
+        // Refused (max_channels 2): an attempt, not a call of the minute; concurrent counts the calls up.
+        let refused = admit("c", "4931", at: 2)
+        #expect(refused.verdict == .channelLimit(inUse: 2))
+        #expect(refused.measurements.map(\.thresholdID) == [1, 2])
+        #expect(refused.measurements.map(\.value) == [3, 1])
+        // A new minute starts its count again.
+        ledger.release(["b"])
+        #expect(admit("d", "4932", at: 60 * Self.s).measurements.map(\.value) == [4, 2, 1])
+        #expect(ledger.takeChanges().counts == [
+            AdmissionLedger.CountKey(thresholdID: 1, windowStart: Self.t0 - Self.t0 % (86_400 * Self.s)): 4,
+            AdmissionLedger.CountKey(thresholdID: 3, windowStart: Self.t0): 2,
+            AdmissionLedger.CountKey(thresholdID: 3, windowStart: Self.t0 + 60 * Self.s): 1,
+        ])
+    }
+
+    @Test func changesForTheCopy() {
+        var ledger = AdmissionLedger(slots: ["old": .init(accountID: 1, coreUUID: "c", destination: "1", reservedAt: 5)])
+        _ = ledger.admit(Self.call("a", channels: 9), now: Self.t0)
+        _ = ledger.admit(Self.call("b", channels: 9), now: Self.t0)
+        ledger.release(["b", "old"])
+        var changes = ledger.takeChanges()
+        // b came and went between two writes: the copy never hears of it.
+        #expect(Set(changes.reservedSlots.keys) == ["a"])
+        #expect(changes.released == ["old"])
+        #expect(!ledger.hasChanges)
+        // A write that failed comes back under what changed since.
+        ledger.release(["a"])
+        ledger.restore(changes)
+        changes = ledger.takeChanges()
+        #expect(changes.reservedSlots.isEmpty, "a was released since: not written as reserved")
+        #expect(changes.released == ["old", "a"])
+    }
+
+    @Test func slotsReplacedByTheCopyKeepWhatIsUnwritten() {
+        var ledger = AdmissionLedger(slots: ["x": .init(accountID: 1, coreUUID: "c", destination: "", reservedAt: 0),
+                                             "y": .init(accountID: 1, coreUUID: "c", destination: "", reservedAt: 0)])
+        _ = ledger.admit(Self.call("new", channels: 9), now: Self.t0)
+        ledger.release(["y"])
+        // The copy after a reconciliation released x (its call was gone) and still has y (its
+        // release is not written yet).
+        ledger.replaceSlots(with: ["y": .init(accountID: 1, coreUUID: "c", destination: "", reservedAt: 0)])
+        #expect(Set(ledger.slots.keys) == ["new"])
+        #expect(ledger.inUse(account: 1) == 1)
+    }
+
+    @Test func cpsUnknownAfterAnUncleanTakeover() {
+        var ledger = AdmissionLedger(cpsUnknownUntil: Self.t0 + Self.s)
+        #expect(ledger.admit(Self.call("a", cps: 5), now: Self.t0).verdict == .cpsLimit(ipSetting: false))
+        #expect(ledger.admit(Self.call("b", ip: 3, ipCPS: 5), now: Self.t0).verdict == .cpsLimit(ipSetting: true))
+        #expect(ledger.admit(Self.call("c", channels: 1), now: Self.t0).verdict == .admitted(inUse: 1), "no CPS limit: not concerned")
+        #expect(ledger.admit(Self.call("d", cps: 5), now: Self.t0 + Self.s).verdict == .admitted(inUse: 0))
+    }
+
+    @Test func windowsLoadedAndGivenBack() {
+        var ledger = AdmissionLedger(windows: [.account(1): [Self.t0 - 900_000, Self.t0 - 1_500_000]])
+        #expect(ledger.admit(Self.call("a", cps: 2), now: Self.t0).verdict == .admitted(inUse: 0))
+        #expect(ledger.admit(Self.call("b", cps: 2), now: Self.t0).verdict == .cpsLimit(ipSetting: false))
+        let live = ledger.liveWindows(now: Self.t0 + 200_000)
+        #expect(live.count == 1)
+        #expect(live.first?.subject == .account(1))
+        #expect(Array(live.first?.times ?? []) == [Self.t0])
+        #expect(AdmissionLedger.Subject(text: "i:42") == .ipSetting(42))
+        #expect(AdmissionLedger.Subject(text: "a:x") == nil)
+        #expect(AdmissionLedger.Subject.account(7).text == "a:7")
+    }
+}

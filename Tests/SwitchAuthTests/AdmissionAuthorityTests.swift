@@ -1,0 +1,167 @@
+import Decisions
+import DatabaseTestSupport
+import Foundation
+import Locking
+import Postgres
+import Store
+@testable import SwitchAuthService
+import SystemCalls
+import TestSupport
+import Testing
+
+/// Admissions in memory (migration 0015) against a real PostgreSQL: the ledger decides as
+/// `switchauth_admit_call` does, and the lease moves between instances without a call admitted
+/// twice or lost.
+@Suite("admissions in memory")
+struct AdmissionAuthorityTests {
+    /// The same random sequence of calls and hangups through the database's function and through
+    /// the ledger: the same verdicts and fraud counts, call by call. In bursts of 40 calls a second
+    /// apart, so that no CPS window entry expires between the two clocks' readings.
+    @Test func ledgerAgreesWithTheDatabase() throws {
+        let db = try Connection(try TestDatabase.shared.freshDatabase())
+        defer { db.close() }
+        let admin = Admin(db: db)
+        let a1 = try CallControlTests.account(db, "L1", channels: 3, cps: 4)
+        let a2 = try CallControlTests.account(db, "L2")
+        let a3 = try CallControlTests.account(db, "L3", channels: 2)
+        var thresholds: [Int64: [FraudThreshold]] = [:]
+        // L1 has none: it is not tracked, and its calls count for nothing.
+        for (number, id) in [("L2", a2), ("L3", a3)] {
+            let perMinute = try admin.setFraudThreshold(account: number, metric: .callsPerMinute, prefix: "", warning: 100, critical: nil)
+            let perDay = try admin.setFraudThreshold(account: number, metric: .attemptsPerDay, prefix: "", warning: 100, critical: nil)
+            let concurrent = try admin.setFraudThreshold(account: number, metric: .concurrentCalls, prefix: "49", warning: 100, critical: nil)
+            thresholds[id] = [FraudThreshold(id: perMinute, metric: .callsPerMinute, warning: 100, critical: nil),
+                              FraudThreshold(id: perDay, metric: .attemptsPerDay, warning: 100, critical: nil),
+                              FraudThreshold(id: concurrent, prefix: "49", metric: .concurrentCalls, warning: 100, critical: nil)]
+        }
+        let accounts: [(id: Int64, channels: Int, cps: Int, fraud: Bool)] = [(a1, 3, 4, false), (a2, 0, 0, true), (a3, 2, 0, true)]
+        var generator = SplitMix(seed: 0x5eed_2121)
+        var ledger = AdmissionLedger()
+        var issued: [String] = []
+        var compared = 0
+        for burst in 0..<3 {
+            if burst > 0 { Syscall.sleep(nanoseconds: 1_100_000_000) }
+            for step in 0..<40 {
+                if !issued.isEmpty, generator.next() % 4 == 0 {
+                    let id = issued[Int(generator.next() % UInt64(issued.count))]
+                    #expect(ledger.release([id]) == (try CallSlots.release(db, uniqueIDs: [id])), "release \(id)")
+                    continue
+                }
+                let a = accounts[Int(generator.next() % 3)]
+                let reuse = !issued.isEmpty && generator.next() % 5 == 0
+                let id = reuse ? issued[Int(generator.next() % UInt64(issued.count))] : "u\(burst)-\(step)"
+                if !reuse { issued.append(id) }
+                let destination = generator.next() % 2 == 0 ? "4930123" : "3312345"
+                let ip: Int64? = generator.next() % 2 == 0 ? 77 : nil
+                let fraud = FraudCheck.applicable(thresholds[a.id] ?? [], destination: destination)
+                let call = CallAdmission(uniqueID: id, coreUUID: "core-1", accountID: a.id, maxChannels: a.channels, accountCPS: a.cps,
+                                         ipSettingID: ip, ipSettingCPS: ip == nil ? 0 : 3, destination: destination,
+                                         trackChannels: a.fraud, fraudThresholds: fraud)
+                let now: Int64 = try db.execute("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint").decode(0, 0)
+                let inDatabase = try CallSlots.admit(db, call)
+                let inMemory = ledger.admit(call, now: now)
+                #expect(inMemory.verdict == inDatabase.verdict, "call \(id) of account \(a.id)")
+                #expect(inMemory.measurements.map { [$0.thresholdID, Int64($0.value)] } == inDatabase.measurements.map { [$0.thresholdID, Int64($0.value)] },
+                        "fraud counts of call \(id)")
+                compared += 1
+            }
+        }
+        #expect(compared > 60)
+        // And the slots are the same set.
+        #expect(Set(try CallSlots.slots(db).keys) == Set(ledger.slots.keys))
+    }
+
+    static func authority(_ config: ConnectionConfig, idleHolderSeconds: UInt64 = 600) -> AdmissionAuthority {
+        AdmissionAuthority(databaseConfig: config, metrics: Metrics(), logger: quietLogger, idleHolderSeconds: idleHolderSeconds)
+    }
+
+    /// Two instances on one database: the first holds the admissions; the second, refused by the
+    /// database, asks for them and gets them there; the first stops; the second takes the lease and
+    /// the admissions into memory with every slot, and gives them back when it stops.
+    @Test func twoInstancesHandTheAdmissionsOver() throws {
+        let config = try TestDatabase.shared.freshDatabase()
+        let db = try Connection(config)
+        defer { db.close() }
+        let id = try CallControlTests.account(db, "H1", channels: 2)
+        func call(_ uuid: String) -> CallAdmission { CallControlTests.admission(id, uuid, channels: 2) }
+        let first = Self.authority(config), second = Self.authority(config)
+        first.start()
+        defer { first.stop() }
+        #expect(first.mode == .memory)
+        second.start()
+        defer { second.stop() }
+        #expect(second.mode == .none, "the lease is the first's")
+        #expect(first.admit(call("a1"))?.verdict == .admitted(inUse: 1))
+        #expect(second.admit(call("a2")) == nil)
+        // The database refuses while the first holds them.
+        #expect(throws: CallSlots.AdmissionsInMemory.self) { try CallSlots.admit(db, call("a2")) }
+        second.refusedByDatabase(db)
+        #expect(waitUntil(seconds: 5) { first.mode == .database })
+        // Everything the first admitted was written before it gave them back.
+        #expect(try CallSlots.inUse(db, accountID: id) == 1)
+        #expect(try CallSlots.admit(db, call("a2")).verdict == .admitted(inUse: 2))
+        #expect(try CallSlots.admit(db, call("a3")).verdict == .channelLimit(inUse: 2))
+        #expect(first.admit(call("a3")) == nil, "given back: the first admits in the database too")
+        // The first stops; the second takes the lease and the admissions with both slots.
+        first.stop()
+        #expect(waitUntil(seconds: 5) { second.mode == .memory })
+        #expect(second.inUse(account: id) == 2)
+        #expect(second.admit(call("a3"))?.verdict == .channelLimit(inUse: 2))
+        #expect(second.release(["a1"]) == 1)
+        #expect(second.admit(call("a3"))?.verdict == .admitted(inUse: 2))
+        // Written within milliseconds: a1 gone, a3 there.
+        #expect(waitUntil(seconds: 5) { (try? Set(CallSlots.slots(db).keys)) == ["a2", "a3"] })
+        second.stop()
+        #expect(try CallSlots.authority(db, holder: "test").mode == "database")
+        #expect(try CallSlots.admit(db, call("a4")).verdict == .channelLimit(inUse: 2))
+    }
+
+    /// Bindings in failover order: the switches ask the second instance while the first holds the
+    /// lease and admits nothing itself. The first gives the admissions back when asked, then (idle)
+    /// the lease too, and the second takes them into memory: the instance the switches ask holds them.
+    @Test func anIdleHolderLetsTheLeaseGo() throws {
+        let config = try TestDatabase.shared.freshDatabase()
+        let db = try Connection(config)
+        defer { db.close() }
+        let id = try CallControlTests.account(db, "I1", channels: 3)
+        let first = Self.authority(config, idleHolderSeconds: 0), second = Self.authority(config, idleHolderSeconds: 0)
+        first.start()
+        defer { first.stop() }
+        second.start()
+        defer { second.stop() }
+        #expect(first.mode == .memory && second.mode == .none)
+        let call = CallControlTests.admission(id, "b1", channels: 3)
+        #expect(throws: CallSlots.AdmissionsInMemory.self) { try CallSlots.admit(db, call) }
+        second.refusedByDatabase(db)
+        #expect(waitUntil(seconds: 10) { second.mode == .memory }, "first \(first.mode), second \(second.mode)")
+        #expect(first.mode == .none)
+        #expect(second.admit(call)?.verdict == .admitted(inUse: 1))
+        // The second stays: its own asking is not another instance's.
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(second.mode == .memory)
+    }
+
+    /// A reconciliation while the admissions are in memory: the database's copy is written first,
+    /// the switch's live channels decide, and the ledger's slots are then the database's.
+    @Test func reconciliationInMemory() throws {
+        let config = try TestDatabase.shared.freshDatabase()
+        let db = try Connection(config)
+        defer { db.close() }
+        let id = try CallControlTests.account(db, "R1", channels: 5)
+        let authority = Self.authority(config)
+        authority.start()
+        defer { authority.stop() }
+        try #require(authority.mode == .memory)
+        for uuid in ["live", "gone"] {
+            #expect(authority.admit(CallControlTests.admission(id, uuid, core: "core-r", channels: 5))?.verdict != nil)
+        }
+        let before = try db.execute("SELECT (clock_timestamp() + interval '1 second')::text").decode(0, 0, as: String.self)
+        let released = try authority.reconcile { c in
+            try CallSlots.reconcile(c, endpoint: "host:8021", coreUUID: "core-r", before: before, live: ["live"])
+        }
+        #expect(released == 1)
+        #expect(authority.inUse(account: id) == 1)
+        #expect(Set(try CallSlots.slots(db).keys) == ["live"])
+    }
+}
+
