@@ -201,6 +201,17 @@ struct Compare: ParsableCommand {
         // The fixture channel's Unique-ID, replaced per request where every call must be its own.
         let fixtureUUID = dpBodies[0].components(separatedBy: "Unique-ID=").dropFirst().first?.components(separatedBy: "&").first ?? ""
         let postgresCPU = { cluster.serverProcesses().reduce(0.0) { $0 + cpuSeconds(of: $1) } }
+        /// PostgreSQL's CPU by client (application_name, or the backend's type): where a row's
+        /// database share goes.
+        let postgresCPUByClient = { () -> [String: Double] in
+            var names: [pid_t: String] = [:]
+            if let r = try? big.execute("SELECT pid, CASE WHEN application_name <> '' THEN application_name ELSE backend_type END FROM pg_stat_activity") {
+                for i in 0..<r.rowCount { if let pid = r.string(i, 0).flatMap({ pid_t($0) }) { names[pid] = r.string(i, 1) ?? "?" } }
+            }
+            var out: [String: Double] = [:]
+            for pid in cluster.serverProcesses() { out[names[pid] ?? "postmaster and exited workers", default: 0] += cpuSeconds(of: pid) }
+            return out
+        }
         let wrkClients = 32
         let idleFDs = descriptorCount(of: service.pid)
 
@@ -285,10 +296,11 @@ struct Compare: ParsableCommand {
         let trustSaturation = try metricValue(port, "switchauth_trust_records_written") - trustBefore
         let saturationLookups = dirNewRounds.reduce(0) { $0 + $1.requests } + dirKeepRounds.reduce(0) { $0 + $1.requests } + dpNewRounds.reduce(0) { $0 + $1.requests }
         // The dialplan with call limits on (issue 21): every account gets max_channels and max_cps
-        // (never reached), a second instance with call_limits = global (its event socket points at
-        // nothing: the hangups are played by a releaser that calls the listener's own statement
-        // every 100 ms for the calls over a second old), and every request carries its own
-        // Unique-ID. Its CPU counts the admission, the release and PostgreSQL's share of both.
+        // (never reached), a second instance with call_limits = global, every request carries its
+        // own Unique-ID, and the calls hang up as a switch says so: its event socket (`HangupFeed`)
+        // sends a CHANNEL_HANGUP for every slot over a second old, every 100 ms, which the
+        // instance's listener reads and releases. Its CPU counts the admission, the release and
+        // PostgreSQL's share of both.
         try big.execute("UPDATE accounts SET max_channels = 1000000, max_cps = 1000000")
         // The main instance's copy reloads the accounts (a statement over 10,000 rows): not beside
         // the measurement.
@@ -298,24 +310,16 @@ struct Compare: ParsableCommand {
             while now() - start < 60_000_000_000, (try? metricValue(port, "switchauth_replica_current")) == 0 { Syscall.sleep(nanoseconds: 50_000_000) }
         }
         mainCopyCurrent()
-        let limits = try startService("bench", eventSockets: "127.0.0.1:\(freePort())")
+        let fixtureCore = dpBodies[0].components(separatedBy: "Core-UUID=").dropFirst().first?.components(separatedBy: "&").first ?? ""
+        let hangups = try HangupFeed(coreUUID: fixtureCore, database: cluster.config(database: "bench"))
+        hangups.start()
+        let limits = try startService("bench", eventSockets: "127.0.0.1:\(hangups.port)")
         let limitsWrk = Wrk(port: limits.1, urlPath: "/freeswitch", directory: workDir)
-        let releasing = Atomic<Bool>(true)
-        let releaser = Thread {
-            guard let c = try? Connection(cluster.config(database: "bench")) else { return }
-            while releasing.load(ordering: .relaxed) {
-                _ = try? c.execute("""
-                    SELECT switchauth_release_slots(array(SELECT unique_id FROM call_slots
-                                                           WHERE reserved_at < clock_timestamp() - interval '1 second'))
-                    """)
-                Syscall.sleep(nanoseconds: 100_000_000)
-            }
-        }
-        releaser.start()
         var limitsRounds: [Wrk.Result] = [], nginxLimitsRounds: [Wrk.Result] = []
         var limitsCPU = (service: 0.0, postgres: 0.0)
+        var limitsByClient: [String: Double] = [:]
         for _ in 0..<rounds {
-            let (s0, p0) = (limits.0.cpuSeconds, postgresCPU())
+            let (s0, p0, c0) = (limits.0.cpuSeconds, postgresCPU(), postgresCPUByClient())
             // Saturated, admissions queue for the database threads: an answer past answer_timeout_ms
             // is the fail-closed refusal (503 to the caller), counted below from the metrics rather
             // than as a wrong answer.
@@ -323,14 +327,17 @@ struct Compare: ParsableCommand {
                                                   expect: "switchauth_", uniqueID: fixtureUUID))
             limitsCPU.service += limits.0.cpuSeconds - s0
             limitsCPU.postgres += postgresCPU() - p0
+            for (name, seconds) in postgresCPUByClient() { limitsByClient[name, default: 0] += seconds - (c0[name] ?? 0) }
             if let nginxWrk { nginxLimitsRounds.append(try nginxWrk.run(bodies: dpBodies, close: true, connections: wrkClients, seconds: secs)) }
         }
         let admitted = try metricValue(limits.1, #"switchauth_call_admissions_total{result="admitted"}"#)
         let limitsFailClosed = try metricValue(limits.1, #"switchauth_requests_total{section="dialplan",outcome="database_unavailable"}"#)
         let limitsRefused = try metricValue(limits.1, #"switchauth_requests_total{section="dialplan",outcome="channel_limit"}"#)
             + metricValue(limits.1, #"switchauth_requests_total{section="dialplan",outcome="cps_limit"}"#)
-        releasing.store(false, ordering: .relaxed)
+        let inMemory = (try? metricValue(limits.1, "switchauth_admissions_in_memory")) ?? 0
+        let released = (try? metricValue(limits.1, #"switchauth_call_slots_released_total{how="hangup"}"#)) ?? 0
         _ = limits.0.stop()
+        hangups.stop()
         try big.execute("UPDATE accounts SET max_channels = 0, max_cps = 0")
         try big.execute("TRUNCATE call_slots, cps_windows")
         mainCopyCurrent()
@@ -426,7 +433,7 @@ struct Compare: ParsableCommand {
         rows.append(("dialplan IP decision, new connection (wrk)", wrkRow(dpNew) + spread(dpNewRounds),
                      roundsNote + "vs nginx " + ratio(dpNew.perSecond, nginxDp?.perSecond) + " with the same bodies (goal >= 1.0x); vs pgbench " + ratio(dpNew.perSecond, pgDialplan)))
         rows.append(("dialplan IP decision, limits on (call_limits = global), new connection (wrk)", wrkRow(limitsNew) + spread(limitsRounds),
-                     roundsNote + "vs nginx " + ratio(limitsNew.perSecond, nginxLimits?.perSecond) + String(format: "; %.0f calls admitted (a slot and a CPS window each), %.0f fail-closed (503) at the deadline, %.0f over a limit (must be 0)", admitted, limitsFailClosed, limitsRefused)))
+                     roundsNote + "vs nginx " + ratio(limitsNew.perSecond, nginxLimits?.perSecond) + String(format: "; %.0f calls admitted (a slot and a CPS window each), %.0f fail-closed (503) at the deadline, %.0f over a limit (must be 0); %.0f slots released by hangup events; admissions held in memory at the end: %@", admitted, limitsFailClosed, limitsRefused, released, inMemory == 1 ? "yes" : "no")))
         rows.append(("HTTP layer alone (a 404 route, all non-2xx), new connection (wrk)", wrkRow(httpOnlyNew), "vs nginx " + ratio(httpOnlyNew.perSecond, nginxNew?.perSecond)))
         if let nginxNew { rows.append(("nginx static \(sampleAnswer) B, new connection (wrk)", wrkRow(nginxNew) + spread(nginxNewRounds), "the HTTP limit of this machine")) }
         if let nginxKeep { rows.append(("nginx static \(sampleAnswer) B, keep-alive (wrk)", wrkRow(nginxKeep) + spread(nginxKeepRounds), "")) }
@@ -434,7 +441,11 @@ struct Compare: ParsableCommand {
         rows.append(("CPU per directory lookup, new connection", cpu(dirNewCPU.service, dirNewCPU.postgres, dirNew.requests), "goal <= 60 µs"))
         rows.append(("CPU per directory lookup, keep-alive", cpu(dirKeepCPU.service, dirKeepCPU.postgres, dirKeep.requests), ""))
         rows.append(("CPU per dialplan decision, new connection", cpu(dpNewCPU.service, dpNewCPU.postgres, dpNewRounds.reduce(0) { $0 + $1.requests }), "goal <= 60 µs"))
-        rows.append(("CPU per dialplan decision, limits on (admission and release)", cpu(limitsCPU.service, limitsCPU.postgres, limitsRounds.reduce(0) { $0 + $1.requests }), "goal <= 60 µs"))
+        let limitsRequests = Double(limitsRounds.reduce(0) { $0 + $1.requests })
+        let byClient = limitsByClient.filter { $0.value > 0 }.sorted { $0.value > $1.value }
+            .map { String(format: "%@ %.0f", $0.key, $0.value * 1e6 / max(1, limitsRequests)) }.joined(separator: ", ")
+        rows.append(("CPU per dialplan decision, limits on (admission and release)", cpu(limitsCPU.service, limitsCPU.postgres, limitsRounds.reduce(0) { $0 + $1.requests }),
+                     "goal <= 60 µs; PostgreSQL's µs by client: " + byClient))
         rows.append(("open descriptors while 32 connect per request", "\(maxFDs.load(ordering: .relaxed)) at most (\(idleFDs) idle)", "goal: idle + in flight (32) + closing"))
         if let pgDirectory { rows.append(("pgbench: directory lookup SQL (4 clients, prepared)", String(format: "%.0f tx/s", pgDirectory), "the database limit")) }
         if let pgDialplan { rows.append(("pgbench: IP candidates SQL (4 clients, prepared)", String(format: "%.0f tx/s", pgDialplan), "")) }

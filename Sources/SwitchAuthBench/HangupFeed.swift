@@ -1,0 +1,105 @@
+import Foundation
+import HTTPServer
+import Postgres
+import Synchronization
+import SystemCalls
+
+/// The hangups of the limits-on row, played the way a switch sends them: an event socket
+/// (mod_event_socket's framing, freeswitch-conf/PROTOCOL.md §8) that answers the service's
+/// listener (auth, the subscription, `global_getvar`, `show channels`) and sends a
+/// CHANNEL_HANGUP for every call slot over a second old, every 100 ms. So the row's CPU counts what
+/// an operator's service does for a call: the admission, the hangup event read and released, and
+/// PostgreSQL's share of both, wherever the slots are held.
+final class HangupFeed: Sendable {
+    let port: UInt16
+    let coreUUID: String
+    private let listener: TCPSocket
+    private let database: ConnectionConfig
+    private let running = Atomic<Bool>(true)
+    let hangupsSent = Atomic<Int>(0)
+
+    init(coreUUID: String, database: ConnectionConfig) throws {
+        listener = try TCPSocket.listen(host: "127.0.0.1", port: 0, backlog: 4)
+        port = listener.localPort
+        self.coreUUID = coreUUID
+        self.database = database
+    }
+
+    func start() {
+        Thread { [self] in serve() }.start()
+    }
+
+    func stop() {
+        running.store(false, ordering: .relaxed)
+        Syscall.sleep(nanoseconds: 300_000_000)
+        listener.close()
+    }
+
+    private func serve() {
+        var config = database
+        config.applicationName = "bench hangup feed"
+        guard let db = try? Connection(config) else { return }
+        defer { db.close() }
+        while running.load(ordering: .relaxed) {
+            guard let accepted = try? listener.accept() else {
+                Syscall.sleep(nanoseconds: 20_000_000)
+                continue
+            }
+            let socket = accepted.socket
+            defer { socket.close() }
+            try? socket.setBlocking(true)
+            session(socket, db)
+        }
+    }
+
+    /// One listener connection: its commands answered, then hangups until it goes or the row ends.
+    private func session(_ socket: TCPSocket, _ db: Connection) {
+        var buffer: [UInt8] = []
+        func send(_ s: String) -> Bool { (try? socket.sendAll(s, timeoutMilliseconds: 2_000)) != nil }
+        guard send("Content-Type: auth/request\n\n") else { return }
+        var nextHangups = MonotonicClock.now()
+        while running.load(ordering: .relaxed) {
+            // Commands: "line\n\n".
+            if let received = try? socket.receive(max: 65_536, timeoutMilliseconds: 20) {
+                if received.isEmpty { return }
+                buffer += received
+            }
+            while let end = Self.blankLine(buffer) {
+                let command = String(decoding: buffer[..<end], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                buffer.removeFirst(end + 2)
+                let reply: String
+                if command.hasPrefix("api ") {
+                    let body: String
+                    switch command.dropFirst(4) {
+                    case "global_getvar core_uuid": body = coreUUID
+                    case "global_getvar hostname": body = "bench-switch"
+                    case "show channels as json": body = #"{"row_count":0}"#
+                    default: body = "-ERR unknown"
+                    }
+                    reply = "Content-Type: api/response\nContent-Length: \(body.utf8.count)\n\n\(body)"
+                } else {
+                    reply = "Content-Type: command/reply\nReply-Text: +OK\n\n"
+                }
+                guard send(reply) else { return }
+            }
+            guard MonotonicClock.now() >= nextHangups else { continue }
+            nextHangups = MonotonicClock.now() + 100_000_000
+            guard let r = try? db.execute("""
+                SELECT unique_id FROM call_slots WHERE reserved_at < clock_timestamp() - interval '1 second' LIMIT 20000
+                """), r.rowCount > 0 else { continue }
+            var events = ""
+            for i in 0..<r.rowCount {
+                let body = "Event-Name: CHANNEL_HANGUP\nUnique-ID: \(r.string(i, 0) ?? "")\nCall-Direction: inbound\n\n"
+                events += "Content-Type: text/event-plain\nContent-Length: \(body.utf8.count)\n\n\(body)"
+            }
+            guard send(events) else { return }
+            hangupsSent.add(r.rowCount, ordering: .relaxed)
+        }
+    }
+
+    static func blankLine(_ b: [UInt8]) -> Int? {
+        guard b.count >= 2 else { return nil }
+        for i in 0..<(b.count - 1) where b[i] == 10 && b[i + 1] == 10 { return i }
+        return nil
+    }
+}
