@@ -79,8 +79,9 @@ public enum AuthEffect: Sendable, Equatable {
     /// counter is reset.
     case recordSuccess(source: String, user: String)
     /// An allowed call to admit against the shared counters (channels, calls per second) before
-    /// its answer goes out (dialplan, call_limits = global).
-    case admitCall(CallAdmission)
+    /// its answer goes out (dialplan, call_limits = global), and the decision that allowed it
+    /// (the answer once admitted is built from it, not decided again).
+    case admitCall(CallAdmission, DialplanDecision)
 }
 
 public struct DirectoryDecision: Sendable, Equatable {

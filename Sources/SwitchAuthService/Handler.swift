@@ -143,9 +143,9 @@ public final class LookupHandler: RequestHandler, Sendable {
                 }
             case .countFailure:
                 break
-            case .admitCall(let admission):
+            case .admitCall(let admission, let decision):
                 // The facts came from the copy; only the shared counters need the database.
-                return admit(lookup, facts, admission, peer: peer, started: started, responder: responder)
+                return admit(lookup, decision, admission, peer: peer, started: started, responder: responder)
             }
         } else if let replica, !resumed, Replica.answers(lookup), health.isUp || replica.isRecentlyLapsed() {
             // A late heartbeat: wait for it (up to the lookup's deadline) rather than load the
@@ -211,7 +211,7 @@ public final class LookupHandler: RequestHandler, Sendable {
 
     /// An allowed call of a limited account: admitted on a database thread (the primary) within the
     /// lookup's deadline; past it, or with the database down, the fail-closed refusal (503) goes out.
-    private func admit(_ lookup: Lookup, _ facts: LookupFacts, _ admission: CallAdmission, peer: String, started: UInt64,
+    private func admit(_ lookup: Lookup, _ decision: DialplanDecision, _ admission: CallAdmission, peer: String, started: UInt64,
                        responder: Responder) -> HandlerResult {
         guard health.isUp else {
             resolver.metrics.lookupCircuitOpen()
@@ -220,7 +220,7 @@ public final class LookupHandler: RequestHandler, Sendable {
         let deadline = started + UInt64(config.answerTimeoutMilliseconds) * 1_000_000
         let admissions = resolver.admissions
         let complete: @Sendable (Result<CallSlots.Admission, any Error>, DatabaseSession) -> Void = { [self] result, session in
-            let outcome = resolver.admitted(lookup, facts, admission, result, db: session.write)
+            let outcome = resolver.admitted(lookup, decision, admission, result, db: session.write)
             if outcome.reason == .databaseUnavailable { health.markDown() }
             if MonotonicClock.now() > deadline {
                 logger.warning("call admitted after its deadline; the fail-closed answer was sent", metadata: [
@@ -238,7 +238,7 @@ public final class LookupHandler: RequestHandler, Sendable {
         if let ledgerAnswer = admissions?.admit(admission) {
             let result = CallSlots.Admission(ledgerAnswer)
             if FraudCheck.crossings(admission.fraudThresholds, result.measurements).isEmpty {
-                return .now(answer(resolver.admitted(lookup, facts, admission, .success(result), db: nil), peer: peer, started: started))
+                return .now(answer(resolver.admitted(lookup, decision, admission, .success(result), db: nil), peer: peer, started: started))
             }
             guard pool.submit(DatabaseJob(deadline: deadline) { session in complete(.success(result), session) }) else {
                 // Not recorded: fail closed, and the slot it took goes.

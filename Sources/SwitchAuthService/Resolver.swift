@@ -203,8 +203,8 @@ public struct Resolver: Sendable {
             return outcome
         }
         var (outcome, effect) = decide(lookup, facts)
-        if case .admitCall(let admission) = effect {
-            return admit(lookup, facts, admission, db: writer?() ?? db)
+        if case .admitCall(let admission, let decision) = effect {
+            return admit(lookup, decision, admission, db: writer?() ?? db)
         }
         if case .acl = lookup, outcome.ok { acl.store(outcome.body) }
         if case .none = effect {
@@ -233,16 +233,18 @@ public struct Resolver: Sendable {
                                   reason: .ok, metadata: ["file": "acl.conf", "networks": .stringConvertible(networks.count)]), .none)
         case let (.dialplan(request, query), facts):
             var decision = dialplanDecision(query, facts)
-            var effect = AuthEffect.none
             if case .allow = decision.answer {
                 switch DialplanDecider.admission(for: decision, uniqueID: (try? request.value("Unique-ID")) ?? nil,
                                                  coreUUID: (try? request.value("Core-UUID")) ?? nil) {
                 case .none: break
-                case .admit(let a): effect = .admitCall(a)
+                case .admit(let a):
+                    // Answered once admitted (`admitted`): its log fields are built then.
+                    return (LookupOutcome(body: Documents.dialplan(decision.answer, reason: decision.reason), ok: true, section: "dialplan",
+                                          reason: decision.reason, metadata: [:]), .admitCall(a, decision))
                 case .refuse(let d): decision = d
                 }
             }
-            return (dialplanOutcome(request, query, decision), effect)
+            return (dialplanOutcome(request, query, decision), .none)
         default:
             // Facts that do not belong to the lookup: a programming error; fail closed.
             return (fallback(lookup), .none)
@@ -251,9 +253,9 @@ public struct Resolver: Sendable {
 
     /// Admits an allowed call against the shared counters and answers accordingly; a database
     /// failure answers the fail-closed refusal (503).
-    public func admit(_ lookup: Lookup, _ facts: LookupFacts, _ admission: CallAdmission, db: Connection?) -> LookupOutcome {
+    public func admit(_ lookup: Lookup, _ decision: DialplanDecision, _ admission: CallAdmission, db: Connection?) -> LookupOutcome {
         let deadline = MonotonicClock.now() + UInt64(config.answerTimeoutMilliseconds) * 1_000_000
-        return admitted(lookup, facts, admission, admitShared(admission, db: db, deadline: deadline), db: db)
+        return admitted(lookup, decision, admission, admitShared(admission, db: db, deadline: deadline), db: db)
     }
 
     /// The shared counters' answer: the ledger's while this instance holds the admissions
@@ -283,7 +285,7 @@ public struct Resolver: Sendable {
 
     /// The answer to a call once the shared counters have answered (`result`: alone, or in a batch
     /// of admissions); `db` records a fraud level passed.
-    func admitted(_ lookup: Lookup, _ facts: LookupFacts, _ admission: CallAdmission, _ result: Result<CallSlots.Admission, any Error>,
+    func admitted(_ lookup: Lookup, _ decision: DialplanDecision, _ admission: CallAdmission, _ result: Result<CallSlots.Admission, any Error>,
                   db: Connection?) -> LookupOutcome {
         guard case let .dialplan(request, query) = lookup else { return fallback(lookup) }
         let admitted: CallSlots.Admission
@@ -302,7 +304,6 @@ public struct Resolver: Sendable {
         case .channelLimit: metrics.callAdmission("channel_limit")
         case .cpsLimit: metrics.callAdmission("cps_limit")
         }
-        let decision = dialplanDecision(query, facts)
         var crossings = FraudCheck.crossings(admission.fraudThresholds, admitted.measurements)
         if !crossings.isEmpty, case .allow(_, let a) = decision.answer, let db {
             crossings = fraudActions(crossings, account: a.account, uniqueID: admission.uniqueID, db: db)
