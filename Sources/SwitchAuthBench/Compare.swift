@@ -298,7 +298,7 @@ struct Compare: ParsableCommand {
         // The dialplan with call limits on (issue 21): every account gets max_channels and max_cps
         // (never reached), a second instance with call_limits = global, every request carries its
         // own Unique-ID, and the calls hang up as a switch says so: its event socket (`HangupFeed`)
-        // sends a CHANNEL_HANGUP for every slot over a second old, every 100 ms, which the
+        // sends a CHANNEL_HANGUP for every slot over a second old, every 20 ms, which the
         // instance's listener reads and releases. Its CPU counts the admission, the release and
         // PostgreSQL's share of both.
         try big.execute("UPDATE accounts SET max_channels = 1000000, max_cps = 1000000")
@@ -328,7 +328,8 @@ struct Compare: ParsableCommand {
             limitsCPU.service += limits.0.cpuSeconds - s0
             limitsCPU.postgres += postgresCPU() - p0
             for (name, seconds) in postgresCPUByClient() { limitsByClient[name, default: 0] += seconds - (c0[name] ?? 0) }
-            if let nginxWrk { nginxLimitsRounds.append(try nginxWrk.run(bodies: dpBodies, close: true, connections: wrkClients, seconds: secs)) }
+            // The same script (a Unique-ID of its own per request) on both sides.
+            if let nginxWrk { nginxLimitsRounds.append(try nginxWrk.run(bodies: dpBodies, close: true, connections: wrkClients, seconds: secs, uniqueID: fixtureUUID)) }
         }
         let admitted = try metricValue(limits.1, #"switchauth_call_admissions_total{result="admitted"}"#)
         let limitsFailClosed = try metricValue(limits.1, #"switchauth_requests_total{section="dialplan",outcome="database_unavailable"}"#)
