@@ -220,6 +220,8 @@ final class AdmissionAuthority: Sendable {
         /// Writes are at least `flushMilliseconds` apart (a write per call would cost the database a
         /// statement per call under load); the first change after a quiet moment goes at once.
         var lastFlush: UInt64 = 0
+        /// The connection (its `connectCount`) whose caches hold the admissions' tables.
+        var warmed = -1
         let interval = UInt64(Self.flushMilliseconds) * 1_000_000
         while !t.isStopping {
             let now = MonotonicClock.now()
@@ -235,7 +237,7 @@ final class AdmissionAuthority: Sendable {
             case .none:
                 if now >= nextLeaseTry || poked, now >= state.withLock(wake: .none, { $0.holdOffUntil }) {
                     nextLeaseTry = now + UInt64(Self.leaseRetryMilliseconds) * 1_000_000
-                    take(db, &leaseConnection)
+                    take(db, &leaseConnection, warmed: &warmed)
                 }
             case .memory:
                 let (hasChanges, epoch) = state.withLock(wake: .none) { ($0.ledger.hasChanges, $0.epoch) }
@@ -281,11 +283,14 @@ final class AdmissionAuthority: Sendable {
     }
 
     /// Takes the lease if it is free, then the admissions.
-    private func take(_ db: Connection, _ leaseConnection: inout Int?) {
+    private func take(_ db: Connection, _ leaseConnection: inout Int?, warmed: inout Int) {
         do {
-            // The tables read under the switch's exclusive lock, read once before it: a new
-            // connection's first reads of them cost it its catalog caches (100-200 ms seen).
-            try CallSlots.warm(db)
+            // The tables read under the switch's exclusive lock, read once before it on each new
+            // connection: its first reads of them cost it its catalog caches (100-200 ms seen).
+            if warmed != db.connectCount {
+                try CallSlots.warm(db)
+                warmed = db.connectCount
+            }
             guard try CallSlots.tryLease(db) else { return }
         } catch {
             return

@@ -1003,6 +1003,47 @@ def second_instance_takes_over(env):
     env.cli("lockouts", "clear", "--all")
 
 
+@scenario
+def global_channel_limit_across_instances(env):
+    """max_channels 2 across two SwitchAuth instances answering at once: the first switch asks the
+    first instance (which holds the admissions in its memory), the second switch asks only the
+    second instance, which asks for the admissions and gets them in the database. One call on each,
+    a third through either gets 486; a hangup on one frees a slot the other can use."""
+    env.instance_b_start()
+    env.fs2_start(bindings=(HTTP_PORT + 1,))
+    calls = []
+    try:
+        eventually(lambda: listener_connected(env, "127.0.0.1:8021") and listener_connected(env, "127.0.0.1:8022"),
+                   "SwitchAuth listening to both switches", timeout=10)
+        a = two_channel_call(env, SIP_PORT, 21, "127.0.0.71")
+        call_ok(env, a, "3001", "digest", "first call, first switch, first instance")
+        calls.append(a)
+        b = two_channel_call(env, 5160, 22, "127.0.0.72")
+        call_ok(env, b, "3001", "digest", "second call, second switch, second instance")
+        calls.append(b)
+        expect(two_channel_call(env, SIP_PORT, 23, "127.0.0.73").status, 486, "third call through the first instance")
+        expect(two_channel_call(env, 5160, 24, "127.0.0.74").status, 486, "third call through the second instance")
+        expect(a.hangup(), 200, "hangup of the first call")
+        c = None
+
+        def through_second():
+            nonlocal c
+            c = two_channel_call(env, 5160, 25, "127.0.0.75")
+            return c.status == 200
+        eventually(through_second, "a call through the second instance after a hangup on the first switch", timeout=3, interval=0.3)
+        calls.append(c)
+        expect(two_channel_call(env, SIP_PORT, 26, "127.0.0.76").status, 486, "full again, seen through the first instance")
+    finally:
+        for c in calls:
+            try:
+                c.hangup()
+            except Exception:  # noqa: BLE001 - the call may be gone
+                pass
+            c.ua.close()
+        env.fs2_stop()
+        env.instance_b_stop()
+
+
 # --- faults under the switch (order: last) -----------------------------------------------------------
 
 @scenario
