@@ -649,6 +649,43 @@ def two_channel_call(env, port, n, local_ip):
     return sipua.UA(local_ip=local_ip, server=("127.0.0.1", port), user="3001", password="pw3001-secret", log=env.log).call(f"1555{n:04d}")
 
 
+def two_up_then_full(env, n, calls, where):
+    """Account 3001 (max_channels 2): a call through the first switch and one through the second go
+    through, a third through either gets 486; the first hangs up and a call through the second goes
+    through; full again through the first. Calls n..n+5 from 127.0.0.(50+n)...; the calls up are
+    appended to `calls` as they start. `where`: the two sides, for the messages."""
+    def call(port, i):
+        return two_channel_call(env, port, n + i, f"127.0.0.{50 + n + i}")
+    a = call(SIP_PORT, 0)
+    call_ok(env, a, "3001", "digest", f"first call, {where[0]}")
+    calls.append(a)
+    b = call(5160, 1)
+    call_ok(env, b, "3001", "digest", f"second call, {where[1]}")
+    calls.append(b)
+    expect(call(SIP_PORT, 2).status, 486, f"third call, {where[0]}")
+    expect(call(5160, 3).status, 486, f"third call, {where[1]}")
+    # A hangup on the first switch frees a slot the second can use.
+    expect(a.hangup(), 200, "hangup of the first call")
+    c = None
+
+    def goes_through():
+        nonlocal c
+        c = call(5160, 4)
+        return c.status == 200
+    eventually(goes_through, f"a call, {where[1]}, after a hangup on the first switch", timeout=3, interval=0.3)
+    calls.append(c)
+    expect(call(SIP_PORT, 5).status, 486, f"full again, {where[0]}")
+
+
+def hang_up_all(calls):
+    for c in calls:
+        try:
+            c.hangup()
+        except Exception:  # noqa: BLE001 - the switch may be gone with the call
+            pass
+        c.ua.close()
+
+
 @scenario
 def global_channel_limit_across_switches(env):
     """max_channels 2 holds across two switches: a third call on either gets 486; slots come back
@@ -661,24 +698,7 @@ def global_channel_limit_across_switches(env):
         # reached it has its calls' slots released only after a minute).
         eventually(lambda: listener_connected(env, "127.0.0.1:8021") and listener_connected(env, "127.0.0.1:8022"),
                    "SwitchAuth listening to both switches", timeout=10)
-        a = two_channel_call(env, SIP_PORT, 1, "127.0.0.51")
-        call_ok(env, a, "3001", "digest", "first call, first switch")
-        b = two_channel_call(env, 5160, 2, "127.0.0.52")
-        call_ok(env, b, "3001", "digest", "second call, second switch")
-        calls += [a, b]
-        expect(two_channel_call(env, SIP_PORT, 3, "127.0.0.53").status, 486, "third call on the first switch")
-        expect(two_channel_call(env, 5160, 4, "127.0.0.54").status, 486, "third call on the second switch")
-        # A hangup on the first switch frees a slot the second switch can use.
-        expect(a.hangup(), 200, "hangup of the first call")
-        c = None
-
-        def third_goes_through():
-            nonlocal c
-            c = two_channel_call(env, 5160, 5, "127.0.0.55")
-            return c.status == 200
-        eventually(third_goes_through, "a call on the second switch after a hangup on the first", timeout=3, interval=0.3)
-        calls.append(c)
-        expect(two_channel_call(env, SIP_PORT, 6, "127.0.0.56").status, 486, "full again")
+        two_up_then_full(env, 1, calls, ("first switch", "second switch"))
         # The second switch dies with both calls up (no hangup event ever comes) and restarts:
         # SwitchAuth reconnects, sees a new run of that switch, and releases the old run's slots.
         fs_kill(env, env.fsdir2)
@@ -711,12 +731,7 @@ def global_channel_limit_across_switches(env):
         eventually(after_instance_restart, "a call after SwitchAuth was killed while a call ended", timeout=10, interval=0.5)
         expect(two_channel_call(env, 5160, 11, "127.0.0.61").status, 486, "full after SwitchAuth's restart")
     finally:
-        for c in calls:
-            try:
-                c.hangup()
-            except Exception:  # noqa: BLE001 - the switch may be gone with the call
-                pass
-            c.ua.close()
+        hang_up_all(calls)
         env.fs2_stop()
 
 
@@ -1015,31 +1030,9 @@ def global_channel_limit_across_instances(env):
     try:
         eventually(lambda: listener_connected(env, "127.0.0.1:8021") and listener_connected(env, "127.0.0.1:8022"),
                    "SwitchAuth listening to both switches", timeout=10)
-        a = two_channel_call(env, SIP_PORT, 21, "127.0.0.71")
-        call_ok(env, a, "3001", "digest", "first call, first switch, first instance")
-        calls.append(a)
-        b = two_channel_call(env, 5160, 22, "127.0.0.72")
-        call_ok(env, b, "3001", "digest", "second call, second switch, second instance")
-        calls.append(b)
-        expect(two_channel_call(env, SIP_PORT, 23, "127.0.0.73").status, 486, "third call through the first instance")
-        expect(two_channel_call(env, 5160, 24, "127.0.0.74").status, 486, "third call through the second instance")
-        expect(a.hangup(), 200, "hangup of the first call")
-        c = None
-
-        def through_second():
-            nonlocal c
-            c = two_channel_call(env, 5160, 25, "127.0.0.75")
-            return c.status == 200
-        eventually(through_second, "a call through the second instance after a hangup on the first switch", timeout=3, interval=0.3)
-        calls.append(c)
-        expect(two_channel_call(env, SIP_PORT, 26, "127.0.0.76").status, 486, "full again, seen through the first instance")
+        two_up_then_full(env, 21, calls, ("first switch, first instance", "second switch, second instance"))
     finally:
-        for c in calls:
-            try:
-                c.hangup()
-            except Exception:  # noqa: BLE001 - the call may be gone
-                pass
-            c.ua.close()
+        hang_up_all(calls)
         env.fs2_stop()
         env.instance_b_stop()
 
