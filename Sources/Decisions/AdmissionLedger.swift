@@ -49,7 +49,8 @@ public struct AdmissionLedger: Sendable {
         }
     }
 
-    /// A call's verdict and its fraud thresholds as counted (including it).
+    /// A call's verdict and its fraud thresholds as counted (including it): the ledger's answer,
+    /// and the database's (`CallSlots.Admission`).
     public struct Answer: Sendable, Equatable {
         public var verdict: AdmissionVerdict
         public var measurements: [FraudMeasurement]

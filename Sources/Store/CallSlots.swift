@@ -5,21 +5,9 @@ import Postgres
 /// The call controls shared by every switch and instance (migration 0009): a slot per call of an
 /// account with max_channels, and the calls admitted per second of an account or IP setting.
 public enum CallSlots {
-    public struct Admission: Sendable, Equatable {
-        public var verdict: AdmissionVerdict
-        /// The call's fraud thresholds, counted (including it).
-        public var measurements: [FraudMeasurement]
-
-        public init(verdict: AdmissionVerdict, measurements: [FraudMeasurement]) {
-            self.verdict = verdict
-            self.measurements = measurements
-        }
-
-        /// The ledger's answer (admitted in memory, migration 0015).
-        public init(_ answer: AdmissionLedger.Answer) {
-            self.init(verdict: answer.verdict, measurements: answer.measurements)
-        }
-    }
+    /// What the shared counters say of a call, the database's or the ledger's (migration 0015):
+    /// one type.
+    public typealias Admission = AdmissionLedger.Answer
 
     /// Admits one call against every limit that applies and counts it for its fraud thresholds,
     /// atomically (`switchauth_admit_call`).

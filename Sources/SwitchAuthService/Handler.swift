@@ -233,32 +233,30 @@ public final class LookupHandler: RequestHandler, Sendable {
             }
             responder.respond(answer(outcome, peer: peer, started: started))
         }
-        // Held in memory (this instance holds the admissions): decided here, no thread hop, unless a
-        // fraud level passed (recorded in the database, on a database thread).
-        if let ledgerAnswer = admissions?.admit(admission) {
-            let result = CallSlots.Admission(ledgerAnswer)
-            if FraudCheck.crossings(admission.fraudThresholds, result.measurements).isEmpty {
-                return .now(answer(resolver.admitted(lookup, decision, admission, .success(result), db: nil), peer: peer, started: started))
-            }
-            guard pool.submit(DatabaseJob(deadline: deadline) { session in complete(.success(result), session) }) else {
-                // Not recorded: fail closed, and the slot it took goes.
-                _ = admissions?.release([admission.uniqueID])
+        /// On a database thread within the deadline, or shed at once with the queue full.
+        func hop(_ job: DatabaseJob, shed: () -> Void = {}) -> HandlerResult {
+            guard pool.submit(job) else {
+                shed()
                 resolver.metrics.lookupShed()
                 return .now(finish(HTTPResponse(status: .serviceUnavailable, text: "overloaded: lookup shed\n"),
                                    section: "dialplan", outcome: "shed", started: started))
             }
             return .later(deadline: deadline, fallback: { [self] in answer(resolver.fallback(lookup), peer: peer, started: started) })
         }
+        // Held in memory (this instance holds the admissions): decided here, no thread hop, unless a
+        // fraud level passed (recorded in the database, on a database thread).
+        if let result = admissions?.admit(admission) {
+            if FraudCheck.crossings(admission.fraudThresholds, result.measurements).isEmpty {
+                return .now(answer(resolver.admitted(lookup, decision, admission, .success(result), db: nil), peer: peer, started: started))
+            }
+            // Shed: not recorded, so fail closed, and the slot it took goes.
+            return hop(DatabaseJob(deadline: deadline) { session in complete(.success(result), session) },
+                       shed: { _ = admissions?.release([admission.uniqueID]) })
+        }
         // Alone, or with the admissions queued beside it (the pool batches them).
-        let job = DatabaseJob(deadline: deadline, admission: AdmissionWork(call: admission, finish: complete)) { [resolver] session in
+        return hop(DatabaseJob(deadline: deadline, admission: AdmissionWork(call: admission, finish: complete)) { [resolver] session in
             complete(resolver.admitShared(admission, db: session.write, deadline: deadline), session)
-        }
-        guard pool.submit(job) else {
-            resolver.metrics.lookupShed()
-            return .now(finish(HTTPResponse(status: .serviceUnavailable, text: "overloaded: lookup shed\n"),
-                               section: "dialplan", outcome: "shed", started: started))
-        }
-        return .later(deadline: deadline, fallback: { [self] in answer(resolver.fallback(lookup), peer: peer, started: started) })
+        })
     }
 
     static func section(_ lookup: Lookup) -> String {

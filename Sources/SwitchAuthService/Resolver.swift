@@ -264,7 +264,7 @@ public struct Resolver: Sendable {
     /// until `deadline`.
     func admitShared(_ admission: CallAdmission, db: Connection?, deadline: UInt64) -> Result<CallSlots.Admission, any Error> {
         while true {
-            if let admissions, let answer = admissions.admit(admission) { return .success(CallSlots.Admission(answer)) }
+            if let admissions, let answer = admissions.admit(admission) { return .success(answer) }
             let result = Result<CallSlots.Admission, any Error> {
                 guard let db else { throw PostgresError(kind: .connection, operation: "connect", message: "no connection") }
                 return try CallSlots.admit(db, admission)
