@@ -59,4 +59,20 @@ struct ESLStreamTests {
             #expect(got[1].body == "+OK")
         }
     }
+
+    /// The framing headers, read as bytes: blanks around a value (and a CR before the newline) are
+    /// not part of it, a colon inside a value is, a line without a colon is skipped.
+    @Test func framingHeadersAsTheSwitchWritesThem() throws {
+        let (client, server, listener) = try Self.pair()
+        defer { client.close(); server.close(); listener.close() }
+        var stream = ESLStream(socket: client)
+        try server.sendAll("Content-Type:\tcommand/reply \r\nReply-Text: +OK accepted: yes\nno colon here\nX-Empty:\n\n"
+            + "Content-Type: api/response\nContent-Length:  2\n\nok")
+        let reply = try #require(try stream.next(timeoutMilliseconds: 2_000))
+        #expect(reply.headers == ["Content-Type": "command/reply", "Reply-Text": "+OK accepted: yes", "X-Empty": ""])
+        #expect(reply.bodyBytes.isEmpty)
+        let api = try #require(try stream.next(timeoutMilliseconds: 2_000))
+        #expect(api.headers["Content-Type"] == "api/response")
+        #expect(api.body == "ok")
+    }
 }
