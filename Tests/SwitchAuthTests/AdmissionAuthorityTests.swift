@@ -166,5 +166,26 @@ struct AdmissionAuthorityTests {
         #expect(authority.inUse(account: id) == 1)
         #expect(Set(try CallSlots.slots(db).keys) == ["live"])
     }
-}
 
+    /// A flush whose commit reached PostgreSQL but whose answer did not is written again by the
+    /// next one (migration 0016 inserts without ON CONFLICT): the slots already there are skipped,
+    /// the new ones and the releases still written, nothing refused.
+    @Test func aFlushWrittenTwice() throws {
+        let db = try Connection(try TestDatabase.shared.freshDatabase())
+        defer { db.close() }
+        let id = try CallControlTests.account(db, "F1", channels: 5)
+        try #require(try CallSlots.tryLease(db))
+        let epoch = try CallSlots.takeIntoMemory(db, holder: "test").epoch
+        func slot(_ t: Int64) -> AdmissionLedger.Slot { AdmissionLedger.Slot(accountID: id, coreUUID: "core-f", destination: "4930", reservedAt: t) }
+        var first = AdmissionLedger.Changes()
+        first.reservedSlots = ["f1": slot(1_000_000), "f2": slot(2_000_000)]
+        #expect(try CallSlots.flush(db, epoch: epoch, first) == .ok)
+        var again = first
+        again.reservedSlots["f3"] = slot(3_000_000)
+        again.released = ["f1"]
+        #expect(try CallSlots.flush(db, epoch: epoch, again) == .ok)
+        #expect(try CallSlots.slots(db) == ["f2": slot(2_000_000), "f3": slot(3_000_000)])
+        #expect(try CallSlots.flush(db, epoch: epoch + 1, again) == .lost, "another epoch's flush is refused")
+        _ = try CallSlots.releaseLease(db)
+    }
+}
