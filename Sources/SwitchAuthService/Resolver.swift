@@ -238,9 +238,10 @@ public struct Resolver: Sendable {
                                                  coreUUID: (try? request.value("Core-UUID")) ?? nil) {
                 case .none: break
                 case .admit(let a):
-                    // Answered once admitted (`admitted`): its log fields are built then.
-                    return (LookupOutcome(body: Documents.dialplan(decision.answer, reason: decision.reason), ok: true, section: "dialplan",
-                                          reason: decision.reason, metadata: [:]), .admitCall(a, decision))
+                    // Answered once admitted (`admitted`): its document and log fields are built
+                    // then, so this outcome has neither (the document was built twice a limited call).
+                    return (LookupOutcome(body: [], ok: true, section: "dialplan", reason: decision.reason, metadata: [:]),
+                            .admitCall(a, decision))
                 case .refuse(let d): decision = d
                 }
             }
@@ -285,8 +286,8 @@ public struct Resolver: Sendable {
 
     /// The answer to a call once the shared counters have answered (`result`: alone, or in a batch
     /// of admissions); `db` records a fraud level passed.
-    func admitted(_ lookup: Lookup, _ decision: DialplanDecision, _ admission: CallAdmission, _ result: Result<CallSlots.Admission, any Error>,
-                  db: Connection?) -> LookupOutcome {
+    public func admitted(_ lookup: Lookup, _ decision: DialplanDecision, _ admission: CallAdmission,
+                         _ result: Result<CallSlots.Admission, any Error>, db: Connection?) -> LookupOutcome {
         guard case let .dialplan(request, query) = lookup else { return fallback(lookup) }
         let admitted: CallSlots.Admission
         do {

@@ -70,7 +70,11 @@ public func fuzzOne(_ bytes: [UInt8]) {
             default: facts = .device(device)
             }
         }
-        let (outcome, _) = resolver.decide(lookup, facts)
+        var (outcome, effect) = resolver.decide(lookup, facts)
+        if case let .admitCall(admission, decision) = effect {
+            // A limited call is answered once the shared counters admit it: that answer is checked.
+            outcome = resolver.admitted(lookup, decision, admission, .success(CallSlots.Admission(verdict: .admitted(inUse: 1), measurements: [])), db: nil)
+        }
         if case .directory(_, .sipAuth(let s)) = lookup, outcome.body.count > 0,
            String(decoding: outcome.body, as: UTF8.self).contains("<user id=") {
             precondition(known && device.enabled && !lockout.sourceLocked && !lockout.pairLocked,
