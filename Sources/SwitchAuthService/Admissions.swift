@@ -134,16 +134,28 @@ final class AdmissionAuthority: Sendable {
 
     /// Releases slots from the ledger; nil when this instance does not hold the admissions (the
     /// caller releases them in the database).
+    /// A few dozen at a time under the lock the event loops admit under: a switch's burst of
+    /// hundreds of hangups released at once held it for as long as a request takes, many times over.
     func release(_ ids: [String]) -> Int? {
-        let (n, first) = state.withLock(wake: .none) { s -> (Int?, Bool) in
-            guard s.mode == .memory else { return (nil, false) }
-            let idle = !s.ledger.hasChanges
-            let n = s.ledger.release(ids)
-            return (n, idle && s.ledger.hasChanges)
+        var released = 0
+        for from in stride(from: 0, to: max(ids.count, 1), by: Self.releaseChunk) {
+            let chunk = ids[from..<min(from + Self.releaseChunk, ids.count)]
+            let (n, first) = state.withLock(wake: .none) { s -> (Int?, Bool) in
+                guard s.mode == .memory else { return (nil, false) }
+                let idle = !s.ledger.hasChanges
+                let n = s.ledger.release(chunk)
+                return (n, idle && s.ledger.hasChanges)
+            }
+            if first { wakeWriter() }
+            // Not held (any more): the caller releases them all in the database, where those the
+            // ledger released already are gone or go with its last write (a no-op twice).
+            guard let n else { return nil }
+            released += n
         }
-        if first { wakeWriter() }
-        return n
+        return released
     }
+
+    static let releaseChunk = 32
 
     func inUse(account: Int64) -> Int? {
         state.withLock(wake: .none) { s in s.mode == .memory ? s.ledger.inUse(account: account) : nil }
