@@ -41,6 +41,8 @@ final class HangupFeed: Sendable {
         config.applicationName = "bench hangup feed"
         guard let db = try? Connection(config) else { return }
         defer { db.close() }
+        // The slots' statistics are those of an empty table (the planner would scan them all).
+        _ = try? db.execute("SET enable_seqscan = off")
         while running.load(ordering: .relaxed) {
             guard let accepted = try? listener.accept() else {
                 Syscall.sleep(nanoseconds: 20_000_000)
@@ -85,9 +87,15 @@ final class HangupFeed: Sendable {
             }
             guard MonotonicClock.now() >= nextHangups else { continue }
             nextHangups = MonotonicClock.now() + 20_000_000
+            // The calls made over a second ago, by the second and millisecond their Unique-ID starts
+            // with (`Wrk`): a range of the primary key, not a scan of every slot (which cost
+            // PostgreSQL 6 µs a call at 20,000 calls/s, a tenth of the row, and is no part of the
+            // service's work).
+            let ms = Int(WallClock.seconds() * 1000) - 1000
+            let before = String(format: "%08x-%04x", ms / 1000, ms % 1000)
             guard let r = try? db.execute("""
-                SELECT unique_id FROM call_slots WHERE reserved_at < clock_timestamp() - interval '1 second' LIMIT 20000
-                """), r.rowCount > 0 else { continue }
+                SELECT unique_id FROM call_slots WHERE unique_id < $1 ORDER BY unique_id LIMIT 20000
+                """, [before]), r.rowCount > 0 else { continue }
             var events = ""
             for i in 0..<r.rowCount {
                 let body = "Event-Name: CHANNEL_HANGUP\nUnique-ID: \(r.string(i, 0) ?? "")\nCall-Direction: inbound\n\n"
