@@ -161,7 +161,13 @@ public struct ReplicaDomain: Sendable, Equatable {
 }
 
 /// The copy itself. Mutated by one writer (the feed), read under the owner's lock.
-public struct ReplicaTables: Sendable {
+///
+/// A class, not a struct: a lookup calls its methods on the one instance, which read their fields
+/// in place. As a struct behind the lock, every call was handed a copy: its sixteen tables
+/// retained and released per lookup, atomics on the same cache lines from every event loop.
+// @unchecked Sendable: mutated by one thread at a time, while it is built (before it is shared)
+// or under its owner's write lock (`Replica`); read only under that owner's read lock.
+public final class ReplicaTables: @unchecked Sendable {
     public var accounts: [Int64: ReplicaAccount] = [:]
     public var devices = DeviceTable()
     public var ipSettings: [Int64: ReplicaIPSetting] = [:]
@@ -188,7 +194,7 @@ public struct ReplicaTables: Sendable {
     public private(set) var rulesByAccount: [Int64: [DestinationRule]] = [:]
     public private(set) var fraudByAccount: [Int64: [FraudThreshold]] = [:]
 
-    public mutating func setFraudThresholds(_ thresholds: [(accountID: Int64, threshold: FraudThreshold)]) {
+    public func setFraudThresholds(_ thresholds: [(accountID: Int64, threshold: FraudThreshold)]) {
         var byAccount: [Int64: [FraudThreshold]] = [:]
         for t in thresholds { byAccount[t.accountID, default: []].append(t.threshold) }
         fraudByAccount = byAccount
@@ -196,7 +202,28 @@ public struct ReplicaTables: Sendable {
 
     public init() {}
 
-    public mutating func setDestinationRules(_ rules: [DestinationRule]) {
+    /// Another instance with the same contents (copy-on-write tables: cheap until one changes).
+    public func copy() -> ReplicaTables {
+        let c = ReplicaTables()
+        c.accounts = accounts
+        c.devices = devices
+        c.ipSettings = ipSettings
+        c.ipByNetwork = ipByNetwork
+        c.ipLengthCounts4 = ipLengthCounts4
+        c.ipLengthCounts6 = ipLengthCounts6
+        c.ipLengths4 = ipLengths4
+        c.ipLengths6 = ipLengths6
+        c.domainNames = domainNames
+        c.domains = domains
+        c.locks = locks
+        c.trusted = trusted
+        c.globalRules = globalRules
+        c.rulesByAccount = rulesByAccount
+        c.fraudByAccount = fraudByAccount
+        return c
+    }
+
+    public func setDestinationRules(_ rules: [DestinationRule]) {
         globalRules = rules.filter { $0.accountID == nil }
         var byAccount: [Int64: [DestinationRule]] = [:]
         for r in rules { if let a = r.accountID { byAccount[a, default: []].append(r) } }
@@ -215,11 +242,11 @@ public struct ReplicaTables: Sendable {
 
     // MARK: Changes
 
-    public mutating func setAccount(_ id: Int64, _ account: ReplicaAccount?) {
+    public func setAccount(_ id: Int64, _ account: ReplicaAccount?) {
         accounts[id] = account
     }
 
-    public mutating func setIPSetting(_ id: Int64, _ setting: ReplicaIPSetting?) {
+    public func setIPSetting(_ id: Int64, _ setting: ReplicaIPSetting?) {
         if let old = ipSettings.removeValue(forKey: id) {
             let key = NetworkKey(old.network)
             ipByNetwork[key]?.removeAll { $0.id == id }
@@ -234,7 +261,7 @@ public struct ReplicaTables: Sendable {
 
     /// The lengths in use are listed again only when one comes into use or goes out of it (not
     /// for each of the 100,000 settings of a load).
-    private mutating func countLength(of network: IPNetwork, by delta: Int) {
+    private func countLength(of network: IPNetwork, by delta: Int) {
         let l = network.prefixLength
         if network.address.isIPv4 {
             ipLengthCounts4[l] += delta
@@ -249,14 +276,14 @@ public struct ReplicaTables: Sendable {
         }
     }
 
-    public mutating func setDomains(_ list: [ReplicaDomain], aliases: [(domainID: Int32, alias: String)]) {
+    public func setDomains(_ list: [ReplicaDomain], aliases: [(domainID: Int32, alias: String)]) {
         domains = Dictionary(list.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         domainNames = [:]
         for d in list { domainNames[d.name.lowercased()] = d.id }
         for a in aliases where domainNames[a.alias.lowercased()] == nil { domainNames[a.alias.lowercased()] = a.domainID }
     }
 
-    public mutating func setLock(scope: String, subject: String, until: Int64?) {
+    public func setLock(scope: String, subject: String, until: Int64?) {
         locks[scope + ":" + subject] = until
     }
 
@@ -267,7 +294,7 @@ public struct ReplicaTables: Sendable {
         return h.finalize()
     }
 
-    public mutating func setTrust(subject: String, source: String, lastSuccess: Int64?) {
+    public func setTrust(subject: String, source: String, lastSuccess: Int64?) {
         trusted[Self.trustKey(subject: subject, source: source)] = lastSuccess
     }
 
@@ -512,7 +539,7 @@ public enum ReplicaLoad {
     public static func snapshot(_ db: Connection, batch: Int = 20_000) throws -> ReplicaTables {
         try db.transaction { db in
             try db.executeScript("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            var t = ReplicaTables()
+            let t = ReplicaTables()
             let deviceCount = try db.execute("SELECT count(*) FROM sip_devices").decode(0, 0, as: Int.self)
             t.devices = DeviceTable(capacity: deviceCount)
             try keyset(db, "SELECT \(accountColumns) FROM accounts WHERE id > $1 ORDER BY id LIMIT $2", batch) { r, i in

@@ -21,7 +21,10 @@ import SystemCalls
 public final class Replica: FactsSource, Sendable {
     let stalenessNanoseconds: UInt64
     /// Read by both event loops at once on every lookup; written by the feed (and a success's trust).
-    private let tables = ReadWriteLocked(ReplicaTables())
+    /// Held unmanaged: a lookup reads the instance under the read lock without a retain and
+    /// release of it (an atomic on a line every loop shares); `replace` releases the one it drops
+    /// after the write lock, when no reader can hold it, and `deinit` the last.
+    private let tables = ReadWriteLocked(Unmanaged.passRetained(ReplicaTables()))
     /// Monotonic time the newest returned heartbeat was sent; 0: nothing proven.
     private let currentAsOf = Atomic<UInt64>(0)
     let answered = Atomic<UInt64>(0)
@@ -170,25 +173,34 @@ public final class Replica: FactsSource, Sendable {
     let feedPausedForTests = Atomic<Bool>(false)
 
 
+    deinit {
+        tables.write { $0.release() }
+    }
+
     func replace(_ new: ReplicaTables) {
-        var old = new
-        tables.write { swap(&$0, &old) }
+        let old = tables.write { current -> Unmanaged<ReplicaTables> in
+            defer { current = Unmanaged.passRetained(new) }
+            return current
+        }
         // The previous copy is freed here, outside the lock, and with it the load's garbage is
         // handed back to the kernel (a million-device load leaves tens of MB of free heap).
-        old = ReplicaTables()
+        old.release()
         _ = sa_malloc_trim()
     }
 
-    func update(_ body: (inout ReplicaTables) -> Void) { tables.write(body) }
+    func update(_ body: (ReplicaTables) -> Void) { tables.write { $0._withUnsafeGuaranteedRef(body) } }
+
+    /// Reads the copy in place under the read lock.
+    private func read<R>(_ body: (ReplicaTables) -> R) -> R { tables.read { $0._withUnsafeGuaranteedRef(body) } }
 
     /// A copy of the copy (copy-on-write: cheap until the feed next changes it), for tests and tools.
-    public func tablesForTests() -> ReplicaTables { tables.read { $0 } }
+    public func tablesForTests() -> ReplicaTables { read { $0.copy() } }
 
     public var answeredCount: UInt64 { answered.load(ordering: .relaxed) }
 
     func noteAnswered() { answered.add(1, ordering: .relaxed) }
 
-    public var deviceCount: Int { tables.read { $0.devices.count } }
+    public var deviceCount: Int { read { $0.devices.count } }
 
     /// The lookups the copy can answer at all (`facts` returns nil for the others).
     static func answers(_ lookup: Lookup) -> Bool {
@@ -214,15 +226,15 @@ public final class Replica: FactsSource, Sendable {
             return nil
         case .directory(_, let query):
             let source = LockoutKeys.countedSource(query.sourceIP)
-            facts = tables.read { $0.directoryFacts(domain: query.domain, user: query.user, source: source, now: now) }.map { .directory($0) }
+            facts = read { $0.directoryFacts(domain: query.domain, user: query.user, source: source, now: now) }.map { .directory($0) }
         case .dialplan(_, let query):
             switch query {
             case .ip(_, let source, _):
                 guard let address = IPAddress(source) else { facts = .ipCandidates([]); break }
-                facts = tables.read { $0.ipCandidates(address, now: now) }.map { .ipCandidates($0) }
+                facts = read { $0.ipCandidates(address, now: now) }.map { .ipCandidates($0) }
             case let .digest(_, user, domain, _):
                 // The device alone: the digest was verified by the switch, no lockout state is needed.
-                facts = tables.read { $0.device(domain: domain, user: user, now: now) }.map { .device($0) }
+                facts = read { $0.device(domain: domain, user: user, now: now) }.map { .device($0) }
             case .notOwned, .unauthenticated:
                 return nil
             }
@@ -236,7 +248,7 @@ public final class Replica: FactsSource, Sendable {
     /// (`TrustRecorder`); the copy holds it at once so that the next success does not queue it again.
     func noteSuccess(source: String, user: String) {
         let now = WallClock.milliseconds()
-        tables.write { $0.setTrust(subject: user, source: source, lastSuccess: now) }
+        update { $0.setTrust(subject: user, source: source, lastSuccess: now) }
     }
 }
 

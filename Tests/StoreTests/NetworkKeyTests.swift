@@ -39,7 +39,7 @@ struct NetworkKeyTests {
 
     @Test func candidatesAreTheContainingSettings() {
         var g = SplitMix(seed: 11)
-        var tables = ReplicaTables()
+        let tables = ReplicaTables()
         let account = ReplicaAccount(facts: AccountFacts(id: 1, number: "1", maxChannels: 1), expiresAtMilliseconds: nil)
         tables.setAccount(1, account)
         var settings: [Int64: IPNetwork] = [:]
