@@ -92,6 +92,9 @@ public struct Resolver: Sendable {
     public let metrics: Metrics
     public let acl: ACLCache
     public let logger: Logger
+    /// The logger's level, read once: asking the logger reads its handler through an existential
+    /// box, retained and released on every lookup by every event loop.
+    let logLevel: Logger.Level
     public let statistics: LockoutStatistics
     /// Where fraud levels passed are posted (nil: `fraud_webhook_url` unset; they are still logged).
     let fraudAlerts: FraudAlerts?
@@ -119,6 +122,7 @@ public struct Resolver: Sendable {
         self.metrics = metrics
         self.acl = acl
         self.logger = logger
+        logLevel = logger.logLevel
         self.statistics = statistics
         self.fraudAlerts = fraudAlerts
     }
@@ -360,7 +364,7 @@ public struct Resolver: Sendable {
     /// logs hostile requests and fail-closed answers at warning, the rest at info): its metadata
     /// is built only then.
     func logs(_ reason: Reason) -> Bool {
-        logger.logLevel <= (reason == .hostileRequest || reason == .databaseUnavailable ? .warning : .info)
+        logLevel <= (reason == .hostileRequest || reason == .databaseUnavailable ? .warning : .info)
     }
 
     /// The directory decision over its facts (pure; `decide` renders it).
