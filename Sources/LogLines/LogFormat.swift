@@ -318,18 +318,23 @@ public struct KeyValueLogHandler: LogHandler {
     public var metadataProvider: Logger.MetadataProvider?
     public var logLevel: Logger.Level = .info
     let label: String
+    /// Holds the sink; `sinkForCalls` is the same object, called without a retain and release
+    /// of it per line (every event loop shares it: an atomic on one cache line for all).
     let sink: LogSink?
+    private let sinkForCalls: Unmanaged<LogSink>?
     let write: (@Sendable (String) -> Void)?
 
     public init(label: String, sink: LogSink = .standardError) {
         self.label = label
         self.sink = sink
+        self.sinkForCalls = Unmanaged.passUnretained(sink)
         self.write = nil
     }
 
     public init(label: String, write: @escaping @Sendable (String) -> Void) {
         self.label = label
         self.sink = nil
+        self.sinkForCalls = nil
         self.write = write
     }
 
@@ -372,9 +377,10 @@ public struct KeyValueLogHandler: LogHandler {
     }
 
     private func emit(_ line: inout [UInt8]) {
-        if let sink {
+        if let sinkForCalls {
             line.append(UInt8(ascii: "\n"))
-            sink.append(line)
+            // Alive as long as this handler: `sink` holds it.
+            sinkForCalls._withUnsafeGuaranteedRef { $0.append(line) }
         } else if let write {
             write(String(decoding: line, as: UTF8.self))
         }
