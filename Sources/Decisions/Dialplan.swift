@@ -223,7 +223,7 @@ public enum DialplanDecider {
         guard let setting = chooseIPSetting(source: address, destination: destination, candidates: candidates) else {
             return reject(context, .noIPMatch, "no enabled IP setting for \(address) with a prefix of the destination")
         }
-        let detail = setting.label + " account=" + setting.account.number
+        let detail = "ip_setting=\(setting.id) name=\(setting.name) network=\(setting.network) prefix=\(setting.prefix) account=\(setting.account.number)"
         if let refusal = AccountGate.standing(setting.account) ?? AccountGate.funds(setting.account) {
             return reject(context, refusal, detail)
         }

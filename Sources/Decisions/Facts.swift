@@ -75,21 +75,18 @@ public struct DeviceFacts: Sendable, Equatable {
 
 /// One IP setting whose network may contain the caller's address, with its account.
 public struct IPSettingFacts: Sendable, Equatable {
-    public let id: Int64
-    public let name: String
-    public let network: IPNetwork
-    public let prefix: String
+    public var id: Int64
+    public var name: String
+    public var network: IPNetwork
+    public var prefix: String
     public var stripPrefix: Bool
     public var enabled: Bool
     /// Calls per second from this setting, counted across every switch; 0 = unlimited.
     public var maxCPS: Int
     public var account: AccountFacts
-    /// `ip_setting=ID name=NAME network=NET prefix=PFX`, the setting's part of a decision's detail:
-    /// the memory copy builds it once per setting (`label(...)`), not once per call.
-    public let label: String
 
     public init(id: Int64, name: String, network: IPNetwork, prefix: String, stripPrefix: Bool = false,
-                enabled: Bool = true, maxCPS: Int = 0, account: AccountFacts, label: String? = nil) {
+                enabled: Bool = true, maxCPS: Int = 0, account: AccountFacts) {
         self.id = id
         self.name = name
         self.network = network
@@ -98,11 +95,6 @@ public struct IPSettingFacts: Sendable, Equatable {
         self.enabled = enabled
         self.maxCPS = maxCPS
         self.account = account
-        self.label = label ?? Self.label(id: id, name: name, network: network, prefix: prefix)
-    }
-
-    public static func label(id: Int64, name: String, network: IPNetwork, prefix: String) -> String {
-        "ip_setting=\(id) name=\(name) network=\(network) prefix=\(prefix)"
     }
 }
 

@@ -144,29 +144,14 @@ public struct ReplicaAccount: Sendable, Equatable {
 }
 
 public struct ReplicaIPSetting: Sendable, Equatable {
-    public let id: Int64
+    public var id: Int64
     public var accountID: Int64
-    public let name: String
-    public let network: IPNetwork
-    public let prefix: String
+    public var name: String
+    public var network: IPNetwork
+    public var prefix: String
     public var stripPrefix: Bool
     public var enabled: Bool
     public var maxCPS: Int = 0
-    /// `IPSettingFacts.label`, built with the setting.
-    public let label: String
-
-    public init(id: Int64, accountID: Int64, name: String, network: IPNetwork, prefix: String, stripPrefix: Bool, enabled: Bool,
-                maxCPS: Int = 0) {
-        self.id = id
-        self.accountID = accountID
-        self.name = name
-        self.network = network
-        self.prefix = prefix
-        self.stripPrefix = stripPrefix
-        self.enabled = enabled
-        self.maxCPS = maxCPS
-        label = IPSettingFacts.label(id: id, name: name, network: network, prefix: prefix)
-    }
 }
 
 public struct ReplicaDomain: Sendable, Equatable {
@@ -374,7 +359,7 @@ public final class ReplicaTables: @unchecked Sendable {
             for s in settings {
                 guard let account = accounts[s.accountID] else { return nil }
                 out.append(IPSettingFacts(id: s.id, name: s.name, network: s.network, prefix: s.prefix, stripPrefix: s.stripPrefix,
-                                          enabled: s.enabled, maxCPS: s.maxCPS, account: accountFacts(account, now), label: s.label))
+                                          enabled: s.enabled, maxCPS: s.maxCPS, account: accountFacts(account, now)))
             }
         }
         out.sort { $0.id < $1.id }
