@@ -349,10 +349,10 @@ public struct Resolver: Sendable {
         var meta: LogFields = [:]
         if logs(decision.reason) {
             meta = dialplanMetadata(request, query)
-            meta["detail"] = .string(decision.detail)
+            meta.set("detail", decision.detail)
             switch decision.answer {
-            case .reject(_, let r): meta["sip"] = .stringConvertible(r.code)
-            case .allow(_, let a): meta["account"] = .string(a.account.number)
+            case .reject(_, let r): meta.set("sip", String(r.code))
+            case .allow(_, let a): meta.set("account", a.account.number)
             case .notFound: break
             }
         }
