@@ -45,11 +45,11 @@ public final class Locked<Value>: @unchecked Sendable {
 // on `lock`, which this object owns and destroys.
 public final class ReadWriteLocked<Value>: @unchecked Sendable {
     @usableFromInline let lock: UnsafeMutablePointer<pthread_rwlock_t>
-    /// Out of line, so that a reader borrows the value in place: a stored property read inside
-    /// `read` would be copied first (every table of the memory copy retained and released per
-    /// lookup, ~1% of a dialplan lookup in perf). `read` and `write` are inlinable for the same
-    /// reason: unspecialized, the generic body copied the value through its witness table
-    /// (`initializeWithCopy for ReplicaTables` under every directory lookup in perf).
+    /// Out of line; `read` and `write` are inlinable (unspecialized, the generic body copied the
+    /// value through its witness table). A struct handed to `read`'s body is still copied before
+    /// a call the compiler cannot see into (every field retained and released): a value read on
+    /// every request is best a class, called in place (the memory copy's `ReplicaTables`, held
+    /// here as `Unmanaged`).
     @usableFromInline let storage: UnsafeMutablePointer<Value>
 
     public init(_ value: Value) {

@@ -133,9 +133,8 @@ final class AdmissionAuthority: Sendable {
     }
 
     /// Releases slots from the ledger; nil when this instance does not hold the admissions (the
-    /// caller releases them in the database).
-    /// A few dozen at a time under the lock the event loops admit under: a switch's burst of
-    /// hundreds of hangups released at once held it for as long as a request takes, many times over.
+    /// caller releases them in the database). A few dozen at a time under the lock the event loops
+    /// admit under: a burst of hundreds of hangups held it for as long as hundreds of requests take.
     func release(_ ids: [String]) -> Int? {
         var released = 0
         for from in stride(from: 0, to: max(ids.count, 1), by: Self.releaseChunk) {
