@@ -127,20 +127,27 @@ public enum Documents {
             w.element("domain", "name", domain, close: false)
             w.raw("<users/></domain></section></document>")
         case let .user(domain, user):
-            w.raw(#"<document type="freeswitch/xml"><section name="directory">"#)
-            w.element("domain", "name", domain, close: false)
-            w.raw("<users>")
+            // The markup between two values written as one piece: the element helpers append a
+            // piece per `<`, name, key and quote (a hundred appends a document, 4 % of a lookup).
+            w.raw(#"<document type="freeswitch/xml"><section name="directory"><domain name=""#)
+            w.escaped(domain)
+            w.raw(#""><users><user id=""#)
+            w.escaped(user.id)
             if let ms = user.cacheableMilliseconds {
-                w.element("user", "id", user.id, "cacheable", String(ms), close: false)
-            } else {
-                w.element("user", "id", user.id, close: false)
+                w.raw(#"" cacheable=""#)
+                w.escaped(String(ms))
             }
-            w.raw("<params>")
-            w.element("param", "name", "a1-hash", "value", user.a1Hash)
+            w.raw(#""><params><param name="a1-hash" value=""#)
+            w.escaped(user.a1Hash)
+            w.raw(#""/>"#)
             w.append(fixedParams)
             w.raw("</params><variables>")
             for v in user.variables {
-                w.element("variable", "name", v.name, "value", v.value)
+                w.raw(#"<variable name=""#)
+                w.escaped(v.name)
+                w.raw(#"" value=""#)
+                w.escaped(v.value)
+                w.raw(#""/>"#)
             }
             w.raw("</variables></user></users></domain></section></document>")
         }
