@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(name: "SystemCallsTests", dependencies: ["SystemCalls"], swiftSettings: strict),
         .testTarget(name: "LockingTests", dependencies: ["Locking"], swiftSettings: strict),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Locking", "SystemCalls", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "DecisionsTests", dependencies: ["Decisions", "HTTPServer", "Store"], swiftSettings: strict),
+        .testTarget(name: "DecisionsTests", dependencies: ["Decisions", "FormEncoding", "HTTPServer", "Store"], swiftSettings: strict),
         .testTarget(name: "FreeSWITCHXMLTests", dependencies: ["FreeSWITCHXML", "Decisions", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "DatabaseTestSupport"], swiftSettings: strict),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Postgres", "Decisions", "TestSupport", "DatabaseTestSupport"], swiftSettings: strict),

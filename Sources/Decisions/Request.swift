@@ -18,6 +18,12 @@ public struct FormFields: Sendable, Equatable {
         encoded = EncodedForm(body)
     }
 
+    /// The same with the name index of the given buckets only (tests: `.all`, `.none`).
+    public init(encoded body: [UInt8], indexing: EncodedForm.Buckets) {
+        decoded = []
+        encoded = EncodedForm(body, indexing: indexing)
+    }
+
     /// Every pair, decoded.
     public var pairs: [(name: String, value: String)] { encoded?.pairs ?? decoded }
 

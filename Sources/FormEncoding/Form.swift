@@ -1,4 +1,5 @@
 import CByteScan
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -71,8 +72,11 @@ public enum FormDecoder {
 ///
 /// Plain names (no `%`, `+` or non-ASCII byte: their own decoding) are chained in buckets by their
 /// length and first and last bytes, so that a lookup compares the few names of one bucket instead of
-/// every name of the body. Escaped names are rare and kept apart; every lookup
-/// also compares them by their decoding, so `sec%74ion` is still a second `section`.
+/// every name of the body. Only the buckets of names that lookups have asked for are indexed (the
+/// process learns them: `Buckets.learned`); the other plain names are skipped, and a lookup of a
+/// name whose bucket the form did not index reads every pair instead (the first lookups of a name
+/// after start). Escaped names are rare and kept apart; every lookup also compares them by their
+/// decoding, so `sec%74ion` is still a second `section`.
 public struct EncodedForm: Sendable {
     struct Span: Sendable {
         var nameStart: Int32, nameEnd: Int32
@@ -84,18 +88,79 @@ public struct EncodedForm: Sendable {
 
     static let bucketCount = 256
 
+    /// A set of buckets (256 bits).
+    public struct Buckets: Sendable, Equatable {
+        var w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64
+
+        public static let all = Buckets(w0: ~0, w1: ~0, w2: ~0, w3: ~0)
+        public static let none = Buckets(w0: 0, w1: 0, w2: 0, w3: 0)
+
+        @inline(__always)
+        func contains(_ bucket: Int) -> Bool {
+            let word: UInt64
+            switch bucket >> 6 {
+            case 0: word = w0
+            case 1: word = w1
+            case 2: word = w2
+            default: word = w3
+            }
+            return word >> UInt64(bucket & 63) & 1 != 0
+        }
+
+        /// The buckets of the names this process's lookups have asked for so far. A 5 KB dialplan
+        /// request has ~180 pairs and a lookup reads ~20 names: indexing every pair cost 7 % of a
+        /// dialplan lookup.
+        public static var learned: Buckets { LearnedBuckets.shared.current }
+    }
+
+    /// The process's learned buckets: only ever grows (a bucket once asked for stays indexed).
+    final class LearnedBuckets: Sendable {
+        static let shared = LearnedBuckets()
+        private let w0 = Atomic<UInt64>(0), w1 = Atomic<UInt64>(0), w2 = Atomic<UInt64>(0), w3 = Atomic<UInt64>(0)
+
+        var current: Buckets {
+            Buckets(w0: w0.load(ordering: .relaxed), w1: w1.load(ordering: .relaxed),
+                    w2: w2.load(ordering: .relaxed), w3: w3.load(ordering: .relaxed))
+        }
+
+        func learn(_ bucket: Int) {
+            let bit: UInt64 = 1 << UInt64(bucket & 63)
+            switch bucket >> 6 {
+            case 0: w0.bitwiseOr(bit, ordering: .relaxed)
+            case 1: w1.bitwiseOr(bit, ordering: .relaxed)
+            case 2: w2.bitwiseOr(bit, ordering: .relaxed)
+            default: w3.bitwiseOr(bit, ordering: .relaxed)
+            }
+        }
+    }
+
     public let body: [UInt8]
     let spans: [Span]
     /// The first span of each bucket's chain (-1: empty).
     let heads: [Int32]
     /// Spans whose names are escaped or not ASCII, in order.
     let escaped: [Int32]
+    /// The buckets whose plain names are in `spans` (every other plain name was skipped).
+    let indexed: Buckets
+    /// Where learned buckets are recorded (nil: a form with a fixed set, in tests).
+    let learns: Bool
 
+    /// The body indexed for the buckets the process's lookups asked for so far.
     public init(_ body: [UInt8]) {
+        self.init(body, indexing: Buckets.learned, learns: true)
+    }
+
+    /// The body indexed for `indexing` only (tests: `.all`, `.none`); nothing is learned.
+    public init(_ body: [UInt8], indexing: Buckets) {
+        self.init(body, indexing: indexing, learns: false)
+    }
+
+    init(_ body: [UInt8], indexing: Buckets, learns: Bool) {
         self.body = body
+        self.indexed = indexing
+        self.learns = learns
         var spans: [Span] = []
-        // FreeSWITCH's fields average ~28 bytes a pair: room for them all without regrowing.
-        spans.reserveCapacity(16 + body.count / 24)
+        spans.reserveCapacity(32)
         var heads = [Int32](repeating: -1, count: Self.bucketCount)
         var escaped: [Int32] = []
         let words = (body.count + 63) / 64
@@ -103,31 +168,31 @@ public struct EncodedForm: Sendable {
             body.withUnsafeBufferPointer { buf in
                 guard let base = buf.baseAddress else { return }
                 let n = buf.count
-                // One pass over the body finds every `&` and `=` (bitmaps, 64 bytes a word); the
-                // pairs are then read off the bits instead of two memchr calls per pair.
-                withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 2 * words) { masks in
-                    let amps = masks.baseAddress!, equals = amps + words
-                    sa_byte_masks(base, n, UInt8(ascii: "&"), UInt8(ascii: "="), amps, equals)
+                // One pass over the body finds every `&`, `=` and escape (bitmaps, 64 bytes a word);
+                // the pairs are then read off the bits instead of two memchr calls per pair.
+                withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 3 * words) { masks in
+                    let amps = masks.baseAddress!, equals = amps + words, special = equals + words
+                    sa_form_masks(base, n, amps, equals, special)
                     var start = 0
                     while start <= n {
                         let end = Self.nextBit(amps, from: start, below: n) ?? n
                         if end > start {
-                            // The name: up to the first `=`, then whether it is its own decoding,
-                            // eight bytes at a time.
                             let eq = Self.nextBit(equals, from: start, below: end) ?? -1
                             let nameEnd = eq < 0 ? end : eq
-                            let plain = Self.isPlain(base + start, nameEnd - start)
-                            let index = Int32(spans.count)
-                            var span = Span(nameStart: Int32(start), nameEnd: Int32(nameEnd),
+                            let span = Span(nameStart: Int32(start), nameEnd: Int32(nameEnd),
                                             valueStart: eq < 0 ? -1 : Int32(eq + 1), valueEnd: Int32(end), next: -1)
-                            if plain {
-                                let bucket = Self.bucket(base + start, nameEnd - start)
-                                span.next = heads[bucket]
-                                heads[bucket] = index
+                            if Self.anyBit(special, from: start, below: nameEnd) {
+                                escaped.append(Int32(spans.count))
+                                spans.append(span)
                             } else {
-                                escaped.append(index)
+                                let bucket = Self.bucket(base + start, nameEnd - start)
+                                if indexing.contains(bucket) {
+                                    var span = span
+                                    span.next = heads[bucket]
+                                    heads[bucket] = Int32(spans.count)
+                                    spans.append(span)
+                                }
                             }
-                            spans.append(span)
                         }
                         start = end + 1
                     }
@@ -156,6 +221,12 @@ public struct EncodedForm: Sendable {
         return at < limit ? at : nil
     }
 
+    /// Whether a bit is set at or after `from` and below `limit`.
+    @inline(__always)
+    static func anyBit(_ mask: UnsafePointer<UInt64>, from: Int, below limit: Int) -> Bool {
+        nextBit(mask, from: from, below: limit) != nil
+    }
+
     /// A name's bucket: its length and its first and last bytes (the names of a lookup differ in
     /// those almost always; no pass over the bytes).
     @inline(__always)
@@ -164,37 +235,41 @@ public struct EncodedForm: Sendable {
         return (count &* 31 &+ Int(p[0]) &* 7 &+ Int(p[count - 1])) & (bucketCount - 1)
     }
 
-    /// No `%`, `+` or byte above 0x7F: the name is its own decoding. Eight bytes at a time (a word
-    /// with a byte equal to c: the classic has-zero test on the word XOR c in every byte). A false
-    /// "not plain" would only send the name to the decoding comparison, which is exact.
-    @inline(__always)
-    static func isPlain(_ p: UnsafePointer<UInt8>, _ count: Int) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
-        var i = 0
-        while i + 8 <= count {
-            let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
-            if w & highs != 0 { return false }
-            let percent = w ^ (ones &* 0x25), plus = w ^ (ones &* 0x2B)
-            if (percent &- ones) & ~percent & highs != 0 || (plus &- ones) & ~plus & highs != 0 { return false }
-            i += 8
-        }
-        while i < count {
-            let b = p[i]
+    /// No `%`, `+` or byte above 0x7F: the name is its own decoding.
+    static func isPlain(_ buf: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> Bool {
+        for j in from..<to {
+            let b = buf[j]
             if b == UInt8(ascii: "%") || b == UInt8(ascii: "+") || b >= 0x80 { return false }
-            i += 1
         }
         return true
     }
 
-    public var count: Int { spans.count }
+    /// Every pair of the body in order, indexed or not: (name start, name end, value start or -1,
+    /// value end).
+    static func forEachPair(_ buf: UnsafeBufferPointer<UInt8>, _ body: (Int, Int, Int, Int) -> Void) {
+        let n = buf.count
+        var start = 0
+        while start <= n {
+            var end = start
+            while end < n, buf[end] != UInt8(ascii: "&") { end += 1 }
+            if end > start {
+                var eq = start
+                while eq < end, buf[eq] != UInt8(ascii: "=") { eq += 1 }
+                body(start, eq, eq < end ? eq + 1 : -1, end)
+            }
+            start = end + 1
+        }
+    }
 
     /// Every pair decoded, in order.
     public var pairs: [(name: String, value: String)] {
         body.withUnsafeBufferPointer { buf in
-            spans.map { s in
-                (FormDecoder.unescape(buf, Int(s.nameStart), Int(s.nameEnd)),
-                 s.valueStart < 0 ? "" : FormDecoder.unescape(buf, Int(s.valueStart), Int(s.valueEnd)))
+            var out: [(name: String, value: String)] = []
+            Self.forEachPair(buf) { nameStart, nameEnd, valueStart, valueEnd in
+                out.append((FormDecoder.unescape(buf, nameStart, nameEnd),
+                            valueStart < 0 ? "" : FormDecoder.unescape(buf, valueStart, valueEnd)))
             }
+            return out
         }
     }
 
@@ -209,12 +284,14 @@ public struct EncodedForm: Sendable {
         var target = name
         return target.withUTF8 { want in
             body.withUnsafeBufferPointer { buf -> Lookup in
+                let bucket = want.isEmpty ? 0 : Self.bucket(want.baseAddress!, want.count)
+                guard indexed.contains(bucket) else { return unindexedLookup(buf, want, bucket) }
                 var found: Span?
                 // A plain name can only equal a wanted name of the same bytes: its bucket's chain.
-                var i = heads[want.isEmpty ? 0 : Self.bucket(want.baseAddress!, want.count)]
+                var i = heads[bucket]
                 while i >= 0 {
                     let s = spans[Int(i)]
-                    if Self.plainNameEquals(buf, s, want) {
+                    if Self.plainNameEquals(buf, Int(s.nameStart), Int(s.nameEnd), want) {
                         if found != nil { return .duplicated }
                         found = s
                     }
@@ -236,9 +313,28 @@ public struct EncodedForm: Sendable {
         }
     }
 
+    /// A name whose bucket this form did not index: every pair compared (and the bucket learned,
+    /// so that the next forms index it).
+    private func unindexedLookup(_ buf: UnsafeBufferPointer<UInt8>, _ want: UnsafeBufferPointer<UInt8>, _ bucket: Int) -> Lookup {
+        if learns { LearnedBuckets.shared.learn(bucket) }
+        var found: (Int, Int)?
+        var duplicated = false
+        Self.forEachPair(buf) { nameStart, nameEnd, valueStart, valueEnd in
+            guard !duplicated else { return }
+            let equal = Self.isPlain(buf, nameStart, nameEnd)
+                ? Self.plainNameEquals(buf, nameStart, nameEnd, want)
+                : FormDecoder.unescape(buf, nameStart, nameEnd).utf8.elementsEqual(want)
+            guard equal else { return }
+            if found != nil { duplicated = true }
+            found = (valueStart, valueEnd)
+        }
+        if duplicated { return .duplicated }
+        guard let (valueStart, valueEnd) = found else { return .absent }
+        return .one(valueStart < 0 ? "" : FormDecoder.unescape(buf, valueStart, valueEnd))
+    }
+
     @inline(__always)
-    private static func plainNameEquals(_ buf: UnsafeBufferPointer<UInt8>, _ s: Span, _ want: UnsafeBufferPointer<UInt8>) -> Bool {
-        let from = Int(s.nameStart), to = Int(s.nameEnd)
+    private static func plainNameEquals(_ buf: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int, _ want: UnsafeBufferPointer<UInt8>) -> Bool {
         guard to - from == want.count else { return false }
         if want.isEmpty { return true }
         return memcmp(buf.baseAddress! + from, want.baseAddress!, want.count) == 0
