@@ -203,17 +203,11 @@ public struct HTTPRequestParser: Sendable {
 
     // MARK: Head
 
-    /// RFC 9110 tchar: ALPHA, DIGIT and ``!#$%&'*+-.^_`|~``, as two 64-bit masks over ASCII.
-    private static let tcharLow: UInt64 = {
-        var m: UInt64 = 0
-        for c in "!#$%&'*+-.0123456789".utf8 { m |= 1 << UInt64(c) }
-        return m
-    }()
-    private static let tcharHigh: UInt64 = {
-        var m: UInt64 = 0
-        for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ^_`abcdefghijklmnopqrstuvwxyz|~".utf8 { m |= 1 << UInt64(c - 64) }
-        return m
-    }()
+    /// RFC 9110 tchar: ALPHA, DIGIT and ``!#$%&'*+-.^_`|~``, as two 64-bit masks over ASCII (bit
+    /// c of `tcharLow` for c < 64, bit c - 64 of `tcharHigh`). Literals: a computed static is a
+    /// `swift_once` call per byte of every header name (`everyByteInHeaderNames` checks them).
+    static let tcharLow: UInt64 = 0x03ff_6cfa_0000_0000
+    static let tcharHigh: UInt64 = 0x57ff_ffff_c7ff_fffe
 
     static func isTChar(_ b: UInt8) -> Bool {
         b < 64 ? tcharLow & (1 << UInt64(b)) != 0 : b < 128 && tcharHigh & (1 << UInt64(b - 64)) != 0
