@@ -73,6 +73,26 @@ struct DigestTests {
 
 // MARK: IP networks
 
+/// The basic-auth header and the digests are compared in constant time, through pointers when
+/// both sides are contiguous and by iterators otherwise: the same answers either way.
+@Suite("constant-time comparison")
+struct ConstantTimeTests {
+    static let cases: [(String, String, Bool)] = [
+        ("", "", true), ("a", "", false), ("", "a", false), ("Basic Zm9vOmJhcg==", "Basic Zm9vOmJhcg==", true),
+        ("Basic Zm9vOmJhcg==", "Basic Zm9vOmJhcg=", false), ("Basic Zm9vOmJhcg=", "Basic Zm9vOmJhcg==", false),
+        ("Basic Zm9vOmJhcg==", "Basic Zm9vOmJhcG==", false), ("x\u{0}", "x", false), ("x", "x\u{0}", false), ("é", "é", true),
+    ]
+
+    @Test func contiguousAndIteratedAgree() {
+        for (a, b, equal) in Self.cases {
+            #expect(Hashing.constantTimeEquals(a.utf8, Array(b.utf8)) == equal, "\(a) / \(b)")
+            #expect(Hashing.constantTimeEquals(Array(a.utf8), Array(b.utf8)) == equal, "\(a) / \(b)")
+            // Not contiguous: a lazy view walks the iterator path.
+            #expect(Hashing.constantTimeEquals(a.utf8.lazy.map { $0 }, b.utf8.lazy.map { $0 }) == equal, "\(a) / \(b)")
+        }
+    }
+}
+
 @Suite("IP addresses and networks")
 struct IPNetworkTests {
     @Test(arguments: [
