@@ -22,6 +22,11 @@ public struct XMLWriter: Sendable {
     public mutating func escaped(_ s: String) {
         var s = s
         s.withUTF8 { buf in
+            // Most values need nothing: found eight bytes at a time, then copied in one append.
+            if !Self.needsEscaping(buf) {
+                bytes.append(contentsOf: buf)
+                return
+            }
             // Runs of bytes that need nothing are copied in one append.
             var start = 0
             for i in 0..<buf.count {
@@ -47,6 +52,33 @@ public struct XMLWriter: Sendable {
             }
             if buf.count > start { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<buf.count])) }
         }
+    }
+
+    /// Whether any byte is one `escaped` replaces or drops: below 0x20, `"` `$` `&` `'` `<` `>` or
+    /// DEL. Eight bytes a step (the classic has-zero and has-less-than tests on the word, exact for
+    /// "any"); bytes from 0x80 (UTF-8 beyond ASCII) need nothing.
+    @inline(__always)
+    static func needsEscaping(_ buf: UnsafeBufferPointer<UInt8>) -> Bool {
+        let n = buf.count
+        guard let p = buf.baseAddress else { return false }
+        var i = 0
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        while i + 8 <= n {
+            let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
+            @inline(__always) func has(_ c: UInt64) -> UInt64 {
+                let x = w ^ (ones &* c)
+                return (x &- ones) & ~x & highs
+            }
+            let below = (w &- ones &* 0x20) & ~w & highs
+            if below | has(0x22) | has(0x24) | has(0x26) | has(0x27) | has(0x3C) | has(0x3E) | has(0x7F) != 0 { return true }
+            i += 8
+        }
+        while i < n {
+            let b = p[i]
+            if !(b >= 0x40 ? b != 0x7f : (plainBelow64 >> UInt64(b)) & 1 != 0) { return true }
+            i += 1
+        }
+        return false
     }
 
     /// `<name attr="value" .../>` with escaped values.

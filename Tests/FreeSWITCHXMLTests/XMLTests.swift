@@ -24,6 +24,34 @@ struct XMLTests {
         #expect(!w.string.contains("$${"))
     }
 
+    /// Every ASCII byte at every offset of a 19-byte value (across the eight-byte steps of the
+    /// fast test and its tail), and two of them in one value: the same as escaping byte by byte.
+    @Test func everyByteAtEveryOffset() {
+        func reference(_ b: UInt8) -> String {
+            switch b {
+            case UInt8(ascii: "&"): return "&amp;"
+            case UInt8(ascii: "<"): return "&lt;"
+            case UInt8(ascii: ">"): return "&gt;"
+            case UInt8(ascii: "\""): return "&quot;"
+            case UInt8(ascii: "'"): return "&#39;"
+            case UInt8(ascii: "$"): return "&#36;"
+            case 0x09, 0x0a, 0x0d: return "&#\(b);"
+            case 0x00..<0x20, 0x7f: return ""
+            default: return String(UnicodeScalar(b))
+            }
+        }
+        for b in UInt8(0)..<0x80 {
+            for offset in 0..<19 {
+                var value = Array(repeating: UInt8(ascii: "a"), count: 19)
+                value[offset] = b
+                value[(offset + 11) % 19] = b == 0x7f ? UInt8(ascii: "<") : 0x7f
+                var w = XMLWriter()
+                w.escaped(String(decoding: value, as: UTF8.self))
+                #expect(w.string == value.map(reference).joined(), "byte \(b) at \(offset)")
+            }
+        }
+    }
+
     /// A `set` action is the bytes of the general element writer with `NAME=VALUE` as its data,
     /// for strings (escaped) and for integers (written as digits).
     @Test(arguments: [Int64.min, -1, 0, 7, 10, 99, 1_000_042, Int64.max])
