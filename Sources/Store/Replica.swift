@@ -287,11 +287,30 @@ public final class ReplicaTables: @unchecked Sendable {
         locks[scope + ":" + subject] = until
     }
 
+    /// A trust record's key: the subject's bytes, a 0xFF (never in UTF-8), the source.
     public static func trustKey(subject: String, source: String) -> Int {
         var h = Hasher()
-        h.combine(subject)
+        append(subject, to: &h)
+        h.combine(UInt8(0xFF))
         h.combine(source)
         return h.finalize()
+    }
+
+    /// The same key for the subject `user@domain` without building it (a String allocated per
+    /// lookup): the hasher takes bytes as a stream, so the parts hash as the whole.
+    public static func trustKey(user: String, domain: String, source: String) -> Int {
+        var h = Hasher()
+        append(user, to: &h)
+        h.combine(UInt8(ascii: "@"))
+        append(domain, to: &h)
+        h.combine(UInt8(0xFF))
+        h.combine(source)
+        return h.finalize()
+    }
+
+    private static func append(_ text: String, to h: inout Hasher) {
+        var text = text
+        text.withUTF8 { h.combine(bytes: UnsafeRawBufferPointer($0)) }
     }
 
     public func setTrust(subject: String, source: String, lastSuccess: Int64?) {
@@ -327,17 +346,21 @@ public final class ReplicaTables: @unchecked Sendable {
         guard let resolved = domain(name) else { return nil }
         guard let d = resolved else { return DirectoryFactsResult(domainKnown: false, device: nil, lockout: .none) }
         let src = source ?? ""
-        let subject = user + "@" + d.name.lowercasedIfNeeded
+        let domain = d.name.lowercasedIfNeeded
         var since: Int?
-        if let last = trusted[Self.trustKey(subject: subject, source: src)] {
+        if let last = trusted[Self.trustKey(user: user, domain: domain, source: src)] {
             // floor(extract(epoch FROM now() - last_success))
             since = Int((Double(now - last) / 1000).rounded(.down))
         }
         // No lock at all (the usual state): no keys to build.
-        let lockout = locks.isEmpty
-            ? LockoutFacts(secondsSinceSuccess: since)
-            : LockoutFacts(sourceLocked: locked("ip", src, now), userLocked: locked("user", subject, now),
-                           pairLocked: locked("pair", src + "|" + subject, now), secondsSinceSuccess: since)
+        let lockout: LockoutFacts
+        if locks.isEmpty {
+            lockout = LockoutFacts(secondsSinceSuccess: since)
+        } else {
+            let subject = user + "@" + domain
+            lockout = LockoutFacts(sourceLocked: locked("ip", src, now), userLocked: locked("user", subject, now),
+                                   pairLocked: locked("pair", src + "|" + subject, now), secondsSinceSuccess: since)
+        }
         guard let device = deviceFacts(d, user: user, now: now) else { return nil }
         return DirectoryFactsResult(domainKnown: true, device: device, lockout: lockout)
     }

@@ -69,3 +69,30 @@ struct NetworkKeyTests {
         #expect(settings.count > 100)
     }
 }
+
+/// A lookup finds a trust record by the key of `user@domain` hashed from its parts (no String built
+/// per lookup); the record was keyed by the subject as the database holds it. The two must agree
+/// for every split of the bytes across the hasher's eight-byte words, and differ when they differ.
+@Suite("memory copy: trust keys")
+struct TrustKeyTests {
+    @Test func partsHashAsTheWhole() {
+        for userLength in 0..<20 {
+            for domainLength in [0, 1, 7, 8, 9, 17, 30] {
+                let user = String(repeating: "u", count: userLength), domain = String(repeating: "d", count: domainLength)
+                for source in ["", "198.51.100.7", "2001:db8::1"] {
+                    #expect(ReplicaTables.trustKey(user: user, domain: domain, source: source)
+                            == ReplicaTables.trustKey(subject: user + "@" + domain, source: source), "\(userLength) \(domainLength) \(source)")
+                }
+            }
+        }
+        #expect(ReplicaTables.trustKey(user: "a", domain: "b", source: "1.2.3.4") != ReplicaTables.trustKey(subject: "a@b", source: "1.2.3.5"))
+        #expect(ReplicaTables.trustKey(user: "a", domain: "bc", source: "") != ReplicaTables.trustKey(subject: "a@b", source: "c"))
+    }
+
+    @Test func aTrustedPairIsFoundByItsParts() {
+        let tables = ReplicaTables()
+        tables.setTrust(subject: "1001@voip.example.com", source: "203.0.113.5", lastSuccess: 42)
+        #expect(tables.trusted[ReplicaTables.trustKey(user: "1001", domain: "voip.example.com", source: "203.0.113.5")] == 42)
+        #expect(tables.trusted[ReplicaTables.trustKey(user: "1001", domain: "voip.example.com", source: "203.0.113.6")] == nil)
+    }
+}
