@@ -221,9 +221,15 @@ public enum DialplanDecider {
             return reject(context, .invalidDestination, "destination not dial-able")
         }
         guard let setting = chooseIPSetting(source: address, destination: destination, candidates: candidates) else {
-            return reject(context, .noIPMatch, "no enabled IP setting for \(address) with a prefix of the destination")
+            return reject(context, .noIPMatch, "no enabled IP setting for \(address.description) with a prefix of the destination")
         }
-        let detail = "ip_setting=\(setting.id) name=\(setting.name) network=\(setting.network) prefix=\(setting.prefix) account=\(setting.account.number)"
+        var text = TextBuilder(capacity: 96 + setting.name.utf8.count + setting.prefix.utf8.count)
+        text.add("ip_setting="); text.add(setting.id)
+        text.add(" name="); text.add(setting.name)
+        text.add(" network="); text.add(setting.network.description)
+        text.add(" prefix="); text.add(setting.prefix)
+        text.add(" account="); text.add(setting.account.number)
+        let detail = text.string
         if let refusal = AccountGate.standing(setting.account) ?? AccountGate.funds(setting.account) {
             return reject(context, refusal, detail)
         }
@@ -244,7 +250,11 @@ public enum DialplanDecider {
     public static func decideDigest(context: String, destination: String, device: DeviceFacts?,
                                     policy: DialplanPolicy) -> DialplanDecision {
         guard let device else { return reject(context, .unknownUser, "device not found") }
-        let detail = "device=\(device.id) user=\(device.username)@\(device.realm) account=\(device.account.number)"
+        var text = TextBuilder(capacity: 64 + device.username.utf8.count + device.realm.utf8.count)
+        text.add("device="); text.add(device.id)
+        text.add(" user="); text.add(device.username); text.add("@"); text.add(device.realm)
+        text.add(" account="); text.add(device.account.number)
+        let detail = text.string
         guard device.enabled else { return reject(context, .deviceDisabled, detail) }
         guard isValidDestination(destination) else { return reject(context, .invalidDestination, detail) }
         if let refusal = AccountGate.standing(device.account) ?? AccountGate.funds(device.account) {

@@ -164,7 +164,9 @@ public struct IPNetwork: Sendable, Hashable, Comparable, CustomStringConvertible
     }
 
     /// Always with the length, as PostgreSQL's `cidr` prints it and FreeSWITCH's ACL nodes expect.
-    public var description: String { "\(address)/\(prefixLength)" }
+    /// (The address's own description appended: interpolating the struct went through
+    /// `String(describing:)`'s dynamic casts, once per IP-authenticated call's log line.)
+    public var description: String { address.description + "/" + String(prefixLength) }
 
     /// IPv4 first, then by address, then by length: a deterministic order for acl.conf.
     public static func < (lhs: IPNetwork, rhs: IPNetwork) -> Bool {

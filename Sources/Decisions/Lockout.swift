@@ -76,7 +76,7 @@ public enum LockoutKeys {
     public static func source(_ ip: IPAddress) -> String {
         guard !ip.isIPv4 else { return ip.description }
         let network = IPAddress(high: ip.high, low: 0)
-        return "\(network)/64"
+        return network.description + "/64"
     }
 
     /// The source of a request's `ip` field; nil when absent or not an address.

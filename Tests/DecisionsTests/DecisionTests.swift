@@ -298,6 +298,18 @@ struct DialplanDecisionTests {
         if case .reject(_, let r) = d.answer { #expect(r.code == sip) }
     }
 
+    /// The decision's `detail` is the log line's: pinned, field by field, for both paths (IPv4,
+    /// IPv6 and an escaped-looking name are text only).
+    @Test func detailsAsTheLogLineShowsThem() {
+        let ip = DialplanDecider.decideIP(context: "c", source: "203.0.113.10", destination: "9112345", candidates: Self.seed, policy: DialplanPolicy())
+        #expect(ip.detail == "ip_setting=10 name=s10 network=203.0.113.10/32 prefix=91 account=PBX1")
+        let v6 = DialplanDecider.decideIP(context: "c", source: "2001:db8::5", destination: "91",
+                                          candidates: [setting(3, "2001:db8::/64", "9", Self.pbx1)], policy: DialplanPolicy())
+        #expect(v6.detail == "ip_setting=3 name=s3 network=2001:db8::/64 prefix=9 account=PBX1")
+        let digest = DialplanDecider.decideDigest(context: "switchauth", destination: "15551234", device: Self.device(), policy: DialplanPolicy())
+        #expect(digest.detail == "device=9 user=1001@voip.example.com account=1000042")
+    }
+
     @Test func digestPathUnknownDevice() {
         let d = DialplanDecider.decideDigest(context: "switchauth", destination: "1", device: nil, policy: DialplanPolicy())
         #expect(d.reason == .unknownUser)
