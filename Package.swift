@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "Locking", dependencies: ["SystemCalls"], swiftSettings: strict),
         // application/x-www-form-urlencoded: eager decoding and the lazy form mod_xml_curl lookups read. Pure (no I/O).
         .target(name: "FormEncoding", dependencies: ["CByteScan"], swiftSettings: strict),
-        // Where two bytes occur in a buffer, as bitmaps (SSE2): the form index's one pass over a body.
+        // A form body's separators and escapes as bitmaps (AVX2 or SSE2): the form index's one pass.
         .target(name: "CByteScan"),
         .target(name: "HTTPServer", dependencies: ["CSystemShims", "SystemCalls", "Locking", "FormEncoding"], swiftSettings: strict),
         // Pure decisions: no I/O. Requests and database facts in, decisions out.

@@ -3,9 +3,40 @@
 #include <emmintrin.h>
 #endif
 
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#define SA_HAVE_AVX2_PATH 1
+#include <immintrin.h>
+
+/* The whole 64-byte words, 32 bytes a step (half the instructions of SSE2's 16), on CPUs that have
+   AVX2 (checked at run time: the binary stays baseline x86-64). */
+__attribute__((target("avx2")))
+static void form_masks_avx2(const uint8_t *p, size_t whole, uint64_t *amps, uint64_t *equals, uint64_t *special) {
+    const __m256i va = _mm256_set1_epi8('&'), ve = _mm256_set1_epi8('='), vp = _mm256_set1_epi8('%'), vs = _mm256_set1_epi8('+');
+    for (size_t w = 0; w < whole; w++) {
+        const uint8_t *q = p + 64 * w;
+        __m256i lo = _mm256_loadu_si256((const __m256i *)(const void *)q);
+        __m256i hi = _mm256_loadu_si256((const __m256i *)(const void *)(q + 32));
+        amps[w] = (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, va))
+            | (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, va)) << 32;
+        equals[w] = (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, ve))
+            | (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, ve)) << 32;
+        /* movemask of the byte itself: those of 0x80 and above */
+        __m256i slo = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(lo, vp), _mm256_cmpeq_epi8(lo, vs)), lo);
+        __m256i shi = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(hi, vp), _mm256_cmpeq_epi8(hi, vs)), hi);
+        special[w] = (uint64_t)(uint32_t)_mm256_movemask_epi8(slo) | (uint64_t)(uint32_t)_mm256_movemask_epi8(shi) << 32;
+    }
+}
+#endif
+
 void sa_form_masks(const uint8_t *p, size_t n, uint64_t *amps, uint64_t *equals, uint64_t *special) {
     size_t words = (n + 63) / 64;
     size_t whole = n / 64;
+#if defined(SA_HAVE_AVX2_PATH)
+    if (__builtin_cpu_supports("avx2")) {
+        form_masks_avx2(p, whole, amps, equals, special);
+        goto tail;
+    }
+#endif
 #if defined(__SSE2__)
     const __m128i va = _mm_set1_epi8('&'), ve = _mm_set1_epi8('='), vp = _mm_set1_epi8('%'), vs = _mm_set1_epi8('+');
     for (size_t w = 0; w < whole; w++) {
@@ -36,6 +67,9 @@ void sa_form_masks(const uint8_t *p, size_t n, uint64_t *amps, uint64_t *equals,
         equals[w] = me;
         special[w] = ms;
     }
+#endif
+#if defined(SA_HAVE_AVX2_PATH)
+tail:
 #endif
     if (whole < words) {
         const uint8_t *q = p + 64 * whole;
