@@ -103,6 +103,14 @@ struct HTTPParserTests {
     @Test func bareLFAndCRAreRefused() {
         #expect(Self.firstError(Array("GET / HTTP/1.1\nHost: x\r\n\r\n".utf8)) == .badRequest("bare LF"))
         #expect(Self.firstError(Array("GET / HTTP/1.1\r\nHost: x\ry\r\n\r\n".utf8)) == .badRequest("bare CR"))
+        // In the last line, in the first, and a CR that ends the head's last line early.
+        #expect(Self.firstError(Array("GET / HTTP/1.1\r\nHost: x\r\nA: b\nc\r\n\r\n".utf8)) == .badRequest("bare LF"))
+        #expect(Self.firstError(Array("GET /\n HTTP/1.1\r\nHost: x\r\n\r\n".utf8)) == .badRequest("bare LF"))
+        #expect(Self.firstError(Array("GET / HTTP/1.1\r\nHost: x\r\nA: b\r\r\n\r\n".utf8)) == .badRequest("bare CR"))
+        // Versions: 1.0 and 1.1 only; "HTTP/1.1" with a byte changed is not 1.1.
+        #expect(Self.firstError(Array("GET / HTTP/1.2\r\nHost: x\r\n\r\n".utf8)) == .versionNotSupported)
+        #expect(Self.firstError(Array("GET / HTTP/1,1\r\nHost: x\r\n\r\n".utf8)) == .badRequest("version"))
+        #expect(Self.firstError(Array("GET / HTTP/1.11\r\nHost: x\r\n\r\n".utf8)) == .badRequest("version"))
         #expect(Self.firstError(Array("GET / HTTP/1.1\r\nHost: x\u{1}\r\n\r\n".utf8)) == .badRequest("control character in header value"))
     }
 
