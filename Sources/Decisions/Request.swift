@@ -138,6 +138,9 @@ public struct XMLCurlRequest: Sendable, Equatable {
             // One pass over the bytes: control characters, and U+FFFD (EF BF BD), which the form
             // decoder put where the bytes were not UTF-8.
             let problem: String? = v.withUTF8 { bytes in
+                // Most values are printable ASCII: found eight bytes at a time (no byte below 0x20,
+                // none at or above 0x7F), they need no byte loop.
+                if Self.printableASCII(bytes) { return nil }
                 var previous: (UInt8, UInt8) = (0, 0)
                 for byte in bytes {
                     if byte < 0x20 || byte == 0x7f { return "contains a control character" }
@@ -149,5 +152,27 @@ public struct XMLCurlRequest: Sendable, Equatable {
             if let problem { throw HostileRequest(field: name, problem: problem) }
             return v
         }
+    }
+
+    /// Whether every byte is in 0x20..<0x7F (words: has-less-than 0x20, and a high bit after
+    /// adding 1 finds 0x7F, the high bit itself anything from 0x80; exact for "all").
+    static func printableASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let p = bytes.baseAddress else { return true }
+        let n = bytes.count
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        var i = 0
+        while i + 8 <= n {
+            let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
+            // Bytes below 0x80 here (checked first), so adding 1 to each carries into no neighbour.
+            if w & highs != 0 { return false }
+            if (w &- ones &* 0x20) & ~w & highs != 0 { return false }
+            if (w &+ ones) & highs != 0 { return false }
+            i += 8
+        }
+        while i < n {
+            if p[i] < 0x20 || p[i] >= 0x7f { return false }
+            i += 1
+        }
+        return true
     }
 }

@@ -93,6 +93,33 @@ struct ConstantTimeTests {
     }
 }
 
+/// A field's value is refused for a control character or a byte that is not UTF-8 wherever it
+/// stands (the printable-ASCII test reads eight bytes at a time, then the tail).
+@Suite("field values")
+struct FieldValueTests {
+    @Test func everyByteAtEveryOffset() throws {
+        for b in 0...255 {
+            for offset in 0..<19 {
+                var value = Array(repeating: "a", count: 19)
+                value[offset] = String(format: "%%%02X", b)
+                let request = try XMLCurlRequest(fields: FormFields(encoded: Array(("section=directory&x=" + value.joined()).utf8)))
+                let problem: String?
+                do {
+                    _ = try request.value("x")
+                    problem = nil
+                } catch {
+                    problem = error.problem
+                }
+                let expected: String? = b < 0x20 || b == 0x7f ? "contains a control character" : b >= 0x80 ? "contains invalid UTF-8" : nil
+                #expect(problem == expected, "byte \(b) at \(offset)")
+            }
+        }
+        // Valid UTF-8 beyond ASCII is accepted.
+        let ok = try XMLCurlRequest(fields: FormFields(encoded: Array("x=caf%C3%A9+%E2%98%8E+12345678".utf8)))
+        #expect(try ok.value("x") == "café ☎ 12345678")
+    }
+}
+
 @Suite("IP addresses and networks")
 struct IPNetworkTests {
     @Test(arguments: [
