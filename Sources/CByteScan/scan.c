@@ -3,6 +3,20 @@
 #include <emmintrin.h>
 #endif
 
+/* Bytes q[0..<count] (count <= 64) into the three masks' bits: the tail, and whole words where
+   no vector path exists. */
+static inline void form_masks_bytes(const uint8_t *q, size_t count, uint64_t *amp, uint64_t *eq, uint64_t *spec) {
+    uint64_t ma = 0, me = 0, ms = 0;
+    for (size_t i = 0; i < count; i++) {
+        ma |= (uint64_t)(q[i] == '&') << i;
+        me |= (uint64_t)(q[i] == '=') << i;
+        ms |= (uint64_t)(q[i] == '%' || q[i] == '+' || q[i] >= 0x80) << i;
+    }
+    *amp = ma;
+    *eq = me;
+    *spec = ms;
+}
+
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #define SA_HAVE_AVX2_PATH 1
 #include <immintrin.h>
@@ -55,33 +69,10 @@ void sa_form_masks(const uint8_t *p, size_t n, uint64_t *amps, uint64_t *equals,
         special[w] = ms;
     }
 #else
-    for (size_t w = 0; w < whole; w++) {
-        const uint8_t *q = p + 64 * w;
-        uint64_t ma = 0, me = 0, ms = 0;
-        for (int i = 0; i < 64; i++) {
-            ma |= (uint64_t)(q[i] == '&') << i;
-            me |= (uint64_t)(q[i] == '=') << i;
-            ms |= (uint64_t)(q[i] == '%' || q[i] == '+' || q[i] >= 0x80) << i;
-        }
-        amps[w] = ma;
-        equals[w] = me;
-        special[w] = ms;
-    }
+    for (size_t w = 0; w < whole; w++) form_masks_bytes(p + 64 * w, 64, &amps[w], &equals[w], &special[w]);
 #endif
 #if defined(SA_HAVE_AVX2_PATH)
 tail:
 #endif
-    if (whole < words) {
-        const uint8_t *q = p + 64 * whole;
-        size_t rest = n - 64 * whole;
-        uint64_t ma = 0, me = 0, ms = 0;
-        for (size_t i = 0; i < rest; i++) {
-            ma |= (uint64_t)(q[i] == '&') << i;
-            me |= (uint64_t)(q[i] == '=') << i;
-            ms |= (uint64_t)(q[i] == '%' || q[i] == '+' || q[i] >= 0x80) << i;
-        }
-        amps[whole] = ma;
-        equals[whole] = me;
-        special[whole] = ms;
-    }
+    if (whole < words) form_masks_bytes(p + 64 * whole, n - 64 * whole, &amps[whole], &equals[whole], &special[whole]);
 }

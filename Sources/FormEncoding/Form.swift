@@ -17,7 +17,7 @@ public enum FormDecoder {
 
     /// Every pair decoded (names and values as Strings), in order.
     public static func decode(_ body: [UInt8]) -> [(name: String, value: String)] {
-        EncodedForm(body).pairs
+        body.withUnsafeBufferPointer { EncodedForm.pairs($0) }
     }
 
     static func hexValue(_ b: UInt8) -> UInt8? {
@@ -142,7 +142,8 @@ public struct EncodedForm: Sendable {
     let escaped: [Int32]
     /// The buckets whose plain names are in `spans` (every other plain name was skipped).
     let indexed: Buckets
-    /// Where learned buckets are recorded (nil: a form with a fixed set, in tests).
+    /// Whether lookups of unindexed names teach the process their buckets (false: a form built
+    /// with a fixed set, in tests).
     let learns: Bool
 
     /// The body indexed for the buckets the process's lookups asked for so far.
@@ -263,14 +264,17 @@ public struct EncodedForm: Sendable {
 
     /// Every pair decoded, in order.
     public var pairs: [(name: String, value: String)] {
-        body.withUnsafeBufferPointer { buf in
-            var out: [(name: String, value: String)] = []
-            Self.forEachPair(buf) { nameStart, nameEnd, valueStart, valueEnd in
-                out.append((FormDecoder.unescape(buf, nameStart, nameEnd),
-                            valueStart < 0 ? "" : FormDecoder.unescape(buf, valueStart, valueEnd)))
-            }
-            return out
+        body.withUnsafeBufferPointer { Self.pairs($0) }
+    }
+
+    /// Every pair of a body decoded, in order (no index needed: `FormDecoder.decode` builds none).
+    static func pairs(_ buf: UnsafeBufferPointer<UInt8>) -> [(name: String, value: String)] {
+        var out: [(name: String, value: String)] = []
+        forEachPair(buf) { nameStart, nameEnd, valueStart, valueEnd in
+            out.append((FormDecoder.unescape(buf, nameStart, nameEnd),
+                        valueStart < 0 ? "" : FormDecoder.unescape(buf, valueStart, valueEnd)))
         }
+        return out
     }
 
     public enum Lookup: Equatable, Sendable {
