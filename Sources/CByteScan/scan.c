@@ -76,3 +76,51 @@ tail:
 #endif
     if (whole < words) form_masks_bytes(p + 64 * whole, n - 64 * whole, &amps[whole], &equals[whole], &special[whole]);
 }
+
+size_t sa_form_pair_bound(const uint64_t *amps, size_t words) {
+    size_t n = 1;
+    for (size_t w = 0; w < words; w++) n += (size_t)__builtin_popcountll(amps[w]);
+    return n;
+}
+
+/* The first set bit at or after from and below limit; -1 if none. */
+static inline int64_t next_bit(const uint64_t *m, size_t from, size_t limit) {
+    if (from >= limit) return -1;
+    size_t w = from >> 6, last = (limit - 1) >> 6;
+    uint64_t bits = m[w] & (~(uint64_t)0 << (from & 63));
+    while (bits == 0) {
+        if (w == last) return -1;
+        bits = m[++w];
+    }
+    size_t at = (w << 6) | (size_t)__builtin_ctzll(bits);
+    return at < limit ? (int64_t)at : -1;
+}
+
+size_t sa_form_index(const uint8_t *p, size_t n, const uint64_t *amps, const uint64_t *equals, const uint64_t *special,
+                     const uint64_t *indexed, sa_form_span *spans, int32_t *heads, int32_t *escaped, size_t *escapedCount) {
+    size_t count = 0, esc = 0, start = 0;
+    while (start <= n) {
+        int64_t amp = next_bit(amps, start, n);
+        size_t end = amp < 0 ? n : (size_t)amp;
+        if (end > start) {
+            int64_t eq = next_bit(equals, start, end);
+            size_t nameEnd = eq < 0 ? end : (size_t)eq;
+            sa_form_span s = { (int32_t)start, (int32_t)nameEnd, eq < 0 ? -1 : (int32_t)(eq + 1), (int32_t)end, -1 };
+            if (next_bit(special, start, nameEnd) >= 0) {
+                escaped[esc++] = (int32_t)count;
+                spans[count++] = s;
+            } else {
+                size_t len = nameEnd - start;
+                size_t b = len == 0 ? 0 : (len * 31 + (size_t)p[start] * 7 + (size_t)p[nameEnd - 1]) & 255;
+                if ((indexed[b >> 6] >> (b & 63)) & 1) {
+                    s.next = heads[b];
+                    heads[b] = (int32_t)count;
+                    spans[count++] = s;
+                }
+            }
+        }
+        start = end + 1;
+    }
+    *escapedCount = esc;
+    return count;
+}

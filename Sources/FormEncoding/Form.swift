@@ -78,13 +78,9 @@ public enum FormDecoder {
 /// after start). Escaped names are rare and kept apart; every lookup also compares them by their
 /// decoding, so `sec%74ion` is still a second `section`.
 public struct EncodedForm: Sendable {
-    struct Span: Sendable {
-        var nameStart: Int32, nameEnd: Int32
-        /// -1: no `=` (the value is empty).
-        var valueStart: Int32, valueEnd: Int32
-        /// The next plain name in the same bucket (-1: none).
-        var next: Int32
-    }
+    /// A pair's name and value in the body, and the next plain name of its bucket (C: the pair
+    /// loop is `sa_form_index`).
+    typealias Span = sa_form_span
 
     static let bucketCount = 256
 
@@ -160,42 +156,28 @@ public struct EncodedForm: Sendable {
         self.body = body
         self.indexed = indexing
         self.learns = learns
-        var spans: [Span] = []
-        spans.reserveCapacity(32)
         var heads = [Int32](repeating: -1, count: Self.bucketCount)
         var escaped: [Int32] = []
+        var spans: [Span] = []
         let words = (body.count + 63) / 64
-        heads.withUnsafeMutableBufferPointer { heads in  // no uniqueness check per write
+        heads.withUnsafeMutableBufferPointer { heads in
             body.withUnsafeBufferPointer { buf in
                 guard let base = buf.baseAddress else { return }
                 let n = buf.count
                 // One pass over the body finds every `&`, `=` and escape (bitmaps, 64 bytes a word);
-                // the pairs are then read off the bits instead of two memchr calls per pair.
-                withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 3 * words) { masks in
-                    let amps = masks.baseAddress!, equals = amps + words, special = equals + words
+                // the pairs are then read off the bits (`sa_form_index`).
+                withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 3 * words + 4) { masks in
+                    let amps = masks.baseAddress!, equals = amps + words, special = equals + words, wanted = special + words
                     sa_form_masks(base, n, amps, equals, special)
-                    var start = 0
-                    while start <= n {
-                        let end = Self.nextBit(amps, from: start, below: n) ?? n
-                        if end > start {
-                            let eq = Self.nextBit(equals, from: start, below: end) ?? -1
-                            let nameEnd = eq < 0 ? end : eq
-                            let span = Span(nameStart: Int32(start), nameEnd: Int32(nameEnd),
-                                            valueStart: eq < 0 ? -1 : Int32(eq + 1), valueEnd: Int32(end), next: -1)
-                            if Self.anyBit(special, from: start, below: nameEnd) {
-                                escaped.append(Int32(spans.count))
-                                spans.append(span)
-                            } else {
-                                let bucket = Self.bucket(base + start, nameEnd - start)
-                                if indexing.contains(bucket) {
-                                    var span = span
-                                    span.next = heads[bucket]
-                                    heads[bucket] = Int32(spans.count)
-                                    spans.append(span)
-                                }
-                            }
+                    (wanted[0], wanted[1], wanted[2], wanted[3]) = (indexing.w0, indexing.w1, indexing.w2, indexing.w3)
+                    let bound = sa_form_pair_bound(amps, words)
+                    withUnsafeTemporaryAllocation(of: Int32.self, capacity: bound) { esc in
+                        var escapedCount = 0
+                        spans = [Span](unsafeUninitializedCapacity: bound) { out, written in
+                            written = sa_form_index(base, n, amps, equals, special, wanted, out.baseAddress!,
+                                                    heads.baseAddress!, esc.baseAddress!, &escapedCount)
                         }
-                        start = end + 1
+                        if escapedCount > 0 { escaped = Array(UnsafeBufferPointer(rebasing: esc[0..<escapedCount])) }
                     }
                 }
             }
@@ -205,31 +187,8 @@ public struct EncodedForm: Sendable {
         self.escaped = escaped
     }
 
-    /// The first set bit at or after `from` and below `limit`, in bitmaps of 64 bits a word (bit i
-    /// of word w is byte 64w + i); nil if none.
-    @inline(__always)
-    static func nextBit(_ mask: UnsafePointer<UInt64>, from: Int, below limit: Int) -> Int? {
-        guard from < limit else { return nil }
-        var w = from >> 6
-        let last = (limit - 1) >> 6
-        var bits = mask[w] & (~0 << UInt64(from & 63))
-        while bits == 0 {
-            if w == last { return nil }
-            w += 1
-            bits = mask[w]
-        }
-        let at = w << 6 | bits.trailingZeroBitCount
-        return at < limit ? at : nil
-    }
-
-    /// Whether a bit is set at or after `from` and below `limit`.
-    @inline(__always)
-    static func anyBit(_ mask: UnsafePointer<UInt64>, from: Int, below limit: Int) -> Bool {
-        nextBit(mask, from: from, below: limit) != nil
-    }
-
     /// A name's bucket: its length and its first and last bytes (the names of a lookup differ in
-    /// those almost always; no pass over the bytes).
+    /// those almost always; no pass over the bytes). `sa_form_index` computes the same.
     @inline(__always)
     static func bucket(_ p: UnsafePointer<UInt8>, _ count: Int) -> Int {
         guard count > 0 else { return 0 }
