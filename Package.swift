@@ -38,13 +38,15 @@ let package = Package(
         .target(name: "CByteScan"),
         .target(name: "HTTPServer", dependencies: ["CSystemShims", "SystemCalls", "Locking", "FormEncoding"], swiftSettings: strict),
         // Pure decisions: no I/O. Requests and database facts in, decisions out.
-        .target(name: "Decisions", dependencies: ["FormEncoding", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+        .target(name: "Decisions", dependencies: ["FormEncoding", "ByteBuffers", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // Pure rendering of FreeSWITCH XML documents through one escaping writer.
-        .target(name: "FreeSWITCHXML", dependencies: ["Decisions"], swiftSettings: strict),
+        .target(name: "FreeSWITCHXML", dependencies: ["Decisions", "ByteBuffers"], swiftSettings: strict),
+        // A growable byte buffer for the documents and log lines of the request path.
+        .target(name: "ByteBuffers", swiftSettings: strict),
         // One type per SQL statement over the wrapper; the migrations runner.
         .target(name: "Store", dependencies: ["Postgres", "Decisions"], swiftSettings: strict),
         // The log line format (keys in order, values escaped) and its writer thread.
-        .target(name: "LogLines", dependencies: ["Locking", "SystemCalls", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .target(name: "LogLines", dependencies: ["Locking", "SystemCalls", "ByteBuffers", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // Pure: a lookup as classified, its facts, its outcome, and the FactsSource protocol.
         .target(name: "Lookups", dependencies: ["Decisions", "LogLines"], swiftSettings: strict),
         // Wiring: request -> facts -> decision -> XML; configuration; event-socket push.

@@ -1,3 +1,4 @@
+import ByteBuffers
 import Foundation
 import Logging
 import SystemCalls
@@ -54,18 +55,18 @@ public enum LogFormat {
     /// One line, without the newline. The message is ours; it is escaped the same way when it needs it.
     public static func line(timestamp: String, level: Logger.Level, label: String, message: String,
                             metadata: Logger.Metadata) -> String {
-        var out: [UInt8] = []
+        var out = ByteWriter(capacity: 320)
         append(into: &out, timestamp: Array(timestamp.utf8), level: level, label: label, message: message, metadata: metadata)
-        return String(decoding: out, as: UTF8.self)
+        return String(decoding: out.bytes, as: UTF8.self)
     }
 
     /// The same line as bytes, appended to `out` (the handler's path: no intermediate Strings for
     /// the values that need no quoting, which is nearly all of them).
-    static func append(into out: inout [UInt8], timestamp: [UInt8], level: Logger.Level, label: String, message: String,
+    static func append(into out: inout ByteWriter, timestamp: [UInt8], level: Logger.Level, label: String, message: String,
                        metadata: Logger.Metadata) {
-        out.append(contentsOf: timestamp)
+        out.append(timestamp)
         appendHeader(into: &out, level: level, label: label)
-        if message.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) { out.append(contentsOf: message.utf8) } else { out.append(contentsOf: value(message).utf8) }
+        if message.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) { out.append(message) } else { out.append(value(message)) }
         for k in metadata.keys.sorted() {
             switch metadata[k]! {
             case .string(let s): appendField(k, s, into: &out)
@@ -75,51 +76,51 @@ public enum LogFormat {
     }
 
     /// ` level label: ` after the timestamp.
-    private static func appendHeader(into out: inout [UInt8], level: Logger.Level, label: String) {
+    private static func appendHeader(into out: inout ByteWriter, level: Logger.Level, label: String) {
         out.append(UInt8(ascii: " "))
-        out.append(contentsOf: level.rawValue.utf8)
+        out.append(level.rawValue)
         out.append(UInt8(ascii: " "))
-        out.append(contentsOf: label.utf8)
-        out.append(contentsOf: ": ".utf8)
+        out.append(label)
+        out.append(": " as StaticString)
     }
 
     /// ` key=value`, the key made safe and the value quoted as needed.
-    private static func appendField(_ k: String, _ v: String, into out: inout [UInt8]) {
+    private static func appendField(_ k: String, _ v: String, into out: inout ByteWriter) {
         out.append(UInt8(ascii: " "))
         var k = k
         // withUTF8: contiguous bytes for small strings too (their utf8 view is not).
         let safe = k.withUTF8 { key -> Bool in
             for b in key where !isBare(b) || b == UInt8(ascii: "|") { return false }
-            out.append(contentsOf: key)
+            out.append(key)
             return true
         }
-        if !safe { out.append(contentsOf: Self.key(k).utf8) }
+        if !safe { out.append(Self.key(k)) }
         out.append(UInt8(ascii: "="))
         appendValue(v, into: &out)
     }
 
     /// ` key=value` for a key of ours (bare by construction).
-    private static func appendField(_ k: StaticString, _ v: String, into out: inout [UInt8]) {
+    private static func appendField(_ k: StaticString, _ v: String, into out: inout ByteWriter) {
         out.append(UInt8(ascii: " "))
-        k.withUTF8Buffer { out.append(contentsOf: $0) }
+        out.append(k)
         out.append(UInt8(ascii: "="))
         appendValue(v, into: &out)
     }
 
     /// The same line from fields already in key order (the decision line's path: no dictionary,
     /// no sort, the timestamp written in place).
-    static func append(into out: inout [UInt8], level: Logger.Level, label: String, message: StaticString, fields: LogFields) {
+    static func append(into out: inout ByteWriter, level: Logger.Level, label: String, message: StaticString, fields: LogFields) {
         append(into: &out, level: level, label: label, message: message, fields: fields, extra: [])
     }
 
     /// The same, with `extra` fields of ours (keys sorted) merged into `fields` in key order as
     /// they are written: the decision line's own fields (section, reason, peer, ...) join the
     /// decision's without a copy of its fields or an insertion into them.
-    static func append(into out: inout [UInt8], level: Logger.Level, label: String, message: StaticString, fields: LogFields,
+    static func append(into out: inout ByteWriter, level: Logger.Level, label: String, message: StaticString, fields: LogFields,
                        extra: [(key: StaticString, value: String)]) {
         LogTimestamp.append(into: &out)
         appendHeader(into: &out, level: level, label: label)
-        message.withUTF8Buffer { out.append(contentsOf: $0) }
+        out.append(message)
         var e = 0
         for (k, v) in fields.pairs {
             while e < extra.count, LogFields.precedes(extra[e].key, k) {
@@ -140,7 +141,14 @@ public enum LogFormat {
         }
     }
 
+    /// The same into an array (tests).
     public static func appendValue(_ s: String, into out: inout [UInt8]) {
+        var writer = ByteWriter(capacity: s.utf8.count + 8)
+        appendValue(s, into: &writer)
+        out += writer.bytes
+    }
+
+    static func appendValue(_ s: String, into out: inout ByteWriter) {
         // One pass over the bytes (withUTF8: contiguous for small strings too): a bare value is
         // copied in one append; a quoted ASCII one in runs between the bytes it escapes (a
         // dialplan decision's `detail` is one, written byte by byte it was a third of the line).
@@ -149,7 +157,7 @@ public enum LogFormat {
             var i = 0
             while i < buf.count, isBare(buf[i]) { i += 1 }
             if i == buf.count, i > 0 {
-                out.append(contentsOf: buf)
+                out.append(buf)
                 return true
             }
             for j in i..<buf.count where buf[j] >= 0x80 { return false }
@@ -160,7 +168,7 @@ public enum LogFormat {
             for j in i..<buf.count {
                 let b = buf[j]
                 if b >= 0x20 && b < 0x7f && b != UInt8(ascii: "\\") && b != UInt8(ascii: "\"") { continue }
-                if j > run { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[run..<j])) }
+                if j > run { out.append(buf.baseAddress! + run, count: j - run) }
                 run = j + 1
                 switch b {
                 case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "\\"))
@@ -168,14 +176,14 @@ public enum LogFormat {
                 case UInt8(ascii: "\n"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
                 case UInt8(ascii: "\r"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
                 case UInt8(ascii: "\t"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
-                default: out.append(contentsOf: "\\u{\(String(b, radix: 16))}".utf8)
+                default: out.append("\\u{\(String(b, radix: 16))}")
                 }
             }
-            if buf.count > run { out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[run..<buf.count])) }
+            if buf.count > run { out.append(buf.baseAddress! + run, count: buf.count - run) }
             out.append(UInt8(ascii: "\""))
             return true
         }
-        if !written { out.append(contentsOf: value(s).utf8) }
+        if !written { out.append(value(s)) }
     }
 }
 
@@ -185,27 +193,25 @@ public enum LogFormat {
 /// The date is computed from the day number (H. Hinnant's `civil_from_days`), not by `gmtime_r`.
 public enum LogTimestamp {
     public static func now() -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(24)
+        var out = ByteWriter(capacity: 24)
         append(into: &out)
-        return out
+        return out.bytes
     }
 
     /// The current time appended to `out`.
-    public static func append(into out: inout [UInt8]) {
+    public static func append(into out: inout ByteWriter) {
         let t = WallClock.now()
         append(seconds: t.seconds, milliseconds: t.nanoseconds / 1_000_000, into: &out)
     }
 
     public static func format(seconds: Int, milliseconds: Int) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(24)
+        var out = ByteWriter(capacity: 24)
         append(seconds: seconds, milliseconds: milliseconds, into: &out)
-        return out
+        return out.bytes
     }
 
     /// `seconds` since the epoch (UTC, any sign) and `milliseconds` (0...999), 24 bytes.
-    static func append(seconds: Int, milliseconds: Int, into out: inout [UInt8]) {
+    static func append(seconds: Int, milliseconds: Int, into out: inout ByteWriter) {
         var days = seconds / 86_400
         var second = seconds % 86_400
         if second < 0 { second += 86_400; days -= 1 }
@@ -234,7 +240,7 @@ public enum LogTimestamp {
             put(second / 60 % 60, 14, 2); b[16] = UInt8(ascii: ":")
             put(second % 60, 17, 2); b[19] = UInt8(ascii: ".")
             put(milliseconds, 20, 3); b[23] = UInt8(ascii: "Z")
-            out.append(contentsOf: b[0..<24])
+            out.append(b.baseAddress!, count: 24)
         }
     }
 }
@@ -357,8 +363,7 @@ public struct KeyValueLogHandler: LogHandler {
     /// with the same key is replaced).
     public func write(level: Logger.Level, message: StaticString, fields: LogFields, extra: [(key: StaticString, value: String)]) {
         guard level >= logLevel else { return }
-        var line: [UInt8] = []
-        line.reserveCapacity(320)
+        var line = ByteWriter(capacity: 320)
         LogFormat.append(into: &line, level: level, label: label, message: message, fields: fields, extra: extra)
         emit(&line)
     }
@@ -369,20 +374,19 @@ public struct KeyValueLogHandler: LogHandler {
         if let explicit = event.metadata {
             if all.isEmpty { all = explicit } else { all.merge(explicit) { _, new in new } }
         }
-        var line: [UInt8] = []
-        line.reserveCapacity(320)
+        var line = ByteWriter(capacity: 320)
         LogFormat.append(into: &line, timestamp: LogTimestamp.now(), level: event.level, label: label,
                          message: event.message.description, metadata: all)
         emit(&line)
     }
 
-    private func emit(_ line: inout [UInt8]) {
+    private func emit(_ line: inout ByteWriter) {
         if let sinkForCalls {
             line.append(UInt8(ascii: "\n"))
             // Alive as long as this handler: `sink` holds it.
-            sinkForCalls._withUnsafeGuaranteedRef { $0.append(line) }
+            line.withBytes { bytes in sinkForCalls._withUnsafeGuaranteedRef { $0.append(bytes) } }
         } else if let write {
-            write(String(decoding: line, as: UTF8.self))
+            write(String(decoding: line.bytes, as: UTF8.self))
         }
     }
 }

@@ -1,3 +1,4 @@
+import ByteBuffers
 import Foundation
 import Locking
 import Synchronization
@@ -54,6 +55,11 @@ public final class LogSink: Sendable {
 
     /// Appends one line (with its newline). Never waits for the descriptor.
     public func append(_ line: [UInt8]) {
+        line.withUnsafeBytes { append($0) }
+    }
+
+    /// The same from bytes the caller holds.
+    public func append(_ line: UnsafeRawBufferPointer) {
         let (wake, start) = state.withLock(wake: .none) { s -> (Bool, Bool) in
             guard !s.stopping else { return (false, false) }
             guard s.buffer.count + line.count <= capacityBytes else {
@@ -123,12 +129,12 @@ public final class LogSink: Sendable {
         }
         if dropped > 0 {
             droppedTotal.add(dropped, ordering: .relaxed)
-            var line: [UInt8] = []
+            var line = ByteWriter(capacity: 160)
             LogFormat.append(into: &line, timestamp: LogTimestamp.now(), level: .warning, label: "switchauth",
                              message: "log lines dropped: the log's reader is slower than the service",
                              metadata: ["lines": .stringConvertible(dropped)])
             line.append(UInt8(ascii: "\n"))
-            chunk += line
+            chunk += line.bytes
         }
         Self.writeAll(descriptor, chunk)
     }
