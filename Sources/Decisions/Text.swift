@@ -1,3 +1,5 @@
+import ByteBuffers
+
 extension String {
     /// `lowercased()`, without making a new string when there is nothing to lower: a lookup's
     /// domain names are usually lower-case ASCII already.
@@ -34,21 +36,16 @@ extension String {
 /// A line of text built from pieces into one byte buffer, then made a String once: a decision's
 /// `detail` (written in the log line of every call at the default level) interpolated from ten
 /// pieces cost ~400 instructions a piece in String's general append.
-struct TextBuilder {
-    private var bytes: [UInt8] = []
+struct TextBuilder: ~Copyable {
+    private var bytes: ByteWriter
 
-    init(capacity: Int) { bytes.reserveCapacity(capacity) }
+    init(capacity: Int) { bytes = ByteWriter(capacity: capacity) }
 
-    mutating func add(_ s: StaticString) {
-        s.withUTF8Buffer { bytes.append(contentsOf: $0) }
-    }
+    mutating func add(_ s: StaticString) { bytes.append(s) }
 
-    mutating func add(_ s: String) {
-        var s = s
-        s.withUTF8 { bytes.append(contentsOf: $0) }
-    }
+    mutating func add(_ s: String) { bytes.append(s) }
 
     mutating func add(_ n: Int64) { add(String(n)) }
 
-    var string: String { String(decoding: bytes, as: UTF8.self) }
+    var string: String { bytes.withBytes { String(decoding: $0, as: UTF8.self) } }
 }
