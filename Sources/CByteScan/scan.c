@@ -96,31 +96,49 @@ static inline int64_t next_bit(const uint64_t *m, size_t from, size_t limit) {
     return at < limit ? (int64_t)at : -1;
 }
 
+/* The pair p[start..<end] (its first '=' at eq, -1 if none) into spans, escaped and heads. */
+static inline void form_pair(const uint8_t *p, size_t start, size_t end, int64_t eq, const uint64_t *special,
+                             const uint64_t *indexed, sa_form_span *spans, size_t *count, int32_t *heads,
+                             int32_t *escaped, size_t *esc) {
+    if (end <= start) return;
+    size_t nameEnd = eq < 0 ? end : (size_t)eq;
+    sa_form_span s = { (int32_t)start, (int32_t)nameEnd, eq < 0 ? -1 : (int32_t)(eq + 1), (int32_t)end, -1 };
+    if (next_bit(special, start, nameEnd) >= 0) {
+        escaped[(*esc)++] = (int32_t)*count;
+        spans[(*count)++] = s;
+        return;
+    }
+    size_t len = nameEnd - start;
+    size_t b = len == 0 ? 0 : (len * 31 + (size_t)p[start] * 7 + (size_t)p[nameEnd - 1]) & 255;
+    if ((indexed[b >> 6] >> (b & 63)) & 1) {
+        s.next = heads[b];
+        heads[b] = (int32_t)*count;
+        spans[(*count)++] = s;
+    }
+}
+
+/* One sweep over the set bits of amps | equals in order (two a pair, usually): an '&' closes the
+   pair, the first '=' after it ends the name. */
 size_t sa_form_index(const uint8_t *p, size_t n, const uint64_t *amps, const uint64_t *equals, const uint64_t *special,
                      const uint64_t *indexed, sa_form_span *spans, int32_t *heads, int32_t *escaped, size_t *escapedCount) {
-    size_t count = 0, esc = 0, start = 0;
-    while (start <= n) {
-        int64_t amp = next_bit(amps, start, n);
-        size_t end = amp < 0 ? n : (size_t)amp;
-        if (end > start) {
-            int64_t eq = next_bit(equals, start, end);
-            size_t nameEnd = eq < 0 ? end : (size_t)eq;
-            sa_form_span s = { (int32_t)start, (int32_t)nameEnd, eq < 0 ? -1 : (int32_t)(eq + 1), (int32_t)end, -1 };
-            if (next_bit(special, start, nameEnd) >= 0) {
-                escaped[esc++] = (int32_t)count;
-                spans[count++] = s;
-            } else {
-                size_t len = nameEnd - start;
-                size_t b = len == 0 ? 0 : (len * 31 + (size_t)p[start] * 7 + (size_t)p[nameEnd - 1]) & 255;
-                if ((indexed[b >> 6] >> (b & 63)) & 1) {
-                    s.next = heads[b];
-                    heads[b] = (int32_t)count;
-                    spans[count++] = s;
-                }
+    size_t count = 0, esc = 0, start = 0, words = (n + 63) / 64;
+    int64_t eq = -1;
+    for (size_t w = 0; w < words; w++) {
+        uint64_t a = amps[w], bits = a | equals[w];
+        while (bits != 0) {
+            unsigned bit = (unsigned)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            size_t at = (w << 6) | bit;
+            if ((a >> bit) & 1) {
+                form_pair(p, start, at, eq, special, indexed, spans, &count, heads, escaped, &esc);
+                start = at + 1;
+                eq = -1;
+            } else if (eq < 0) {
+                eq = (int64_t)at;
             }
         }
-        start = end + 1;
     }
+    form_pair(p, start, n, eq, special, indexed, spans, &count, heads, escaped, &esc);
     *escapedCount = esc;
     return count;
 }
