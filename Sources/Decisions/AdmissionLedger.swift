@@ -104,8 +104,46 @@ public struct AdmissionLedger: Sendable {
 
     public static let second: Int64 = 1_000_000
 
-    public private(set) var slots: [String: Slot] = [:]
-    private var accountSlots: [Int64: Set<String>] = [:]
+    /// A slot in the slab, chained to the other slots of its account (indices into `entries`, -1:
+    /// none). An account's calls are counted and walked without a set of its own (a set per
+    /// account was allocated at its first call and freed at its last: most accounts have one).
+    struct Entry: Sendable {
+        var id: String
+        var slot: Slot
+        var previous: Int32 = -1
+        var next: Int32 = -1
+    }
+
+    /// An account's chain of slots and its length.
+    struct AccountCalls: Sendable {
+        var head: Int32 = -1
+        var count = 0
+
+        /// Makes `i` the head; returns the head before.
+        mutating func push(_ i: Int32) -> Int32 {
+            defer { head = i; count += 1 }
+            return head
+        }
+    }
+
+    private var entries: [Entry] = []
+    /// Entries free for the next slot.
+    private var vacant: [Int32] = []
+    /// Where each call's slot is (by Unique-ID).
+    private var index: [String: Int32] = [:]
+    private var accounts: [Int64: AccountCalls] = [:]
+
+    /// The calls up, by Unique-ID (built on demand: tests, a reconciliation).
+    public var slots: [String: Slot] {
+        var out: [String: Slot] = [:]
+        out.reserveCapacity(index.count)
+        for (id, i) in index { out[id] = entries[Int(i)].slot }
+        return out
+    }
+
+    /// How many calls are up.
+    public var slotCount: Int { index.count }
+
     private var windows: [Subject: Window] = [:]
     private var counts: [CountKey: Int] = [:]
     private var pending = Changes()
@@ -122,28 +160,61 @@ public struct AdmissionLedger: Sendable {
         for (id, slot) in slots { insert(id, slot) }
     }
 
+    /// A slot for a call that holds none (the caller checked).
     private mutating func insert(_ id: String, _ slot: Slot) {
-        slots[id] = slot
-        accountSlots[slot.accountID, default: []].insert(id)
+        let i: Int32
+        if let free = vacant.popLast() {
+            i = free
+            entries[Int(i)] = Entry(id: id, slot: slot)
+        } else {
+            i = Int32(entries.count)
+            entries.append(Entry(id: id, slot: slot))
+        }
+        index[id] = i
+        let head = accounts[slot.accountID, default: AccountCalls()].push(i)
+        entries[Int(i)].next = head
+        if head >= 0 { entries[Int(head)].previous = i }
     }
 
     private mutating func remove(_ id: String) -> Slot? {
-        guard let slot = slots.removeValue(forKey: id) else { return nil }
-        if accountSlots[slot.accountID]?.remove(id) != nil, accountSlots[slot.accountID]?.isEmpty == true {
-            accountSlots[slot.accountID] = nil
+        guard let i = index.removeValue(forKey: id) else { return nil }
+        let e = entries[Int(i)]
+        if e.previous >= 0 { entries[Int(e.previous)].next = e.next }
+        if e.next >= 0 { entries[Int(e.next)].previous = e.previous }
+        if var calls = accounts[e.slot.accountID] {
+            if calls.head == i { calls.head = e.next }
+            calls.count -= 1
+            accounts[e.slot.accountID] = calls.count > 0 ? calls : nil
         }
-        return slot
+        // The strings go now, not when the entry is reused.
+        entries[Int(i)] = Entry(id: "", slot: Slot(accountID: 0, coreUUID: "", destination: "", reservedAt: 0))
+        vacant.append(i)
+        return e.slot
     }
 
+    /// Whether a call holds a slot.
+    public func holds(_ uniqueID: String) -> Bool { index[uniqueID] != nil }
+
     /// The calls an account has up.
-    public func inUse(account: Int64) -> Int { accountSlots[account]?.count ?? 0 }
+    public func inUse(account: Int64) -> Int { accounts[account]?.count ?? 0 }
+
+    /// The calls an account has up to destinations starting with `prefix`.
+    func callsUp(account: Int64, prefix: String) -> Int {
+        var n = 0
+        var i = accounts[account]?.head ?? -1
+        while i >= 0 {
+            if entries[Int(i)].slot.destination.hasPrefix(prefix) { n += 1 }
+            i = entries[Int(i)].next
+        }
+        return n
+    }
 
     /// Admits one call against every limit that applies and counts it for its fraud thresholds
     /// (`now`: µs since the epoch), as `switchauth_admit_call` does: a call already holding its slot
     /// is `alreadyHeld` and counted for nothing; a refused call takes no slot and spends no CPS
     /// allowance, but is an attempt all the same.
     public mutating func admit(_ a: CallAdmission, now t: Int64) -> Answer {
-        if slots[a.uniqueID] != nil { return Answer(verdict: .alreadyHeld, measurements: []) }
+        if index[a.uniqueID] != nil { return Answer(verdict: .alreadyHeld, measurements: []) }
         var verdict: AdmissionVerdict?
         let cutoff = t - Self.second
         let accountSubject = Subject.account(a.accountID)
@@ -183,7 +254,7 @@ public struct AdmissionLedger: Sendable {
             switch th.metric {
             case .concurrentCalls:
                 window = t - Self.floorMod(t, Self.second)
-                value = accountSlots[a.accountID]?.reduce(0) { n, id in n + (slots[id]!.destination.hasPrefix(th.prefix) ? 1 : 0) } ?? 0
+                value = callsUp(account: a.accountID, prefix: th.prefix)
             case .callsPerMinute where !admitted:
                 continue
             case .callsPerMinute, .attemptsPerDay:
@@ -221,10 +292,10 @@ public struct AdmissionLedger: Sendable {
     /// Changes that could not be written go back, under anything changed since (a slot released
     /// meanwhile stays released; counts add up).
     public mutating func restore(_ changes: Changes) {
-        for (id, slot) in changes.reservedSlots where slots[id] != nil && pending.reservedSlots[id] == nil {
+        for (id, slot) in changes.reservedSlots where index[id] != nil && pending.reservedSlots[id] == nil {
             pending.reservedSlots[id] = slot
         }
-        for id in changes.released where slots[id] == nil && pending.reservedSlots[id] == nil {
+        for id in changes.released where index[id] == nil && pending.reservedSlots[id] == nil {
             pending.released.insert(id)
         }
         for (key, n) in changes.counts { pending.counts[key, default: 0] += n }
@@ -238,9 +309,11 @@ public struct AdmissionLedger: Sendable {
     /// reconciled with the switches): the ledger's slots are those, plus the reservations since,
     /// minus the releases since.
     public mutating func replaceSlots(with stored: [String: Slot]) {
-        slots = [:]
-        accountSlots = [:]
-        for (id, slot) in stored where !pending.released.contains(id) { insert(id, slot) }
+        entries = []
+        vacant = []
+        index = [:]
+        accounts = [:]
+        for (id, slot) in stored where !pending.released.contains(id) && pending.reservedSlots[id] == nil { insert(id, slot) }
         for (id, slot) in pending.reservedSlots { insert(id, slot) }
     }
 

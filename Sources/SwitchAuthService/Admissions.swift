@@ -213,7 +213,7 @@ final class AdmissionAuthority: Sendable {
 
     var gauges: Gauges {
         state.withLock(wake: .none) { s in
-            Gauges(inMemory: s.mode == .memory, slots: s.mode == .memory ? s.ledger.slots.count : 0, unwritten: s.ledger.changeCount,
+            Gauges(inMemory: s.mode == .memory, slots: s.mode == .memory ? s.ledger.slotCount : 0, unwritten: s.ledger.changeCount,
                    flushes: s.flushes, takeovers: s.takeovers)
         }
     }

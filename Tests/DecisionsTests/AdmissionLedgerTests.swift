@@ -77,6 +77,58 @@ struct AdmissionLedgerTests {
         }
     }
 
+    /// The slots live in a slab, chained per account: random admissions and releases (entries freed
+    /// and reused, accounts emptied and refilled, a replacement from the copy midway) against a
+    /// plain model. Every account's count, every concurrent-calls measurement and the slots agree.
+    @Test func slotsAgreeWithAModel() {
+        let concurrent = FraudThreshold(id: 9, prefix: "49", metric: .concurrentCalls, warning: 1000, critical: nil)
+        var ledger = AdmissionLedger()
+        var model: [String: (account: Int64, destination: String)] = [:]
+        var state: UInt64 = 0x2545_F491_4F6C_DD1D
+        func next(_ n: Int) -> Int {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            return Int(state % UInt64(n))
+        }
+        for step in 0..<4000 {
+            let id = "call-\(next(300))"
+            if next(3) == 0 {
+                #expect(ledger.release([id]) == (model.removeValue(forKey: id) == nil ? 0 : 1), "step \(step)")
+            } else {
+                let account = Int64(next(7))
+                let destination = next(2) == 0 ? "4930\(next(10))" : "3312\(next(10))"
+                let answer = ledger.admit(Self.call(id, account: account, channels: 40, destination: destination, track: true,
+                                                    fraud: destination.hasPrefix("49") ? [concurrent] : []), now: Self.t0 + Int64(step))
+                if model[id] != nil {
+                    #expect(answer.verdict == .alreadyHeld, "step \(step)")
+                    continue
+                }
+                let up = model.values.filter { $0.account == account }.count
+                if up >= 40 {
+                    #expect(answer.verdict == .channelLimit(inUse: up), "step \(step)")
+                } else {
+                    model[id] = (account, destination)
+                    #expect(answer.verdict == .admitted(inUse: up + 1), "step \(step)")
+                }
+                if destination.hasPrefix("49") {
+                    let expected = model.values.filter { $0.account == account && $0.destination.hasPrefix("49") }.count
+                    #expect(answer.measurements.map(\.value) == [expected], "step \(step)")
+                }
+            }
+            if step == 2000 {
+                // The copy's slots come back as they are (what a reconciliation does).
+                _ = ledger.takeChanges()
+                ledger.replaceSlots(with: ledger.slots)
+            }
+            if step % 97 == 0 {
+                for account in Int64(0)..<7 {
+                    #expect(ledger.inUse(account: account) == model.values.filter { $0.account == account }.count, "step \(step)")
+                }
+                #expect(Set(ledger.slots.keys) == Set(model.keys))
+                #expect(ledger.slotCount == model.count)
+            }
+        }
+    }
+
     @Test func fraudCountsByWindow() {
         let perMinute = FraudThreshold(id: 3, metric: .callsPerMinute, warning: 1, critical: nil)
         let perDay = FraudThreshold(id: 1, metric: .attemptsPerDay, warning: 5, critical: nil)
