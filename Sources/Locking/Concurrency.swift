@@ -1,5 +1,6 @@
 import Foundation
 import SystemCalls
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -201,4 +202,24 @@ public final class WeakOwner<Owner: AnyObject>: @unchecked Sendable {
     // reads it is started (thread start is the happens-before edge).
     public weak var owner: Owner?
     public init() {}
+}
+
+/// A small number per thread, given at its first call (a thread-local slot): which shard of a
+/// per-thread structure (log buffers, request counters) the thread uses, so that the event loops
+/// do not meet on one lock for them.
+public enum ThreadOrdinal {
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        // No destructor: the slot holds a number, not memory.
+        precondition(pthread_key_create(&key, nil) == 0, "pthread_key_create")
+        return key
+    }()
+    private static let next = Atomic<Int>(1)
+
+    public static var current: Int {
+        if let p = pthread_getspecific(key) { return Int(bitPattern: p) - 1 }
+        let ordinal = next.wrappingAdd(1, ordering: .relaxed).oldValue
+        pthread_setspecific(key, UnsafeRawPointer(bitPattern: ordinal))
+        return ordinal - 1
+    }
 }

@@ -134,6 +134,56 @@ struct LogSinkTests {
         #expect(sink.dropped == 0)
     }
 
+    /// Four threads appending at once (each to its own shard): every line arrives once, each
+    /// thread's lines in the order it appended them, written by the sink's thread (no flush), and
+    /// a line appended after a quiet moment arrives without one too.
+    @Test func linesOfSeveralThreadsArriveOnceAndInTheirOrder() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
+        let sink = LogSink(descriptor: fds[1], gatherMilliseconds: 2)
+        let done = DispatchGroup()
+        for t in 0..<4 {
+            done.enter()
+            Thread {
+                for i in 0..<2_000 { sink.append(Array("t\(t) n=\(i)\n".utf8)) }
+                done.leave()
+            }.start()
+        }
+        done.wait()
+        var text = ""
+        let deadline = DispatchTime.now().uptimeNanoseconds + 5_000_000_000
+        while text.split(separator: "\n").count < 8_000, DispatchTime.now().uptimeNanoseconds < deadline {
+            text += Self.drain(fds[0])
+            usleep(2_000)
+        }
+        var next = [Int](repeating: 0, count: 4)
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            guard parts.count == 2, let t = Int(parts[0].dropFirst()), let n = Int(parts[1].dropFirst(2)), (0..<4).contains(t) else {
+                Issue.record("unexpected line \(line)")
+                continue
+            }
+            #expect(n == next[t], "thread \(t): \(n) after \(next[t] - 1)")
+            next[t] = n + 1
+        }
+        #expect(next == [2_000, 2_000, 2_000, 2_000])
+        // Quiet, then one more line: the writer wakes for it.
+        usleep(300_000)
+        sink.append(Array("late\n".utf8))
+        var late = ""
+        let lateDeadline = DispatchTime.now().uptimeNanoseconds + 2_000_000_000
+        while !late.contains("late"), DispatchTime.now().uptimeNanoseconds < lateDeadline {
+            late += Self.drain(fds[0])
+            usleep(2_000)
+        }
+        #expect(late == "late\n")
+        sink.stop()
+        close(fds[1])
+        #expect(sink.dropped == 0)
+    }
+
     /// Nobody reads the pipe: the service keeps going, lines past the bound are dropped and counted,
     /// and a line saying so follows once the reader is back.
     @Test func aStalledReaderCostsDroppedLinesNotAStall() throws {
