@@ -192,9 +192,6 @@ public struct AdmissionLedger: Sendable {
         return e.slot
     }
 
-    /// Whether a call holds a slot.
-    public func holds(_ uniqueID: String) -> Bool { index[uniqueID] != nil }
-
     /// The calls an account has up.
     public func inUse(account: Int64) -> Int { accounts[account]?.count ?? 0 }
 

@@ -18,20 +18,11 @@ public struct XMLWriter: ~Copyable {
     /// What was written.
     public var bytes: [UInt8] { out.bytes }
 
-    @inline(__always)
-    private mutating func put(_ p: UnsafeRawPointer, _ n: Int) {
-        out.append(p, count: n)
-    }
-
     /// Trusted markup (element names, fixed attribute names) only.
-    public mutating func raw(_ s: StaticString) {
-        s.withUTF8Buffer { put($0.baseAddress!, $0.count) }
-    }
+    public mutating func raw(_ s: StaticString) { out.append(s) }
 
     /// Bytes already escaped (a fragment rendered once).
-    mutating func append(escapedBytes: [UInt8]) {
-        escapedBytes.withUnsafeBufferPointer { put($0.baseAddress!, $0.count) }
-    }
+    mutating func append(escapedBytes: [UInt8]) { out.append(escapedBytes) }
 
     /// Bytes 0x20-0x3F that are written as they are: all but `"` `$` `&` `'` `<` `>`.
     static let plainBelow64: UInt64 = 0xafff_ff2b_0000_0000
@@ -41,7 +32,7 @@ public struct XMLWriter: ~Copyable {
         s.withUTF8 { buf in
             // Most values need nothing: found eight bytes at a time, then copied in one append.
             if !Self.needsEscaping(buf) {
-                if let p = buf.baseAddress { put(p, buf.count) }
+                out.append(buf)
                 return
             }
             // Runs of bytes that need nothing are copied in one append.
@@ -65,11 +56,11 @@ public struct XMLWriter: ~Copyable {
                 case 0x00..<0x20, 0x7f: replacement = "" // dropped
                 default: continue
                 }
-                if i > start { put(buf.baseAddress! + start, i - start) }
+                if i > start { out.append(buf.baseAddress! + start, count: i - start) }
                 raw(replacement)
                 start = i + 1
             }
-            if buf.count > start { put(buf.baseAddress! + start, buf.count - start) }
+            if buf.count > start { out.append(buf.baseAddress! + start, count: buf.count - start) }
         }
     }
 

@@ -185,8 +185,12 @@ public final class LogSink: Sendable {
         for shard in shards {
             let (taken, lost) = shard.withLock { s -> ([UInt8], UInt64) in
                 guard !s.buffer.isEmpty || s.dropped > 0 else { return ([], 0) }
-                defer { s.buffer = []; s.dropped = 0 }
-                return (s.buffer, s.dropped)
+                let taken = (s.buffer, s.dropped)
+                // The next lines go into room made here, not grown by the appending thread.
+                s.buffer = []
+                s.buffer.reserveCapacity(min(taken.0.count, flushBytes * 2))
+                s.dropped = 0
+                return taken
             }
             dropped += lost
             if taken.isEmpty { continue }
