@@ -64,9 +64,9 @@ public struct AdmissionLedger: Sendable {
     /// What changed since the last `takeChanges`: the database's copy is brought up to date with it.
     public struct Changes: Sendable, Equatable {
         /// Slots reserved and still held (a call that ended before the write never reaches it).
-        public var reservedSlots: [String: Slot] = [:]
+        public var reservedSlots: [CallKey: Slot] = [:]
         /// Slots released that the copy has (or may have).
-        public var released: Set<String> = []
+        public var released: Set<CallKey> = []
         /// Fraud counts added per window.
         public var counts: [CountKey: Int] = [:]
 
@@ -108,7 +108,7 @@ public struct AdmissionLedger: Sendable {
     /// none). An account's calls are counted and walked without a set of its own (a set per
     /// account was allocated at its first call and freed at its last: most accounts have one).
     struct Entry: Sendable {
-        var id: String
+        var id: CallKey
         var slot: Slot
         var previous: Int32 = -1
         var next: Int32 = -1
@@ -130,14 +130,14 @@ public struct AdmissionLedger: Sendable {
     /// Entries free for the next slot.
     private var vacant: [Int32] = []
     /// Where each call's slot is (by Unique-ID).
-    private var index: [String: Int32] = [:]
+    private var index: [CallKey: Int32] = [:]
     private var accounts: [Int64: AccountCalls] = [:]
 
     /// The calls up, by Unique-ID (built on demand: tests, a reconciliation).
     public var slots: [String: Slot] {
         var out: [String: Slot] = [:]
         out.reserveCapacity(index.count)
-        for (id, i) in index { out[id] = entries[Int(i)].slot }
+        for (id, i) in index { out[id.text] = entries[Int(i)].slot }
         return out
     }
 
@@ -157,11 +157,11 @@ public struct AdmissionLedger: Sendable {
         self.cpsUnknownUntil = cpsUnknownUntil
         self.counts = counts
         for (subject, times) in windows { self.windows[subject] = Window(times: times.sorted()) }
-        for (id, slot) in slots { insert(id, slot) }
+        for (id, slot) in slots { insert(CallKey(id), slot) }
     }
 
     /// A slot for a call that holds none (the caller checked).
-    private mutating func insert(_ id: String, _ slot: Slot) {
+    private mutating func insert(_ id: CallKey, _ slot: Slot) {
         let i: Int32
         if let free = vacant.popLast() {
             i = free
@@ -176,7 +176,7 @@ public struct AdmissionLedger: Sendable {
         if head >= 0 { entries[Int(head)].previous = i }
     }
 
-    private mutating func remove(_ id: String) -> Slot? {
+    private mutating func remove(_ id: CallKey) -> Slot? {
         guard let i = index.removeValue(forKey: id) else { return nil }
         let e = entries[Int(i)]
         if e.previous >= 0 { entries[Int(e.previous)].next = e.next }
@@ -187,7 +187,7 @@ public struct AdmissionLedger: Sendable {
             accounts[e.slot.accountID] = calls.count > 0 ? calls : nil
         }
         // The strings go now, not when the entry is reused.
-        entries[Int(i)] = Entry(id: "", slot: Slot(accountID: 0, coreUUID: "", destination: "", reservedAt: 0))
+        entries[Int(i)] = Entry(id: .uuid(0, 0), slot: Slot(accountID: 0, coreUUID: "", destination: "", reservedAt: 0))
         vacant.append(i)
         return e.slot
     }
@@ -209,9 +209,11 @@ public struct AdmissionLedger: Sendable {
     /// Admits one call against every limit that applies and counts it for its fraud thresholds
     /// (`now`: µs since the epoch), as `switchauth_admit_call` does: a call already holding its slot
     /// is `alreadyHeld` and counted for nothing; a refused call takes no slot and spends no CPS
-    /// allowance, but is an attempt all the same.
-    public mutating func admit(_ a: CallAdmission, now t: Int64) -> Answer {
-        if index[a.uniqueID] != nil { return Answer(verdict: .alreadyHeld, measurements: []) }
+    /// allowance, but is an attempt all the same. `key`: the call's `CallKey`, when the caller made
+    /// it already (outside a lock).
+    public mutating func admit(_ a: CallAdmission, now t: Int64, key: CallKey? = nil) -> Answer {
+        let key = key ?? CallKey(a.uniqueID)
+        if index[key] != nil { return Answer(verdict: .alreadyHeld, measurements: []) }
         var verdict: AdmissionVerdict?
         let cutoff = t - Self.second
         let accountSubject = Subject.account(a.accountID)
@@ -234,8 +236,8 @@ public struct AdmissionLedger: Sendable {
                 verdict = .channelLimit(inUse: inUse)
             } else {
                 let slot = Slot(accountID: a.accountID, coreUUID: a.coreUUID, destination: a.destination, reservedAt: t)
-                insert(a.uniqueID, slot)
-                pending.reservedSlots[a.uniqueID] = slot
+                insert(key, slot)
+                pending.reservedSlots[key] = slot
                 inUse += 1
             }
         }
@@ -270,8 +272,14 @@ public struct AdmissionLedger: Sendable {
     /// Releases the slots of calls that ended. Returns how many there were.
     @discardableResult
     public mutating func release(_ ids: some Sequence<String>) -> Int {
+        release(keys: ids.lazy.map { CallKey($0) })
+    }
+
+    /// `release` of the calls' keys (made outside a lock).
+    @discardableResult
+    public mutating func release(keys: some Sequence<CallKey>) -> Int {
         var n = 0
-        for id in ids {
+        for id in keys {
             guard remove(id) != nil else { continue }
             n += 1
             // Reserved and released between two writes: the copy never needs to know.
@@ -310,7 +318,10 @@ public struct AdmissionLedger: Sendable {
         vacant = []
         index = [:]
         accounts = [:]
-        for (id, slot) in stored where !pending.released.contains(id) && pending.reservedSlots[id] == nil { insert(id, slot) }
+        for (text, slot) in stored {
+            let id = CallKey(text)
+            if !pending.released.contains(id) && pending.reservedSlots[id] == nil { insert(id, slot) }
+        }
         for (id, slot) in pending.reservedSlots { insert(id, slot) }
     }
 

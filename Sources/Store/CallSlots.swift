@@ -220,9 +220,9 @@ public enum CallSlots {
             SELECT switchauth_flush_admissions($1::bigint, $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[],
                                                $8::bigint[], $9::bigint[], $10::int[])
             """, [
-                String(epoch), TrustBatch.textArray(reserved.map(\.key)), ints(reserved.map(\.value.accountID)),
+                String(epoch), TrustBatch.textArray(reserved.map(\.key.text)), ints(reserved.map(\.value.accountID)),
                 TrustBatch.textArray(reserved.map(\.value.coreUUID)), TrustBatch.textArray(reserved.map(\.value.destination)),
-                ints(reserved.map(\.value.reservedAt)), TrustBatch.textArray(Array(changes.released)),
+                ints(reserved.map(\.value.reservedAt)), TrustBatch.textArray(changes.released.map(\.text)),
                 ints(counts.map(\.key.thresholdID)), ints(counts.map(\.key.windowStart)), ints(counts.map { Int64($0.value) }),
             ])
         let text: String = try r.decode(0, 0)

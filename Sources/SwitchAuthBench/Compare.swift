@@ -443,10 +443,17 @@ struct Compare: ParsableCommand {
         rows.append(("CPU per directory lookup, keep-alive", cpu(dirKeepCPU.service, dirKeepCPU.postgres, dirKeep.requests), ""))
         rows.append(("CPU per dialplan decision, new connection", cpu(dpNewCPU.service, dpNewCPU.postgres, dpNewRounds.reduce(0) { $0 + $1.requests }), "goal <= 60 µs"))
         let limitsRequests = Double(limitsRounds.reduce(0) { $0 + $1.requests })
+        // The hangup feed stands in for the switch, which knows its channels without asking
+        // PostgreSQL: what its query of the slots costs is the harness's, like wrk's own CPU, and
+        // is shown beside the row rather than counted in it.
+        let feedClient = HangupFeed.applicationName
+        let feedSeconds = limitsByClient.removeValue(forKey: feedClient) ?? 0
         let byClient = limitsByClient.filter { $0.value > 0 }.sorted { $0.value > $1.value }
             .map { String(format: "%@ %.0f", $0.key, $0.value * 1e6 / max(1, limitsRequests)) }.joined(separator: ", ")
-        rows.append(("CPU per dialplan decision, limits on (admission and release)", cpu(limitsCPU.service, limitsCPU.postgres, limitsRounds.reduce(0) { $0 + $1.requests }),
-                     "goal <= 60 µs; PostgreSQL's µs by client: " + byClient))
+        rows.append(("CPU per dialplan decision, limits on (admission and release)",
+                     cpu(limitsCPU.service, max(0, limitsCPU.postgres - feedSeconds), limitsRounds.reduce(0) { $0 + $1.requests }),
+                     "goal <= 60 µs; PostgreSQL's µs by client: " + byClient
+                        + String(format: "; not counted: the %@ (the switch's stand-in) %.1f", feedClient, feedSeconds * 1e6 / max(1, limitsRequests))))
         rows.append(("open descriptors while 32 connect per request", "\(maxFDs.load(ordering: .relaxed)) at most (\(idleFDs) idle)", "goal: idle + in flight (32) + closing"))
         if let pgDirectory { rows.append(("pgbench: directory lookup SQL (4 clients, prepared)", String(format: "%.0f tx/s", pgDirectory), "the database limit")) }
         if let pgDialplan { rows.append(("pgbench: IP candidates SQL (4 clients, prepared)", String(format: "%.0f tx/s", pgDialplan), "")) }

@@ -12,6 +12,8 @@ import SystemCalls
 /// what an operator's service does for a call: the admission, the hangup event read and released,
 /// and PostgreSQL's share of both, wherever the slots are held.
 final class HangupFeed: Sendable {
+    /// Its connection's name in pg_stat_activity (the benchmark shows its CPU apart).
+    static let applicationName = "bench hangup feed"
     let port: UInt16
     let coreUUID: String
     private let listener: TCPSocket
@@ -38,7 +40,7 @@ final class HangupFeed: Sendable {
 
     private func serve() {
         var config = database
-        config.applicationName = "bench hangup feed"
+        config.applicationName = Self.applicationName
         guard let db = try? Connection(config) else { return }
         defer { db.close() }
         // The slots' statistics are those of an empty table (the planner would scan them all).

@@ -115,11 +115,15 @@ final class AdmissionAuthority: Sendable {
 
     /// The call decided against the ledger; nil when this instance does not hold the admissions.
     func admit(_ a: CallAdmission) -> AdmissionLedger.Answer? {
+        // Everything that needs no ledger is done before its lock: the event loops and the
+        // listeners meet there.
+        let key = CallKey(a.uniqueID)
+        let (now, at) = (MonotonicClock.now(), Self.nowMicroseconds())
         let (answer, first) = state.withLock(wake: .none) { s -> (AdmissionLedger.Answer?, Bool) in
             guard s.mode == .memory else { return (nil, false) }
-            s.lastAdmission = MonotonicClock.now()
+            s.lastAdmission = now
             let idle = !s.ledger.hasChanges
-            let answer = s.ledger.admit(a, now: Self.nowMicroseconds())
+            let answer = s.ledger.admit(a, now: at, key: key)
             return (answer, idle && s.ledger.hasChanges)
         }
         if first { wakeWriter() }
@@ -137,12 +141,13 @@ final class AdmissionAuthority: Sendable {
     /// admit under: a burst of hundreds of hangups held it for as long as hundreds of requests take.
     func release(_ ids: [String]) -> Int? {
         var released = 0
-        for from in stride(from: 0, to: max(ids.count, 1), by: Self.releaseChunk) {
-            let chunk = ids[from..<min(from + Self.releaseChunk, ids.count)]
+        let keys = ids.map { CallKey($0) }
+        for from in stride(from: 0, to: max(keys.count, 1), by: Self.releaseChunk) {
+            let chunk = keys[from..<min(from + Self.releaseChunk, keys.count)]
             let (n, first) = state.withLock(wake: .none) { s -> (Int?, Bool) in
                 guard s.mode == .memory else { return (nil, false) }
                 let idle = !s.ledger.hasChanges
-                let n = s.ledger.release(chunk)
+                let n = s.ledger.release(keys: chunk)
                 return (n, idle && s.ledger.hasChanges)
             }
             if first { wakeWriter() }

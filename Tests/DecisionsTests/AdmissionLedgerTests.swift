@@ -212,4 +212,42 @@ struct AdmissionLedgerTests {
         #expect(AdmissionLedger.Subject(text: "a:x") == nil)
         #expect(AdmissionLedger.Subject.account(7).text == "a:7")
     }
+
+    /// A Unique-ID is one key, equal to another exactly when the texts are (as `call_slots`
+    /// compares them): the canonical form as two words, anything else as text.
+    @Test(arguments: [
+        ("0bd5a1a8-3e2f-4c55-9d0e-a4f1c2b3d4e5", true),
+        ("00000000-0000-0000-0000-000000000000", true),
+        ("ffffffff-ffff-ffff-ffff-ffffffffffff", true),
+        ("0BD5A1A8-3E2F-4C55-9D0E-A4F1C2B3D4E5", false), // upper case: another text, another key
+        ("0bd5a1a83e2f4c559d0ea4f1c2b3d4e5", false),
+        ("0bd5a1a8-3e2f-4c55-9d0e-a4f1c2b3d4e", false),
+        ("0bd5a1a8-3e2f-4c55-9d0e-a4f1c2b3d4e5f", false),
+        ("0bd5a1a8-3e2f-4c55-9d0ea-4f1c2b3d4e5", false),
+        ("0bd5a1a8-3e2f-4c55-9d0e-a4f1c2b3d4eg", false),
+        ("my-origination-uuid", false),
+        ("", false),
+    ])
+    func callKeys(id: String, canonical: Bool) {
+        let key = CallKey(id)
+        if case .uuid = key { #expect(canonical) } else { #expect(!canonical) }
+        #expect(key.text == id)
+        #expect(CallKey(key.text) == key)
+        #expect(key != CallKey(id.uppercased()) || id.uppercased() == id)
+        #expect(Set([key, CallKey(id)]).count == 1)
+    }
+
+    @Test func canonicalAndOtherIDsShareTheLedger() {
+        var ledger = AdmissionLedger()
+        let lower = "0bd5a1a8-3e2f-4c55-9d0e-a4f1c2b3d4e5"
+        #expect(ledger.admit(Self.call(lower, channels: 3), now: Self.t0).verdict == .admitted(inUse: 1))
+        #expect(ledger.admit(Self.call(lower.uppercased(), channels: 3), now: Self.t0).verdict == .admitted(inUse: 2), "another text, another call")
+        #expect(ledger.admit(Self.call("trunk-7-call", channels: 3), now: Self.t0).verdict == .admitted(inUse: 3))
+        #expect(ledger.admit(Self.call(lower, channels: 3), now: Self.t0).verdict == .alreadyHeld)
+        #expect(Set(ledger.slots.keys) == [lower, lower.uppercased(), "trunk-7-call"])
+        #expect(Set(ledger.takeChanges().reservedSlots.keys.map(\.text)) == [lower, lower.uppercased(), "trunk-7-call"])
+        #expect(ledger.release([lower.uppercased(), "trunk-7-call", "0bd5a1a8-3e2f-4c55-9d0e-a4f1c2b3d4e6"]) == 2)
+        #expect(ledger.takeChanges().released == [CallKey(lower.uppercased()), "trunk-7-call"])
+        #expect(Set(ledger.slots.keys) == [lower])
+    }
 }
