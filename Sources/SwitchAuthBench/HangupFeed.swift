@@ -7,8 +7,9 @@ import SystemCalls
 /// The hangups of the limits-on row, played the way a switch sends them: an event socket
 /// (mod_event_socket's framing, freeswitch-conf/PROTOCOL.md §8) that answers the service's
 /// listener (auth, the subscription, `global_getvar`, `show channels`) and sends a CHANNEL_HANGUP
-/// for every call slot over a second old, every 20 ms (a switch sends each as it happens; a burst
-/// every 100 ms put milliseconds of listener work between the requests). So the row's CPU counts
+/// as a real switch writes it (`ChannelHangup`, 6.4 KB) for every call slot over a second old,
+/// every 20 ms (a switch sends each as it happens; a burst every 100 ms put milliseconds of
+/// listener work between the requests). So the row's CPU counts
 /// what an operator's service does for a call: the admission, the hangup event read and released,
 /// and PostgreSQL's share of both, wherever the slots are held.
 final class HangupFeed: Sendable {
@@ -63,6 +64,7 @@ final class HangupFeed: Sendable {
         func send(_ s: String) -> Bool { (try? socket.sendAll(s, timeoutMilliseconds: 2_000)) != nil }
         guard send("Content-Type: auth/request\n\n") else { return }
         var nextHangups = MonotonicClock.now()
+        let hangup = ChannelHangup.Template(coreUUID: coreUUID)
         while running.load(ordering: .relaxed) {
             // Commands: "line\n\n".
             if let received = try? socket.receive(max: 65_536, timeoutMilliseconds: 20) {
@@ -101,10 +103,7 @@ final class HangupFeed: Sendable {
                 SELECT unique_id FROM call_slots WHERE unique_id >= $1 AND unique_id < $2 ORDER BY unique_id LIMIT 20000
                 """, [id(now - 2_500), id(now - 1_000)]), r.rowCount > 0 else { continue }
             var events = ""
-            for i in 0..<r.rowCount {
-                let body = "Event-Name: CHANNEL_HANGUP\nUnique-ID: \(r.string(i, 0) ?? "")\nCall-Direction: inbound\n\n"
-                events += "Content-Type: text/event-plain\nContent-Length: \(body.utf8.count)\n\n\(body)"
-            }
+            for i in 0..<r.rowCount { events += hangup.event(uniqueID: r.string(i, 0) ?? "") }
             guard send(events) else { return }
             hangupsSent.add(r.rowCount, ordering: .relaxed)
         }
