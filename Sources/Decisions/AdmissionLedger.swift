@@ -312,17 +312,39 @@ public struct AdmissionLedger: Sendable {
 
     /// The slots as the copy holds them after the changes taken so far were written (and it was
     /// reconciled with the switches): the ledger's slots are those, plus the reservations since,
-    /// minus the releases since.
+    /// minus the releases since. All at once (tests); the service applies a `SlotsDiff` in parts.
     public mutating func replaceSlots(with stored: [String: Slot]) {
-        entries = []
-        vacant = []
-        index = [:]
-        accounts = [:]
-        for (text, slot) in stored {
-            let id = CallKey(text)
-            if !pending.released.contains(id) && pending.reservedSlots[id] == nil { insert(id, slot) }
+        let diff = SlotsDiff(ledger: slotKeys, stored: stored)
+        apply(diff, removing: 0..<diff.removed.count, adding: 0..<diff.added.count)
+    }
+
+    /// The calls up (their keys only: a canonical Unique-ID is two words, no string), for a
+    /// `SlotsDiff` made outside the lock.
+    public var slotKeys: [CallKey] { Array(index.keys) }
+
+    /// What brings the ledger's slots to the copy's after a reconciliation with a switch, made
+    /// outside the lock the event loops admit under from `slotKeys` (taken under it) and the copy's
+    /// slots. Rebuilding the ledger from the copy under that lock held it 20 ms with 30,000 calls up
+    /// and 99 ms with 100,000, every reconciliation of every switch; the difference is a few calls.
+    public struct SlotsDiff: Sendable {
+        /// The ledger's slots the copy no longer has.
+        public private(set) var removed: [CallKey] = []
+        /// The copy's slots the ledger does not have.
+        public private(set) var added: [(key: CallKey, slot: Slot)] = []
+
+        public init(ledger keys: [CallKey], stored: [String: Slot]) {
+            var copy = [CallKey: Slot](minimumCapacity: stored.count)
+            for (id, slot) in stored { copy[CallKey(id)] = slot }
+            for key in keys where copy.removeValue(forKey: key) == nil { removed.append(key) }
+            for (key, slot) in copy { added.append((key, slot)) }
         }
-        for (id, slot) in pending.reservedSlots { insert(id, slot) }
+    }
+
+    /// Applies part of `diff` against what changed since it was made (since the changes were last
+    /// taken for the copy): a slot reserved since stays, one released since is not taken back.
+    public mutating func apply(_ diff: SlotsDiff, removing: Range<Int>, adding: Range<Int>) {
+        for key in diff.removed[removing] where pending.reservedSlots[key] == nil { _ = remove(key) }
+        for (key, slot) in diff.added[adding] where index[key] == nil && !pending.released.contains(key) { insert(key, slot) }
     }
 
     /// The admission times within the last second of `now` per subject: what `cps_windows` gets

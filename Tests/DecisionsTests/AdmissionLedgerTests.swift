@@ -192,6 +192,38 @@ struct AdmissionLedgerTests {
         #expect(ledger.inUse(account: 1) == 1)
     }
 
+    /// The service's way: the difference made from the keys and the copy, then applied in parts
+    /// while calls come and go between them; the outcome is what one replacement at the end gives.
+    @Test func aDifferenceAppliedInPartsAgreesWithAReplacement() {
+        func slot(_ account: Int64) -> AdmissionLedger.Slot { .init(accountID: account, coreUUID: "c", destination: "4930", reservedAt: 0) }
+        var ledger = AdmissionLedger(slots: ["a": slot(1), "b": slot(1), "c": slot(2), "d": slot(2), "e": slot(3)])
+        // The copy after a reconciliation: c and d were gone from their switch; z is a slot the
+        // ledger does not have.
+        let stored = ["a": slot(1), "b": slot(1), "e": slot(3), "z": slot(4)]
+        let diff = AdmissionLedger.SlotsDiff(ledger: ledger.slotKeys, stored: stored)
+        #expect(Set(diff.removed) == ["c", "d"])
+        #expect(diff.added.map(\.key) == ["z"])
+        var reference = ledger
+        func step(_ l: inout AdmissionLedger, _ i: Int) {
+            switch i {
+            case 0: l.release(["b", "c"])
+            case 1: _ = l.admit(Self.call("f", account: 2, channels: 9), now: Self.t0)
+            default: break
+            }
+        }
+        for i in 0..<3 {
+            step(&ledger, i)
+            ledger.apply(diff, removing: min(i, diff.removed.count)..<min(i + 1, diff.removed.count),
+                         adding: min(i, diff.added.count)..<min(i + 1, diff.added.count))
+            step(&reference, i)
+        }
+        reference.replaceSlots(with: stored)
+        #expect(Set(ledger.slots.keys) == ["a", "e", "f", "z"])
+        #expect(ledger.slots == reference.slots)
+        for account in Int64(1)...4 { #expect(ledger.inUse(account: account) == reference.inUse(account: account)) }
+        #expect(ledger.inUse(account: 2) == 1, "d gone, f admitted since")
+    }
+
     @Test func cpsUnknownAfterAnUncleanTakeover() {
         var ledger = AdmissionLedger(cpsUnknownUntil: Self.t0 + Self.s)
         #expect(ledger.admit(Self.call("a", cps: 5), now: Self.t0).verdict == .cpsLimit(ipSetting: false))

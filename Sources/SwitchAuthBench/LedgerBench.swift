@@ -1,0 +1,66 @@
+import ArgumentParser
+import Decisions
+import Foundation
+import SystemCalls
+
+/// The admission ledger alone (no sockets, no database), at the sizes an operator's switches hold:
+/// what a limited call costs it (admit and release), and how long a reconciliation with a switch
+/// holds the lock the event loops admit under (the ledger brought to what the database has).
+struct LedgerBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ledger",
+        abstract: "The admission ledger's costs: a call's admit and release, and a reconciliation's time under the lock.")
+
+    @Option(help: "Calls up (comma-separated sizes).") var slots = "10000,30000,100000"
+    @Option(help: "Repetitions per size (the median is printed).") var rounds = 5
+
+    func run() throws {
+        for n in slots.split(separator: ",").compactMap({ Int($0) }) {
+            var admitRelease: [Double] = [], replace: [Double] = []
+            for _ in 0..<rounds {
+                var ledger = AdmissionLedger()
+                let ids = (0..<n).map { _ in UUID().uuidString.lowercased() }
+                let t0 = MonotonicClock.now()
+                for (i, id) in ids.enumerated() {
+                    _ = ledger.admit(CallAdmission(uniqueID: id, coreUUID: "c939fdc8-75e6-4f02-92d7-a9442cbff922", accountID: Int64(i % 100_000),
+                                                   maxChannels: 1_000, accountCPS: 0, ipSettingID: nil, ipSettingCPS: 0, destination: "4930"),
+                                     now: 1_800_000_000_000_000 + Int64(i))
+                }
+                let extra = (0..<1_000).map { _ in UUID().uuidString.lowercased() }
+                let t1 = MonotonicClock.now()
+                for (i, id) in extra.enumerated() {
+                    _ = ledger.admit(CallAdmission(uniqueID: id, coreUUID: "c939fdc8-75e6-4f02-92d7-a9442cbff922", accountID: Int64(i),
+                                                   maxChannels: 1_000, accountCPS: 0, ipSettingID: nil, ipSettingCPS: 0, destination: "4930"),
+                                     now: 1_800_000_000_000_000 + Int64(n + i))
+                }
+                ledger.release(extra)
+                admitRelease.append(Double(MonotonicClock.now() - t1) / 1e3 / Double(extra.count))
+                _ = t0
+                _ = ledger.takeChanges()
+                // A reconciliation that released 1 % of the calls: what the database then has.
+                var stored = ledger.slots
+                for id in ids.prefix(n / 100) { stored[id] = nil }
+                // As the service does it: the keys under the lock, the difference outside, then
+                // applied 256 slots at a time (the longest hold of the lock is what a lookup waits).
+                var longest = 0.0
+                var t2 = MonotonicClock.now()
+                let keys = ledger.slotKeys
+                longest = Double(MonotonicClock.now() - t2) / 1e6
+                let diff = AdmissionLedger.SlotsDiff(ledger: keys, stored: stored)
+                var (r, a) = (0, 0)
+                while r < diff.removed.count || a < diff.added.count {
+                    let (r2, a2) = (min(r + 256, diff.removed.count), min(a + 256, diff.added.count))
+                    t2 = MonotonicClock.now()
+                    ledger.apply(diff, removing: r..<r2, adding: a..<a2)
+                    longest = max(longest, Double(MonotonicClock.now() - t2) / 1e6)
+                    (r, a) = (r2, a2)
+                }
+                replace.append(longest)
+                guard ledger.slotCount == stored.count else { throw BenchError("ledger \(ledger.slotCount) slots, database \(stored.count)") }
+            }
+            func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+            print(String(format: "%7d calls up: admit + release %.2f µs a call; a reconciliation holds the lock at most %.3f ms",
+                         n, median(admitRelease), median(replace)))
+        }
+    }
+}
