@@ -121,7 +121,7 @@ public final class LookupHandler: RequestHandler, Sendable {
         }
     }
 
-    private func lookup(_ lookup: Lookup, peer: String, started: UInt64, responder: Responder, resumed: Bool = false) -> HandlerResult {
+    private func lookup(_ lookup: Lookup, peer: String, started: UInt64, responder: Responder) -> HandlerResult {
         if case .answered(let outcome) = lookup {
             return .now(answer(outcome, peer: peer, started: started))
         }
@@ -147,20 +147,24 @@ public final class LookupHandler: RequestHandler, Sendable {
                 // The facts came from the copy; only the shared counters need the database.
                 return admit(lookup, decision, admission, peer: peer, started: started, responder: responder)
             }
-        } else if let replica, !resumed, Replica.answers(lookup), health.isUp || replica.isRecentlyLapsed() {
+        } else if let replica, Replica.answers(lookup), health.isUp || replica.isRecentlyLapsed() {
             // A late heartbeat: wait for it (up to the lookup's deadline) rather than load the
             // database threads; once it is back the lookup is decided again on a database thread
             // (from the copy, no statement) and answered through the responder. With the circuit
             // open only while the lapse is young: the stall that delays a heartbeat also fails the
             // prober's 100 ms probe (two saturation runs: 4,735 lookups answered fail-closed at once
             // in lapses of ~15 ms); a database really gone ages the proof past it, and then the
-            // fallback goes out at once, below.
+            // fallback goes out at once, below. A resumed lookup may find the proof lapsed again:
+            // the heartbeat that resumed it was as old as the stall (one back after 249 ms proves the
+            // copy for 1 ms more), and the stall that delayed it is PostgreSQL's too; it waits for
+            // the next one like the first time (its deadline bounds the waits), instead of reading
+            // PostgreSQL in that stall. A feed that broke clears the proof: then nothing waits.
             let deadline = started + UInt64(config.answerTimeoutMilliseconds) * 1_000_000
             let parked = replica.park(deadline: deadline) { [self] in
                 let job = DatabaseJob(deadline: deadline) { [self] _ in
                     guard MonotonicClock.now() < deadline else { return }
                     // Decided as if it had just arrived; a database path it takes answers by itself.
-                    if case .now(let response) = self.lookup(lookup, peer: peer, started: started, responder: responder, resumed: true) {
+                    if case .now(let response) = self.lookup(lookup, peer: peer, started: started, responder: responder) {
                         responder.respond(response)
                     }
                 }

@@ -447,6 +447,38 @@ struct ReplicaTests {
         replica.proofHeldForTests.store(false, ordering: .relaxed)
     }
 
+    /// A heartbeat whose proof is over again before the lookup it resumed is decided (one back
+    /// after 249 ms proves the copy for 1 ms more): the lookup waits for the next heartbeat, as the
+    /// first time, rather than reading PostgreSQL in the stall that delayed it (two full compares
+    /// had one keep-alive lookup each answered fail-closed at its deadline in such a moment).
+    @Test func aResumedLookupThatFindsTheProofLapsedAgainWaitsAgain() throws {
+        let copy = try Self.currentCopy()
+        defer { copy.stop() }
+        let (s, replica, register) = (copy.service, copy.replica, copy.register)
+        let answeredBefore = replica.answeredCount
+        replica.proofHeldForTests.store(true, ordering: .relaxed)
+        replica.ageProofForTests(nanoseconds: replica.stalenessNanoseconds + 1_000_000)
+        let port = s.port
+        let answer = Locked<String?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            let text = (try? exchange(port, register).text) ?? "no answer"
+            answer.withLock { $0 = text }
+            done.signal()
+        }.start()
+        #expect(waitUntil(seconds: 2) { replica.parkedCount == 1 }, "the lookup waits for the heartbeat")
+        // Resumed while the proof is (again) lapsed.
+        replica.resumeParked()
+        #expect(waitUntil(seconds: 2) { replica.parkedCount == 1 && replica.parkedTotal.load(ordering: .relaxed) == 2 },
+                "resumed, it waits again instead of reading PostgreSQL")
+        #expect(answer.withLock { $0 } == nil)
+        replica.proofHeldForTests.store(false, ordering: .relaxed)
+        done.wait()
+        #expect(answer.withLock { $0 } == FixtureReplayTests.user1001, "answered with its user, not fail-closed")
+        #expect(replica.answeredCount == answeredBefore + 1, "from the copy")
+        #expect(replica.parkedResumed.load(ordering: .relaxed) == 2)
+    }
+
     /// PostgreSQL hung: the copy's proof lapses within replica_staleness_ms and lookups fail closed
     /// on the database path (bounded there); it answers again once PostgreSQL is back.
     @Test func provesNothingWhileTheDatabaseHangs() throws {
