@@ -377,8 +377,8 @@ public final class LookupHandler: RequestHandler, Sendable {
 
     private func metricsText() -> String {
         var gauges: [(String, String, Double)] = [
-            ("switchauth_open_connections", "Open client connections.", Double(counters.open.load(ordering: .relaxed))),
-            ("switchauth_connections_accepted", "Connections accepted since start.", Double(counters.accepted.load(ordering: .relaxed))),
+            ("switchauth_open_connections", "Open client connections.", Double(counters.open.value)),
+            ("switchauth_connections_accepted", "Connections accepted since start.", Double(counters.accepted.value)),
             ("switchauth_connections_rejected_over_limit", "Connections refused with 503 over max_connections.", Double(counters.rejectedOverLimit.load(ordering: .relaxed))),
             ("switchauth_connections_accept_errors", "accept4 failures other than an empty backlog (EMFILE, ENFILE, ...).", Double(counters.acceptErrors.load(ordering: .relaxed))),
             ("switchauth_connections_rejected_not_allowed", "Connections closed at accept: peer outside allow_clients.", Double(counters.rejectedNotAllowed.load(ordering: .relaxed))),

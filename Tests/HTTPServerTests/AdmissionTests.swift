@@ -93,7 +93,7 @@ struct AdmissionTests {
         }
         flood.start()
         defer { stop.store(true, ordering: .relaxed) }
-        #expect(waitFor(seconds: 5) { opened.load(ordering: .relaxed) >= 64 && server.counters.open.load(ordering: .relaxed) == 64 })
+        #expect(waitFor(seconds: 5) { opened.load(ordering: .relaxed) >= 64 && server.counters.open.value == 64 })
         Thread.sleep(forTimeInterval: 0.3)
         var ok = 0
         var failures: [String: Int] = [:]
@@ -110,7 +110,7 @@ struct AdmissionTests {
         print("switch beside 64+ idle peers reopening (\(opened.load(ordering: .relaxed)) reopened): \(ok)/100 answered 200, failures \(failures); evicted \(c.evictedIdle.load(ordering: .relaxed)), refused over limit \(c.rejectedOverLimit.load(ordering: .relaxed))")
         #expect(ok == 100)
         #expect(c.evictedIdle.load(ordering: .relaxed) > 0)
-        #expect(c.open.load(ordering: .relaxed) <= 64)
+        #expect(c.open.value <= 64)
     }
 
     /// (2) One source holds at most `maxConnectionsPerSource`; the next gets the fast 503; another
@@ -140,7 +140,7 @@ struct AdmissionTests {
         // The held ones are served, and one closed frees a slot for the same source.
         open[0].send(get("/held"))
         #expect(open[0].readResponse()?.status == 200)
-        #expect(waitFor(seconds: 3) { server.counters.open.load(ordering: .relaxed) == 7 })
+        #expect(waitFor(seconds: 3) { server.counters.open.value == 7 })
         #expect(try exchange(server.port, get("/again"), source: "127.0.0.6").status == 200)
     }
 

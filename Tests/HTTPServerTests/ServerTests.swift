@@ -177,7 +177,7 @@ struct ServerTests {
         let running = Atomic<Bool>(true)
         let sampler = Thread {
             while running.load(ordering: .relaxed) {
-                let open = server.counters.open.load(ordering: .relaxed)
+                let open = server.counters.open.value
                 if open > maxOpen.load(ordering: .relaxed) { maxOpen.store(open, ordering: .relaxed) }
                 usleep(1000)
             }
@@ -199,7 +199,7 @@ struct ServerTests {
         #expect(done.load(ordering: .relaxed) == 2_400)
         #expect(server.counters.rejectedOverLimit.load(ordering: .relaxed) == 0)
         #expect(maxOpen.load(ordering: .relaxed) <= 64, "open connections stayed near the 16 in flight (max \(maxOpen.load(ordering: .relaxed)))")
-        #expect(waitFor(seconds: 2) { server.counters.open.load(ordering: .relaxed) == 0 })
+        #expect(waitFor(seconds: 2) { server.counters.open.value == 0 })
     }
 }
 

@@ -183,7 +183,7 @@ struct ServerTests {
         }
         // Back to the baseline: the listening socket and nothing else.
         #expect(waitUntil(seconds: 5) { serverSocketCount(port: s.port) == 1 }, "server sockets after: \(serverSocketCount(port: s.port))")
-        #expect(waitUntil(seconds: 5) { s.service.server.counters.open.load(ordering: .relaxed) == 0 })
+        #expect(waitUntil(seconds: 5) { s.service.server.counters.open.value == 0 })
     }
 
     @Test func overloadGetsFast503() throws {
