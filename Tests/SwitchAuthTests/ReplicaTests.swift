@@ -382,17 +382,13 @@ struct ReplicaTests {
         print("cli account resume --no-wait returned after \(String(format: "%.3f", noWait)) s")
     }
 
-    /// A heartbeat back late (the proof lapsed, the feed alive): a lookup waits for it instead of
-    /// reading PostgreSQL, and is answered from the copy once it is back, within its deadline.
-    @Test func aLateHeartbeatParksLookupsUntilItIsBack() throws {
-        let copy = try Self.currentCopy()
-        defer { copy.stop() }
-        let (s, replica, register) = (copy.service, copy.replica, copy.register)
-        let answeredBefore = replica.answeredCount
+    /// Holds the copy's proof lapsed (the feed alive, as for a late heartbeat) and sends the
+    /// REGISTER lookup from a thread of its own: its answer and seconds taken, once `done` signals.
+    static func lookupWhileTheProofIsHeld(_ copy: CurrentCopy) -> (answer: Locked<(String, Double)?>, done: DispatchSemaphore) {
+        let replica = copy.replica
         replica.proofHeldForTests.store(true, ordering: .relaxed)
         replica.ageProofForTests(nanoseconds: replica.stalenessNanoseconds + 1_000_000)
-        #expect(!replica.isCurrent())
-        let port = s.port
+        let (port, register) = (copy.service.port, copy.register)
         let answer = Locked<(String, Double)?>(nil)
         let done = DispatchSemaphore(value: 0)
         Thread {
@@ -401,6 +397,18 @@ struct ReplicaTests {
             answer.withLock { $0 = (text, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
             done.signal()
         }.start()
+        return (answer, done)
+    }
+
+    /// A heartbeat back late (the proof lapsed, the feed alive): a lookup waits for it instead of
+    /// reading PostgreSQL, and is answered from the copy once it is back, within its deadline.
+    @Test func aLateHeartbeatParksLookupsUntilItIsBack() throws {
+        let copy = try Self.currentCopy()
+        defer { copy.stop() }
+        let (s, replica, register) = (copy.service, copy.replica, copy.register)
+        let answeredBefore = replica.answeredCount
+        let (answer, done) = Self.lookupWhileTheProofIsHeld(copy)
+        #expect(!replica.isCurrent())
         #expect(waitUntil(seconds: 2) { replica.parkedCount == 1 }, "the lookup waits for the heartbeat")
         usleep(30_000)
         #expect(answer.withLock { $0 } == nil, "not answered while the proof is held")
@@ -454,18 +462,9 @@ struct ReplicaTests {
     @Test func aResumedLookupThatFindsTheProofLapsedAgainWaitsAgain() throws {
         let copy = try Self.currentCopy()
         defer { copy.stop() }
-        let (s, replica, register) = (copy.service, copy.replica, copy.register)
+        let replica = copy.replica
         let answeredBefore = replica.answeredCount
-        replica.proofHeldForTests.store(true, ordering: .relaxed)
-        replica.ageProofForTests(nanoseconds: replica.stalenessNanoseconds + 1_000_000)
-        let port = s.port
-        let answer = Locked<String?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        Thread {
-            let text = (try? exchange(port, register).text) ?? "no answer"
-            answer.withLock { $0 = text }
-            done.signal()
-        }.start()
+        let (answer, done) = Self.lookupWhileTheProofIsHeld(copy)
         #expect(waitUntil(seconds: 2) { replica.parkedCount == 1 }, "the lookup waits for the heartbeat")
         // Resumed while the proof is (again) lapsed.
         replica.resumeParked()
@@ -474,7 +473,7 @@ struct ReplicaTests {
         #expect(answer.withLock { $0 } == nil)
         replica.proofHeldForTests.store(false, ordering: .relaxed)
         done.wait()
-        #expect(answer.withLock { $0 } == FixtureReplayTests.user1001, "answered with its user, not fail-closed")
+        #expect(answer.withLock { $0 }?.0 == FixtureReplayTests.user1001, "answered with its user, not fail-closed")
         #expect(replica.answeredCount == answeredBefore + 1, "from the copy")
         #expect(replica.parkedResumed.load(ordering: .relaxed) == 2)
     }
