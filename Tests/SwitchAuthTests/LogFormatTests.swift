@@ -104,6 +104,25 @@ struct LogSinkTests {
         #expect(abs((parsed ?? .distantPast).timeIntervalSinceNow) < 2, "\(text)")
     }
 
+    /// A pipe for a sink to write into, its read end non-blocking (`drain`).
+    static func sinkPipe() -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
+        return (fds[0], fds[1])
+    }
+
+    /// Reads what the sink writes until `done` holds of all of it read so far, or `seconds` pass.
+    static func drain(_ fd: Int32, until done: (String) -> Bool, seconds: UInt64) -> String {
+        var text = ""
+        let deadline = DispatchTime.now().uptimeNanoseconds + seconds * 1_000_000_000
+        while !done(text), DispatchTime.now().uptimeNanoseconds < deadline {
+            text += drain(fd)
+            usleep(2_000)
+        }
+        return text
+    }
+
     /// Reads what a sink wrote into a pipe.
     static func drain(_ fd: Int32) -> String {
         var out: [UInt8] = []
@@ -117,18 +136,16 @@ struct LogSinkTests {
     }
 
     @Test func linesArriveInOrderAfterFlush() throws {
-        var fds: [Int32] = [0, 0]
-        #expect(pipe(&fds) == 0)
-        defer { close(fds[0]) }
-        _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
-        let sink = LogSink(descriptor: fds[1], gatherMilliseconds: 5)
+        let fds = Self.sinkPipe()
+        defer { close(fds.read) }
+        let sink = LogSink(descriptor: fds.write, gatherMilliseconds: 5)
         var logger = Logger(label: "t") { KeyValueLogHandler(label: $0, sink: sink) }
         logger.logLevel = .info
         for i in 0..<500 { logger.info("decision", metadata: ["n": .stringConvertible(i), "user": "a b"]) }
         sink.flush()
-        let lines = Self.drain(fds[0]).split(separator: "\n")
+        let lines = Self.drain(fds.read).split(separator: "\n")
         sink.stop()
-        close(fds[1])
+        close(fds.write)
         #expect(lines.count == 500)
         #expect(lines.enumerated().allSatisfy { i, l in l.hasSuffix(" info t: decision n=\(i) user=\"a b\"") }, "\(lines.prefix(2))")
         #expect(sink.dropped == 0)
@@ -138,11 +155,9 @@ struct LogSinkTests {
     /// thread's lines in the order it appended them, written by the sink's thread (no flush), and
     /// a line appended after a quiet moment arrives without one too.
     @Test func linesOfSeveralThreadsArriveOnceAndInTheirOrder() throws {
-        var fds: [Int32] = [0, 0]
-        #expect(pipe(&fds) == 0)
-        defer { close(fds[0]) }
-        _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
-        let sink = LogSink(descriptor: fds[1], gatherMilliseconds: 2)
+        let fds = Self.sinkPipe()
+        defer { close(fds.read) }
+        let sink = LogSink(descriptor: fds.write, gatherMilliseconds: 2)
         let done = DispatchGroup()
         for t in 0..<4 {
             done.enter()
@@ -152,12 +167,7 @@ struct LogSinkTests {
             }.start()
         }
         done.wait()
-        var text = ""
-        let deadline = DispatchTime.now().uptimeNanoseconds + 5_000_000_000
-        while text.split(separator: "\n").count < 8_000, DispatchTime.now().uptimeNanoseconds < deadline {
-            text += Self.drain(fds[0])
-            usleep(2_000)
-        }
+        let text = Self.drain(fds.read, until: { $0.split(separator: "\n").count >= 8_000 }, seconds: 5)
         var next = [Int](repeating: 0, count: 4)
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ")
@@ -172,39 +182,27 @@ struct LogSinkTests {
         // Quiet, then one more line: the writer wakes for it.
         usleep(300_000)
         sink.append(Array("late\n".utf8))
-        var late = ""
-        let lateDeadline = DispatchTime.now().uptimeNanoseconds + 2_000_000_000
-        while !late.contains("late"), DispatchTime.now().uptimeNanoseconds < lateDeadline {
-            late += Self.drain(fds[0])
-            usleep(2_000)
-        }
+        let late = Self.drain(fds.read, until: { $0.contains("late") }, seconds: 2)
         #expect(late == "late\n")
         sink.stop()
-        close(fds[1])
+        close(fds.write)
         #expect(sink.dropped == 0)
     }
 
     /// Nobody reads the pipe: the service keeps going, lines past the bound are dropped and counted,
     /// and a line saying so follows once the reader is back.
     @Test func aStalledReaderCostsDroppedLinesNotAStall() throws {
-        var fds: [Int32] = [0, 0]
-        #expect(pipe(&fds) == 0)
-        defer { close(fds[0]); close(fds[1]) }
-        _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
-        _ = fcntl(fds[1], 1031 /* F_SETPIPE_SZ: the smallest pipe, so the writer blocks soon */, 4096)
-        let sink = LogSink(descriptor: fds[1], capacityBytes: 16_384, flushBytes: 1_024, gatherMilliseconds: 1)
+        let fds = Self.sinkPipe()
+        defer { close(fds.read); close(fds.write) }
+        _ = fcntl(fds.write, 1031 /* F_SETPIPE_SZ: the smallest pipe, so the writer blocks soon */, 4096)
+        let sink = LogSink(descriptor: fds.write, capacityBytes: 16_384, flushBytes: 1_024, gatherMilliseconds: 1)
         let line = [UInt8](repeating: UInt8(ascii: "x"), count: 99) + [10]
         let started = DispatchTime.now().uptimeNanoseconds
         for _ in 0..<10_000 { sink.append(line) }
         let elapsed = DispatchTime.now().uptimeNanoseconds - started
         #expect(elapsed < 2_000_000_000, "appending 10,000 lines took \(elapsed / 1_000_000) ms with nobody reading")
         // Read everything the writer has been able to put out, until the drop notice arrives.
-        var text = ""
-        let deadline = DispatchTime.now().uptimeNanoseconds + 5_000_000_000
-        while !text.contains("log lines dropped"), DispatchTime.now().uptimeNanoseconds < deadline {
-            text += Self.drain(fds[0])
-            usleep(2_000)
-        }
+        let text = Self.drain(fds.read, until: { $0.contains("log lines dropped") }, seconds: 5)
         #expect(text.contains("log lines dropped"))
         #expect(sink.dropped > 0)
         let written = text.split(separator: "\n").filter { $0.hasPrefix("xxx") }.count
@@ -215,7 +213,7 @@ struct LogSinkTests {
         // no write reaches a descriptor number another test has reused.
         let reading = Locked(true)
         let readerDone = DispatchSemaphore(value: 0)
-        let readEnd = fds[0]
+        let readEnd = fds.read
         Thread {
             while reading.withLock({ $0 }) {
                 _ = Self.drain(readEnd)
