@@ -15,7 +15,6 @@ import Testing
 @Suite("memory copy")
 struct ReplicaTests {
 
-    /// The service on `cluster` with its memory copy on, once the copy is proven current.
     /// A seeded cluster, a service whose memory copy is current, and the captured REGISTER: the
     /// setup of the tests that stall or age the copy.
     struct CurrentCopy {
@@ -29,11 +28,13 @@ struct ReplicaTests {
         }
     }
 
-    static func currentCopy() throws -> CurrentCopy {
+    /// `answerTimeoutMilliseconds`: the lookups' deadline, when a test needs more room than the
+    /// default 200 ms under a loaded suite.
+    static func currentCopy(answerTimeoutMilliseconds: Int? = nil) throws -> CurrentCopy {
         let register = try Fixtures.bytes("directory-sip_auth-register-udp-ok.http")
         let cluster = try seededCluster()
         do {
-            let (s, replica) = try serviceWithCurrentReplica(cluster)
+            let (s, replica) = try serviceWithCurrentReplica(cluster, answerTimeoutMilliseconds: answerTimeoutMilliseconds)
             return CurrentCopy(cluster: cluster, service: s, replica: replica, register: register)
         } catch {
             cluster.stop()
@@ -41,9 +42,11 @@ struct ReplicaTests {
         }
     }
 
-    static func serviceWithCurrentReplica(_ cluster: TemporaryCluster) throws -> (RunningService, Replica) {
+    /// The service on `cluster` with its memory copy on, once the copy is proven current.
+    static func serviceWithCurrentReplica(_ cluster: TemporaryCluster, answerTimeoutMilliseconds: Int? = nil) throws -> (RunningService, Replica) {
         var config = fixtureConfig(database: cluster.config())
         config.replica = true
+        if let answerTimeoutMilliseconds { config.answerTimeoutMilliseconds = answerTimeoutMilliseconds }
         let s = try RunningService(config)
         guard let replica = s.service.replica, replica.waitUntilCurrent() else {
             s.stop()
@@ -460,7 +463,9 @@ struct ReplicaTests {
     /// first time, rather than reading PostgreSQL in the stall that delayed it (two full compares
     /// had one keep-alive lookup each answered fail-closed at its deadline in such a moment).
     @Test func aResumedLookupThatFindsTheProofLapsedAgainWaitsAgain() throws {
-        let copy = try Self.currentCopy()
+        // Its steps (park, resume, park again, heartbeat) must all fall within the lookup's
+        // deadline, which a loaded suite's scheduling could pass at 200 ms.
+        let copy = try Self.currentCopy(answerTimeoutMilliseconds: 2_000)
         defer { copy.stop() }
         let replica = copy.replica
         let answeredBefore = replica.answeredCount
