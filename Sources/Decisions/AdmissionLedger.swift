@@ -338,6 +338,19 @@ public struct AdmissionLedger: Sendable {
             for key in keys where copy.removeValue(forKey: key) == nil { removed.append(key) }
             for (key, slot) in copy { added.append((key, slot)) }
         }
+
+        /// The difference in parts of at most `size` removals and `size` additions, for `apply`
+        /// one part at a time (each under one hold of the lock).
+        public func parts(of size: Int = 256) -> [(removing: Range<Int>, adding: Range<Int>)] {
+            var out: [(removing: Range<Int>, adding: Range<Int>)] = []
+            var (r, a) = (0, 0)
+            while r < removed.count || a < added.count {
+                let (r2, a2) = (min(r + size, removed.count), min(a + size, added.count))
+                out.append((r..<r2, a..<a2))
+                (r, a) = (r2, a2)
+            }
+            return out
+        }
     }
 
     /// Applies part of `diff` against what changed since it was made (since the changes were last

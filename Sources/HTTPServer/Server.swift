@@ -178,9 +178,9 @@ public protocol RequestHandler: AnyObject {
 /// the open and accepted connections at every accept and close: as one shared atomic each, the
 /// line holding them went from core to core twice a connection.
 public final class LoopCounts: Sendable {
-    private let slots: [PaddedAtomic]
+    private let slots: [PaddedAtomic<Int>]
 
-    init(loops: Int) { slots = (0..<max(loops, 1)).map { _ in PaddedAtomic() } }
+    init(loops: Int) { slots = (0..<max(loops, 1)).map { _ in PaddedAtomic(0) } }
 
     /// The sum over the loops (a moment's reading, relaxed: a count, not a synchronization point).
     public var value: Int {
@@ -192,11 +192,14 @@ public final class LoopCounts: Sendable {
     func add(_ n: Int, loop: Int) { slots[loop].value.wrappingAdd(n, ordering: .relaxed) }
 }
 
-/// An atomic alone on its cache line and the one the prefetcher pairs with it (the object is 144
-/// bytes: the next one's value is at least 128 bytes further on).
-final class PaddedAtomic: Sendable {
-    let value = Atomic<Int>(0)
+/// An atomic (of at most 8 bytes) alone on its cache line and the one the prefetcher pairs with it
+/// (the object is 144 bytes: the next one's value is at least 128 bytes further on), for what one
+/// loop writes and others only read.
+final class PaddedAtomic<Value: AtomicRepresentable & Sendable>: Sendable {
+    let value: Atomic<Value>
     private let padding: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+    init(_ initial: Value) { value = Atomic(initial) }
 }
 
 /// Counters the server keeps for /metrics.
@@ -292,20 +295,16 @@ public final class HTTPServer: Sendable {
     /// When each loop last went round (MonotonicClock ns): the watchdog's evidence that no loop is
     /// stuck. Written at every turn of its loop: padded, so that two loops' never share a cache
     /// line (allocated one after the other, they did).
-    final class Heartbeat: Sendable {
-        let at = Atomic<UInt64>(MonotonicClock.now())
-        private let padding: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    }
-    let heartbeats: [Heartbeat]
+    let heartbeats: [PaddedAtomic<UInt64>]
     /// Each loop's idle connections (its eviction candidates), for handing a newcomer over.
-    let idleCounts: [PaddedAtomic]
+    let idleCounts: [PaddedAtomic<Int>]
 
     /// Whether every loop went round within `nanoseconds` (a loop goes round at least every 50 ms).
     public func loopsAlive(within nanoseconds: UInt64) -> Bool {
         let now = MonotonicClock.now()
         let started = loopsStarted.load(ordering: .acquiring)
         guard started > 0 else { return false }
-        return heartbeats.prefix(started).allSatisfy { now &- $0.at.load(ordering: .relaxed) <= nanoseconds }
+        return heartbeats.prefix(started).allSatisfy { now &- $0.value.load(ordering: .relaxed) <= nanoseconds }
     }
 
     /// Loops started; `stop()` before any started returns at once.
@@ -346,9 +345,9 @@ public final class HTTPServer: Sendable {
         }
         self.wakeFDs = fds
         self.mailboxes = fds.map(LoopMailbox.init(wakeFD:))
-        self.heartbeats = fds.map { _ in Heartbeat() }
+        self.heartbeats = fds.map { _ in PaddedAtomic(MonotonicClock.now()) }
         self.counters = ServerCounters(loops: config.loopCount)
-        self.idleCounts = fds.map { _ in PaddedAtomic() }
+        self.idleCounts = fds.map { _ in PaddedAtomic(0) }
     }
 
     deinit {
@@ -641,7 +640,7 @@ final class EventLoop {
                 }
             }
             let now = MonotonicClock.now()
-            server.heartbeats[index].at.store(now, ordering: .relaxed)
+            server.heartbeats[index].value.store(now, ordering: .relaxed)
             if !awaiting.isEmpty { expireAnswers(now) }
             if now - lastSweep > 20_000_000 {
                 lastSweep = now

@@ -217,4 +217,3 @@ public final class LogSink: Sendable {
         _ = try? Syscall.writeAll(fd, bytes)
     }
 }
-

@@ -19,41 +19,34 @@ struct LedgerBench: ParsableCommand {
             var admitRelease: [Double] = [], replace: [Double] = []
             for _ in 0..<rounds {
                 var ledger = AdmissionLedger()
-                let ids = (0..<n).map { _ in UUID().uuidString.lowercased() }
-                let t0 = MonotonicClock.now()
-                for (i, id) in ids.enumerated() {
-                    _ = ledger.admit(CallAdmission(uniqueID: id, coreUUID: "c939fdc8-75e6-4f02-92d7-a9442cbff922", accountID: Int64(i % 100_000),
+                var calls = 0
+                func admit(_ id: String) {
+                    _ = ledger.admit(CallAdmission(uniqueID: id, coreUUID: "c939fdc8-75e6-4f02-92d7-a9442cbff922", accountID: Int64(calls % 100_000),
                                                    maxChannels: 1_000, accountCPS: 0, ipSettingID: nil, ipSettingCPS: 0, destination: "4930"),
-                                     now: 1_800_000_000_000_000 + Int64(i))
+                                     now: 1_800_000_000_000_000 + Int64(calls))
+                    calls += 1
                 }
+                let ids = (0..<n).map { _ in UUID().uuidString.lowercased() }
+                ids.forEach(admit)
                 let extra = (0..<1_000).map { _ in UUID().uuidString.lowercased() }
                 let t1 = MonotonicClock.now()
-                for (i, id) in extra.enumerated() {
-                    _ = ledger.admit(CallAdmission(uniqueID: id, coreUUID: "c939fdc8-75e6-4f02-92d7-a9442cbff922", accountID: Int64(i),
-                                                   maxChannels: 1_000, accountCPS: 0, ipSettingID: nil, ipSettingCPS: 0, destination: "4930"),
-                                     now: 1_800_000_000_000_000 + Int64(n + i))
-                }
+                extra.forEach(admit)
                 ledger.release(extra)
                 admitRelease.append(Double(MonotonicClock.now() - t1) / 1e3 / Double(extra.count))
-                _ = t0
                 _ = ledger.takeChanges()
                 // A reconciliation that released 1 % of the calls: what the database then has.
                 var stored = ledger.slots
                 for id in ids.prefix(n / 100) { stored[id] = nil }
                 // As the service does it: the keys under the lock, the difference outside, then
                 // applied 256 slots at a time (the longest hold of the lock is what a lookup waits).
-                var longest = 0.0
                 var t2 = MonotonicClock.now()
                 let keys = ledger.slotKeys
-                longest = Double(MonotonicClock.now() - t2) / 1e6
+                var longest = Double(MonotonicClock.now() - t2) / 1e6
                 let diff = AdmissionLedger.SlotsDiff(ledger: keys, stored: stored)
-                var (r, a) = (0, 0)
-                while r < diff.removed.count || a < diff.added.count {
-                    let (r2, a2) = (min(r + 256, diff.removed.count), min(a + 256, diff.added.count))
+                for part in diff.parts() {
                     t2 = MonotonicClock.now()
-                    ledger.apply(diff, removing: r..<r2, adding: a..<a2)
+                    ledger.apply(diff, removing: part.removing, adding: part.adding)
                     longest = max(longest, Double(MonotonicClock.now() - t2) / 1e6)
-                    (r, a) = (r2, a2)
                 }
                 replace.append(longest)
                 guard ledger.slotCount == stored.count else { throw BenchError("ledger \(ledger.slotCount) slots, database \(stored.count)") }

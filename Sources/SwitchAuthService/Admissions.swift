@@ -441,21 +441,16 @@ final class AdmissionAuthority: Sendable {
 
     /// Brings the ledger's slots to what the database has (after a reconciliation), without
     /// holding the event loops' lock for more than a part of the difference at a time: the keys are
-    /// taken under it, the difference is made outside, and applied `applyChunk` calls at a time.
+    /// taken under it, the difference is made outside, and applied 256 calls at a time.
     /// Nothing else writes the copy meanwhile: this thread is its writer.
     private func matchLedger(toDatabase db: Connection) throws {
         let stored = try CallSlots.slots(db)
         guard let keys = state.withLock(wake: .none, { s in s.mode == .memory ? s.ledger.slotKeys : nil }) else { return }
         let diff = AdmissionLedger.SlotsDiff(ledger: keys, stored: stored)
-        var (r, a) = (0, 0)
-        while r < diff.removed.count || a < diff.added.count {
-            let (r2, a2) = (min(r + Self.applyChunk, diff.removed.count), min(a + Self.applyChunk, diff.added.count))
-            state.withLock(wake: .none) { s in if s.mode == .memory { s.ledger.apply(diff, removing: r..<r2, adding: a..<a2) } }
-            (r, a) = (r2, a2)
+        for part in diff.parts() {
+            state.withLock(wake: .none) { s in if s.mode == .memory { s.ledger.apply(diff, removing: part.removing, adding: part.adding) } }
         }
     }
-
-    static let applyChunk = 256
 
     private func serveRequests(_ db: Connection) {
         let requests = state.withLock(wake: .none) { s -> [Request] in defer { s.requests = [] }; return s.requests }

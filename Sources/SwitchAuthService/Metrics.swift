@@ -15,6 +15,13 @@ public final class Metrics: Sendable {
             sum += seconds
             count += 1
         }
+
+        /// Another shard's observations added to these.
+        mutating func add(_ other: Histogram) {
+            for i in counts.indices { counts[i] += other.counts[i] }
+            sum += other.sum
+            count += other.count
+        }
     }
 
     struct RequestKey: Hashable {
@@ -107,9 +114,7 @@ public final class Metrics: Sendable {
             counts.requests.merge(part.requests, uniquingKeysWith: +)
             counts.durations.merge(part.durations) { a, b in
                 var h = a
-                for i in h.counts.indices { h.counts[i] += b.counts[i] }
-                h.sum += b.sum
-                h.count += b.count
+                h.add(b)
                 return h
             }
         }

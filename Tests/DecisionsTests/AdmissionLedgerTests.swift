@@ -203,6 +203,8 @@ struct AdmissionLedgerTests {
         let diff = AdmissionLedger.SlotsDiff(ledger: ledger.slotKeys, stored: stored)
         #expect(Set(diff.removed) == ["c", "d"])
         #expect(diff.added.map(\.key) == ["z"])
+        let parts = diff.parts(of: 1)
+        #expect(parts.map(\.removing) == [0..<1, 1..<2] && parts.map(\.adding) == [0..<1, 1..<1], "every removal and addition in one part")
         var reference = ledger
         func step(_ l: inout AdmissionLedger, _ i: Int) {
             switch i {
