@@ -61,19 +61,33 @@ public struct AdmissionLedger: Sendable {
         }
     }
 
-    /// What changed since the last `takeChanges`: the database's copy is brought up to date with it.
+    /// What changed since the last `takeChanges`: the database's copy is brought up to date with it
+    /// (migration 0017): new slots and the releases of slots never in `call_slots` go to the
+    /// journal, slots up for `rowAfter` become rows, and rows of released slots go.
     public struct Changes: Sendable, Equatable {
-        /// Slots reserved and still held (a call that ended before the write never reaches it).
+        /// Slots reserved and still held, for the journal (a call that ended before the write never
+        /// reaches it).
         public var reservedSlots: [CallKey: Slot] = [:]
-        /// Slots released that the copy has (or may have).
+        /// Slots released that `call_slots` has (or may have): rows to delete.
         public var released: Set<CallKey> = []
+        /// Slots released that only the journal has: journal releases.
+        public var forgotten: Set<CallKey> = []
+        /// Slots up for `rowAfter` (or all, before a reconciliation): rows to insert.
+        public var rows: [CallKey: Slot] = [:]
         /// Fraud counts added per window.
         public var counts: [CountKey: Int] = [:]
 
-        public var isEmpty: Bool { reservedSlots.isEmpty && released.isEmpty && counts.isEmpty }
-        public var size: Int { reservedSlots.count + released.count + counts.count }
+        public var isEmpty: Bool { reservedSlots.isEmpty && released.isEmpty && forgotten.isEmpty && rows.isEmpty && counts.isEmpty }
+        public var size: Int { reservedSlots.count + released.count + forgotten.count + rows.count + counts.count }
         public init() {}
     }
+
+    /// How long a call is up before its slot becomes a row of `call_slots` (until then it is an
+    /// entry of the journal: most calls never become one).
+    public static let rowAfter: Int64 = 5 * second
+    /// A journal row can go once every slot it reserved is this old (`rowAfter`, and a second for
+    /// the order the event loops' clocks put slots in).
+    public static let journalKept: Int64 = rowAfter + second
 
     /// A ring of admission times, oldest first.
     struct Window: Sendable {
@@ -110,6 +124,8 @@ public struct AdmissionLedger: Sendable {
     struct Entry: Sendable {
         var id: CallKey
         var slot: Slot
+        /// Its row is in `call_slots` (else it is only in the journal, or not written yet).
+        var written: Bool
         var previous: Int32 = -1
         var next: Int32 = -1
     }
@@ -132,6 +148,11 @@ public struct AdmissionLedger: Sendable {
     /// Where each call's slot is (by Unique-ID).
     private var index: [CallKey: Int32] = [:]
     private var accounts: [Int64: AccountCalls] = [:]
+    /// The slots without a row, in the order they were reserved (their times), oldest from `rowsHead`.
+    private var withoutRow: [(key: CallKey, at: Int64)] = []
+    private var rowsHead = 0
+    /// Slots whose row a failed write did not make: made at the next.
+    private var rowsAgain: [CallKey] = []
 
     /// The calls up, by Unique-ID (built on demand: tests, a reconciliation).
     public var slots: [String: Slot] {
@@ -157,18 +178,18 @@ public struct AdmissionLedger: Sendable {
         self.cpsUnknownUntil = cpsUnknownUntil
         self.counts = counts
         for (subject, times) in windows { self.windows[subject] = Window(times: times.sorted()) }
-        for (id, slot) in slots { insert(CallKey(id), slot) }
+        for (id, slot) in slots { insert(CallKey(id), slot, written: true) }
     }
 
     /// A slot for a call that holds none (the caller checked).
-    private mutating func insert(_ id: CallKey, _ slot: Slot) {
+    private mutating func insert(_ id: CallKey, _ slot: Slot, written: Bool) {
         let i: Int32
         if let free = vacant.popLast() {
             i = free
-            entries[Int(i)] = Entry(id: id, slot: slot)
+            entries[Int(i)] = Entry(id: id, slot: slot, written: written)
         } else {
             i = Int32(entries.count)
-            entries.append(Entry(id: id, slot: slot))
+            entries.append(Entry(id: id, slot: slot, written: written))
         }
         index[id] = i
         let head = accounts[slot.accountID, default: AccountCalls()].push(i)
@@ -176,7 +197,7 @@ public struct AdmissionLedger: Sendable {
         if head >= 0 { entries[Int(head)].previous = i }
     }
 
-    private mutating func remove(_ id: CallKey) -> Slot? {
+    private mutating func remove(_ id: CallKey) -> Entry? {
         guard let i = index.removeValue(forKey: id) else { return nil }
         let e = entries[Int(i)]
         if e.previous >= 0 { entries[Int(e.previous)].next = e.next }
@@ -187,9 +208,9 @@ public struct AdmissionLedger: Sendable {
             accounts[e.slot.accountID] = calls.count > 0 ? calls : nil
         }
         // The strings go now, not when the entry is reused.
-        entries[Int(i)] = Entry(id: .uuid(0, 0), slot: Slot(accountID: 0, coreUUID: "", destination: "", reservedAt: 0))
+        entries[Int(i)] = Entry(id: .uuid(0, 0), slot: Slot(accountID: 0, coreUUID: "", destination: "", reservedAt: 0), written: false)
         vacant.append(i)
-        return e.slot
+        return e
     }
 
     /// The calls an account has up.
@@ -236,7 +257,8 @@ public struct AdmissionLedger: Sendable {
                 verdict = .channelLimit(inUse: inUse)
             } else {
                 let slot = Slot(accountID: a.accountID, coreUUID: a.coreUUID, destination: a.destination, reservedAt: t)
-                insert(key, slot)
+                insert(key, slot, written: false)
+                withoutRow.append((key, t))
                 pending.reservedSlots[key] = slot
                 inUse += 1
             }
@@ -280,28 +302,63 @@ public struct AdmissionLedger: Sendable {
     public mutating func release(keys: some Sequence<CallKey>) -> Int {
         var n = 0
         for id in keys {
-            guard remove(id) != nil else { continue }
+            guard let e = remove(id) else { continue }
             n += 1
             // Reserved and released between two writes: the copy never needs to know.
-            if pending.reservedSlots.removeValue(forKey: id) == nil { pending.released.insert(id) }
+            if pending.reservedSlots.removeValue(forKey: id) != nil { continue }
+            if e.written { pending.released.insert(id) } else { pending.forgotten.insert(id) }
         }
         return n
     }
 
-    /// What changed since the last call, for the copy; cleared.
-    public mutating func takeChanges() -> Changes {
-        defer { pending = Changes() }
-        return pending
+    /// What changed since the last call, for the copy; cleared. `now` (µs since the epoch) decides
+    /// which slots have been up for `rowAfter` and become rows; `allRows`: every slot becomes one
+    /// (before a reconciliation, which judges the rows).
+    public mutating func takeChanges(now: Int64, allRows: Bool = false) -> Changes {
+        var changes = pending
+        pending = Changes()
+        func row(_ key: CallKey) {
+            guard let i = index[key], !entries[Int(i)].written else { return }
+            entries[Int(i)].written = true
+            changes.rows[key] = entries[Int(i)].slot
+        }
+        for key in rowsAgain { row(key) }
+        rowsAgain = []
+        let due = now - Self.rowAfter
+        while rowsHead < withoutRow.count {
+            let (key, at) = withoutRow[rowsHead]
+            // A time ahead of now: the clock stepped back since; the slot is not held back by it.
+            guard allRows || at <= due || at > now + Self.second else { break }
+            rowsHead += 1
+            row(key)
+        }
+        if rowsHead > 1024 && rowsHead * 2 > withoutRow.count {
+            withoutRow.removeFirst(rowsHead)
+            rowsHead = 0
+        }
+        return changes
     }
 
     /// Changes that could not be written go back, under anything changed since (a slot released
-    /// meanwhile stays released; counts add up).
+    /// meanwhile stays released; counts add up; a row not made is made at the next write).
     public mutating func restore(_ changes: Changes) {
         for (id, slot) in changes.reservedSlots where index[id] != nil && pending.reservedSlots[id] == nil {
             pending.reservedSlots[id] = slot
         }
+        for (id, _) in changes.rows {
+            if let i = index[id] {
+                entries[Int(i)].written = false
+                rowsAgain.append(id)
+            } else if pending.released.remove(id) != nil {
+                // Released since as a row; its row was never made: a journal release.
+                pending.forgotten.insert(id)
+            }
+        }
         for id in changes.released where index[id] == nil && pending.reservedSlots[id] == nil {
             pending.released.insert(id)
+        }
+        for id in changes.forgotten where index[id] == nil && pending.reservedSlots[id] == nil {
+            pending.forgotten.insert(id)
         }
         for (key, n) in changes.counts { pending.counts[key, default: 0] += n }
     }
@@ -355,9 +412,15 @@ public struct AdmissionLedger: Sendable {
 
     /// Applies part of `diff` against what changed since it was made (since the changes were last
     /// taken for the copy): a slot reserved since stays, one released since is not taken back.
+    /// A slot without a row stays: the copy's rows cannot speak for it.
     public mutating func apply(_ diff: SlotsDiff, removing: Range<Int>, adding: Range<Int>) {
-        for key in diff.removed[removing] where pending.reservedSlots[key] == nil { _ = remove(key) }
-        for (key, slot) in diff.added[adding] where index[key] == nil && !pending.released.contains(key) { insert(key, slot) }
+        for key in diff.removed[removing] where pending.reservedSlots[key] == nil {
+            guard let i = index[key], entries[Int(i)].written else { continue }
+            _ = remove(key)
+        }
+        for (key, slot) in diff.added[adding] where index[key] == nil && !pending.released.contains(key) && !pending.forgotten.contains(key) {
+            insert(key, slot, written: true)
+        }
     }
 
     /// The admission times within the last second of `now` per subject: what `cps_windows` gets

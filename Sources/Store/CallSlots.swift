@@ -110,9 +110,9 @@ public enum CallSlots {
         return try r.decode(0, 0, as: Int.self)
     }
 
-    /// Calls an account has up now, across every switch.
+    /// Calls an account has up now, across every switch (rows and the holder's journal, 0017).
     public static func inUse(_ db: Connection, accountID: Int64) throws -> Int {
-        try db.execute("SELECT count(*) FROM call_slots WHERE account_id = $1::bigint", [String(accountID)]).decode(0, 0, as: Int.self)
+        try db.execute("SELECT switchauth_calls_up($1::bigint)", [String(accountID)]).decode(0, 0, as: Int.self)
     }
 
     // MARK: Admissions in memory (migration 0015)
@@ -133,7 +133,7 @@ public enum CallSlots {
     public static func warm(_ db: Connection) throws {
         try db.execute("""
             SELECT (SELECT count(*) FROM admission_authority) + (SELECT count(*) FROM call_slots)
-                 + (SELECT count(*) FROM cps_windows) + (SELECT count(*) FROM fraud_counts)
+                 + (SELECT count(*) FROM cps_windows) + (SELECT count(*) FROM fraud_counts) + (SELECT count(*) FROM admission_journal)
             """)
     }
 
@@ -194,9 +194,14 @@ public enum CallSlots {
         return stored
     }
 
-    /// Every slot the database holds.
-    public static func slots(_ db: Connection) throws -> [String: AdmissionLedger.Slot] {
-        let r = try db.execute("""
+    /// Every slot the database holds as a row (`withJournal`: and every slot of the holder's
+    /// journal still up, migration 0017: every call the database knows to be up).
+    public static func slots(_ db: Connection, withJournal: Bool = false) throws -> [String: AdmissionLedger.Slot] {
+        let r = try db.execute(withJournal ? """
+            SELECT unique_id, account_id, core_uuid, destination, (extract(epoch FROM reserved_at) * 1000000)::bigint FROM call_slots
+            UNION ALL
+            SELECT unique_id, account_id, core_uuid, destination, (extract(epoch FROM reserved_at) * 1000000)::bigint FROM switchauth_live_journal()
+            """ : """
             SELECT unique_id, account_id, core_uuid, destination, (extract(epoch FROM reserved_at) * 1000000)::bigint FROM call_slots
             """)
         var out: [String: AdmissionLedger.Slot] = [:]
@@ -211,18 +216,27 @@ public enum CallSlots {
     /// What a flush answers: the epoch lost the admissions, or an instance wants them in the database.
     public enum FlushAnswer: String, Sendable { case ok, wanted, lost }
 
-    /// Writes what the holder changed since its last flush (one statement, asynchronous commit).
-    public static func flush(_ db: Connection, epoch: Int64, _ changes: AdmissionLedger.Changes) throws -> FlushAnswer {
+    /// Writes what the holder changed since its last flush (one statement, asynchronous commit):
+    /// the new slots and the releases of slots without a row as one journal row, the slots up for
+    /// `AdmissionLedger.rowAfter` as rows (migration 0017). `now`: the holder's clock when it took
+    /// the changes (µs since the epoch); journal rows older than `journalKept` go.
+    public static func flush(_ db: Connection, epoch: Int64, now: Int64, _ changes: AdmissionLedger.Changes) throws -> FlushAnswer {
         func ints(_ values: some Sequence<Int64>) -> String { "{" + values.map(String.init).joined(separator: ",") + "}" }
         let reserved = Array(changes.reservedSlots)
+        let rows = Array(changes.rows)
         let counts = Array(changes.counts)
         let r = try db.execute("""
-            SELECT switchauth_flush_admissions($1::bigint, $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[],
-                                               $8::bigint[], $9::bigint[], $10::int[])
+            SELECT switchauth_flush_admissions($1::bigint, $2::bigint, $3::bigint, $4::text[], $5::bigint[], $6::text[], $7::text[],
+                                               $8::bigint[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[],
+                                               $14::bigint[], $15::text[], $16::bigint[], $17::bigint[], $18::int[])
             """, [
-                String(epoch), TrustBatch.textArray(reserved.map(\.key.text)), ints(reserved.map(\.value.accountID)),
+                String(epoch), String(now), String(now - AdmissionLedger.journalKept),
+                TrustBatch.textArray(reserved.map(\.key.text)), ints(reserved.map(\.value.accountID)),
                 TrustBatch.textArray(reserved.map(\.value.coreUUID)), TrustBatch.textArray(reserved.map(\.value.destination)),
-                ints(reserved.map(\.value.reservedAt)), TrustBatch.textArray(changes.released.map(\.text)),
+                ints(reserved.map(\.value.reservedAt)), TrustBatch.textArray(changes.forgotten.map(\.text)),
+                TrustBatch.textArray(rows.map(\.key.text)), ints(rows.map(\.value.accountID)),
+                TrustBatch.textArray(rows.map(\.value.coreUUID)), TrustBatch.textArray(rows.map(\.value.destination)),
+                ints(rows.map(\.value.reservedAt)), TrustBatch.textArray(changes.released.map(\.text)),
                 ints(counts.map(\.key.thresholdID)), ints(counts.map(\.key.windowStart)), ints(counts.map { Int64($0.value) }),
             ])
         let text: String = try r.decode(0, 0)

@@ -228,7 +228,7 @@ public struct ConsoleQueries {
                \(time("a.expires_at")), \(time("a.created_at")), \(time("a.updated_at")),
                (SELECT count(*) FROM ip_settings s WHERE s.account_id = a.id),
                (SELECT count(*) FROM sip_devices d WHERE d.account_id = a.id), a.max_cps,
-               (SELECT count(*) FROM call_slots c WHERE c.account_id = a.id)
+               switchauth_calls_up(a.id)
         """
     static let accountColumns = accountSelect + " FROM accounts a"
 

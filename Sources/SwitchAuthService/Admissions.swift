@@ -339,10 +339,13 @@ final class AdmissionAuthority: Sendable {
     }
 
     private func flush(_ db: Connection, epoch: Int64, _ leaseConnection: inout Int?) {
-        let changes = state.withLock(wake: .none) { $0.ledger.takeChanges() }
+        let (changes, now) = state.withLock(wake: .none) { s in
+            let now = Self.nowMicroseconds()
+            return (s.ledger.takeChanges(now: now), now)
+        }
         let answer: CallSlots.FlushAnswer
         do {
-            answer = try CallSlots.flush(db, epoch: epoch, changes)
+            answer = try CallSlots.flush(db, epoch: epoch, now: now, changes)
         } catch {
             state.withLock(wake: .none) { $0.ledger.restore(changes) }
             metrics.databaseError()
@@ -417,13 +420,15 @@ final class AdmissionAuthority: Sendable {
 
     /// Writes the ledger's changes and CPS windows and gives the admissions to the database.
     private func giveBack(_ db: Connection, reason: String) {
-        let (changes, windows, epoch) = state.withLock(wake: .none) { s in
+        let (changes, windows, epoch, now) = state.withLock(wake: .none) { s in
             s.mode = .database
-            return (s.ledger.takeChanges(), s.ledger.liveWindows(now: Self.nowMicroseconds()), s.epoch)
+            let now = Self.nowMicroseconds()
+            return (s.ledger.takeChanges(now: now), s.ledger.liveWindows(now: now), s.epoch, now)
         }
         do {
+            // The journal goes into call_slots with the admissions (switchauth_admissions_to_database).
             let given = try db.transaction { db -> Bool in
-                _ = try CallSlots.flush(db, epoch: epoch, changes)
+                _ = try CallSlots.flush(db, epoch: epoch, now: now, changes)
                 return try CallSlots.giveToDatabase(db, epoch: epoch, windows: windows)
             }
             logger.notice("call admissions given back to the database", metadata: [
@@ -456,10 +461,15 @@ final class AdmissionAuthority: Sendable {
         let requests = state.withLock(wake: .none) { s -> [Request] in defer { s.requests = [] }; return s.requests }
         for r in requests {
             let result = Result<Int, any Error> {
-                let (changes, epoch, mode) = state.withLock(wake: .none) { ($0.ledger.takeChanges(), $0.epoch, $0.mode) }
+                // Every slot becomes a row first: the reconciliation judges the rows, and the
+                // ledger is matched to them after.
+                let (changes, epoch, mode, now) = state.withLock(wake: .none) { s in
+                    let now = Self.nowMicroseconds()
+                    return (s.ledger.takeChanges(now: now, allRows: true), s.epoch, s.mode, now)
+                }
                 if mode == .memory {
                     do {
-                        _ = try CallSlots.flush(db, epoch: epoch, changes)
+                        _ = try CallSlots.flush(db, epoch: epoch, now: now, changes)
                     } catch {
                         state.withLock(wake: .none) { $0.ledger.restore(changes) }
                         throw error

@@ -116,7 +116,7 @@ struct AdmissionLedgerTests {
             }
             if step == 2000 {
                 // The copy's slots come back as they are (what a reconciliation does).
-                _ = ledger.takeChanges()
+                _ = ledger.takeChanges(now: Self.t0, allRows: true)
                 ledger.replaceSlots(with: ledger.slots)
             }
             if step % 97 == 0 {
@@ -155,7 +155,7 @@ struct AdmissionLedgerTests {
         // A new minute starts its count again.
         ledger.release(["b"])
         #expect(admit("d", "4932", at: 60 * Self.s).measurements.map(\.value) == [4, 2, 1])
-        #expect(ledger.takeChanges().counts == [
+        #expect(ledger.takeChanges(now: Self.t0).counts == [
             AdmissionLedger.CountKey(thresholdID: 1, windowStart: Self.t0 - Self.t0 % (86_400 * Self.s)): 4,
             AdmissionLedger.CountKey(thresholdID: 3, windowStart: Self.t0): 2,
             AdmissionLedger.CountKey(thresholdID: 3, windowStart: Self.t0 + 60 * Self.s): 1,
@@ -167,17 +167,65 @@ struct AdmissionLedgerTests {
         _ = ledger.admit(Self.call("a", channels: 9), now: Self.t0)
         _ = ledger.admit(Self.call("b", channels: 9), now: Self.t0)
         ledger.release(["b", "old"])
-        var changes = ledger.takeChanges()
+        var changes = ledger.takeChanges(now: Self.t0)
         // b came and went between two writes: the copy never hears of it.
         #expect(Set(changes.reservedSlots.keys) == ["a"])
-        #expect(changes.released == ["old"])
+        #expect(changes.released == ["old"], "old is a row of call_slots")
+        #expect(changes.rows.isEmpty, "a is not up for rowAfter yet")
         #expect(!ledger.hasChanges)
         // A write that failed comes back under what changed since.
         ledger.release(["a"])
         ledger.restore(changes)
-        changes = ledger.takeChanges()
+        changes = ledger.takeChanges(now: Self.t0)
         #expect(changes.reservedSlots.isEmpty, "a was released since: not written as reserved")
-        #expect(changes.released == ["old", "a"])
+        #expect(changes.released == ["old"])
+        #expect(changes.forgotten == ["a"], "a was only ever in the journal: released there")
+    }
+
+    /// Migration 0017: a slot is written to the journal at once and becomes a row of
+    /// `call_slots` only once its call has been up `rowAfter`; its release goes where it is.
+    @Test func slotsBecomeRowsOnlyOnceTheirCallsLast() {
+        var ledger = AdmissionLedger()
+        let after = AdmissionLedger.rowAfter
+        _ = ledger.admit(Self.call("a", channels: 9), now: Self.t0)
+        _ = ledger.admit(Self.call("b", channels: 9), now: Self.t0 + 2 * Self.s)
+        var changes = ledger.takeChanges(now: Self.t0 + 3 * Self.s)
+        #expect(Set(changes.reservedSlots.keys) == ["a", "b"])
+        #expect(changes.rows.isEmpty)
+        changes = ledger.takeChanges(now: Self.t0 + after)
+        #expect(Set(changes.rows.keys) == ["a"])
+        // That write failed; b ends meanwhile (a journal release); a's row is made at the next.
+        ledger.restore(changes)
+        ledger.release(["b"])
+        changes = ledger.takeChanges(now: Self.t0 + after + 1)
+        #expect(Set(changes.rows.keys) == ["a"])
+        #expect(changes.forgotten == ["b"] && changes.released.isEmpty)
+        // A row's release deletes it; a failed write whose row was released since becomes a
+        // journal release (the row was never made).
+        ledger.release(["a"])
+        #expect(ledger.takeChanges(now: Self.t0 + after + 2).released == ["a"])
+        _ = ledger.admit(Self.call("c", channels: 9), now: Self.t0 + 10 * Self.s)
+        _ = ledger.takeChanges(now: Self.t0 + 10 * Self.s)
+        changes = ledger.takeChanges(now: Self.t0 + 10 * Self.s + after)
+        #expect(Set(changes.rows.keys) == ["c"])
+        ledger.release(["c"])
+        ledger.restore(changes)
+        changes = ledger.takeChanges(now: Self.t0 + 10 * Self.s + after + 1)
+        #expect(changes.forgotten == ["c"] && changes.released.isEmpty && changes.rows.isEmpty)
+        // Before a reconciliation every slot becomes a row.
+        _ = ledger.admit(Self.call("d", channels: 9), now: Self.t0 + 20 * Self.s)
+        changes = ledger.takeChanges(now: Self.t0 + 20 * Self.s, allRows: true)
+        #expect(Set(changes.rows.keys) == ["d"] && Set(changes.reservedSlots.keys) == ["d"])
+        // A slot stamped ahead of now (the clock stepped back since) holds no later slot back.
+        _ = ledger.admit(Self.call("e", channels: 9), now: Self.t0 + 100 * Self.s)
+        _ = ledger.admit(Self.call("f", channels: 9), now: Self.t0 + 21 * Self.s)
+        changes = ledger.takeChanges(now: Self.t0 + 21 * Self.s + after)
+        #expect(Set(changes.rows.keys) == ["e", "f"])
+        // A reconciliation's copy speaks only for rows: a slot without one stays.
+        _ = ledger.admit(Self.call("g", channels: 9), now: Self.t0 + 30 * Self.s)
+        _ = ledger.takeChanges(now: Self.t0 + 30 * Self.s)
+        ledger.replaceSlots(with: [:])
+        #expect(Set(ledger.slots.keys) == ["g"])
     }
 
     @Test func slotsReplacedByTheCopyKeepWhatIsUnwritten() {
@@ -279,9 +327,9 @@ struct AdmissionLedgerTests {
         #expect(ledger.admit(Self.call("trunk-7-call", channels: 3), now: Self.t0).verdict == .admitted(inUse: 3))
         #expect(ledger.admit(Self.call(lower, channels: 3), now: Self.t0).verdict == .alreadyHeld)
         #expect(Set(ledger.slots.keys) == [lower, lower.uppercased(), "trunk-7-call"])
-        #expect(Set(ledger.takeChanges().reservedSlots.keys.map(\.text)) == [lower, lower.uppercased(), "trunk-7-call"])
+        #expect(Set(ledger.takeChanges(now: Self.t0).reservedSlots.keys.map(\.text)) == [lower, lower.uppercased(), "trunk-7-call"])
         #expect(ledger.release([lower.uppercased(), "trunk-7-call", "0bd5a1a8-3e2f-4c55-9d0e-a4f1c2b3d4e6"]) == 2)
-        #expect(ledger.takeChanges().released == [CallKey(lower.uppercased()), "trunk-7-call"])
+        #expect(ledger.takeChanges(now: Self.t0).forgotten == [CallKey(lower.uppercased()), "trunk-7-call"])
         #expect(Set(ledger.slots.keys) == [lower])
     }
 }

@@ -112,8 +112,8 @@ struct AdmissionAuthorityTests {
         #expect(second.admit(call("a3"))?.verdict == .channelLimit(inUse: 2))
         #expect(second.release(["a1"]) == 1)
         #expect(second.admit(call("a3"))?.verdict == .admitted(inUse: 2))
-        // Written within milliseconds: a1 gone, a3 there.
-        #expect(waitUntil(seconds: 5) { (try? Set(CallSlots.slots(db).keys)) == ["a2", "a3"] })
+        // Written within milliseconds: a1 gone, a3 there (in the journal: a call of a moment).
+        #expect(waitUntil(seconds: 5) { (try? Set(CallSlots.slots(db, withJournal: true).keys)) == ["a2", "a3"] })
         second.stop()
         #expect(try CallSlots.authority(db, holder: "test").mode == "database")
         #expect(try CallSlots.admit(db, call("a4")).verdict == .channelLimit(inUse: 2))
@@ -168,7 +168,7 @@ struct AdmissionAuthorityTests {
     }
 
     /// A flush whose commit reached PostgreSQL but whose answer did not is written again by the
-    /// next one (migration 0016 inserts without ON CONFLICT): the slots already there are skipped,
+    /// next one (migration 0016 inserts without ON CONFLICT): the rows already there are skipped,
     /// the new ones and the releases still written, nothing refused.
     @Test func aFlushWrittenTwice() throws {
         let db = try Connection(try TestDatabase.shared.freshDatabase())
@@ -177,15 +177,107 @@ struct AdmissionAuthorityTests {
         try #require(try CallSlots.tryLease(db))
         let epoch = try CallSlots.takeIntoMemory(db, holder: "test").epoch
         func slot(_ t: Int64) -> AdmissionLedger.Slot { AdmissionLedger.Slot(accountID: id, coreUUID: "core-f", destination: "4930", reservedAt: t) }
+        let now = AdmissionAuthority.nowMicroseconds()
         var first = AdmissionLedger.Changes()
-        first.reservedSlots = ["f1": slot(1_000_000), "f2": slot(2_000_000)]
-        #expect(try CallSlots.flush(db, epoch: epoch, first) == .ok)
+        first.rows = ["f1": slot(1_000_000), "f2": slot(2_000_000)]
+        #expect(try CallSlots.flush(db, epoch: epoch, now: now, first) == .ok)
         var again = first
-        again.reservedSlots["f3"] = slot(3_000_000)
+        again.rows["f3"] = slot(3_000_000)
         again.released = ["f1"]
-        #expect(try CallSlots.flush(db, epoch: epoch, again) == .ok)
+        #expect(try CallSlots.flush(db, epoch: epoch, now: now + 1, again) == .ok)
         #expect(try CallSlots.slots(db) == ["f2": slot(2_000_000), "f3": slot(3_000_000)])
-        #expect(try CallSlots.flush(db, epoch: epoch + 1, again) == .lost, "another epoch's flush is refused")
+        #expect(try CallSlots.flush(db, epoch: epoch + 1, now: now + 2, again) == .lost, "another epoch's flush is refused")
         _ = try CallSlots.releaseLease(db)
+    }
+
+    /// Migration 0017: a call's slot is a journal entry until it has been up `rowAfter`; the
+    /// database's count of an account's calls includes it; a release of it is a journal entry
+    /// too; a journal row goes once its slots are rows or released; an instance that takes the
+    /// admissions after a holder that died finds every slot of the journal.
+    @Test func theJournalHoldsTheCallsOfAMoment() throws {
+        let config = try TestDatabase.shared.freshDatabase()
+        let db = try Connection(config)
+        defer { db.close() }
+        let id = try CallControlTests.account(db, "J1", channels: 5)
+        try #require(try CallSlots.tryLease(db))
+        let epoch = try CallSlots.takeIntoMemory(db, holder: "test").epoch
+        func slot(_ t: Int64) -> AdmissionLedger.Slot { AdmissionLedger.Slot(accountID: id, coreUUID: "core-j", destination: "4930", reservedAt: t) }
+        func journalRows() throws -> Int { try db.execute("SELECT count(*) FROM admission_journal").decode(0, 0) }
+        let t = AdmissionAuthority.nowMicroseconds()
+        var changes = AdmissionLedger.Changes()
+        changes.reservedSlots = ["j1": slot(t), "j2": slot(t)]
+        #expect(try CallSlots.flush(db, epoch: epoch, now: t, changes) == .ok)
+        #expect(try CallSlots.slots(db).isEmpty, "no row for a call of a moment")
+        #expect(try CallSlots.slots(db, withJournal: true) == ["j1": slot(t), "j2": slot(t)])
+        #expect(try CallSlots.inUse(db, accountID: id) == 2)
+        changes = AdmissionLedger.Changes()
+        changes.forgotten = ["j1"]
+        #expect(try CallSlots.flush(db, epoch: epoch, now: t + 1, changes) == .ok)
+        #expect(try CallSlots.slots(db, withJournal: true) == ["j2": slot(t)])
+        #expect(try CallSlots.inUse(db, accountID: id) == 1)
+        #expect(try journalRows() == 2)
+        // j2 has been up rowAfter: its row is made, and the journal rows of j1 and j2 go with it.
+        changes = AdmissionLedger.Changes()
+        changes.rows = ["j2": slot(t)]
+        #expect(try CallSlots.flush(db, epoch: epoch, now: t + 1 + AdmissionLedger.journalKept, changes) == .ok)
+        #expect(try journalRows() == 0)
+        #expect(try CallSlots.slots(db) == ["j2": slot(t)])
+        // Calls of a moment: j4 made a row (before a reconciliation) and ended, its reservation
+        // still in the journal; j5 ended, heard by another instance (a release in the database);
+        // j6 is on a switch that the other instance reconciles and no longer has; j3 is up.
+        // Then the holder dies (its connection, and the lease, go).
+        changes = AdmissionLedger.Changes()
+        changes.reservedSlots = ["j3": slot(t + 10), "j4": slot(t + 10), "j5": slot(t + 10)]
+        changes.rows = ["j4": slot(t + 10)]
+        #expect(try CallSlots.flush(db, epoch: epoch, now: t + 10, changes) == .ok)
+        changes = AdmissionLedger.Changes()
+        changes.released = ["j4"]
+        changes.reservedSlots = ["j6": AdmissionLedger.Slot(accountID: id, coreUUID: "core-k", destination: "4930", reservedAt: t + 11)]
+        #expect(try CallSlots.flush(db, epoch: epoch, now: t + 11, changes) == .ok)
+        let other = try Connection(config)
+        defer { other.close() }
+        #expect(try CallSlots.release(other, uniqueIDs: ["j5"]) == 0, "no row: j5 is in the journal")
+        #expect(try CallSlots.slots(db, withJournal: true) == ["j2": slot(t), "j3": slot(t + 10), "j6": AdmissionLedger.Slot(accountID: id, coreUUID: "core-k", destination: "4930", reservedAt: t + 11)])
+        let later = try db.execute("SELECT (clock_timestamp() + interval '1 second')::text").decode(0, 0, as: String.self)
+        #expect(try CallSlots.reconcile(other, endpoint: "host-k:8021", coreUUID: "core-k", before: later, live: []) == 1, "j6, from the journal")
+        db.close()
+        let next = try Connection(config)
+        defer { next.close() }
+        try #require(try CallSlots.tryLease(next))
+        let stored = try CallSlots.takeIntoMemory(next, holder: "next")
+        #expect(stored.modeBefore == "memory")
+        #expect(stored.slots == ["j2": slot(t), "j3": slot(t + 10)], "every slot the dead holder wrote, none that ended")
+        #expect(try next.execute("SELECT count(*) FROM admission_journal").decode(0, 0, as: Int.self) == 0, "the journal is in call_slots")
+        #expect(try CallSlots.slots(next) == ["j2": slot(t), "j3": slot(t + 10)])
+        _ = try CallSlots.releaseLease(next)
+    }
+
+    /// The holder's way: calls of a moment never become rows; a call up for `rowAfter` does; when
+    /// the holder stops, the journal is applied and the database admits with every slot.
+    @Test func aHolderWritesRowsOnlyForCallsThatLast() throws {
+        let config = try TestDatabase.shared.freshDatabase()
+        let db = try Connection(config)
+        defer { db.close() }
+        let id = try CallControlTests.account(db, "J2", channels: 3)
+        let authority = Self.authority(config)
+        authority.start()
+        defer { authority.stop() }
+        try #require(authority.mode == .memory)
+        for uuid in ["short", "long"] {
+            #expect(authority.admit(CallControlTests.admission(id, uuid, core: "core-j", channels: 3))?.verdict != nil)
+        }
+        #expect(waitUntil(seconds: 2) { (try? Set(CallSlots.slots(db, withJournal: true).keys)) == ["short", "long"] })
+        #expect(try CallSlots.slots(db).isEmpty)
+        #expect(authority.release(["short"]) == 1)
+        #expect(waitUntil(seconds: 2) { (try? Set(CallSlots.slots(db, withJournal: true).keys)) == ["long"] })
+        #expect(waitUntil(seconds: Double(AdmissionLedger.rowAfter / AdmissionLedger.second) + 3) {
+            (try? Set(CallSlots.slots(db).keys)) == ["long"]
+        }, "the call that lasts has its row")
+        #expect(try CallSlots.slots(db, withJournal: true).count == 1)
+        #expect(authority.admit(CallControlTests.admission(id, "moment", core: "core-j", channels: 3))?.verdict == .admitted(inUse: 2))
+        authority.stop()
+        #expect(try CallSlots.authority(db, holder: "test").mode == "database")
+        #expect(try Set(CallSlots.slots(db).keys) == ["long", "moment"], "given back: the journal is in call_slots")
+        #expect(try CallSlots.admit(db, CallControlTests.admission(id, "third", core: "core-j", channels: 3)).verdict == .admitted(inUse: 3))
     }
 }
