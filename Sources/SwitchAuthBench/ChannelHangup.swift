@@ -23,6 +23,17 @@ enum ChannelHangup {
             let body = parts.joined(separator: uniqueID)
             return "Content-Length: \(body.utf8.count)\nContent-Type: text/event-plain\n\n" + body
         }
+
+        /// `event(uniqueID:)` appended to `out` as bytes (the feed reuses one buffer: a String
+        /// grown to megabytes every 20 ms cost the feed more than the service's listener).
+        func append(uniqueID: String, to out: inout [UInt8]) {
+            let length = parts.reduce(0) { $0 + $1.utf8.count } + (parts.count - 1) * uniqueID.utf8.count
+            out.append(contentsOf: "Content-Length: \(length)\nContent-Type: text/event-plain\n\n".utf8)
+            for (i, part) in parts.enumerated() {
+                if i > 0 { out.append(contentsOf: uniqueID.utf8) }
+                out.append(contentsOf: part.utf8)
+            }
+        }
     }
 
     static let body = #"""

@@ -337,10 +337,11 @@ struct Compare: ParsableCommand {
             + metricValue(limits.1, #"switchauth_requests_total{section="dialplan",outcome="cps_limit"}"#)
         let inMemory = (try? metricValue(limits.1, "switchauth_admissions_in_memory")) ?? 0
         let released = (try? metricValue(limits.1, #"switchauth_call_slots_released_total{how="hangup"}"#)) ?? 0
+        let hangupsSent = hangups.hangupsSent.load(ordering: .relaxed)
         _ = limits.0.stop()
         hangups.stop()
         try big.execute("UPDATE accounts SET max_channels = 0, max_cps = 0")
-        try big.execute("TRUNCATE call_slots, cps_windows")
+        try big.execute("TRUNCATE call_slots, cps_windows, admission_journal")
         mainCopyCurrent()
         let limitsNew = Wrk.Result.median(limitsRounds)
         let nginxLimits = nginxLimitsRounds.isEmpty ? nil : Wrk.Result.median(nginxLimitsRounds)
@@ -434,7 +435,7 @@ struct Compare: ParsableCommand {
         rows.append(("dialplan IP decision, new connection (wrk)", wrkRow(dpNew) + spread(dpNewRounds),
                      roundsNote + "vs nginx " + ratio(dpNew.perSecond, nginxDp?.perSecond) + " with the same bodies (goal >= 1.0x); vs pgbench " + ratio(dpNew.perSecond, pgDialplan)))
         rows.append(("dialplan IP decision, limits on (call_limits = global), new connection (wrk)", wrkRow(limitsNew) + spread(limitsRounds),
-                     roundsNote + "vs nginx " + ratio(limitsNew.perSecond, nginxLimits?.perSecond) + String(format: "; %.0f calls admitted (a slot and a CPS window each), %.0f fail-closed (503) at the deadline, %.0f over a limit (must be 0); %.0f slots released by hangup events; admissions held in memory at the end: %@", admitted, limitsFailClosed, limitsRefused, released, inMemory == 1 ? "yes" : "no")))
+                     roundsNote + "vs nginx " + ratio(limitsNew.perSecond, nginxLimits?.perSecond) + String(format: "; %.0f calls admitted (a slot and a CPS window each), %.0f fail-closed (503) at the deadline, %.0f over a limit (must be 0); %.0f slots released by hangup events (of %d sent); admissions held in memory at the end: %@", admitted, limitsFailClosed, limitsRefused, released, hangupsSent, inMemory == 1 ? "yes" : "no")))
         rows.append(("HTTP layer alone (a 404 route, all non-2xx), new connection (wrk)", wrkRow(httpOnlyNew), "vs nginx " + ratio(httpOnlyNew.perSecond, nginxNew?.perSecond)))
         if let nginxNew { rows.append(("nginx static \(sampleAnswer) B, new connection (wrk)", wrkRow(nginxNew) + spread(nginxNewRounds), "the HTTP limit of this machine")) }
         if let nginxKeep { rows.append(("nginx static \(sampleAnswer) B, keep-alive (wrk)", wrkRow(nginxKeep) + spread(nginxKeepRounds), "")) }

@@ -64,6 +64,9 @@ final class HangupFeed: Sendable {
         func send(_ s: String) -> Bool { (try? socket.sendAll(s, timeoutMilliseconds: 2_000)) != nil }
         guard send("Content-Type: auth/request\n\n") else { return }
         var nextHangups = MonotonicClock.now()
+        /// The newest journal row read (µs since the epoch, its `written_us`).
+        var journalSeen: Int64 = 0
+        var events: [UInt8] = []
         let hangup = ChannelHangup.Template(coreUUID: coreUUID)
         while running.load(ordering: .relaxed) {
             // Commands: "line\n\n".
@@ -91,21 +94,34 @@ final class HangupFeed: Sendable {
             }
             guard MonotonicClock.now() >= nextHangups else { continue }
             nextHangups = MonotonicClock.now() + 20_000_000
-            // The calls made between 2.5 s and 1 s ago, by the second and millisecond their
-            // Unique-ID starts with (`Wrk`): a range of the primary key, not a scan of every slot
-            // (which cost PostgreSQL 6 µs a call at 20,000 calls/s, a tenth of the row, and is no
-            // part of the service's work). Bounded below too: the index entries of the slots
-            // released before (dead until a vacuum) are not walked again at every read. A call
-            // is written to the table milliseconds after its time; 1.5 s of overlap is plenty.
-            func id(_ ms: Int) -> String { String(format: "%08x-%04x", ms / 1000, ms % 1000) }
-            let now = Int(WallClock.seconds() * 1000)
-            guard let r = try? db.execute("""
-                SELECT unique_id FROM call_slots WHERE unique_id >= $1 AND unique_id < $2 ORDER BY unique_id LIMIT 20000
-                """, [id(now - 2_500), id(now - 1_000)]), r.rowCount > 0 else { continue }
-            var events = ""
-            for i in 0..<r.rowCount { events += hangup.event(uniqueID: r.string(i, 0) ?? "") }
-            guard send(events) else { return }
-            hangupsSent.add(r.rowCount, ordering: .relaxed)
+            // The calls made over a second ago, each once: while the service holds the admissions
+            // in memory they are the slots of its journal rows (migration 0017), read by the time
+            // the row was written; else the slots of call_slots made between 2.5 s and 1 s ago, by
+            // the second and millisecond their Unique-ID starts with (`Wrk`): a range of the
+            // primary key, not a scan of every slot (which cost PostgreSQL 6 µs a call at 20,000
+            // calls/s, a tenth of the row, and is no part of the service's work).
+            let nowUs = Int64(WallClock.seconds() * 1_000_000)
+            let upTo = nowUs - 1_000_000
+            if journalSeen == 0 { journalSeen = nowUs - 2_500_000 }
+            var ids: [String] = []
+            if let r = try? db.execute("""
+                SELECT max(j.written_us) OVER (), u FROM admission_journal j, unnest(j.ids) u WHERE j.written_us > $1 AND j.written_us <= $2
+                """, [String(journalSeen), String(upTo)]), r.rowCount > 0 {
+                journalSeen = (try? r.decode(0, 0, as: Int64.self)) ?? upTo
+                for i in 0..<r.rowCount { ids.append(r.string(i, 1) ?? "") }
+            } else {
+                func id(_ ms: Int) -> String { String(format: "%08x-%04x", ms / 1000, ms % 1000) }
+                let now = Int(nowUs / 1000)
+                guard let r = try? db.execute("""
+                    SELECT unique_id FROM call_slots WHERE unique_id >= $1 AND unique_id < $2 ORDER BY unique_id LIMIT 20000
+                    """, [id(now - 2_500), id(now - 1_000)]) else { continue }
+                for i in 0..<r.rowCount { ids.append(r.string(i, 0) ?? "") }
+            }
+            guard !ids.isEmpty else { continue }
+            events.removeAll(keepingCapacity: true)
+            for id in ids { hangup.append(uniqueID: id, to: &events) }
+            guard (try? socket.sendAll(events, timeoutMilliseconds: 2_000)) != nil else { return }
+            hangupsSent.add(ids.count, ordering: .relaxed)
         }
     }
 
