@@ -3,8 +3,8 @@
 -- deleted at the hangup, for calls that mostly last seconds).
 --
 -- While an instance holds the admissions in memory (0015), each flush now appends ONE row here:
--- the slots reserved since the last flush and the slots released that never reached call_slots,
--- as arrays. A slot reaches call_slots only once its call has been up `slot_rows_after` (5 s, the
+-- the slots reserved since the last flush and the slots released, as lines of text (stored as
+-- they come: text arrays cost PostgreSQL 0.45 µs an element to parse, more than the row). A slot reaches call_slots only once its call has been up `slot_rows_after` (5 s, the
 -- holder's constant) and is still up; a call shorter than that is two array entries here and
 -- nothing in call_slots. A journal row goes (in the flush that writes those slots) once every
 -- call it reserved is 6 s old: by then each one is either released or in call_slots.
@@ -15,39 +15,42 @@
 -- (switchauth_apply_admission_journal): the database modes and the readers of call_slots see the
 -- whole table as before. What a dead holder's successor finds is what it found before: every slot
 -- written up to the holder's last flush.
-CREATE TABLE admission_journal (
+--
+-- The journal is UNLOGGED: no WAL for rows that live seconds. A crash of PostgreSQL (or a
+-- promoted standby) starts it empty; the holder, which goes on with its memory when its lease
+-- comes back under the same epoch, then writes the rows of its calls that last as before. What
+-- is lost is only what a holder dying in the same moment leaves: the slots of its calls of the
+-- last 6 s, which then count for nothing until they end.
+CREATE UNLOGGED TABLE admission_journal (
     -- The holder's clock at the flush (µs since the epoch): what the journal is pruned by.
     written_us    bigint NOT NULL,
     epoch         bigint NOT NULL,
-    ids           text[] NOT NULL,
-    accounts      bigint[] NOT NULL,
-    cores         text[] NOT NULL,
-    destinations  text[] NOT NULL,
-    reserved_us   bigint[] NOT NULL,
-    released      text[] NOT NULL,
+    -- A line per entry, each ending in a newline, fields separated by tabs:
+    --   R <unique_id> <account_id> <reserved µs since the epoch> <core_uuid> <destination>
+    --   X <unique_id>                                   (a release)
+    -- Unique-IDs and Core-UUIDs are [0-9A-Za-z-] (the service admits no other); a destination's
+    -- control bytes and '%' are percent-encoded.
+    entries       text NOT NULL,
     PRIMARY KEY (written_us, epoch)
 );
--- Stored out of line as they are, never tried with pglz first (it was the backend's first cost in
--- a profile; a journal row lives seconds).
-ALTER TABLE admission_journal ALTER COLUMN ids SET STORAGE EXTERNAL,
-                              ALTER COLUMN accounts SET STORAGE EXTERNAL,
-                              ALTER COLUMN cores SET STORAGE EXTERNAL,
-                              ALTER COLUMN destinations SET STORAGE EXTERNAL,
-                              ALTER COLUMN reserved_us SET STORAGE EXTERNAL,
-                              ALTER COLUMN released SET STORAGE EXTERNAL;
+-- Stored out of line as it is, never tried with pglz first (it was the backend's first cost in a
+-- profile; a journal row lives seconds).
+ALTER TABLE admission_journal ALTER COLUMN entries SET STORAGE EXTERNAL;
 
 -- The journal's slots still up (reserved, not released, not in call_slots yet).
 CREATE FUNCTION switchauth_live_journal()
 RETURNS TABLE (unique_id text, account_id bigint, core_uuid text, destination text, reserved_at timestamptz)
 LANGUAGE sql STABLE AS $$
-    WITH reserved AS (
-        SELECT DISTINCT ON (u.i) u.i, u.a, u.c, u.d, u.t
-          FROM admission_journal j, unnest(j.ids, j.accounts, j.cores, j.destinations, j.reserved_us) u(i, a, c, d, t)
-         ORDER BY u.i, j.written_us
+    WITH entries AS (
+        SELECT j.written_us, string_to_array(l, E'\t') f FROM admission_journal j, string_to_table(j.entries, E'\n') l WHERE l <> ''
+    ), reserved AS (
+        SELECT DISTINCT ON (e.f[2]) e.f[2] AS i, e.f[3]::bigint AS a, e.f[5] AS c, e.f[6] AS d, e.f[4]::bigint AS t
+          FROM entries e WHERE e.f[1] = 'R'
+         ORDER BY e.f[2], e.written_us
     ), released AS (
-        SELECT DISTINCT r AS i FROM admission_journal j, unnest(j.released) r
+        SELECT DISTINCT e.f[2] AS i FROM entries e WHERE e.f[1] = 'X'
     )
-    SELECT r.i, r.a, r.c, r.d, to_timestamp(r.t / 1000000.0)
+    SELECT r.i, r.a, r.c, coalesce(r.d, ''), to_timestamp(r.t / 1000000.0)
       FROM reserved r
      WHERE NOT EXISTS (SELECT 1 FROM released x WHERE x.i = r.i)
        AND NOT EXISTS (SELECT 1 FROM call_slots s WHERE s.unique_id = r.i)
@@ -64,7 +67,8 @@ BEGIN
     SELECT l.unique_id, l.account_id, l.core_uuid, l.destination, l.reserved_at FROM switchauth_live_journal() l
     ON CONFLICT (unique_id) DO NOTHING;
     GET DIAGNOSTICS n = ROW_COUNT;
-    DELETE FROM call_slots WHERE unique_id IN (SELECT DISTINCT r FROM admission_journal j, unnest(j.released) r);
+    DELETE FROM call_slots WHERE unique_id IN (
+        SELECT split_part(l, E'\t', 2) FROM admission_journal j, string_to_table(j.entries, E'\n') l WHERE l LIKE 'X%');
     DELETE FROM admission_journal;
     RETURN n;
 END;
@@ -85,10 +89,11 @@ BEGIN
     IF cardinality(p_ids) = 0 OR NOT EXISTS (SELECT 1 FROM admission_journal) THEN
         RETURN;
     END IF;
-    INSERT INTO admission_journal (written_us, epoch, ids, accounts, cores, destinations, reserved_us, released)
-    SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, a.epoch, '{}', '{}', '{}', '{}', '{}', p_ids
+    INSERT INTO admission_journal (written_us, epoch, entries)
+    SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, a.epoch,
+           (SELECT string_agg('X' || E'\t' || i || E'\n', '') FROM unnest(p_ids) i)
       FROM admission_authority a
-    ON CONFLICT (written_us, epoch) DO UPDATE SET released = admission_journal.released || EXCLUDED.released;
+    ON CONFLICT (written_us, epoch) DO UPDATE SET entries = admission_journal.entries || EXCLUDED.entries;
 END;
 $$;
 
@@ -170,14 +175,12 @@ BEGIN
 END;
 $$;
 
--- The flush (0016's, with the journal): p_ids.. are the slots reserved since the last flush (a
--- journal entry each), p_forgotten the released slots that never reached call_slots (journal
--- entries too); p_row_ids.. the slots old enough for call_slots, p_released the slots released
--- that are in it; journal rows written at or before p_prune_us go.
+-- The flush (0016's, with the journal): p_entries are the journal's lines for the slots reserved
+-- since the last flush and the released slots that never reached call_slots; p_row_ids.. the
+-- slots old enough for call_slots, p_released the slots released that are in it (journal
+-- releases too); journal rows written at or before p_prune_us go.
 DROP FUNCTION switchauth_flush_admissions(bigint, text[], bigint[], text[], text[], bigint[], text[], bigint[], bigint[], integer[]);
-CREATE FUNCTION switchauth_flush_admissions(p_epoch bigint, p_now_us bigint, p_prune_us bigint,
-                                            p_ids text[], p_accounts bigint[], p_cores text[], p_destinations text[], p_at bigint[],
-                                            p_forgotten text[],
+CREATE FUNCTION switchauth_flush_admissions(p_epoch bigint, p_now_us bigint, p_prune_us bigint, p_entries text,
                                             p_row_ids text[], p_row_accounts bigint[], p_row_cores text[], p_row_destinations text[],
                                             p_row_at bigint[], p_released text[],
                                             p_thresholds bigint[], p_windows bigint[], p_deltas integer[])
@@ -191,16 +194,13 @@ BEGIN
     IF NOT FOUND THEN
         RETURN 'lost';
     END IF;
-    IF cardinality(p_ids) > 0 OR cardinality(p_forgotten) > 0 OR cardinality(p_released) > 0 THEN
+    IF p_entries <> '' OR cardinality(p_released) > 0 THEN
         -- Rows deleted are journal releases too: a slot whose row was made and deleted within the
         -- journal's seconds must not come back from its reservation there.
         -- Two flushes at one microsecond (a clock stepped back): one row, both flushes' entries.
-        INSERT INTO admission_journal (written_us, epoch, ids, accounts, cores, destinations, reserved_us, released)
-        VALUES (p_now_us, p_epoch, p_ids, p_accounts, p_cores, p_destinations, p_at, p_forgotten || p_released)
-        ON CONFLICT (written_us, epoch) DO UPDATE
-           SET ids = admission_journal.ids || EXCLUDED.ids, accounts = admission_journal.accounts || EXCLUDED.accounts,
-               cores = admission_journal.cores || EXCLUDED.cores, destinations = admission_journal.destinations || EXCLUDED.destinations,
-               reserved_us = admission_journal.reserved_us || EXCLUDED.reserved_us, released = admission_journal.released || EXCLUDED.released;
+        INSERT INTO admission_journal (written_us, epoch, entries)
+        VALUES (p_now_us, p_epoch, p_entries || coalesce((SELECT string_agg('X' || E'\t' || r || E'\n', '') FROM unnest(p_released) r), ''))
+        ON CONFLICT (written_us, epoch) DO UPDATE SET entries = admission_journal.entries || EXCLUDED.entries;
     END IF;
     IF cardinality(p_row_ids) > 0 THEN
         -- Plain insert (the ledger writes each slot once); a flush whose commit reached the database

@@ -222,18 +222,13 @@ public enum CallSlots {
     /// the changes (µs since the epoch); journal rows older than `journalKept` go.
     public static func flush(_ db: Connection, epoch: Int64, now: Int64, _ changes: AdmissionLedger.Changes) throws -> FlushAnswer {
         func ints(_ values: some Sequence<Int64>) -> String { "{" + values.map(String.init).joined(separator: ",") + "}" }
-        let reserved = Array(changes.reservedSlots)
         let rows = Array(changes.rows)
         let counts = Array(changes.counts)
         let r = try db.execute("""
-            SELECT switchauth_flush_admissions($1::bigint, $2::bigint, $3::bigint, $4::text[], $5::bigint[], $6::text[], $7::text[],
-                                               $8::bigint[], $9::text[], $10::text[], $11::bigint[], $12::text[], $13::text[],
-                                               $14::bigint[], $15::text[], $16::bigint[], $17::bigint[], $18::int[])
+            SELECT switchauth_flush_admissions($1::bigint, $2::bigint, $3::bigint, $4::text, $5::text[], $6::bigint[], $7::text[],
+                                               $8::text[], $9::bigint[], $10::text[], $11::bigint[], $12::bigint[], $13::int[])
             """, [
-                String(epoch), String(now), String(now - AdmissionLedger.journalKept),
-                TrustBatch.textArray(reserved.map(\.key.text)), ints(reserved.map(\.value.accountID)),
-                TrustBatch.textArray(reserved.map(\.value.coreUUID)), TrustBatch.textArray(reserved.map(\.value.destination)),
-                ints(reserved.map(\.value.reservedAt)), TrustBatch.textArray(changes.forgotten.map(\.text)),
+                String(epoch), String(now), String(now - AdmissionLedger.journalKept), journalEntries(changes),
                 TrustBatch.textArray(rows.map(\.key.text)), ints(rows.map(\.value.accountID)),
                 TrustBatch.textArray(rows.map(\.value.coreUUID)), TrustBatch.textArray(rows.map(\.value.destination)),
                 ints(rows.map(\.value.reservedAt)), TrustBatch.textArray(changes.released.map(\.text)),
@@ -244,6 +239,38 @@ public enum CallSlots {
             throw PostgresError(kind: .decoding, operation: "switchauth_flush_admissions", message: "unexpected answer \(text)")
         }
         return answer
+    }
+
+    /// The journal's lines for `changes` (migration 0017): `R`, Unique-ID, account, reserved µs,
+    /// Core-UUID, destination for a slot reserved; `X`, Unique-ID for a slot released without a row.
+    /// Tab-separated, each line ending in a newline; a destination's control bytes, DEL and '%'
+    /// are percent-encoded (Unique-IDs and Core-UUIDs are [0-9A-Za-z-]: the service admits no other).
+    public static func journalEntries(_ changes: AdmissionLedger.Changes) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(changes.reservedSlots.count * 112 + changes.forgotten.count * 40)
+        func text(_ s: String) { out.append(contentsOf: s.utf8) }
+        func number(_ n: Int64) { text(String(n)) }
+        for (key, slot) in changes.reservedSlots {
+            out.append(UInt8(ascii: "R")); out.append(9)
+            text(key.text); out.append(9)
+            number(slot.accountID); out.append(9)
+            number(slot.reservedAt); out.append(9)
+            text(slot.coreUUID); out.append(9)
+            for b in slot.destination.utf8 {
+                if b < 0x20 || b == 0x7f || b == UInt8(ascii: "%") {
+                    let hex = Array("0123456789ABCDEF".utf8)
+                    out.append(UInt8(ascii: "%")); out.append(hex[Int(b >> 4)]); out.append(hex[Int(b & 15)])
+                } else {
+                    out.append(b)
+                }
+            }
+            out.append(10)
+        }
+        for key in changes.forgotten {
+            out.append(UInt8(ascii: "X")); out.append(9)
+            text(key.text); out.append(10)
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Gives the admissions back to the database with the holder's CPS windows. False when the

@@ -105,7 +105,8 @@ final class HangupFeed: Sendable {
             if journalSeen == 0 { journalSeen = nowUs - 2_500_000 }
             var ids: [String] = []
             if let r = try? db.execute("""
-                SELECT max(j.written_us) OVER (), u FROM admission_journal j, unnest(j.ids) u WHERE j.written_us > $1 AND j.written_us <= $2
+                SELECT max(j.written_us) OVER (), split_part(l, E'\t', 2) FROM admission_journal j, string_to_table(j.entries, E'\n') l
+                 WHERE j.written_us > $1 AND j.written_us <= $2 AND l LIKE 'R%'
                 """, [String(journalSeen), String(upTo)]), r.rowCount > 0 {
                 journalSeen = (try? r.decode(0, 0, as: Int64.self)) ?? upTo
                 for i in 0..<r.rowCount { ids.append(r.string(i, 1) ?? "") }

@@ -252,6 +252,16 @@ struct AdmissionAuthorityTests {
         _ = try CallSlots.releaseLease(next)
     }
 
+    /// The journal's lines: tab-separated fields, a destination's control bytes and '%'
+    /// percent-encoded, so that no destination can end or split a line.
+    @Test func journalLines() {
+        var changes = AdmissionLedger.Changes()
+        changes.reservedSlots = ["a-1": AdmissionLedger.Slot(accountID: 7, coreUUID: "core-1", destination: "49\n%1\t*#", reservedAt: 123)]
+        changes.forgotten = ["b-2"]
+        #expect(CallSlots.journalEntries(changes) == "R\ta-1\t7\t123\tcore-1\t49%0A%251%09*#\nX\tb-2\n")
+        #expect(CallSlots.journalEntries(AdmissionLedger.Changes()) == "")
+    }
+
     /// The holder's way: calls of a moment never become rows; a call up for `rowAfter` does; when
     /// the holder stops, the journal is applied and the database admits with every slot.
     @Test func aHolderWritesRowsOnlyForCallsThatLast() throws {
