@@ -4,6 +4,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <errno.h>
+#include <string.h>
 #include <sys/socket.h>
 
 int sa_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
@@ -38,4 +39,8 @@ int sa_accept(int fd, void *addr, uint32_t *addrlen) {
 
 int sa_malloc_trim(void) {
     return malloc_trim(0);
+}
+
+const void *sa_memmem(const void *haystack, size_t haystack_len, const void *needle, size_t needle_len) {
+    return memmem(haystack, haystack_len, needle, needle_len);
 }

@@ -55,6 +55,8 @@ struct ESLStreamTests {
             #expect(got[0].eventHeader("Caller-Destination-Number") == "+4930")
             #expect(got[0].eventHeader("variable_x7") == "v 7")
             #expect(got[0].eventHeader("Unique") == nil, "a prefix of a name is not the name")
+            #expect(got[0].eventHeader("variable_x0") == "v 0", "the body's first line")
+            #expect(got[0].eventHeader("ariable_x0") == nil, "a line's tail is not a name")
             #expect(got[1].headers["Content-Type"] == "api/response")
             #expect(got[1].body == "+OK")
         }
@@ -74,5 +76,9 @@ struct ESLStreamTests {
         let api = try #require(try stream.next(timeoutMilliseconds: 2_000))
         #expect(api.headers["Content-Type"] == "api/response")
         #expect(api.body == "ok")
+        #expect(api.eventHeader("ok") == nil)
+        let last = ESLStream.Message(headers: [:], bodyBytes: Array("A: 1\nUnique-ID:  tail \r".utf8))
+        #expect(last.eventHeader("Unique-ID") == "tail", "a last line without its newline")
+        #expect(ESLStream.Message(headers: [:], bodyBytes: []).eventHeader("A") == nil)
     }
 }

@@ -1,5 +1,6 @@
 #ifndef SWITCHAUTH_CSYSTEMSHIMS_H
 #define SWITCHAUTH_CSYSTEMSHIMS_H
+#include <stddef.h>
 #include <stdint.h>
 #include <netinet/in.h>
 
@@ -26,4 +27,6 @@ int sa_eventfd(void);
 int sa_accept(int fd, void *addr, uint32_t *addrlen);
 /* malloc_trim(0): hands free heap back to the kernel (malloc.h is not in Glibc's module). */
 int sa_malloc_trim(void);
+/* memmem (a GNU extension Glibc's module does not export): the first needle in haystack, or NULL. */
+const void *sa_memmem(const void *haystack, size_t haystack_len, const void *needle, size_t needle_len);
 #endif
