@@ -313,30 +313,46 @@ public struct AdmissionLedger: Sendable {
 
     /// What changed since the last call, for the copy; cleared. `now` (µs since the epoch) decides
     /// which slots have been up for `rowAfter` and become rows; `allRows`: every slot becomes one
-    /// (before a reconciliation, which judges the rows).
+    /// (tests; the service takes them in parts with `takeRows`, outside the lock meanwhile).
     public mutating func takeChanges(now: Int64, allRows: Bool = false) -> Changes {
         var changes = pending
         pending = Changes()
-        func row(_ key: CallKey) {
-            guard let i = index[key], !entries[Int(i)].written else { return }
-            entries[Int(i)].written = true
-            changes.rows[key] = entries[Int(i)].slot
-        }
-        for key in rowsAgain { row(key) }
+        for key in rowsAgain { row(key, into: &changes.rows) }
         rowsAgain = []
-        let due = now - Self.rowAfter
-        while rowsHead < withoutRow.count {
+        changes.rows.merge(takeRows(reservedBy: now - Self.rowAfter, now: now, max: .max).rows) { a, _ in a }
+        if allRows { changes.rows.merge(takeRows(reservedBy: .max, now: now, max: .max).rows) { a, _ in a } }
+        return changes
+    }
+
+    /// At most `max` slots reserved by `reservedBy` (µs since the epoch) that have no row yet, now
+    /// counted as rows, oldest first: a reconciliation, which judges the rows, makes every slot
+    /// one first, `max` at a time under the lock the event loops admit under (30,000 slots at once
+    /// held it for milliseconds). A slot stamped ahead of `now` (the clock stepped back since) is
+    /// taken too, so that it holds no later slot back. `done`: no slot of those is left.
+    public mutating func takeRows(reservedBy cutoff: Int64, now: Int64, max: Int) -> (rows: [CallKey: Slot], done: Bool) {
+        var rows: [CallKey: Slot] = [:]
+        var taken = 0
+        var done = false
+        while taken < max {
+            guard rowsHead < withoutRow.count else { done = true; break }
             let (key, at) = withoutRow[rowsHead]
-            // A time ahead of now: the clock stepped back since; the slot is not held back by it.
-            guard allRows || at <= due || at > now + Self.second else { break }
+            guard at <= cutoff || at > now + Self.second else { done = true; break }
             rowsHead += 1
-            row(key)
+            taken += 1
+            row(key, into: &rows)
         }
         if rowsHead > 1024 && rowsHead * 2 > withoutRow.count {
             withoutRow.removeFirst(rowsHead)
             rowsHead = 0
         }
-        return changes
+        return (rows, done)
+    }
+
+    /// The slot's row is to be made (if it is still up and has none).
+    private mutating func row(_ key: CallKey, into rows: inout [CallKey: Slot]) {
+        guard let i = index[key], !entries[Int(i)].written else { return }
+        entries[Int(i)].written = true
+        rows[key] = entries[Int(i)].slot
     }
 
     /// Changes that could not be written go back, under anything changed since (a slot released

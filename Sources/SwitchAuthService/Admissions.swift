@@ -160,6 +160,8 @@ final class AdmissionAuthority: Sendable {
     }
 
     static let releaseChunk = 32
+    /// Slots made rows under one hold of the lock before a reconciliation.
+    static let rowsPart = 256
 
     func inUse(account: Int64) -> Int? {
         state.withLock(wake: .none) { s in s.mode == .memory ? s.ledger.inUse(account: account) : nil }
@@ -462,10 +464,16 @@ final class AdmissionAuthority: Sendable {
         for r in requests {
             let result = Result<Int, any Error> {
                 // Every slot becomes a row first: the reconciliation judges the rows, and the
-                // ledger is matched to them after.
-                let (changes, epoch, mode, now) = state.withLock(wake: .none) { s in
+                // ledger is matched to them after. Taken a part at a time under the lock the
+                // event loops admit under.
+                var (changes, epoch, mode, now) = state.withLock(wake: .none) { s in
                     let now = Self.nowMicroseconds()
-                    return (s.ledger.takeChanges(now: now, allRows: true), s.epoch, s.mode, now)
+                    return (s.ledger.takeChanges(now: now), s.epoch, s.mode, now)
+                }
+                while mode == .memory {
+                    let part = state.withLock(wake: .none) { $0.ledger.takeRows(reservedBy: now, now: now, max: Self.rowsPart) }
+                    changes.rows.merge(part.rows) { a, _ in a }
+                    if part.done { break }
                 }
                 if mode == .memory {
                     do {
