@@ -165,12 +165,13 @@ final class CallEventListener: Sendable {
             return s.core
         }
         do {
-            let reconcile: @Sendable (Connection) throws -> Int = { db in
-                try CallSlots.reconcile(db, endpoint: identity, coreUUID: core, before: before, live: live)
-            }
-            // In memory: on the admissions' connection, after their changes are written, and the
-            // ledger's slots are then the database's.
-            let n = try admissions?.reconcile(reconcile) ?? reconcile(db)
+            // In memory: on the admissions' connection, after their changes are written and
+            // every slot made a row (the journal has none of its own to judge then), and the
+            // ledger's slots are then the database's. Elsewhere the journal's slots are judged
+            // too: they may be those of a holder that died.
+            let n = try admissions?.reconcile({ db in
+                try CallSlots.reconcile(db, endpoint: identity, coreUUID: core, before: before, live: live, judgeJournal: false)
+            }) ?? CallSlots.reconcile(db, endpoint: identity, coreUUID: core, before: before, live: live, judgeJournal: true)
             metrics.slotsReleased("reconcile", n)
             if n > 0 || previous != core {
                 logger.notice("call slots reconciled with the switch", metadata: [
