@@ -200,13 +200,9 @@ public enum CallSlots {
     /// Every slot the database holds as a row (`withJournal`: and every slot of the holder's
     /// journal still up, migration 0017: every call the database knows to be up).
     public static func slots(_ db: Connection, withJournal: Bool = false) throws -> [String: AdmissionLedger.Slot] {
-        let r = try db.execute(withJournal ? """
-            SELECT unique_id, account_id, core_uuid, destination, (extract(epoch FROM reserved_at) * 1000000)::bigint FROM call_slots
-            UNION ALL
-            SELECT unique_id, account_id, core_uuid, destination, (extract(epoch FROM reserved_at) * 1000000)::bigint FROM switchauth_live_journal()
-            """ : """
-            SELECT unique_id, account_id, core_uuid, destination, (extract(epoch FROM reserved_at) * 1000000)::bigint FROM call_slots
-            """)
+        let columns = "unique_id, account_id, core_uuid, destination, (extract(epoch FROM reserved_at) * 1000000)::bigint"
+        let r = try db.execute("SELECT \(columns) FROM call_slots"
+                               + (withJournal ? " UNION ALL SELECT \(columns) FROM switchauth_live_journal()" : ""))
         var out: [String: AdmissionLedger.Slot] = [:]
         out.reserveCapacity(r.rowCount)
         for i in 0..<r.rowCount {
@@ -244,6 +240,8 @@ public enum CallSlots {
         return answer
     }
 
+    private static let hexDigits = Array("0123456789ABCDEF".utf8)
+
     /// The journal's lines for `changes` (migration 0017): `R`, Unique-ID, account, reserved µs,
     /// Core-UUID, destination for a slot reserved; `X`, Unique-ID for a slot released without a row.
     /// Tab-separated, each line ending in a newline; a destination's control bytes, DEL and '%'
@@ -261,8 +259,7 @@ public enum CallSlots {
             text(slot.coreUUID); out.append(9)
             for b in slot.destination.utf8 {
                 if b < 0x20 || b == 0x7f || b == UInt8(ascii: "%") {
-                    let hex = Array("0123456789ABCDEF".utf8)
-                    out.append(UInt8(ascii: "%")); out.append(hex[Int(b >> 4)]); out.append(hex[Int(b & 15)])
+                    out.append(UInt8(ascii: "%")); out.append(hexDigits[Int(b >> 4)]); out.append(hexDigits[Int(b & 15)])
                 } else {
                     out.append(b)
                 }
