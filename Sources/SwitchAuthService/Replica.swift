@@ -106,12 +106,11 @@ public final class Replica: FactsSource, Sendable {
             return list
         }
         guard !list.isEmpty else { return }
-        var resumed: UInt64 = 0
-        for p in list where p.deadline > now {
-            p.resume()
-            resumed += 1
-        }
-        parkedResumed.add(resumed, ordering: .relaxed)
+        let live = list.filter { $0.deadline > now }
+        // Counted before they are handed on: one answered at once is already counted when its
+        // client (or a test) sees the answer.
+        parkedResumed.add(UInt64(live.count), ordering: .relaxed)
+        for p in live { p.resume() }
     }
 
     /// Lookups parked now (for tests and the metrics).
