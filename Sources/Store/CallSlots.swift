@@ -113,6 +113,19 @@ public enum CallSlots {
         return try r.decode(0, 0, as: Int.self)
     }
 
+    /// The switch's run as its reconciliation in the holder's ledger needs it (migration 0018):
+    /// `core` recorded as the run at `endpoint`; `stale`, the runs it replaced there (forgotten
+    /// now); `known`, every run a listener knows.
+    public static func switchRun(_ db: Connection, endpoint: String, core: String) throws -> (stale: Set<String>, known: Set<String>) {
+        let r = try db.execute("SELECT core_uuid, stale FROM switchauth_switch_run($1, $2)", [endpoint, core], retry: .idempotent)
+        var run: (stale: Set<String>, known: Set<String>) = ([], [])
+        for i in 0..<r.rowCount {
+            let (uuid, stale): (String, Bool) = (try r.decode(i, 0), try r.decode(i, 1))
+            if stale { run.stale.insert(uuid) } else { run.known.insert(uuid) }
+        }
+        return run
+    }
+
     /// Calls an account has up now, across every switch (rows and the holder's journal, 0017).
     public static func inUse(_ db: Connection, accountID: Int64) throws -> Int {
         try db.execute("SELECT switchauth_calls_up($1::bigint)", [String(accountID)]).decode(0, 0, as: Int.self)

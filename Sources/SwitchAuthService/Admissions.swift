@@ -33,8 +33,6 @@ final class AdmissionAuthority: Sendable {
         var mode = Mode.none
         var epoch: Int64 = 0
         var ledger = AdmissionLedger()
-        /// Work for the thread's connection (reconciliations in memory mode), with their answers.
-        var requests: [Request] = []
         var poked = false
         var flushes: UInt64 = 0
         var flushedChanges: UInt64 = 0
@@ -47,12 +45,6 @@ final class AdmissionAuthority: Sendable {
         var lastAdmission: UInt64 = 0
         /// After giving the lease up, not before this (MonotonicClock): the instance that asked takes it.
         var holdOffUntil: UInt64 = 0
-    }
-
-    final class Request: Sendable {
-        let body: @Sendable (Connection) throws -> Int
-        let answer = Monitor<Result<Int, any Error>?>(nil)
-        init(_ body: @escaping @Sendable (Connection) throws -> Int) { self.body = body }
     }
 
     static let flushMilliseconds = 5
@@ -99,9 +91,6 @@ final class AdmissionAuthority: Sendable {
     }
     func stop() {
         thread.stop()
-        // Whatever was asked of the thread and not done gets an answer.
-        let left = state.withLock(wake: .none) { s -> [Request] in defer { s.requests = [] }; return s.requests }
-        for r in left { r.answer.withLock { $0 = .failure(PostgresError(kind: .connection, operation: "admissions", message: "stopped")) } }
     }
 
     var mode: Mode { state.withLock(wake: .none) { $0.mode } }
@@ -160,8 +149,6 @@ final class AdmissionAuthority: Sendable {
     }
 
     static let releaseChunk = 32
-    /// Slots made rows under one hold of the lock before a reconciliation.
-    static let rowsPart = 256
 
     func inUse(account: Int64) -> Int? {
         state.withLock(wake: .none) { s in s.mode == .memory ? s.ledger.inUse(account: account) : nil }
@@ -197,17 +184,29 @@ final class AdmissionAuthority: Sendable {
         do { try CallSlots.wantDatabase(db, by: holder) } catch { metrics.databaseError() }
     }
 
-    /// Runs `body` on the lease's connection with the ledger's changes written first, then makes
-    /// the ledger's slots those the database has after it (a reconciliation with a switch). nil when
-    /// this instance does not hold the admissions (the caller runs it on its own connection).
-    func reconcile(_ body: @escaping @Sendable (Connection) throws -> Int) throws -> Int? {
-        guard mode == .memory else { return nil }
-        let request = Request(body)
-        state.withLock(wake: .all) { $0.requests.append(request) }
-        guard let result = request.answer.wait(until: { $0 != nil }, timeoutNanoseconds: 10_000_000_000, { $0 }) else {
-            throw PostgresError(kind: .timeout, operation: "reconcile", message: "the admissions' thread did not answer within 10 s")
+    /// A reconciliation with a switch judged in the ledger, which holds every slot while this
+    /// instance holds the admissions (migration 0018): the slots gone are released there, a part
+    /// of the slab at a time under the lock the event loops admit under, and their rows and
+    /// journal entries go with the next write, as a hangup's do. `whole`: the ledger held the
+    /// admissions throughout; else (given back meanwhile, or never held) the database judges its
+    /// slots (`CallSlots.reconcile`), the rest of them or all.
+    func reconcile(_ judge: AdmissionLedger.Reconciliation) -> (released: Int, whole: Bool) {
+        var released = 0
+        var from = 0
+        while true {
+            let step = state.withLock(wake: .none) { s -> (n: Int, next: Int)? in
+                guard s.mode == .memory else { return nil }
+                let end = min(from + AdmissionLedger.reconcilePart, s.ledger.slabCount)
+                let n = s.ledger.release(keys: s.ledger.gone(in: from..<end, judge))
+                return (n, end)
+            }
+            guard let step else { return (released, false) }
+            released += step.n
+            if step.next >= state.withLock(wake: .none, { $0.ledger.slabCount }) { break }
+            from = step.next
         }
-        return try result!.get()
+        if released > 0 { wakeWriter() }
+        return (released, true)
     }
 
     struct Gauges {
@@ -282,13 +281,12 @@ final class AdmissionAuthority: Sendable {
                     }
                 }
             }
-            serveRequests(db)
             state.withLock(wake: .all) { $0.tried = true }
             let busy = state.withLock(wake: .none) { $0.mode == .memory && $0.ledger.hasChanges }
             let after = MonotonicClock.now()
             let wait = busy ? max(200_000, (lastFlush &+ interval) > after ? (lastFlush &+ interval) - after : 0)
                             : UInt64(Self.idleMilliseconds) * 1_000_000
-            _ = state.wait(until: { $0.poked || !$0.requests.isEmpty }, timeoutNanoseconds: wait) { _ in () }
+            _ = state.wait(until: { $0.poked }, timeoutNanoseconds: wait) { _ in () }
             if t.isStopping { break }
         }
         // A clean stop: everything written and the admissions given back with the CPS windows, so
@@ -443,51 +441,6 @@ final class AdmissionAuthority: Sendable {
                 s.mode = .memory
                 s.ledger.restore(changes)
             }
-        }
-    }
-
-    /// Brings the ledger's slots to what the database has (after a reconciliation), without
-    /// holding the event loops' lock for more than a part of the difference at a time: the keys are
-    /// taken under it, the difference is made outside, and applied 256 calls at a time.
-    /// Nothing else writes the copy meanwhile: this thread is its writer.
-    private func matchLedger(toDatabase db: Connection) throws {
-        let stored = try CallSlots.slots(db)
-        guard let keys = state.withLock(wake: .none, { s in s.mode == .memory ? s.ledger.slotKeys : nil }) else { return }
-        let diff = AdmissionLedger.SlotsDiff(ledger: keys, stored: stored)
-        for part in diff.parts() {
-            state.withLock(wake: .none) { s in if s.mode == .memory { s.ledger.apply(diff, removing: part.removing, adding: part.adding) } }
-        }
-    }
-
-    private func serveRequests(_ db: Connection) {
-        let requests = state.withLock(wake: .none) { s -> [Request] in defer { s.requests = [] }; return s.requests }
-        for r in requests {
-            let result = Result<Int, any Error> {
-                // Every slot becomes a row first: the reconciliation judges the rows, and the
-                // ledger is matched to them after. Taken a part at a time under the lock the
-                // event loops admit under.
-                var (changes, epoch, mode, now) = state.withLock(wake: .none) { s in
-                    let now = Self.nowMicroseconds()
-                    return (s.ledger.takeChanges(now: now), s.epoch, s.mode, now)
-                }
-                while mode == .memory {
-                    let part = state.withLock(wake: .none) { $0.ledger.takeRows(reservedBy: now, now: now, max: Self.rowsPart) }
-                    changes.rows.merge(part.rows) { a, _ in a }
-                    if part.done { break }
-                }
-                if mode == .memory {
-                    do {
-                        _ = try CallSlots.flush(db, epoch: epoch, now: now, changes)
-                    } catch {
-                        state.withLock(wake: .none) { $0.ledger.restore(changes) }
-                        throw error
-                    }
-                }
-                let n = try r.body(db)
-                if mode == .memory { try matchLedger(toDatabase: db) }
-                return n
-            }
-            r.answer.withLock { $0 = result }
         }
     }
 }

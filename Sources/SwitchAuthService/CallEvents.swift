@@ -147,6 +147,8 @@ final class CallEventListener: Sendable {
         guard !hostname.isEmpty, hostname.utf8.count <= 253 else { throw ESLStream.Failure("hostname: unexpected answer") }
         let identity = "\(hostname):\(endpoint.port)"
         let before: String
+        // The same moment on this instance's clock, which stamps the slots of its ledger.
+        let beforeInLedger = AdmissionAuthority.nowMicroseconds() - AdmissionLedger.second
         do {
             before = try CallSlots.databaseNow(db)
         } catch {
@@ -165,13 +167,21 @@ final class CallEventListener: Sendable {
             return s.core
         }
         do {
-            // In memory: on the admissions' connection, after their changes are written and
-            // every slot made a row (the journal has none of its own to judge then), and the
-            // ledger's slots are then the database's. Elsewhere the journal's slots are judged
-            // too: they may be those of a holder that died.
-            let n = try admissions?.reconcile({ db in
-                try CallSlots.reconcile(db, endpoint: identity, coreUUID: core, before: before, live: live, judgeJournal: false)
-            }) ?? CallSlots.reconcile(db, endpoint: identity, coreUUID: core, before: before, live: live, judgeJournal: true)
+            // Held in memory: judged in the ledger, which has every slot (migration 0018); the
+            // database only records the switch's run. Elsewhere (or given back meanwhile) the
+            // database judges its rows and its journal's slots (those of a holder that died).
+            var n = 0
+            var whole = false
+            if let admissions, admissions.mode == .memory {
+                let run = try CallSlots.switchRun(db, endpoint: identity, core: core)
+                let judged = admissions.reconcile(AdmissionLedger.Reconciliation(
+                    core: core, before: beforeInLedger, live: Set(live.map { CallKey($0) }), stale: run.stale, known: run.known,
+                    unknownBefore: AdmissionAuthority.nowMicroseconds() - 60 * AdmissionLedger.second))
+                (n, whole) = (judged.released, judged.whole)
+            }
+            if !whole {
+                n += try CallSlots.reconcile(db, endpoint: identity, coreUUID: core, before: before, live: live, judgeJournal: true)
+            }
             metrics.slotsReleased("reconcile", n)
             if n > 0 || previous != core {
                 logger.notice("call slots reconciled with the switch", metadata: [

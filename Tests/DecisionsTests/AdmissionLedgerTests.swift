@@ -114,11 +114,6 @@ struct AdmissionLedgerTests {
                     #expect(answer.measurements.map(\.value) == [expected], "step \(step)")
                 }
             }
-            if step == 2000 {
-                // The copy's slots come back as they are (what a reconciliation does).
-                _ = ledger.takeChanges(now: Self.t0, allRows: true)
-                ledger.replaceSlots(with: ledger.slots)
-            }
             if step % 97 == 0 {
                 for account in Int64(0)..<7 {
                     #expect(ledger.inUse(account: account) == model.values.filter { $0.account == account }.count, "step \(step)")
@@ -236,57 +231,57 @@ struct AdmissionLedgerTests {
         _ = ledger.admit(Self.call("f", channels: 9), now: Self.t0 + 21 * Self.s)
         changes = ledger.takeChanges(now: Self.t0 + 21 * Self.s + after)
         #expect(Set(changes.rows.keys) == ["e", "f"])
-        // A reconciliation's copy speaks only for rows: a slot without one stays.
-        _ = ledger.admit(Self.call("g", channels: 9), now: Self.t0 + 30 * Self.s)
-        _ = ledger.takeChanges(now: Self.t0 + 30 * Self.s)
-        ledger.replaceSlots(with: [:])
-        #expect(Set(ledger.slots.keys) == ["g"])
     }
 
-    @Test func slotsReplacedByTheCopyKeepWhatIsUnwritten() {
-        var ledger = AdmissionLedger(slots: ["x": .init(accountID: 1, coreUUID: "c", destination: "", reservedAt: 0),
-                                             "y": .init(accountID: 1, coreUUID: "c", destination: "", reservedAt: 0)])
-        _ = ledger.admit(Self.call("new", channels: 9), now: Self.t0)
-        ledger.release(["y"])
-        // The copy after a reconciliation released x (its call was gone) and still has y (its
-        // release is not written yet).
-        ledger.replaceSlots(with: ["y": .init(accountID: 1, coreUUID: "c", destination: "", reservedAt: 0)])
-        #expect(Set(ledger.slots.keys) == ["new"])
-        #expect(ledger.inUse(account: 1) == 1)
+    /// A reconciliation with a switch judged in the ledger (migration 0018): the rules of
+    /// `switchauth_reconcile_slots`, one row per case.
+    @Test(arguments: [
+        // (core, reserved s, live, expected gone)
+        ("run-2", 10, false, true),    // the switch's run, reserved before, no longer live
+        ("run-2", 10, true, false),    // live
+        ("run-2", 30, false, false),   // reserved after `before`: the next round judges it
+        ("run-1", 30, true, true),     // a run the switch replaced: gone whatever its age
+        ("run-x", 10, false, false),   // another switch's run
+        ("run-unseen", 50, false, false),  // a run no listener knows, younger than a minute
+        ("run-unseen", 5, false, true),    // ... older
+        ("", 5, false, true),          // no core at all, older than a minute
+    ] as [(String, Int64, Bool, Bool)])
+    func reconciliationRules(core: String, reserved: Int64, live: Bool, gone: Bool) {
+        let judge = AdmissionLedger.Reconciliation(core: "run-2", before: Self.t0 + 20 * Self.s, live: live ? ["call"] : [],
+                                                   stale: ["run-1"], known: ["run-2", "run-x"], unknownBefore: Self.t0 + 10 * Self.s)
+        let slot = AdmissionLedger.Slot(accountID: 1, coreUUID: core, destination: "4930", reservedAt: Self.t0 + reserved * Self.s)
+        #expect(judge.isGone("call", slot) == gone)
     }
 
-    /// The service's way: the difference made from the keys and the copy, then applied in parts
-    /// while calls come and go between them; the outcome is what one replacement at the end gives.
-    @Test func aDifferenceAppliedInPartsAgreesWithAReplacement() {
-        func slot(_ account: Int64) -> AdmissionLedger.Slot { .init(accountID: account, coreUUID: "c", destination: "4930", reservedAt: 0) }
-        var ledger = AdmissionLedger(slots: ["a": slot(1), "b": slot(1), "c": slot(2), "d": slot(2), "e": slot(3)])
-        // The copy after a reconciliation: c and d were gone from their switch; z is a slot the
-        // ledger does not have.
-        let stored = ["a": slot(1), "b": slot(1), "e": slot(3), "z": slot(4)]
-        let diff = AdmissionLedger.SlotsDiff(ledger: ledger.slotKeys, stored: stored)
-        #expect(Set(diff.removed) == ["c", "d"])
-        #expect(diff.added.map(\.key) == ["z"])
-        let parts = diff.parts(of: 1)
-        #expect(parts.map(\.removing) == [0..<1, 1..<2] && parts.map(\.adding) == [0..<1, 1..<1], "every removal and addition in one part")
-        var reference = ledger
-        func step(_ l: inout AdmissionLedger, _ i: Int) {
-            switch i {
-            case 0: l.release(["b", "c"])
-            case 1: _ = l.admit(Self.call("f", account: 2, channels: 9), now: Self.t0)
-            default: break
-            }
+    /// Walked in parts while calls come and go between them (the service's way, a part per hold
+    /// of the lock): what is released is what the rules find gone, nothing the walk passed twice
+    /// or missed, and vacant entries are never released.
+    @Test func aReconciliationWalkedInParts() {
+        var ledger = AdmissionLedger()
+        func admit(_ id: String, _ core: String, at seconds: Int64, account: Int64 = 1) {
+            var call = Self.call(id, account: account, channels: 99)
+            call.coreUUID = core
+            _ = ledger.admit(call, now: Self.t0 + seconds * Self.s)
         }
-        for i in 0..<3 {
-            step(&ledger, i)
-            ledger.apply(diff, removing: min(i, diff.removed.count)..<min(i + 1, diff.removed.count),
-                         adding: min(i, diff.added.count)..<min(i + 1, diff.added.count))
-            step(&reference, i)
+        for i in 0..<40 { admit("old-\(i)", "run-2", at: 1, account: Int64(i % 3)) }
+        for i in 0..<10 { admit("stale-\(i)", "run-1", at: 1) }
+        ledger.release(["old-3", "old-4"])   // vacant entries in the slab
+        let judge = AdmissionLedger.Reconciliation(core: "run-2", before: Self.t0 + 20 * Self.s, live: ["old-0", "old-1", "old-2"],
+                                                   stale: ["run-1"], known: ["run-2"], unknownBefore: Self.t0)
+        var (released, parts, from) = (0, 0, 0)
+        while from < ledger.slabCount {
+            parts += 1
+            let end = min(from + 7, ledger.slabCount)
+            released += ledger.release(keys: ledger.gone(in: from..<end, judge))
+            // Between parts: a young call of the run, and a hangup of one not yet judged.
+            admit("young-\(from)", "run-2", at: 30)
+            ledger.release(["old-39"])
+            from = end
         }
-        reference.replaceSlots(with: stored)
-        #expect(Set(ledger.slots.keys) == ["a", "e", "f", "z"])
-        #expect(ledger.slots == reference.slots)
-        for account in Int64(1)...4 { #expect(ledger.inUse(account: account) == reference.inUse(account: account)) }
-        #expect(ledger.inUse(account: 2) == 1, "d gone, f admitted since")
+        #expect(released == 35 + 10 - 1, "old-3 to old-38 and every stale slot; old-39 hung up meanwhile")
+        #expect(Set(ledger.slots.keys.filter { !$0.hasPrefix("young") }) == ["old-0", "old-1", "old-2"])
+        #expect(ledger.slots.keys.filter { $0.hasPrefix("young") }.count == parts && parts > 5)
+        #expect(ledger.inUse(account: 0) == 1 && ledger.inUse(account: 2) == 1 && ledger.inUse(account: 1) == 1 + parts, "old-0, old-2; old-1 and the young ones")
     }
 
     @Test func cpsUnknownAfterAnUncleanTakeover() {

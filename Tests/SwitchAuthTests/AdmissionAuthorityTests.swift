@@ -144,27 +144,37 @@ struct AdmissionAuthorityTests {
         #expect(second.mode == .memory)
     }
 
-    /// A reconciliation while the admissions are in memory: the database's copy is written first,
-    /// the switch's live channels decide, and the ledger's slots are then the database's.
+    /// A reconciliation while the admissions are in memory (migration 0018): judged in the ledger,
+    /// the database told only the switch's run; the slots gone leave the database with the next
+    /// write, rows and journal entries alike, and an earlier run's slots go whatever their age.
     @Test func reconciliationInMemory() throws {
         let config = try TestDatabase.shared.freshDatabase()
         let db = try Connection(config)
         defer { db.close() }
         let id = try CallControlTests.account(db, "R1", channels: 5)
+        // The switch's earlier run, seen by a listener before.
+        #expect(try CallSlots.reconcile(db, endpoint: "host:8021", coreUUID: "core-q", before: "-infinity", live: []) == 0)
         let authority = Self.authority(config)
         authority.start()
         defer { authority.stop() }
         try #require(authority.mode == .memory)
-        for uuid in ["live", "gone"] {
-            #expect(authority.admit(CallControlTests.admission(id, uuid, core: "core-r", channels: 5))?.verdict != nil)
+        for (uuid, core) in [("live", "core-r"), ("gone", "core-r"), ("earlier", "core-q"), ("elsewhere", "core-x")] {
+            #expect(authority.admit(CallControlTests.admission(id, uuid, core: core, channels: 5))?.verdict != nil)
         }
-        let before = try db.execute("SELECT (clock_timestamp() + interval '1 second')::text").decode(0, 0, as: String.self)
-        let released = try authority.reconcile { c in
-            try CallSlots.reconcile(c, endpoint: "host:8021", coreUUID: "core-r", before: before, live: ["live"], judgeJournal: false)
-        }
-        #expect(released == 1)
-        #expect(authority.inUse(account: id) == 1)
-        #expect(Set(try CallSlots.slots(db).keys) == ["live"])
+        let before = AdmissionAuthority.nowMicroseconds() + AdmissionLedger.second
+        let run = try CallSlots.switchRun(db, endpoint: "host:8021", core: "core-r")
+        #expect(run.stale == ["core-q"] && run.known == ["core-r"])
+        let judged = authority.reconcile(AdmissionLedger.Reconciliation(
+            core: "core-r", before: before, live: ["live"], stale: run.stale, known: run.known,
+            unknownBefore: AdmissionAuthority.nowMicroseconds() - 60 * AdmissionLedger.second))
+        #expect(judged.released == 2 && judged.whole, "gone and earlier; elsewhere is a minute from judged")
+        #expect(authority.inUse(account: id) == 2)
+        #expect(waitUntil(seconds: 2) { (try? CallSlots.inUse(db, accountID: id)) == 2 }, "the database's count follows with the next write")
+        #expect(try db.execute("SELECT count(*) FROM switch_cores WHERE core_uuid = 'core-q'").decode(0, 0, as: Int.self) == 0)
+        // Given back: the database judges (the ledger does not hold them).
+        authority.stop()
+        #expect(authority.reconcile(AdmissionLedger.Reconciliation(core: "core-r", before: before, live: [], stale: [], known: [],
+                                                                   unknownBefore: 0)) == (0, false))
     }
 
     /// A flush whose commit reached PostgreSQL but whose answer did not is written again by the
