@@ -31,7 +31,7 @@ let package = Package(
         // Sockets, pure HTTP/1.1 parser with limits, form decoding, event loops. Knows nothing of FreeSWITCH.
         .target(name: "CSystemShims"),
         // A pthread-mutex-guarded value (ThreadSanitizer sees pthread mutexes).
-        .target(name: "Locking", dependencies: ["SystemCalls"], swiftSettings: strict),
+        .target(name: "Locking", dependencies: ["SystemCalls", "CSystemShims"], swiftSettings: strict),
         // application/x-www-form-urlencoded: eager decoding and the lazy form mod_xml_curl lookups read. Pure (no I/O).
         .target(name: "FormEncoding", dependencies: ["CByteScan"], swiftSettings: strict),
         // A form body's separators and escapes as bitmaps (AVX2 or SSE2): the form index's one pass.

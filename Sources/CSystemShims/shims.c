@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <pthread.h>
 
 int sa_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 
@@ -43,4 +44,11 @@ int sa_malloc_trim(void) {
 
 const void *sa_memmem(const void *haystack, size_t haystack_len, const void *needle, size_t needle_len) {
     return memmem(haystack, haystack_len, needle, needle_len);
+}
+
+int sa_set_thread_name(const char *name) {
+    char short_name[16];
+    strncpy(short_name, name, sizeof short_name - 1);
+    short_name[sizeof short_name - 1] = 0;
+    return pthread_setname_np(pthread_self(), short_name);
 }

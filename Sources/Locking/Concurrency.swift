@@ -1,3 +1,4 @@
+import CSystemShims
 import Foundation
 import SystemCalls
 import Synchronization
@@ -163,6 +164,9 @@ public final class BackgroundThread: Sendable {
         }
         guard go else { return }
         let thread = Thread { [self] in
+            // The kernel's name for it (15 bytes), as `top -H`, `ps -L` and `perf` show it:
+            // Foundation keeps `Thread.name` to itself on Linux.
+            _ = sa_set_thread_name(name)
             body(self)
             phase.withLock { $0 = .stopped }
         }

@@ -29,4 +29,7 @@ int sa_accept(int fd, void *addr, uint32_t *addrlen);
 int sa_malloc_trim(void);
 /* memmem (a GNU extension Glibc's module does not export): the first needle in haystack, or NULL. */
 const void *sa_memmem(const void *haystack, size_t haystack_len, const void *needle, size_t needle_len);
+/* The calling thread's name as the kernel shows it (top -H, ps -L, perf; at most 15 bytes are
+   kept): pthread_setname_np is a GNU extension Glibc's module does not export. */
+int sa_set_thread_name(const char *name);
 #endif
