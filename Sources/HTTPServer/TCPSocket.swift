@@ -239,13 +239,21 @@ public final class TCPSocket: Sendable {
 
     /// Up to `max` bytes, waiting until `timeoutMilliseconds`; empty at end of file.
     public func receive(max: Int = 65_536, timeoutMilliseconds: Int = 5_000) throws(SystemError) -> [UInt8] {
-        let deadline = MonotonicClock.now() + UInt64(timeoutMilliseconds) * 1_000_000
         var buffer = [UInt8](repeating: 0, count: max)
+        let n = try buffer.withUnsafeMutableBytes { b in
+            Result { () throws(SystemError) in try receive(into: b, timeoutMilliseconds: timeoutMilliseconds) }
+        }.get()
+        return Array(buffer[0..<n])
+    }
+
+    /// `receive` into memory the caller keeps (a long-lived connection's reads, each into the same
+    /// buffer: no allocation and no zeroing per read). Returns the bytes read; 0 when the peer closed.
+    public func receive(into buffer: UnsafeMutableRawBufferPointer, timeoutMilliseconds: Int = 5_000) throws(SystemError) -> Int {
+        let deadline = MonotonicClock.now() + UInt64(timeoutMilliseconds) * 1_000_000
         while true {
-            let r = buffer.withUnsafeMutableBytes { read(into: $0, flags: Int32(MSG_DONTWAIT)) }
-            switch r {
-            case .done(let n): return Array(buffer[0..<n])
-            case .endOfFile: return []
+            switch read(into: buffer, flags: Int32(MSG_DONTWAIT)) {
+            case .done(let n): return n
+            case .endOfFile: return 0
             case .wouldBlock: try wait(for: Int16(POLLIN), deadline: deadline, call: "recv")
             case .failed(let e): throw e
             }
