@@ -163,7 +163,7 @@ struct AdmissionAuthorityTests {
         }
         let before = AdmissionAuthority.nowMicroseconds() + AdmissionLedger.second
         // An instance without the admissions reconciled the switch's new run first: the earlier
-        // run's slots are still stale to the holder (migration 0018 keeps replaced runs).
+        // run's slots are still stale to the holder (migration 0018 remembers replaced runs).
         _ = try CallSlots.reconcile(db, endpoint: "host:8021", coreUUID: "core-r", before: "-infinity", live: [])
         let run = try CallSlots.switchRun(db, endpoint: "host:8021", core: "core-r")
         #expect(run.stale == ["core-q"] && run.known == ["core-r"])
@@ -173,7 +173,8 @@ struct AdmissionAuthorityTests {
         #expect(judged.released == 2 && judged.whole, "gone and earlier; elsewhere is a minute from judged")
         #expect(authority.inUse(account: id) == 2)
         #expect(waitUntil(seconds: 2) { (try? CallSlots.inUse(db, accountID: id)) == 2 }, "the database's count follows with the next write")
-        #expect(try db.execute("SELECT count(*) FROM switch_cores WHERE core_uuid = 'core-q' AND replaced_at IS NOT NULL").decode(0, 0, as: Int.self) == 1)
+        #expect(try db.execute("SELECT count(*) FROM switch_cores WHERE core_uuid = 'core-q'").decode(0, 0, as: Int.self) == 0)
+        #expect(try db.execute("SELECT endpoint FROM switch_runs_replaced WHERE core_uuid = 'core-q'").decode(0, 0, as: String.self) == "host:8021")
         // Given back: the database judges (the ledger does not hold them).
         authority.stop()
         #expect(authority.reconcile(AdmissionLedger.Reconciliation(core: "core-r", before: before, live: [], stale: [], known: [],
