@@ -313,7 +313,7 @@ public struct AdmissionLedger: Sendable {
 
     /// What changed since the last call, for the copy; cleared. `now` (µs since the epoch) decides
     /// which slots have been up for `rowAfter` and become rows; `allRows`: every slot becomes one
-    /// (tests; the service takes them in parts with `takeRows`, outside the lock meanwhile).
+    /// (tests, and `switchauth-bench ledger`'s record of what a reconciliation cost before 0018).
     public mutating func takeChanges(now: Int64, allRows: Bool = false) -> Changes {
         var changes = pending
         pending = Changes()
@@ -325,10 +325,9 @@ public struct AdmissionLedger: Sendable {
     }
 
     /// At most `max` slots reserved by `reservedBy` (µs since the epoch) that have no row yet, now
-    /// counted as rows, oldest first: a reconciliation, which judges the rows, makes every slot
-    /// one first, `max` at a time under the lock the event loops admit under (30,000 slots at once
-    /// held it for milliseconds). A slot stamped ahead of `now` (the clock stepped back since) is
-    /// taken too, so that it holds no later slot back. `done`: no slot of those is left.
+    /// counted as rows, oldest first (`takeChanges` takes them all). A slot stamped ahead of `now`
+    /// (the clock stepped back since) is taken too, so that it holds no later slot back. `done`:
+    /// no slot of those is left.
     public mutating func takeRows(reservedBy cutoff: Int64, now: Int64, max: Int) -> (rows: [CallKey: Slot], done: Bool) {
         var rows: [CallKey: Slot] = [:]
         var taken = 0

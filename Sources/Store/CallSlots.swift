@@ -102,14 +102,13 @@ public enum CallSlots {
         try db.execute("SELECT (clock_timestamp() - interval '1 second')::text").decode(0, 0)
     }
 
-    /// The switch's live channels against the slots of its run (`switchauth_reconcile_slots`).
-    /// Returns the slots released. `judgeJournal`: the slots of the admissions' journal are judged
-    /// as the rows are (migration 0017; the holder, which made every slot a row first, skips the
-    /// parse of its whole journal).
-    public static func reconcile(_ db: Connection, endpoint: String, coreUUID: String, before: String, live: [String],
-                                 judgeJournal: Bool = true) throws -> Int {
-        let r = try db.execute("SELECT switchauth_reconcile_slots($1, $2, $3::timestamptz, $4::text[], $5::boolean)",
-                               [endpoint, coreUUID, before, TrustBatch.textArray(live), judgeJournal ? "true" : "false"], retry: .idempotent)
+    /// The switch's live channels against the slots of its run (`switchauth_reconcile_slots`), the
+    /// journal's slots judged as the rows are (migration 0017: they may be a dead holder's).
+    /// Returns the slots released. (Its `p_judge_journal` was false for the holder, which made
+    /// every slot a row first; since 0018 the holder judges in its ledger.)
+    public static func reconcile(_ db: Connection, endpoint: String, coreUUID: String, before: String, live: [String]) throws -> Int {
+        let r = try db.execute("SELECT switchauth_reconcile_slots($1, $2, $3::timestamptz, $4::text[], true)",
+                               [endpoint, coreUUID, before, TrustBatch.textArray(live)], retry: .idempotent)
         return try r.decode(0, 0, as: Int.self)
     }
 

@@ -194,15 +194,15 @@ final class AdmissionAuthority: Sendable {
         var released = 0
         var from = 0
         while true {
-            let step = state.withLock(wake: .none) { s -> (n: Int, next: Int)? in
+            let step = state.withLock(wake: .none) { s -> (n: Int, next: Int, done: Bool)? in
                 guard s.mode == .memory else { return nil }
                 let end = min(from + AdmissionLedger.reconcilePart, s.ledger.slabCount)
                 let n = s.ledger.release(keys: s.ledger.gone(in: from..<end, judge))
-                return (n, end)
+                return (n, end, end >= s.ledger.slabCount)
             }
             guard let step else { return (released, false) }
             released += step.n
-            if step.next >= state.withLock(wake: .none, { $0.ledger.slabCount }) { break }
+            if step.done { break }
             from = step.next
         }
         if released > 0 { wakeWriter() }

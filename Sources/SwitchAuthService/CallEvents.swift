@@ -180,7 +180,7 @@ final class CallEventListener: Sendable {
                 (n, whole) = (judged.released, judged.whole)
             }
             if !whole {
-                n += try CallSlots.reconcile(db, endpoint: identity, coreUUID: core, before: before, live: live, judgeJournal: true)
+                n += try CallSlots.reconcile(db, endpoint: identity, coreUUID: core, before: before, live: live)
             }
             metrics.slotsReleased("reconcile", n)
             if n > 0 || previous != core {
