@@ -135,4 +135,71 @@ struct SchemaTests {
         #expect(r.string(0, 3) == r.string(0, 4), "the bulk row names the ids it created")
         #expect(r.string(0, 5) == "t")
     }
+
+    /// 0019: updates and deletes are audited per statement from its transition tables, with the same
+    /// rows 0005's per-row trigger wrote: one per changed row, before and after without HA1s, the
+    /// password marker, nothing for updated_at alone, cascaded rows before their account, every row
+    /// of a bulk statement (12,000 here) in the order of their ids.
+    @Test func updatesAndDeletesAreAuditedRowByRow() throws {
+        let db = try Connection(TestDatabase.patient(try TestDatabase.shared.freshDatabase()))
+        try db.execute("SELECT set_config('switchauth.actor', 'cli:tester', false)")
+        try db.execute("INSERT INTO sip_domains (name) VALUES ('audit.example')")
+        try db.execute("INSERT INTO accounts (number, name) VALUES ('a1', 'Audited')")
+        try db.execute("""
+            INSERT INTO sip_devices (account_id, domain_id, username, ha1_md5, ha1_sha256)
+            SELECT a.id, d.id, 'd' || g, repeat('a', 32), repeat('b', 64)
+              FROM generate_series(1, 3) g, accounts a, sip_domains d WHERE a.number = 'a1' AND d.name = 'audit.example'
+            """)
+        try db.execute("""
+            INSERT INTO ip_settings (account_id, name, network, prefix)
+            SELECT id, 'pbx' || g, ('192.0.2.' || g)::cidr, '9' FROM accounts, generate_series(1, 2) g WHERE number = 'a1'
+            """)
+        let start: String = try db.execute("SELECT coalesce(max(id), 0) FROM audit_log").decode(0, 0)
+        func rows(_ sql: String = "") throws -> [String] {
+            let r = try db.execute("""
+                SELECT action || ' ' || object_type || ' ' || object_label || ' ' || coalesce(account_id::text, '-') || ' '
+                       || coalesce(before->>'caller_id_name', '-') || '>' || coalesce(after->>'caller_id_name', '-') || ' '
+                       || coalesce(after->>'password', '-') || ' ' || actor
+                  FROM audit_log WHERE id > $1::bigint \(sql) ORDER BY id
+                """, [start])
+            return (0..<r.rowCount).map { r.string($0, 0) ?? "nil" }
+        }
+        let account: String = try db.execute("SELECT id::text FROM accounts WHERE number = 'a1'").decode(0, 0)
+
+        try db.execute("UPDATE sip_devices SET caller_id_name = 'Desk' WHERE username IN ('d2', 'd1')")
+        try db.execute("UPDATE sip_devices SET ha1_md5 = repeat('c', 32), ha1_sha256 = repeat('d', 64) WHERE username = 'd3'")
+        try db.execute("UPDATE sip_devices SET updated_at = now() + interval '1 minute'")
+        #expect(try rows() == [
+            "update sip_devices d1@audit.example \(account) >Desk - cli:tester",
+            "update sip_devices d2@audit.example \(account) >Desk - cli:tester",
+            "update sip_devices d3@audit.example \(account) > changed cli:tester",
+        ])
+        let secrets: Int = try db.execute("""
+            SELECT count(*) FROM audit_log WHERE id > $1::bigint AND (before ? 'ha1_md5' OR after ? 'ha1_md5' OR before ? 'ha1_sha256'
+                   OR after ? 'ha1_sha256' OR before ? 'password' OR after->>'id' <> object_id OR after->>'username' <> before->>'username')
+            """, [start]).decode(0, 0)
+        #expect(secrets == 0)
+
+        try db.execute("DELETE FROM accounts WHERE number = 'a1'")
+        let deletes = try rows("AND action = 'delete'")
+        #expect(deletes == [
+            "delete accounts a1 \(account) ->- - cli:tester",
+            "delete ip_settings 192.0.2.1/32 prefix '9' \(account) ->- - cli:tester",
+            "delete ip_settings 192.0.2.2/32 prefix '9' \(account) ->- - cli:tester",
+            "delete sip_devices d1@audit.example \(account) Desk>- - cli:tester",
+            "delete sip_devices d2@audit.example \(account) Desk>- - cli:tester",
+            "delete sip_devices d3@audit.example \(account) >- - cli:tester",
+        ])
+
+        // A bulk update is audited row by row, whatever its size.
+        try db.execute("INSERT INTO accounts (number, name) SELECT 'b' || g, 'bulk ' || g FROM generate_series(1, 12000) g")
+        let bulkStart: String = try db.execute("SELECT max(id) FROM audit_log").decode(0, 0)
+        try db.execute("UPDATE accounts SET balance = balance + 10 WHERE number LIKE 'b%'")
+        let bulk = try db.execute("""
+            SELECT count(*), count(DISTINCT object_id), bool_and(before->>'balance' < after->>'balance' AND object_label LIKE 'b%'),
+                   bool_and(object_id::bigint > prev)
+              FROM (SELECT *, lag(object_id::bigint, 1, 0) OVER (ORDER BY id) AS prev FROM audit_log WHERE id > $1::bigint) x
+            """, [bulkStart])
+        #expect((0..<4).map { bulk.string(0, $0) } == ["12000", "12000", "t", "t"])
+    }
 }
