@@ -2,8 +2,10 @@ import Decisions
 import Locking
 
 /// Throttling of HTTP basic auth per source (README, "Basic auth"): after `maxFailures` wrong or
-/// missing credentials within `windowSeconds`, a source gets 429 without its credentials being
-/// checked (the right password included, or guessing would not be bounded) until the window ends.
+/// missing credentials within `windowSeconds`, a source's failures get 429 instead of 401 until the
+/// window ends. The right secret is checked first and always accepted (`LookupHandler.authorize`):
+/// it is 256 bits, so guessing is bounded by the secret, and anything sharing the switch's address
+/// could otherwise lock the switch out.
 /// A source is an IPv4 address or an IPv6 /64. Pure: the state is a value (a `FailureThrottle`),
 /// time is passed in.
 public struct BasicAuthThrottle: Sendable, Equatable {
