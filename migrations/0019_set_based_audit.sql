@@ -48,44 +48,18 @@ BEGIN
 END;
 $$;
 
-DROP TRIGGER accounts_audit ON accounts;
-CREATE TRIGGER accounts_audit_updates AFTER UPDATE ON accounts REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_statement();
-CREATE TRIGGER accounts_audit_deletes AFTER DELETE ON accounts REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_statement();
-
-DROP TRIGGER ip_settings_audit ON ip_settings;
-CREATE TRIGGER ip_settings_audit_updates AFTER UPDATE ON ip_settings REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_statement();
-CREATE TRIGGER ip_settings_audit_deletes AFTER DELETE ON ip_settings REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_statement();
-
-DROP TRIGGER sip_domains_audit ON sip_domains;
-CREATE TRIGGER sip_domains_audit_updates AFTER UPDATE ON sip_domains REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_statement();
-CREATE TRIGGER sip_domains_audit_deletes AFTER DELETE ON sip_domains REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_statement();
-
-DROP TRIGGER sip_domain_aliases_audit ON sip_domain_aliases;
-CREATE TRIGGER sip_domain_aliases_audit_updates AFTER UPDATE ON sip_domain_aliases REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_statement();
-CREATE TRIGGER sip_domain_aliases_audit_deletes AFTER DELETE ON sip_domain_aliases REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_statement();
-
-DROP TRIGGER sip_devices_audit ON sip_devices;
-CREATE TRIGGER sip_devices_audit_updates AFTER UPDATE ON sip_devices REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_statement();
-CREATE TRIGGER sip_devices_audit_deletes AFTER DELETE ON sip_devices REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_statement();
-
-DROP TRIGGER destination_rules_audit ON destination_rules;
-CREATE TRIGGER destination_rules_audit_updates AFTER UPDATE ON destination_rules REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_statement();
-CREATE TRIGGER destination_rules_audit_deletes AFTER DELETE ON destination_rules REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_statement();
-
-DROP TRIGGER fraud_thresholds_audit ON fraud_thresholds;
-CREATE TRIGGER fraud_thresholds_audit_updates AFTER UPDATE ON fraud_thresholds REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_statement();
-CREATE TRIGGER fraud_thresholds_audit_deletes AFTER DELETE ON fraud_thresholds REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_statement();
+-- 0005's and 0011's per-row triggers replaced by one for updates and one for deletes per table.
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['accounts', 'ip_settings', 'sip_domains', 'sip_domain_aliases', 'sip_devices',
+                             'destination_rules', 'fraud_thresholds'] LOOP
+        EXECUTE format('DROP TRIGGER %I ON %I', t || '_audit', t);
+        EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %I REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_statement()', t || '_audit_updates', t);
+        EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %I REFERENCING OLD TABLE AS old_rows '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION switchauth_audit_statement()', t || '_audit_deletes', t);
+    END LOOP;
+END;
+$$;

@@ -28,11 +28,7 @@ struct BulkChanges: ParsableCommand {
 
     func run() throws {
         let data = smoke ? Dataset.smoke : Dataset.full
-        let exeDir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        let switchauth = self.switchauth ?? exeDir.appendingPathComponent("switchauth").path
-        guard FileManager.default.isExecutableFile(atPath: switchauth) else {
-            throw BenchError("\(switchauth) not found: build it first (swift build -c release)")
-        }
+        let switchauth = try Compare.switchauthBinary(self.switchauth)
         print("== SwitchAuth bulk changes (\(smoke ? "smoke" : "full")): \(data.devices) devices, \(data.accounts) accounts, \(data.ipSettings) IP settings; lookups at \(Int(rate))/s throughout")
         let cluster = try TemporaryCluster()
         defer { cluster.stop() }

@@ -98,11 +98,7 @@ struct Compare: ParsableCommand {
         let data = smoke ? Dataset.smoke : Dataset.full
         let secs = seconds ?? (smoke ? 1.5 : 10)
         let openRate = rate ?? (smoke ? 500 : 2000)
-        let exeDir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        let switchauth = self.switchauth ?? exeDir.appendingPathComponent("switchauth").path
-        guard FileManager.default.isExecutableFile(atPath: switchauth) else {
-            throw BenchError("\(switchauth) not found: build it first (swift build -c release)")
-        }
+        let switchauth = try Self.switchauthBinary(self.switchauth)
         print("== SwitchAuth benchmark (\(smoke ? "smoke" : "full")): \(data.devices) devices, \(data.accounts) accounts, \(data.ipSettings) IP settings; \(secs) s per run, \(clients) clients, open loop \(Int(openRate)) req/s")
         let cluster = try TemporaryCluster()
         defer { cluster.stop() }
@@ -533,6 +529,16 @@ struct Compare: ParsableCommand {
 
     /// The measured binary's default `replica_staleness_ms`, from `serve --help-config` (an older
     /// build, compared with `--switchauth`, may have another; one without the setting: 0).
+    /// The switchauth binary to measure: `override`, else the one beside this benchmark.
+    static func switchauthBinary(_ override: String?) throws -> String {
+        let exeDir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let switchauth = override ?? exeDir.appendingPathComponent("switchauth").path
+        guard FileManager.default.isExecutableFile(atPath: switchauth) else {
+            throw BenchError("\(switchauth) not found: build it first (swift build -c release)")
+        }
+        return switchauth
+    }
+
     static func defaultStaleness(_ switchauth: String) throws -> Int {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: switchauth)
