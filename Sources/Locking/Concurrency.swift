@@ -98,10 +98,11 @@ public final class BoundedQueue<Element: Sendable>: Sendable {
         state = Monitor(State())
     }
 
-    /// Adds `element` unless the queue is full or closed; never waits.
-    public func offer(_ element: Element) -> Bool {
+    /// Adds `element` unless the queue is full (`beyondCapacity`: whatever its length) or closed;
+    /// never waits.
+    public func offer(_ element: Element, beyondCapacity: Bool = false) -> Bool {
         state.withLock(wake: .one) { s in
-            guard !s.closed, s.count < capacity else { return false }
+            guard !s.closed, beyondCapacity || s.count < capacity else { return false }
             s.items.append(element)
             return true
         }

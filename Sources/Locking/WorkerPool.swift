@@ -36,8 +36,8 @@ public final class WorkerPool<Job: Sendable>: Sendable {
 
     public func start() { for t in threads { t.start() } }
 
-    /// Offers a job; false when the queue is full or the pool stopped.
-    public func submit(_ job: Job) -> Bool { queue.offer(job) }
+    /// Offers a job; false when the queue is full (unless `beyondCapacity`) or the pool stopped.
+    public func submit(_ job: Job, beyondCapacity: Bool = false) -> Bool { queue.offer(job, beyondCapacity: beyondCapacity) }
 
     public var queued: Int { queue.count }
 

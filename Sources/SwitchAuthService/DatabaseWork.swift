@@ -195,8 +195,8 @@ final class DatabasePool: Sendable {
 
     func start() { pool.start() }
 
-    /// Offers a job; false when the queue is full (or the pool stopped).
-    func submit(_ job: DatabaseJob) -> Bool { pool.submit(job) }
+    /// Offers a job; false when the queue is full (unless `beyondCapacity`) or the pool stopped.
+    func submit(_ job: DatabaseJob, beyondCapacity: Bool = false) -> Bool { pool.submit(job, beyondCapacity: beyondCapacity) }
 
     var queued: Int { pool.queued }
 
