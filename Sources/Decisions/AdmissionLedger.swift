@@ -319,32 +319,27 @@ public struct AdmissionLedger: Sendable {
         pending = Changes()
         for key in rowsAgain { row(key, into: &changes.rows) }
         rowsAgain = []
-        changes.rows.merge(takeRows(reservedBy: now - Self.rowAfter, now: now, max: .max).rows) { a, _ in a }
-        if allRows { changes.rows.merge(takeRows(reservedBy: .max, now: now, max: .max).rows) { a, _ in a } }
+        changes.rows.merge(takeRows(reservedBy: now - Self.rowAfter, now: now)) { a, _ in a }
+        if allRows { changes.rows.merge(takeRows(reservedBy: .max, now: now)) { a, _ in a } }
         return changes
     }
 
-    /// At most `max` slots reserved by `reservedBy` (µs since the epoch) that have no row yet, now
-    /// counted as rows, oldest first (`takeChanges` takes them all). A slot stamped ahead of `now`
-    /// (the clock stepped back since) is taken too, so that it holds no later slot back. `done`:
-    /// no slot of those is left.
-    public mutating func takeRows(reservedBy cutoff: Int64, now: Int64, max: Int) -> (rows: [CallKey: Slot], done: Bool) {
+    /// The slots reserved by `reservedBy` (µs since the epoch) that have no row yet, now counted as
+    /// rows. A slot stamped ahead of `now` (the clock stepped back since) is taken too, so that it
+    /// holds no later slot back.
+    public mutating func takeRows(reservedBy cutoff: Int64, now: Int64) -> [CallKey: Slot] {
         var rows: [CallKey: Slot] = [:]
-        var taken = 0
-        var done = false
-        while taken < max {
-            guard rowsHead < withoutRow.count else { done = true; break }
+        while rowsHead < withoutRow.count {
             let (key, at) = withoutRow[rowsHead]
-            guard at <= cutoff || at > now + Self.second else { done = true; break }
+            guard at <= cutoff || at > now + Self.second else { break }
             rowsHead += 1
-            taken += 1
             row(key, into: &rows)
         }
         if rowsHead > 1024 && rowsHead * 2 > withoutRow.count {
             withoutRow.removeFirst(rowsHead)
             rowsHead = 0
         }
-        return (rows, done)
+        return rows
     }
 
     /// The slot's row is to be made (if it is still up and has none).
