@@ -527,8 +527,6 @@ struct Compare: ParsableCommand {
         return (process, port)
     }
 
-    /// The measured binary's default `replica_staleness_ms`, from `serve --help-config` (an older
-    /// build, compared with `--switchauth`, may have another; one without the setting: 0).
     /// The switchauth binary to measure: `override`, else the one beside this benchmark.
     static func switchauthBinary(_ override: String?) throws -> String {
         let exeDir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
@@ -539,6 +537,8 @@ struct Compare: ParsableCommand {
         return switchauth
     }
 
+    /// The measured binary's default `replica_staleness_ms`, from `serve --help-config` (an older
+    /// build, compared with `--switchauth`, may have another; one without the setting: 0).
     static func defaultStaleness(_ switchauth: String) throws -> Int {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: switchauth)
